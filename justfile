@@ -1,0 +1,26 @@
+# runbench tasks. `just run FILE [ARGS]` and `just test` are the two README commands.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Build the runner and every plugin in release.
+build:
+    cargo build --release
+
+# Run scenarios: `just run scenarios/smoke.toml --runtimes tokio`.
+run *ARGS: build
+    ./target/release/runbench run {{ARGS}}
+
+# List the built plugins.
+list: build
+    ./target/release/runbench list
+
+# Check scenario files without running them.
+validate *FILES: build
+    ./target/release/runbench validate {{FILES}}
+
+# The whole test suite: format, lints, then every test (test-only plugins included).
+test:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo build --workspace
+    cargo test --workspace

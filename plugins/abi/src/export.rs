@@ -1,0 +1,247 @@
+//! The plugin side of the boundary: turns a safe [`Plugin`] into the C entry point.
+
+use crate::{Config, HostApi, Outcome, Plugin, RStr, ServeConfig, ServeReport, Status, StopToken};
+use std::any::Any;
+use std::ffi::c_void;
+use std::mem::{offset_of, size_of};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Connection counters, shared by all of a plugin's threads.
+#[derive(Default)]
+pub struct Stats {
+    accepted: AtomicU64,
+    peer_closed: AtomicU64,
+    closed_clean: AtomicU64,
+    cut: AtomicU64,
+    io_errors: AtomicU64,
+    accept_errors: AtomicU64,
+    bytes_echoed: AtomicU64,
+    serving: AtomicU64,
+    max_concurrent: AtomicU64,
+}
+
+/// Held while a connection is being served (after any `max_connections` permit).
+pub struct Serving<'a>(&'a Stats);
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.0.serving.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Stats {
+    pub fn accepted(&self) {
+        self.accepted.fetch_add(1, Relaxed);
+    }
+    pub fn accept_error(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
+    }
+    pub fn echoed(&self, bytes: usize) {
+        self.bytes_echoed.fetch_add(bytes as u64, Relaxed);
+    }
+    /// Marks a connection as served until the guard drops; tracks the peak.
+    pub fn serving(&self) -> Serving<'_> {
+        let now = self.serving.fetch_add(1, Relaxed) + 1;
+        self.max_concurrent.fetch_max(now, Relaxed);
+        Serving(self)
+    }
+    pub fn finished(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::PeerClosed => &self.peer_closed,
+            Outcome::Clean => &self.closed_clean,
+            Outcome::Cut => &self.cut,
+            Outcome::IoError => &self.io_errors,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+    fn report(&self) -> ServeReport {
+        ServeReport {
+            size: size_of::<ServeReport>() as u32,
+            accepted: self.accepted.load(Relaxed),
+            peer_closed: self.peer_closed.load(Relaxed),
+            closed_clean: self.closed_clean.load(Relaxed),
+            cut: self.cut.load(Relaxed),
+            io_errors: self.io_errors.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
+            bytes_echoed: self.bytes_echoed.load(Relaxed),
+            max_concurrent: self.max_concurrent.load(Relaxed),
+        }
+    }
+}
+
+struct Inner {
+    api: HostApi,
+    stats: Stats,
+    stop: StopToken,
+}
+
+// SAFETY: the host documents its callbacks as callable from any thread, and `ctx` stays valid
+// for the whole `serve` call.
+unsafe impl Send for Inner {}
+unsafe impl Sync for Inner {}
+
+/// What a running plugin gets from the host: logging, readiness, the stop signal, counters.
+/// Cheap to clone into tasks.
+#[derive(Clone)]
+pub struct HostHandle(Arc<Inner>);
+
+impl HostHandle {
+    pub fn log(&self, level: u32, msg: &str) {
+        (self.0.api.log)(self.0.api.ctx, level, RStr::new(msg));
+    }
+    pub fn info(&self, msg: &str) {
+        self.log(3, msg);
+    }
+    pub fn warn(&self, msg: &str) {
+        self.log(2, msg);
+    }
+    /// Tell the host every listener is accepting. Call once.
+    pub fn ready(&self) {
+        (self.0.api.ready)(self.0.api.ctx);
+    }
+    pub fn stop(&self) -> &StopToken {
+        &self.0.stop
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.0.stats
+    }
+}
+
+fn read_config(raw: &ServeConfig) -> Result<Config, String> {
+    let size = raw.size as usize;
+    // Fields added after v1 must be read only when `end_of(field) <= size` (append-only rule).
+    if size < offset_of!(ServeConfig, sleep_ns) + size_of::<u64>() {
+        return Err(format!(
+            "host passed a ServeConfig of {size} bytes; this plugin needs v1"
+        ));
+    }
+    // SAFETY: the host keeps these alive for the call.
+    let addr_text = unsafe { raw.addr.as_str() };
+    let addr = addr_text
+        .parse()
+        .map_err(|e| format!("bad listen address {addr_text:?}: {e}"))?;
+    let cpus = if raw.cpus_len == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: as above.
+        unsafe { std::slice::from_raw_parts(raw.cpus, raw.cpus_len) }
+            .iter()
+            .map(|&c| c as usize)
+            .collect()
+    };
+    Ok(Config {
+        threads: raw.threads.max(1) as usize,
+        addr,
+        cpus,
+        max_connections: (raw.max_connections > 0).then_some(raw.max_connections as usize),
+        message_bytes: (raw.message_bytes > 0).then_some(raw.message_bytes),
+        grace: Duration::from_millis(raw.grace_ms),
+        work: Duration::from_nanos(raw.work_ns),
+        sleep: Duration::from_nanos(raw.sleep_ns),
+    })
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Waits for the host's stop signal on a helper thread, raises `stopping`, and `forced` once
+/// the grace period is over. Detached: the process ends soon after `serve` returns.
+fn spawn_stop_watcher(api: &HostApi, stop: StopToken, grace: Duration) {
+    let wait_stop = api.wait_stop;
+    let ctx = api.ctx as usize;
+    std::thread::Builder::new()
+        .name("runbench-stop".into())
+        .spawn(move || {
+            wait_stop(ctx as *mut c_void);
+            stop.raise_stopping();
+            std::thread::sleep(grace);
+            stop.raise_forced();
+        })
+        .expect("spawning the stop-watcher thread");
+}
+
+/// The body of every plugin's `serve` symbol (used by [`crate::export_plugin!`]).
+///
+/// # Safety
+/// `config`, `host` and `report` must be valid for the duration of the call.
+pub unsafe fn serve_entry<P: Plugin>(
+    config: *const ServeConfig,
+    host: *const HostApi,
+    report: *mut ServeReport,
+) -> Status {
+    // SAFETY: upheld by the caller.
+    let (raw_config, api) = unsafe { (&*config, std::ptr::read(host)) };
+    let fail = |msg: &str| (api.fail)(api.ctx, RStr::new(msg));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let config = read_config(raw_config)?;
+        let handle = HostHandle(Arc::new(Inner {
+            // SAFETY: HostApi is plain data (pointers); the copy is never dropped specially.
+            api: unsafe { std::ptr::read(&api) },
+            stats: Stats::default(),
+            stop: StopToken::new(),
+        }));
+        spawn_stop_watcher(&api, handle.stop().clone(), config.grace);
+        P::serve(&config, &handle)?;
+        Ok::<_, String>(handle.stats().report())
+    }));
+    match result {
+        Ok(Ok(r)) => {
+            // SAFETY: upheld by the caller; write no more than the host's struct holds.
+            unsafe {
+                let host_size = (*report).size as usize;
+                let n = host_size.min(size_of::<ServeReport>());
+                std::ptr::copy_nonoverlapping(
+                    (&r as *const ServeReport).cast::<u8>(),
+                    report.cast::<u8>(),
+                    n,
+                );
+                (*report).size = n as u32;
+            }
+            Status::Ok
+        }
+        Ok(Err(msg)) => {
+            fail(&msg);
+            Status::Failed
+        }
+        Err(payload) => {
+            fail(&format!("panicked: {}", panic_text(&*payload)));
+            Status::Panicked
+        }
+    }
+}
+
+/// For plugin build scripts: the version of `krate` in the workspace's Cargo.lock, so results
+/// name the exact runtime version that was built. Emits `rerun-if-changed` for the lock file.
+pub fn locked_version(krate: &str) -> String {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("run from a build script");
+    let lock = std::path::Path::new(&dir)
+        .ancestors()
+        .map(|d| d.join("Cargo.lock"))
+        .find(|p| p.exists())
+        .expect("Cargo.lock above the plugin");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    let text = std::fs::read_to_string(&lock).expect("reading Cargo.lock");
+    let wanted = format!("name = \"{krate}\"");
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == wanted {
+            if let Some(v) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = "))
+            {
+                return v.trim_matches('"').to_string();
+            }
+        }
+    }
+    panic!("{krate} not found in {}", lock.display())
+}

@@ -1,0 +1,129 @@
+//! runbench plugin for tokio's multi-thread, work-stealing runtime: one accept loop, one task per
+//! connection, `threads` workers. This is how most tokio servers are written.
+
+use runbench_plugin_abi::{
+    export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,
+    ECHO_BUFFER_BYTES,
+};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+struct Tokio;
+
+impl Plugin for Tokio {
+    const RUNTIME: &'static str = "tokio";
+    const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+
+    fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .thread_name("tokio-worker")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("building the tokio runtime: {e}"))?;
+        runtime.block_on(serve(config.clone(), host.clone()))
+    }
+}
+
+export_plugin!(Tokio);
+
+async fn serve(config: Config, host: HostHandle) -> Result<(), String> {
+    let std_listener = os::reuseport_listener(config.addr)
+        .map_err(|e| format!("listening on {}: {e}", config.addr))?;
+    let listener = TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+    let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
+    let config = Arc::new(config);
+    let mut tasks = tokio::task::JoinSet::new();
+    host.ready();
+
+    let mut stopping = host.stop().stopping();
+    loop {
+        let accepted = match race(listener.accept(), &mut stopping).await {
+            Either::Left(r) => r,
+            Either::Right(()) => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                host.stats().accepted();
+                tasks.spawn(connection(
+                    stream,
+                    host.clone(),
+                    config.clone(),
+                    permits.clone(),
+                ));
+            }
+            Err(e) => {
+                host.stats().accept_error();
+                host.warn(&format!("accept failed: {e}"));
+                tokio::time::sleep(runbench_plugin_abi::ACCEPT_BACKOFF).await;
+            }
+        }
+        // Reap finished tasks so the set does not grow with connection churn.
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn connection(
+    stream: TcpStream,
+    host: HostHandle,
+    config: Arc<Config>,
+    permits: Option<Arc<Semaphore>>,
+) {
+    let _permit = match &permits {
+        Some(sem) => match race(sem.acquire(), host.stop().stopping()).await {
+            Either::Left(Ok(p)) => Some(p),
+            _ => {
+                host.stats().finished(Outcome::Clean);
+                return;
+            }
+        },
+        None => None,
+    };
+    let _serving = host.stats().serving();
+    let outcome = echo(stream, &host, &config).await;
+    host.stats().finished(outcome);
+}
+
+async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
+    if stream.set_nodelay(true).is_err() {
+        return Outcome::IoError;
+    }
+    let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
+    let mut tracker = MessageTracker::new(config.message_bytes);
+    let mut stopping = host.stop().stopping();
+    let mut forced = host.stop().forced();
+    loop {
+        let read = if tracker.at_boundary() {
+            match race(stream.read(&mut buf), &mut stopping).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Clean,
+            }
+        } else {
+            match race(stream.read(&mut buf), &mut forced).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Cut,
+            }
+        };
+        let n = match read {
+            Ok(0) => return Outcome::PeerClosed,
+            Ok(n) => n,
+            Err(_) => return Outcome::IoError,
+        };
+        for _ in 0..tracker.consumed(n) {
+            spin_for(config.work);
+            if !config.sleep.is_zero() {
+                tokio::time::sleep(config.sleep).await;
+            }
+        }
+        match race(stream.write_all(&buf[..n]), &mut forced).await {
+            Either::Left(Ok(())) => host.stats().echoed(n),
+            Either::Left(Err(_)) => return Outcome::IoError,
+            Either::Right(()) => return Outcome::Cut,
+        }
+    }
+}

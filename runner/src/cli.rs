@@ -1,0 +1,220 @@
+//! The command line. `main` only maps outcomes to exit codes; the work is in fallible functions.
+
+use crate::plan::{self, Overrides};
+use crate::{plugin, protocol, results, run, scenario};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit codes (also in README.md).
+pub mod exit {
+    /// Every runtime ran.
+    pub const OK: i32 = 0;
+    /// At least one runtime failed; the others' results were written.
+    pub const SOME_FAILED: i32 = 1;
+    /// Bad input (scenario, arguments, plugin) or a preflight refusal; nothing was run.
+    pub const BAD_INPUT: i32 = 2;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "runbench",
+    version,
+    about = "How do Rust async runtimes behave under a given load?"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios against runtime plugins and write results under --out.
+    Run {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Output root; each run writes <out>/<scenario>/<UTC timestamp>/.
+        #[arg(long, default_value = "output")]
+        out: PathBuf,
+        /// Only these runtimes (comma-separated), overriding the scenario's list.
+        #[arg(long, value_delimiter = ',')]
+        runtimes: Option<Vec<String>>,
+        /// Override the scenario's connection count.
+        #[arg(long)]
+        connections: Option<usize>,
+        /// Spread the server over K processes sharing the port (SO_REUSEPORT).
+        #[arg(long)]
+        server_processes: Option<usize>,
+        /// Where plugins are found (default: next to this binary).
+        #[arg(long)]
+        plugin_dir: Option<PathBuf>,
+    },
+    /// Check scenario files without running anything.
+    Validate {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        #[arg(long)]
+        plugin_dir: Option<PathBuf>,
+    },
+    /// List the built plugins with their runtime versions.
+    List {
+        #[arg(long)]
+        plugin_dir: Option<PathBuf>,
+    },
+    /// (internal) Host one plugin's server; spawned by `run`.
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        spec: String,
+    },
+    /// (internal) One load-generator process; spawned by `run`.
+    #[command(hide = true)]
+    Loadgen {
+        #[arg(long)]
+        spec: String,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::Serve { spec } => match serde_json::from_str::<protocol::ServeSpec>(&spec) {
+            Ok(spec) => crate::serve_child::run(&spec),
+            Err(e) => {
+                eprintln!("runbench serve: bad --spec: {e}");
+                exit::BAD_INPUT
+            }
+        },
+        Command::Loadgen { spec } => match serde_json::from_str::<protocol::LoadgenSpec>(&spec) {
+            Ok(spec) => crate::loadgen::child_main(&spec),
+            Err(e) => {
+                eprintln!("runbench loadgen: bad --spec: {e}");
+                exit::BAD_INPUT
+            }
+        },
+        Command::List { plugin_dir } => report(list(plugin_dir)),
+        Command::Validate {
+            scenarios,
+            plugin_dir,
+        } => report(validate(&scenarios, plugin_dir)),
+        Command::Run {
+            scenarios,
+            out,
+            runtimes,
+            connections,
+            server_processes,
+            plugin_dir,
+        } => {
+            let overrides = Overrides {
+                runtimes,
+                connections,
+                server_processes,
+            };
+            match run_all(&scenarios, &out, &overrides, plugin_dir) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    exit::BAD_INPUT
+                }
+            }
+        }
+    }
+}
+
+fn report(r: anyhow::Result<()>) -> i32 {
+    match r {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+fn resolve_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match dir {
+        Some(d) => Ok(d),
+        None => Ok(plugin::plugin_dir()?),
+    }
+}
+
+fn list(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = resolve_dir(dir)?;
+    let files = plugin::discover(&dir)?;
+    if files.is_empty() {
+        anyhow::bail!(
+            "no plugins in {}; build them with `cargo build --release`",
+            dir.display()
+        );
+    }
+    println!("{:<16} {:<12} path", "runtime", "version");
+    for f in files {
+        match plugin::load(&f.path) {
+            Ok(p) => println!(
+                "{:<16} {:<12} {}",
+                p.name(),
+                p.runtime_version(),
+                f.path.display()
+            ),
+            Err(e) => println!("{:<16} {:<12} {} ({e})", f.name, "-", f.path.display()),
+        }
+    }
+    Ok(())
+}
+
+fn validate(paths: &[PathBuf], dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = resolve_dir(dir)?;
+    let host = scenario::Host::current();
+    let mut failed = 0;
+    for path in paths {
+        let checked = scenario::load(path, &host)
+            .map_err(anyhow::Error::from)
+            .and_then(|s| plan::resolve_runtimes(&s, None, &dir).map(|_| s));
+        match checked {
+            Ok(s) => println!("{}: ok ({})", path.display(), s.name),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} scenario(s) invalid", paths.len());
+    }
+    Ok(())
+}
+
+fn run_all(
+    paths: &[PathBuf],
+    out: &std::path::Path,
+    overrides: &Overrides,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<i32> {
+    let dir = resolve_dir(dir)?;
+    let host = scenario::Host::current();
+    // Check every scenario before running any, so a typo in the third file costs nothing.
+    let mut plans = Vec::new();
+    for path in paths {
+        let s = scenario::load(path, &host)?;
+        plans.push(plan::plan(&s, overrides, &dir)?);
+    }
+    let mut code = exit::OK;
+    for p in &plans {
+        let summary = run::run_plan(p, out)?;
+        eprintln!("{}", results::console_table(&summary));
+        if summary.iter().any(|r| r.status != results::RowStatus::Ok) {
+            code = exit::SOME_FAILED;
+        }
+    }
+    Ok(code)
+}

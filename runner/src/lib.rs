@@ -1,0 +1,19 @@
+//! runbench: how do Rust async runtimes behave under a given load?
+//!
+//! Data flows one way: [`scenario`] (TOML, checked) -> [`plan`] (what to run, preflight) ->
+//! [`run`] (supervised server and load-generator processes) -> [`measure`] (merged histograms,
+//! counters) -> [`results`] (CSV, JSON, written as each runtime finishes).
+
+pub mod cli;
+pub mod loadgen;
+pub mod measure;
+pub mod plan;
+pub mod plugin;
+pub mod progress;
+pub mod protocol;
+pub mod results;
+pub mod run;
+pub mod scenario;
+pub mod serve_child;
+pub mod supervise;
+pub mod sys;

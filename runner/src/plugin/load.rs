@@ -1,0 +1,96 @@
+//! Opens a plugin library and checks its header before anything else is called.
+
+use runbench_plugin_abi::{PluginHeader, ABI_VERSION, ENTRY_SYMBOL, MAGIC};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin {}: file not found", path.display())]
+    Missing { path: PathBuf },
+    #[error("plugin {}: not a loadable library for this machine: {reason}", path.display())]
+    NotALibrary { path: PathBuf, reason: String },
+    #[error("plugin {}: no `{ENTRY_SYMBOL}` symbol; is it a runbench plugin built with export_plugin!?", path.display())]
+    NoSymbol { path: PathBuf },
+    #[error("plugin {}: bad header magic; not a runbench plugin", path.display())]
+    BadMagic { path: PathBuf },
+    #[error("plugin {}: ABI version {found}, this runbench expects {expected}; rebuild the plugin", path.display())]
+    AbiVersion {
+        path: PathBuf,
+        expected: u32,
+        found: u32,
+    },
+    #[error("plugin {}: header of {found} bytes is smaller than ABI v{ABI_VERSION}'s {expected}", path.display())]
+    HeaderSize {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+}
+
+/// A plugin whose header checked out. The library is deliberately leaked: plugins are never
+/// unloaded (a runtime's threads may outlive `serve`).
+pub struct LoadedPlugin {
+    pub path: PathBuf,
+    pub header: &'static PluginHeader,
+}
+
+impl LoadedPlugin {
+    pub fn name(&self) -> &'static str {
+        // SAFETY: the header points at static strings inside the never-unloaded library.
+        unsafe { self.header.runtime_name.as_str() }
+    }
+    pub fn runtime_version(&self) -> &'static str {
+        // SAFETY: as above.
+        unsafe { self.header.runtime_version.as_str() }
+    }
+}
+
+/// Loads with RTLD_LOCAL (libloading's default on Unix), so one plugin's global symbols (embassy
+/// exports `__pender`) cannot clash with the host's or another plugin's.
+pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
+    let path = path.to_path_buf();
+    if !path.exists() {
+        return Err(LoadError::Missing { path });
+    }
+    // SAFETY: loading runs the library's initialisers; runbench plugins have none beyond Rust's.
+    let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| LoadError::NotALibrary {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let lib: &'static libloading::Library = Box::leak(Box::new(lib));
+    // SAFETY: the symbol's type is fixed by the ABI crate; checked through the header below.
+    let entry =
+        unsafe { lib.get::<extern "C" fn() -> *const PluginHeader>(ENTRY_SYMBOL.as_bytes()) }
+            .map_err(|_| LoadError::NoSymbol { path: path.clone() })?;
+    let ptr = entry();
+    // SAFETY: a plugin returns a pointer to its static header; the first three fields
+    // (magic, version, size) are stable across all ABI versions, so reading them is safe.
+    let (magic, version, size) = unsafe {
+        (
+            std::ptr::addr_of!((*ptr).magic).read(),
+            std::ptr::addr_of!((*ptr).abi_version).read(),
+            std::ptr::addr_of!((*ptr).header_size).read(),
+        )
+    };
+    if magic != MAGIC {
+        return Err(LoadError::BadMagic { path });
+    }
+    if version != ABI_VERSION {
+        return Err(LoadError::AbiVersion {
+            path,
+            expected: ABI_VERSION,
+            found: version,
+        });
+    }
+    let expected = std::mem::size_of::<PluginHeader>();
+    if (size as usize) < expected {
+        return Err(LoadError::HeaderSize {
+            path,
+            expected,
+            found: size as usize,
+        });
+    }
+    // SAFETY: magic, version and size say this is a complete v1 header.
+    let header = unsafe { &*ptr };
+    Ok(LoadedPlugin { path, header })
+}

@@ -1,0 +1,131 @@
+//! What the user sees while a run goes on: a live bar on a terminal, plain log lines otherwise
+//! (CI). Every other module logs through [`log`], so lines never tear the bar.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Prints a log line above the bar (or plainly when there is none).
+pub fn log(line: &str) {
+    match BAR.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        Some(bar) => bar.println(line),
+        None => eprintln!("{line}"),
+    }
+}
+
+/// Phases of one runtime's run, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    Connecting,
+    Warmup,
+    Measure,
+    Shutdown,
+}
+
+impl Phase {
+    fn label(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Connecting => "connecting",
+            Phase::Warmup => "warmup",
+            Phase::Measure => "measure",
+            Phase::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Progress of one runtime's run.
+pub struct RunProgress {
+    runtime: String,
+    bar: Option<ProgressBar>,
+    phase: Phase,
+    load_total: Duration,
+    last_plain: Instant,
+    last_count: (Instant, u64),
+}
+
+impl RunProgress {
+    pub fn start(runtime: &str, load_total: Duration) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(
+                Some(load_total.as_millis() as u64),
+                ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>14.bold} {msg:<28} [{bar:30}] {elapsed}")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(runtime.to_string());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            *BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+            bar
+        });
+        let mut p = RunProgress {
+            runtime: runtime.to_string(),
+            bar,
+            phase: Phase::Starting,
+            load_total,
+            last_plain: Instant::now(),
+            last_count: (Instant::now(), 0),
+        };
+        p.phase(Phase::Starting);
+        p
+    }
+
+    pub fn phase(&mut self, phase: Phase) {
+        self.phase = phase;
+        match &self.bar {
+            Some(bar) => bar.set_message(phase.label()),
+            None => eprintln!("[{}] {}", self.runtime, phase.label()),
+        }
+    }
+
+    /// Load progress: time since the load started and requests completed so far.
+    pub fn load(&mut self, elapsed: Duration, completed: u64, warmup: Duration) {
+        let want = if elapsed < warmup {
+            Phase::Warmup
+        } else {
+            Phase::Measure
+        };
+        if want != self.phase {
+            self.phase(want);
+        }
+        let (t0, c0) = self.last_count;
+        let dt = t0.elapsed().as_secs_f64();
+        if dt < 0.5 {
+            return;
+        }
+        let rate = completed.saturating_sub(c0) as f64 / dt;
+        self.last_count = (Instant::now(), completed);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(elapsed.min(self.load_total).as_millis() as u64);
+                bar.set_message(format!("{} {:>10.0} req/s", self.phase.label(), rate));
+            }
+            None if self.last_plain.elapsed() >= Duration::from_secs(5) => {
+                self.last_plain = Instant::now();
+                eprintln!(
+                    "[{}] {} {:.0}s/{:.0}s {:.0} req/s",
+                    self.runtime,
+                    self.phase.label(),
+                    elapsed.as_secs_f64(),
+                    self.load_total.as_secs_f64(),
+                    rate
+                );
+            }
+            None => {}
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+            *BAR.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Messages between the runner and its child processes: one JSON object per line on the child's
+//! protocol stream (its original stdout); commands go to the child's stdin as plain lines.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::FromRawFd;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Command lines the runner writes to a child's stdin. EOF on stdin means `STOP` too, so a child
+/// never outlives a dead runner.
+pub const STOP: &str = "stop";
+pub const START: &str = "start";
+
+/// What a `runbench serve` child runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServeSpec {
+    pub plugin: PathBuf,
+    pub addr: SocketAddr,
+    pub threads: usize,
+    pub cpus: Vec<usize>,
+    pub max_connections: usize,
+    pub message_bytes: u64,
+    pub grace_ms: u64,
+    pub work_ns: u64,
+    pub sleep_ns: u64,
+}
+
+/// The plugin's connection counters (mirror of the ABI's `ServeReport`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerCounts {
+    pub accepted: u64,
+    pub peer_closed: u64,
+    pub closed_clean: u64,
+    pub cut: u64,
+    pub io_errors: u64,
+    pub accept_errors: u64,
+    pub bytes_echoed: u64,
+    pub max_concurrent: u64,
+}
+
+impl ServerCounts {
+    /// Sum over server processes; `max_concurrent` adds too (each process serves its own share).
+    pub fn add(&mut self, o: &ServerCounts) {
+        self.accepted += o.accepted;
+        self.peer_closed += o.peer_closed;
+        self.closed_clean += o.closed_clean;
+        self.cut += o.cut;
+        self.io_errors += o.io_errors;
+        self.accept_errors += o.accept_errors;
+        self.bytes_echoed += o.bytes_echoed;
+        self.max_concurrent += o.max_concurrent;
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ServerEvent {
+    Ready {
+        runtime: String,
+        runtime_version: String,
+    },
+    Log {
+        level: u32,
+        message: String,
+    },
+    /// The stop command arrived (the runner times shutdown from its own clock too).
+    Stopping,
+    Report {
+        counts: ServerCounts,
+    },
+    Failed {
+        stage: String,
+        message: String,
+    },
+}
+
+/// The child's writer for protocol lines. Takes over the process's stdout and points fd 1 at
+/// stderr, so a plugin that prints cannot corrupt the protocol.
+pub struct ProtocolOut(Mutex<std::fs::File>);
+
+impl ProtocolOut {
+    pub fn take_stdout() -> std::io::Result<Self> {
+        // SAFETY: dup/dup2 on the process's own standard descriptors.
+        let fd = unsafe {
+            let fd = libc::dup(1);
+            if fd < 0 || libc::dup2(2, 1) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            fd
+        };
+        // SAFETY: `fd` is a fresh descriptor we own.
+        Ok(ProtocolOut(Mutex::new(unsafe {
+            std::fs::File::from_raw_fd(fd)
+        })))
+    }
+
+    pub fn send<T: Serialize>(&self, msg: &T) {
+        let mut line = serde_json::to_vec(msg).expect("protocol messages serialise");
+        line.push(b'\n');
+        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // A vanished runner is not an error worth dying for here; stdin EOF stops us anyway.
+        let _ = out.write_all(&line);
+    }
+}
+
+/// What a `runbench loadgen` child runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoadgenSpec {
+    pub target: SocketAddr,
+    /// Global index of this process's first connection (selects payload patterns and sources).
+    pub first_connection: usize,
+    pub connections: usize,
+    /// Run number, selecting this run's block of source addresses.
+    pub run: usize,
+    pub payload_bytes: u64,
+    pub warmup_ms: u64,
+    pub duration_ms: u64,
+    pub threads: usize,
+    pub cpus: Vec<usize>,
+    pub connect_timeout_ms: u64,
+}
+
+/// Failures seen by the load generator, counted by kind (never stored one by one).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoadErrors {
+    pub connect_failed: u64,
+    pub connect_timeout: u64,
+    pub reset: u64,
+    pub closed_by_server: u64,
+    pub other: u64,
+}
+
+impl LoadErrors {
+    pub fn total(&self) -> u64 {
+        self.connect_failed + self.connect_timeout + self.reset + self.closed_by_server + self.other
+    }
+    pub fn add(&mut self, o: &LoadErrors) {
+        self.connect_failed += o.connect_failed;
+        self.connect_timeout += o.connect_timeout;
+        self.reset += o.reset;
+        self.closed_by_server += o.closed_by_server;
+        self.other += o.other;
+    }
+}
+
+/// One load-generator process's measurement.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoadResult {
+    pub connections_ok: u64,
+    /// Requests that started after warmup and completed within the measured window.
+    pub requests: u64,
+    pub mismatched_bytes: u64,
+    pub errors: LoadErrors,
+    /// Latency in nanoseconds, HdrHistogram V2 serialisation, base64.
+    pub histogram: String,
+    /// Fraction of wall time the worker threads were not waiting in epoll (0..1), averaged.
+    pub busy_fraction: f64,
+    pub cpu_user_s: f64,
+    pub cpu_sys_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LoadEvent {
+    Connected {
+        ok: u64,
+        errors: LoadErrors,
+        first_error: Option<String>,
+    },
+    Progress {
+        completed: u64,
+        errors: u64,
+    },
+    Result {
+        result: LoadResult,
+    },
+    Failed {
+        message: String,
+    },
+}

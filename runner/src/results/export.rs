@@ -1,0 +1,28 @@
+//! Pure functions from results to file contents; `RunDir` does the writing.
+
+use super::SummaryRow;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PercentileRow {
+    pub runtime: String,
+    pub trial: u32,
+    pub percentile: f64,
+    pub latency_us: f64,
+}
+
+fn to_csv<T: Serialize>(rows: &[T]) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r)?;
+    }
+    w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub fn summary_csv(rows: &[SummaryRow]) -> anyhow::Result<Vec<u8>> {
+    to_csv(rows)
+}
+
+pub fn percentiles_csv(rows: &[PercentileRow]) -> anyhow::Result<Vec<u8>> {
+    to_csv(rows)
+}

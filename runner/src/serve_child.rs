@@ -1,0 +1,189 @@
+//! `runbench serve`: the child process that hosts one plugin. A crash, leak or hang stays in
+//! here, and the runner reads this process's CPU time and peak RSS when it reaps it.
+
+use crate::plugin;
+use crate::protocol::{ProtocolOut, ServeSpec, ServerCounts, ServerEvent, STOP};
+use runbench_plugin_abi::{HostApi, RStr, ServeConfig, ServeReport, Status};
+use std::ffi::c_void;
+use std::io::BufRead;
+use std::sync::{Condvar, Mutex};
+
+/// Exit codes of the serve child, read by the supervisor.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const LOAD_FAILED: i32 = 3;
+    pub const SERVE_FAILED: i32 = 4;
+}
+
+struct HostCtx {
+    out: ProtocolOut,
+    runtime: String,
+    runtime_version: String,
+    stop: Mutex<bool>,
+    stop_cv: Condvar,
+    failure: Mutex<Option<String>>,
+}
+
+fn ctx<'a>(p: *mut c_void) -> &'a HostCtx {
+    // SAFETY: `p` is the `HostCtx` that `run` keeps alive for the whole `serve` call.
+    unsafe { &*(p as *const HostCtx) }
+}
+
+extern "C" fn host_log(p: *mut c_void, level: u32, msg: RStr) {
+    // SAFETY: the plugin passes a valid string for the call.
+    let message = unsafe { msg.as_str() }.to_string();
+    ctx(p).out.send(&ServerEvent::Log { level, message });
+}
+
+extern "C" fn host_ready(p: *mut c_void) {
+    let c = ctx(p);
+    c.out.send(&ServerEvent::Ready {
+        runtime: c.runtime.clone(),
+        runtime_version: c.runtime_version.clone(),
+    });
+}
+
+extern "C" fn host_wait_stop(p: *mut c_void) {
+    let c = ctx(p);
+    let mut stopped = c.stop.lock().unwrap_or_else(|e| e.into_inner());
+    while !*stopped {
+        stopped = c.stop_cv.wait(stopped).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+extern "C" fn host_fail(p: *mut c_void, msg: RStr) {
+    // SAFETY: as in `host_log`.
+    let text = unsafe { msg.as_str() }.to_string();
+    *ctx(p).failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+}
+
+/// Runs the child to completion; returns the process exit code.
+pub fn run(spec: &ServeSpec) -> i32 {
+    let out = match ProtocolOut::take_stdout() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("runbench serve: cannot set up the protocol stream: {e}");
+            return exit::LOAD_FAILED;
+        }
+    };
+    let fail = |out: &ProtocolOut, stage: &str, message: String| {
+        out.send(&ServerEvent::Failed {
+            stage: stage.into(),
+            message,
+        });
+    };
+    if let Err(e) = crate::sys::raise_nofile() {
+        fail(&out, "setup", format!("raising the open-files limit: {e}"));
+        return exit::LOAD_FAILED;
+    }
+    if let Err(e) = crate::sys::pin_process(&spec.cpus) {
+        fail(
+            &out,
+            "setup",
+            format!("pinning to CPUs {:?}: {e}", spec.cpus),
+        );
+        return exit::LOAD_FAILED;
+    }
+    let plugin = match plugin::load(&spec.plugin) {
+        Ok(p) => p,
+        Err(e) => {
+            fail(&out, "load", e.to_string());
+            return exit::LOAD_FAILED;
+        }
+    };
+
+    // Leaked: the stdin thread and late plugin threads may still reach it while the process exits.
+    let host: &'static HostCtx = Box::leak(Box::new(HostCtx {
+        out,
+        runtime: plugin.name().to_string(),
+        runtime_version: plugin.runtime_version().to_string(),
+        stop: Mutex::new(false),
+        stop_cv: Condvar::new(),
+        failure: Mutex::new(None),
+    }));
+    let ctx_ptr = host as *const HostCtx as usize;
+    std::thread::Builder::new()
+        .name("runbench-stdin".into())
+        .spawn(move || {
+            let c = ctx(ctx_ptr as *mut c_void);
+            for line in std::io::stdin().lock().lines() {
+                match line {
+                    Ok(l) if l.trim() == STOP => break,
+                    Ok(_) => continue,
+                    Err(_) => break,
+                }
+            }
+            c.out.send(&ServerEvent::Stopping);
+            *c.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            c.stop_cv.notify_all();
+        })
+        .expect("spawning the stdin thread");
+
+    let addr = spec.addr.to_string();
+    let cpus: Vec<u32> = spec.cpus.iter().map(|&c| c as u32).collect();
+    let config = ServeConfig {
+        size: std::mem::size_of::<ServeConfig>() as u32,
+        threads: spec.threads as u32,
+        addr: RStr::new(&addr),
+        cpus: cpus.as_ptr(),
+        cpus_len: cpus.len(),
+        max_connections: spec.max_connections as u64,
+        message_bytes: spec.message_bytes,
+        grace_ms: spec.grace_ms,
+        work_ns: spec.work_ns,
+        sleep_ns: spec.sleep_ns,
+    };
+    let api = HostApi {
+        size: std::mem::size_of::<HostApi>() as u32,
+        ctx: ctx_ptr as *mut c_void,
+        log: host_log,
+        ready: host_ready,
+        wait_stop: host_wait_stop,
+        fail: host_fail,
+    };
+    let mut report = ServeReport {
+        size: std::mem::size_of::<ServeReport>() as u32,
+        ..Default::default()
+    };
+    // SAFETY: config, api and report outlive the call; the header was checked by `load`.
+    let status = unsafe { (plugin.header.serve)(&config, &api, &mut report) };
+    let failure = host
+        .failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    match status {
+        Status::Ok => {
+            host.out.send(&ServerEvent::Report {
+                counts: counts(&report),
+            });
+            exit::OK
+        }
+        other => {
+            let stage = if other == Status::Panicked {
+                "panic"
+            } else {
+                "serve"
+            };
+            fail(
+                &host.out,
+                stage,
+                failure.unwrap_or_else(|| format!("serve returned {other:?}")),
+            );
+            exit::SERVE_FAILED
+        }
+    }
+}
+
+fn counts(r: &ServeReport) -> ServerCounts {
+    ServerCounts {
+        accepted: r.accepted,
+        peer_closed: r.peer_closed,
+        closed_clean: r.closed_clean,
+        cut: r.cut,
+        io_errors: r.io_errors,
+        accept_errors: r.accept_errors,
+        bytes_echoed: r.bytes_echoed,
+        max_concurrent: r.max_concurrent,
+    }
+}

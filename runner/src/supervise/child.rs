@@ -1,0 +1,161 @@
+//! A child `runbench` process speaking the line protocol: events in on its stdout, commands out
+//! on its stdin, stderr forwarded to the log with a label. Killed when dropped unreaped, so no
+//! child outlives a failed run.
+
+use crate::progress;
+pub use crate::sys::Reaped;
+use serde::de::DeserializeOwned;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+pub struct ChildProc<E> {
+    pub label: String,
+    pub pid: u32,
+    stdin: Option<ChildStdin>,
+    events: Receiver<E>,
+    reaped: Option<Reaped>,
+    _child: std::process::Child,
+}
+
+impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
+    /// Spawns `exe subcommand --spec <json>`. `on_log` turns an event into a log line instead of
+    /// queueing it (so plugin logs show up as they happen).
+    pub fn spawn(
+        exe: &Path,
+        subcommand: &str,
+        spec_json: &str,
+        label: &str,
+        on_log: fn(&E) -> Option<String>,
+    ) -> std::io::Result<Self> {
+        let mut child = Command::new(exe)
+            .arg(subcommand)
+            .arg("--spec")
+            .arg(spec_json)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let l = label.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<E>(&line) {
+                    Ok(ev) => match on_log(&ev) {
+                        Some(text) => progress::log(&format!("[{l}] {text}")),
+                        None => {
+                            if tx.send(ev).is_err() {
+                                break;
+                            }
+                        }
+                    },
+                    Err(_) => progress::log(&format!("[{l}] {line}")),
+                }
+            }
+        });
+        let l = label.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                progress::log(&format!("[{l}] {line}"));
+            }
+        });
+        Ok(ChildProc {
+            label: label.to_string(),
+            pid: child.id(),
+            stdin: child.stdin.take(),
+            events: rx,
+            reaped: None,
+            _child: child,
+        })
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            // A child that already died shows up when it is reaped.
+            let _ = writeln!(stdin, "{line}").and_then(|_| stdin.flush());
+        }
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Next event, waiting at most until `deadline`. `None`: timed out or the child is gone.
+    pub fn next_event(&self, deadline: Instant) -> Option<E> {
+        self.events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    }
+
+    pub fn try_event(&self) -> Option<E> {
+        self.events.try_recv().ok()
+    }
+
+    /// Reaps the child if it has exited.
+    pub fn poll_exit(&mut self) -> Option<Reaped> {
+        if self.reaped.is_none() {
+            self.reaped = crate::sys::try_reap(self.pid).ok().flatten();
+        }
+        self.reaped
+    }
+
+    /// Waits for exit until `deadline`; then kills it. Returns (how it ended, whether killed).
+    pub fn wait_exit(&mut self, deadline: Instant) -> (Reaped, bool) {
+        loop {
+            if let Some(r) = self.poll_exit() {
+                return (r, false);
+            }
+            if Instant::now() >= deadline {
+                return (self.kill(), true);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) -> Reaped {
+        if let Some(r) = self.reaped {
+            return r;
+        }
+        crate::sys::kill(self.pid, libc::SIGKILL);
+        loop {
+            if let Some(r) = self.poll_exit() {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// After exit: every event left, until the child's stdout closes (or `timeout`), so a
+    /// report written just before exiting is not missed.
+    pub fn remaining_events(&self, timeout: Duration) -> Vec<E> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while let Ok(e) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            out.push(e);
+        }
+        out
+    }
+}
+
+impl<E> Drop for ChildProc<E> {
+    fn drop(&mut self) {
+        if self.reaped.is_none() {
+            crate::sys::kill(self.pid, libc::SIGKILL);
+            let _ = crate::sys::try_reap(self.pid);
+            // Reap for sure; SIGKILL cannot be ignored, so this returns promptly.
+            let mut status = 0;
+            // SAFETY: waiting on our own child.
+            unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The client side of a run: one `runbench loadgen` process per shard.
+
+use super::ChildProc;
+use crate::protocol::{LoadErrors, LoadEvent, LoadResult, LoadgenSpec, START};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub struct Loadgens {
+    procs: Vec<ChildProc<LoadEvent>>,
+    /// Latest completed-request count per process.
+    completed: Vec<u64>,
+}
+
+/// What connecting achieved, over all processes.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectSummary {
+    pub ok: u64,
+    pub errors: LoadErrors,
+    pub first_error: Option<String>,
+}
+
+impl Loadgens {
+    /// Starts every shard and waits until all have connected (or given up).
+    pub fn connect(
+        exe: &Path,
+        specs: &[LoadgenSpec],
+        runtime: &str,
+        timeout: Duration,
+    ) -> Result<(Loadgens, ConnectSummary), String> {
+        let mut procs = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let json = serde_json::to_string(spec).expect("spec serialises");
+            let label = format!("{runtime} loadgen {i}");
+            let p = ChildProc::spawn(exe, "loadgen", &json, &label, |_| None)
+                .map_err(|e| format!("starting a load generator: {e}"))?;
+            procs.push(p);
+        }
+        let deadline = Instant::now() + timeout;
+        let mut summary = ConnectSummary::default();
+        for p in &mut procs {
+            match p.next_event(deadline) {
+                Some(LoadEvent::Connected {
+                    ok,
+                    errors,
+                    first_error,
+                }) => {
+                    summary.ok += ok;
+                    summary.errors.add(&errors);
+                    if summary.first_error.is_none() {
+                        summary.first_error = first_error;
+                    }
+                }
+                Some(LoadEvent::Failed { message }) => {
+                    return Err(format!("load generator: {message}"))
+                }
+                _ => return Err("load generator did not finish connecting in time".to_string()),
+            }
+        }
+        let completed = vec![0; procs.len()];
+        Ok((Loadgens { procs, completed }, summary))
+    }
+
+    pub fn start(&mut self) {
+        for p in &mut self.procs {
+            p.send_line(START);
+        }
+    }
+
+    /// Latest total of completed requests (warmup included), after draining progress events.
+    /// Results that arrive are kept in `results`.
+    pub fn poll(&mut self, results: &mut [Option<Result<LoadResult, String>>]) -> u64 {
+        for (i, p) in self.procs.iter().enumerate() {
+            while let Some(e) = p.try_event() {
+                match e {
+                    LoadEvent::Progress { completed, .. } => self.completed[i] = completed,
+                    LoadEvent::Result { result } => results[i] = Some(Ok(result)),
+                    LoadEvent::Failed { message } => results[i] = Some(Err(message)),
+                    LoadEvent::Connected { .. } => {}
+                }
+            }
+        }
+        self.completed.iter().sum()
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    /// A load generator that died without a result.
+    /// Marks load generators that exited without a result as failed.
+    pub fn reap_dead(&mut self, results: &mut [Option<Result<LoadResult, String>>]) {
+        for (i, p) in self.procs.iter_mut().enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
+            let Some(r) = p.poll_exit() else { continue };
+            // Its last words may still be in the pipe.
+            for e in p.remaining_events(Duration::from_secs(1)) {
+                match e {
+                    LoadEvent::Result { result } => results[i] = Some(Ok(result)),
+                    LoadEvent::Failed { message } => results[i] = Some(Err(message)),
+                    _ => {}
+                }
+            }
+            if results[i].is_none() {
+                let how = match (r.exit_code, r.signal) {
+                    (_, Some(sig)) => format!("was killed by signal {sig}"),
+                    (code, _) => format!("exited with {code:?}"),
+                };
+                results[i] = Some(Err(format!("load generator {i} {how} without a result")));
+            }
+        }
+    }
+
+    /// Reaps every process (they exit after sending their result), killing stragglers.
+    pub fn finish(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for p in &mut self.procs {
+            p.close_stdin();
+            p.wait_exit(deadline);
+        }
+    }
+}

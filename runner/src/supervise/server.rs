@@ -1,0 +1,192 @@
+//! The server side of a run: K `runbench serve` processes sharing one port.
+
+use super::{ChildProc, Reaped};
+use crate::protocol::{ServeSpec, ServerCounts, ServerEvent};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long a plugin may take to start listening.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Beyond the grace period, how long a stopping server may take to exit before it is killed.
+pub const EXIT_MARGIN: Duration = Duration::from_secs(2);
+
+pub struct Servers {
+    procs: Vec<ChildProc<ServerEvent>>,
+    pub runtime_version: String,
+}
+
+/// How the servers ended.
+#[derive(Clone, Debug, Default)]
+pub struct ServersExit {
+    pub counts: ServerCounts,
+    pub cpu_user_s: f64,
+    pub cpu_sys_s: f64,
+    /// Sum of each process's peak RSS.
+    pub rss_peak_bytes: u64,
+    /// From the stop command to the last process's exit.
+    pub shutdown: Duration,
+    /// Some process outlived grace + margin and was killed.
+    pub overran: bool,
+    /// First failure reported or observed (crash, signal, plugin error).
+    pub failure: Option<String>,
+}
+
+fn log_event(e: &ServerEvent) -> Option<String> {
+    match e {
+        ServerEvent::Log { level, message } => {
+            let lvl = match level {
+                1 => "error",
+                2 => "warn",
+                3 => "info",
+                _ => "debug",
+            };
+            Some(format!("{lvl}: {message}"))
+        }
+        _ => None,
+    }
+}
+
+fn describe_exit(r: &Reaped) -> String {
+    match (r.exit_code, r.signal) {
+        (_, Some(sig)) => format!("killed by signal {sig} ({})", signal_name(sig)),
+        (Some(code), _) => format!("exited with code {code}"),
+        _ => "ended".to_string(),
+    }
+}
+
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGFPE => "SIGFPE",
+        _ => "signal",
+    }
+}
+
+impl Servers {
+    /// Starts `count` servers and waits until each is listening.
+    pub fn start(
+        exe: &Path,
+        spec: &ServeSpec,
+        count: usize,
+        runtime: &str,
+    ) -> Result<Servers, String> {
+        let json = serde_json::to_string(spec).expect("spec serialises");
+        let mut procs = Vec::new();
+        for k in 0..count {
+            let label = if count > 1 {
+                format!("{runtime} server {k}")
+            } else {
+                format!("{runtime} server")
+            };
+            let p = ChildProc::spawn(exe, "serve", &json, &label, log_event)
+                .map_err(|e| format!("starting the server process: {e}"))?;
+            procs.push(p);
+        }
+        let mut servers = Servers {
+            procs,
+            runtime_version: String::new(),
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        for i in 0..servers.procs.len() {
+            loop {
+                let p = &mut servers.procs[i];
+                match p.next_event(deadline) {
+                    Some(ServerEvent::Ready {
+                        runtime_version, ..
+                    }) => {
+                        servers.runtime_version = runtime_version;
+                        break;
+                    }
+                    Some(ServerEvent::Failed { stage, message }) => {
+                        return Err(format!("{stage}: {message}"));
+                    }
+                    Some(_) => continue,
+                    None => {
+                        if let Some(r) = p.poll_exit() {
+                            return Err(format!(
+                                "server process {} before it was ready",
+                                describe_exit(&r)
+                            ));
+                        }
+                        p.kill();
+                        return Err(format!(
+                            "server not ready within {}s (start-up timeout); killed",
+                            READY_TIMEOUT.as_secs()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(servers)
+    }
+
+    /// A server that died while the load ran.
+    pub fn crashed(&mut self) -> Option<String> {
+        self.procs.iter_mut().find_map(|p| {
+            p.poll_exit().map(|r| {
+                let reported = p
+                    .remaining_events(Duration::from_secs(1))
+                    .into_iter()
+                    .find_map(|e| match e {
+                        ServerEvent::Failed { stage, message } => {
+                            Some(format!("{stage}: {message}"))
+                        }
+                        _ => None,
+                    });
+                reported.unwrap_or_else(|| {
+                    format!("server process {} during the run", describe_exit(&r))
+                })
+            })
+        })
+    }
+
+    /// Sends the stop command to every server and collects their reports and resource usage.
+    pub fn stop(mut self, grace: Duration) -> ServersExit {
+        let signalled = Instant::now();
+        for p in &mut self.procs {
+            p.send_line(crate::protocol::STOP);
+            p.close_stdin();
+        }
+        let deadline = signalled + grace + EXIT_MARGIN;
+        let mut exit = ServersExit::default();
+        for p in &mut self.procs {
+            let (reaped, killed) = p.wait_exit(deadline);
+            exit.cpu_user_s += reaped.user_s;
+            exit.cpu_sys_s += reaped.sys_s;
+            exit.rss_peak_bytes += reaped.max_rss_bytes;
+            let mut reported = false;
+            for e in p.remaining_events(Duration::from_secs(1)) {
+                match e {
+                    ServerEvent::Report { counts } => {
+                        exit.counts.add(&counts);
+                        reported = true;
+                    }
+                    ServerEvent::Failed { stage, message } => {
+                        exit.failure.get_or_insert(format!("{stage}: {message}"));
+                    }
+                    _ => {}
+                }
+            }
+            if killed {
+                exit.overran = true;
+                exit.failure.get_or_insert(format!(
+                    "shutdown overrun: still running {:.1}s after the stop signal (grace {:.1}s); killed",
+                    (grace + EXIT_MARGIN).as_secs_f64(),
+                    grace.as_secs_f64()
+                ));
+            } else if !reported {
+                exit.failure.get_or_insert(format!(
+                    "server process {} without a report",
+                    describe_exit(&reaped)
+                ));
+            }
+        }
+        exit.shutdown = signalled.elapsed();
+        exit
+    }
+}

@@ -1,0 +1,88 @@
+//! Small OS facts and knobs: descriptor limits, CPU affinity, process resource usage.
+
+use std::io;
+
+/// (soft, hard) limit on open files.
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscall into a local struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
+/// Raises the soft open-files limit to the hard limit (children inherit it); returns it.
+pub fn raise_nofile() -> io::Result<u64> {
+    let (_, hard) = nofile_limit()?;
+    let lim = libc::rlimit {
+        rlim_cur: hard,
+        rlim_max: hard,
+    };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(hard)
+}
+
+/// Restricts the whole calling process (threads created later inherit it) to `cpus`.
+pub fn pin_process(cpus: &[usize]) -> io::Result<()> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: cpu_set_t is plain data.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// How a reaped child ended, with its resource usage.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reaped {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub user_s: f64,
+    pub sys_s: f64,
+    pub max_rss_bytes: u64,
+}
+
+/// Non-blocking wait4 on `pid`: `Some` once it has exited.
+pub fn try_reap(pid: u32) -> io::Result<Option<Reaped>> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data, filled by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child.
+    let r = unsafe { libc::wait4(pid as i32, &mut status, libc::WNOHANG, &mut usage) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if r == 0 {
+        return Ok(None);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(Some(Reaped {
+        exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+        user_s: secs(usage.ru_utime),
+        sys_s: secs(usage.ru_stime),
+        max_rss_bytes: usage.ru_maxrss as u64 * 1024,
+    }))
+}
+
+pub fn kill(pid: u32, signal: i32) {
+    // SAFETY: signalling our own child; a stale pid of ours is reaped only by us.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
