@@ -44,10 +44,34 @@ enum Command {
         /// Spread the server over K processes sharing the port (SO_REUSEPORT).
         #[arg(long)]
         server_processes: Option<usize>,
+        /// Trials per runtime and point (overrides `[run] repeat`).
+        #[arg(long)]
+        repeat: Option<usize>,
+        /// Seed of the shuffled order and the bootstrap (overrides `[run] seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Also write every trial's row to trials.csv.
+        #[arg(long)]
+        keep_trials: bool,
+        /// Print the expanded plan and its estimated time; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow an external [target] that is not a loopback address.
+        #[arg(long)]
+        allow_remote: bool,
         /// Where plugins are found (default: next to this binary).
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
     },
+    /// Write a commented scenario to start from (scenarios/<name>.toml).
+    New {
+        name: String,
+        /// Folder to write it in.
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of scenario files (committed as scenarios/schema.json).
+    Schema,
     /// Check scenario files without running anything.
     Validate {
         #[arg(required = true)]
@@ -107,20 +131,38 @@ pub fn main() -> i32 {
             scenarios,
             plugin_dir,
         } => report(validate(&scenarios, plugin_dir)),
+        Command::New { name, dir } => {
+            report(crate::authoring::new_scenario(&name, &dir).map(|path| {
+                println!("wrote {}", path.display());
+            }))
+        }
+        Command::Schema => {
+            println!("{}", crate::authoring::schema_json());
+            exit::OK
+        }
         Command::Run {
             scenarios,
             out,
             runtimes,
             connections,
             server_processes,
+            repeat,
+            seed,
+            keep_trials,
+            dry_run,
+            allow_remote,
             plugin_dir,
         } => {
             let overrides = Overrides {
                 runtimes,
                 connections,
                 server_processes,
+                repeat,
+                seed,
+                allow_remote,
             };
-            match run_all(&scenarios, &out, &overrides, plugin_dir) {
+            let options = run::RunOptions { keep_trials };
+            match run_all(&scenarios, &out, &overrides, &options, dry_run, plugin_dir) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -198,6 +240,8 @@ fn run_all(
     paths: &[PathBuf],
     out: &std::path::Path,
     overrides: &Overrides,
+    options: &run::RunOptions,
+    dry_run: bool,
     dir: Option<PathBuf>,
 ) -> anyhow::Result<i32> {
     let dir = resolve_dir(dir)?;
@@ -208,9 +252,15 @@ fn run_all(
         let s = scenario::load(path, &host)?;
         plans.push(plan::plan(&s, overrides, &dir)?);
     }
+    if dry_run {
+        for p in &plans {
+            print!("{}", plan::describe(p));
+        }
+        return Ok(exit::OK);
+    }
     let mut code = exit::OK;
     for p in &plans {
-        let summary = run::run_plan(p, out)?;
+        let summary = run::run_plan(p, out, options)?;
         eprintln!("{}", results::console_table(&summary));
         if summary.iter().any(|r| r.status != results::RowStatus::Ok) {
             code = exit::SOME_FAILED;

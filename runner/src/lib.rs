@@ -4,16 +4,20 @@
 //! [`run`] (supervised server and load-generator processes) -> [`measure`] (merged histograms,
 //! counters) -> [`results`] (CSV, JSON, written as each runtime finishes).
 
+pub mod authoring;
 pub mod cli;
 pub mod loadgen;
 pub mod measure;
 pub mod plan;
 pub mod plugin;
+pub mod procfs;
 pub mod progress;
 pub mod protocol;
 pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod serve_child;
+pub mod stats;
 pub mod supervise;
 pub mod sys;
+pub mod timeline;

@@ -12,7 +12,16 @@ pub const SPECTRUM: &[f64] = &[
 
 #[derive(Clone, Debug)]
 pub struct LoadMeasurement {
+    /// Latency from the intended send time.
     pub histogram: Histogram<u64>,
+    /// Open model: latency from the actual send time.
+    pub uncorrected: Option<Histogram<u64>>,
+    pub connect: Histogram<u64>,
+    pub sent: u64,
+    pub reconnects: u64,
+    pub in_flight_at_signal: u64,
+    pub completed_after_signal: u64,
+    pub cut_after_signal: u64,
     pub connections_ok: u64,
     pub requests: u64,
     pub measured: Duration,
@@ -27,6 +36,13 @@ impl LoadMeasurement {
     pub fn merge(results: &[LoadResult], measured: Duration) -> anyhow::Result<Self> {
         let mut m = LoadMeasurement {
             histogram: new_histogram(),
+            uncorrected: None,
+            connect: new_histogram(),
+            sent: 0,
+            reconnects: 0,
+            in_flight_at_signal: 0,
+            completed_after_signal: 0,
+            cut_after_signal: 0,
             connections_ok: 0,
             requests: 0,
             measured,
@@ -37,6 +53,19 @@ impl LoadMeasurement {
         };
         for r in results {
             m.histogram.add(decode_histogram(&r.histogram)?)?;
+            if !r.histogram_uncorrected.is_empty() {
+                m.uncorrected
+                    .get_or_insert_with(new_histogram)
+                    .add(decode_histogram(&r.histogram_uncorrected)?)?;
+            }
+            if !r.connect_histogram.is_empty() {
+                m.connect.add(decode_histogram(&r.connect_histogram)?)?;
+            }
+            m.sent += r.sent;
+            m.reconnects += r.reconnects;
+            m.in_flight_at_signal += r.in_flight_at_signal;
+            m.completed_after_signal += r.completed_after_signal;
+            m.cut_after_signal += r.cut_after_signal;
             m.connections_ok += r.connections_ok;
             m.requests += r.requests;
             m.mismatched_bytes += r.mismatched_bytes;
@@ -53,10 +82,16 @@ impl LoadMeasurement {
 
     /// Latency at percentile `p` (0..=100) in microseconds; 0 without samples.
     pub fn percentile_us(&self, p: f64) -> f64 {
-        if self.histogram.is_empty() {
-            return 0.0;
-        }
-        self.histogram.value_at_percentile(p) as f64 / 1000.0
+        percentile_us(&self.histogram, p)
+    }
+}
+
+/// Value at percentile `p` of a nanosecond histogram, in microseconds; 0 when empty.
+pub fn percentile_us(h: &Histogram<u64>, p: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.value_at_percentile(p) as f64 / 1000.0
     }
 }
 
@@ -82,6 +117,13 @@ mod tests {
                 mismatched_bytes: 0,
                 errors: LoadErrors::default(),
                 histogram: encode_histogram(h).unwrap(),
+                histogram_uncorrected: String::new(),
+                sent: h.len(),
+                reconnects: 0,
+                connect_histogram: String::new(),
+                in_flight_at_signal: 0,
+                completed_after_signal: 0,
+                cut_after_signal: 0,
                 busy_fraction: 0.5,
                 cpu_user_s: 0.0,
                 cpu_sys_s: 0.0,

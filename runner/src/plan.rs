@@ -2,9 +2,11 @@
 //! and load-generator processes, which source addresses. Refuses (preflight) what cannot work.
 
 use crate::plugin::{self, PluginFile};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, TargetSpec};
+use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::time::Duration;
 
 /// Descriptors a process keeps for itself beside its sockets (stdio, epoll, pipes, libraries).
 pub const FD_RESERVE: usize = 128;
@@ -19,24 +21,110 @@ pub struct Overrides {
     pub runtimes: Option<Vec<String>>,
     pub connections: Option<usize>,
     pub server_processes: Option<usize>,
+    pub repeat: Option<usize>,
+    pub seed: Option<u64>,
+    pub allow_remote: bool,
 }
 
-/// One load-generator process: its connections and the source addresses they come from.
+/// One load-generator process: a contiguous range of connection indices.
 #[derive(Clone, Debug)]
 pub struct Shard {
     pub first_connection: usize,
     pub connections: usize,
 }
 
+/// What is measured: a plugin, or an external echo server.
+#[derive(Clone, Debug)]
+pub enum Subject {
+    Plugin(PluginFile),
+    External(TargetSpec),
+}
+
+impl Subject {
+    pub fn name(&self) -> &str {
+        match self {
+            Subject::Plugin(p) => &p.name,
+            Subject::External(t) => &t.name,
+        }
+    }
+}
+
+/// One combination of the swept parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Point {
+    pub connections: usize,
+    pub payload_bytes: u64,
+    /// Open model only.
+    pub rate: Option<u64>,
+    pub threads: usize,
+    pub max_connections: usize,
+}
+
+impl Point {
+    pub fn label(&self) -> String {
+        let mut s = format!(
+            "connections={} payload={}B threads={}",
+            self.connections, self.payload_bytes, self.threads
+        );
+        if self.max_connections > 0 {
+            s.push_str(&format!(" max_connections={}", self.max_connections));
+        }
+        if let Some(r) = self.rate {
+            s.push_str(&format!(" rate={r}/s"));
+        }
+        s
+    }
+}
+
+/// One measurement to make: which trial, point and subject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub trial: usize,
+    pub point: usize,
+    pub subject: usize,
+}
+
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// The scenario with overrides applied (what meta.json records).
     pub scenario: Scenario,
-    pub plugins: Vec<PluginFile>,
+    pub subjects: Vec<Subject>,
+    pub points: Vec<Point>,
     pub server_processes: usize,
-    pub shards: Vec<Shard>,
     pub nofile_limit: u64,
+    /// Seed of the shuffles (recorded in meta.json).
+    pub seed: u64,
+    /// Execution order: per trial, points and subjects shuffled.
+    pub steps: Vec<Step>,
 }
+
+impl Plan {
+    /// The load-generator processes for `point`.
+    pub fn shards(&self, point: &Point) -> Vec<Shard> {
+        split_shards(
+            self.scenario.load.phases_peak(point.connections),
+            self.nofile_limit,
+        )
+    }
+
+    /// Rough wall time of the whole plan, for --dry-run.
+    pub fn estimate(&self) -> Duration {
+        let s = &self.scenario;
+        let per_step = |p: &Point| {
+            STEP_OVERHEAD
+                + Duration::from_millis(p.connections as u64 / 20)
+                + s.load.total()
+                + s.shutdown.grace.min(Duration::from_secs(1))
+        };
+        self.steps
+            .iter()
+            .map(|st| per_step(&self.points[st.point]))
+            .sum()
+    }
+}
+
+/// Start-up, connect and cooldown per measurement, beyond the load itself (observed on loopback).
+const STEP_OVERHEAD: Duration = Duration::from_millis(700);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -94,11 +182,60 @@ pub fn resolve_runtimes(
     Ok(out)
 }
 
+/// The cartesian product of every swept parameter, in file order.
+pub fn points(s: &Scenario) -> Vec<Point> {
+    let rates: Vec<Option<u64>> = if s.load.rate.is_empty() {
+        vec![None]
+    } else {
+        s.load.rate.iter().map(|&r| Some(r)).collect()
+    };
+    let mut out = Vec::new();
+    for &connections in &s.load.connections {
+        for &payload_bytes in &s.load.payload_bytes {
+            for &rate in &rates {
+                for &threads in &s.server.threads {
+                    for &max_connections in &s.server.max_connections {
+                        out.push(Point {
+                            connections,
+                            payload_bytes,
+                            rate,
+                            threads,
+                            max_connections,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Trials x points x subjects, with points and subjects shuffled per trial so slow drift of the
+/// machine biases no runtime (and rate steps run in shuffled order).
+pub fn schedule(trials: usize, points: usize, subjects: usize, seed: u64) -> Vec<Step> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut steps = Vec::new();
+    for trial in 0..trials {
+        let mut point_order: Vec<usize> = (0..points).collect();
+        rng.shuffle(&mut point_order);
+        for point in point_order {
+            let mut order: Vec<usize> = (0..subjects).collect();
+            rng.shuffle(&mut order);
+            steps.extend(order.into_iter().map(|subject| Step {
+                trial,
+                point,
+                subject,
+            }));
+        }
+    }
+    steps
+}
+
 pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::Result<Plan> {
     let mut scenario = scenario.clone();
     if let Some(n) = overrides.connections {
         anyhow::ensure!(n > 0, "--connections must be at least 1");
-        scenario.load.connections = n;
+        scenario.load.connections = vec![n];
     }
     if let Some(k) = overrides.server_processes {
         anyhow::ensure!(
@@ -107,25 +244,60 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
         );
         scenario.server.processes = k;
     }
-    let plugins = resolve_runtimes(&scenario, overrides.runtimes.as_deref(), dir)?;
+    if let Some(r) = overrides.repeat {
+        anyhow::ensure!(
+            (1..=1000).contains(&r),
+            "--repeat must be between 1 and 1000"
+        );
+        scenario.run.repeat = r;
+    }
+    if overrides.seed.is_some() {
+        scenario.run.seed = overrides.seed;
+    }
+    let subjects = match &scenario.target {
+        Some(t) => {
+            if !t.address.ip().is_loopback() && !overrides.allow_remote {
+                return Err(PlanError::Preflight(format!(
+                    "{}: target {} is not a loopback address; runbench only loads other machines with --allow-remote",
+                    scenario.source.display(),
+                    t.address
+                ))
+                .into());
+            }
+            vec![Subject::External(t.clone())]
+        }
+        None => resolve_runtimes(&scenario, overrides.runtimes.as_deref(), dir)?
+            .into_iter()
+            .map(Subject::Plugin)
+            .collect(),
+    };
     let nofile_limit = crate::sys::raise_nofile()?;
-    let shards = preflight(&scenario, nofile_limit)?;
+    preflight(&scenario, nofile_limit)?;
+    let points = points(&scenario);
+    let seed = scenario
+        .run
+        .seed
+        .unwrap_or_else(|| fastrand::u64(..i64::MAX as u64));
+    scenario.run.seed = Some(seed);
+    let steps = schedule(scenario.run.repeat, points.len(), subjects.len(), seed);
     Ok(Plan {
         server_processes: scenario.server.processes,
         scenario,
-        plugins,
-        shards,
+        subjects,
+        points,
         nofile_limit,
+        seed,
+        steps,
     })
 }
 
-/// Checks descriptor and port budgets; splits the load over processes.
-pub fn preflight(s: &Scenario, nofile: u64) -> Result<Vec<Shard>, PlanError> {
+/// Checks descriptor and port budgets for the largest point of the scenario.
+pub fn preflight(s: &Scenario, nofile: u64) -> Result<(), PlanError> {
     let per_process = (nofile as usize).saturating_sub(FD_RESERVE);
-    let conns = s.load.connections;
+    let conns = s.load.peak_connections();
     let k = s.server.processes;
     let per_server = conns.div_ceil(k);
-    if per_server > per_process {
+    if s.target.is_none() && per_server > per_process {
         let needed = conns.div_ceil(per_process.max(1));
         return Err(PlanError::Preflight(format!(
             "scenario `{name}` needs {conns} connections; with {k} server process(es) each would hold \
@@ -148,7 +320,13 @@ pub fn preflight(s: &Scenario, nofile: u64) -> Result<Vec<Shard>, PlanError> {
             SOURCES_PER_RUN * CONNECTIONS_PER_SOURCE
         )));
     }
-    let shard_count = conns.div_ceil(per_process.max(1));
+    Ok(())
+}
+
+/// Splits `conns` connections over as few load-generator processes as the descriptor limit allows.
+pub fn split_shards(conns: usize, nofile: u64) -> Vec<Shard> {
+    let per_process = (nofile as usize).saturating_sub(FD_RESERVE).max(1);
+    let shard_count = conns.div_ceil(per_process).max(1);
     let base = conns / shard_count;
     let extra = conns % shard_count;
     let mut shards = Vec::new();
@@ -161,7 +339,7 @@ pub fn preflight(s: &Scenario, nofile: u64) -> Result<Vec<Shard>, PlanError> {
         });
         first += n;
     }
-    Ok(shards)
+    shards
 }
 
 /// Client source address for connection `index` of run number `run`. Each run gets its own
@@ -170,4 +348,40 @@ pub fn source_address(run: usize, index: usize) -> Ipv4Addr {
     let block = (run % 65_000) + 1;
     let source = (index / CONNECTIONS_PER_SOURCE) + 2;
     Ipv4Addr::new(127, (block >> 8) as u8, (block & 0xff) as u8, source as u8)
+}
+
+/// The expanded plan in words, for --dry-run.
+pub fn describe(plan: &Plan) -> String {
+    let s = &plan.scenario;
+    let mut out = format!(
+        "scenario {} ({}): {} step(s) = {} trial(s) x {} point(s) x {} runtime(s), seed {}\n",
+        s.name,
+        s.source.display(),
+        plan.steps.len(),
+        s.run.repeat,
+        plan.points.len(),
+        plan.subjects.len(),
+        plan.seed
+    );
+    for (n, st) in plan.steps.iter().enumerate() {
+        let p = &plan.points[st.point];
+        let shards = plan.shards(p).len();
+        out.push_str(&format!(
+            "  {:>4}. trial {} {:<16} {} ({} load process(es), {} server process(es))\n",
+            n + 1,
+            st.trial + 1,
+            plan.subjects[st.subject].name(),
+            p.label(),
+            shards,
+            plan.server_processes
+        ));
+    }
+    let est = plan.estimate();
+    out.push_str(&format!(
+        "  load per step: {} warmup + {} measured; estimated total: {}\n",
+        humantime::format_duration(s.load.warmup),
+        humantime::format_duration(s.load.duration),
+        humantime::format_duration(Duration::from_secs(est.as_secs().max(1)))
+    ));
+    out
 }

@@ -67,8 +67,11 @@ pub enum ServerEvent {
     },
     /// The stop command arrived (the runner times shutdown from its own clock too).
     Stopping,
+    /// `serve` returned; `drain_ms` is from the stop command to that moment (every connection
+    /// closed), `None` when serve ended without a stop.
     Report {
         counts: ServerCounts,
+        drain_ms: Option<f64>,
     },
     Failed {
         stage: String,
@@ -106,12 +109,45 @@ impl ProtocolOut {
     }
 }
 
+/// A value that ramps linearly between phase targets (connections or requests/s).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Ramp {
+    pub start: f64,
+    /// (phase length in ms, value at its end); `None` keeps the previous value.
+    pub phases: Vec<(u64, Option<f64>)>,
+}
+
+impl Ramp {
+    pub fn constant(v: f64) -> Self {
+        Ramp {
+            start: v,
+            phases: Vec::new(),
+        }
+    }
+
+    /// The value `t` after the load started.
+    pub fn at(&self, t: std::time::Duration) -> f64 {
+        let mut t_ms = t.as_secs_f64() * 1000.0;
+        let mut value = self.start;
+        for &(len, target) in &self.phases {
+            let to = target.unwrap_or(value);
+            if t_ms < len as f64 {
+                return value + (to - value) * (t_ms / len as f64);
+            }
+            t_ms -= len as f64;
+            value = to;
+        }
+        value
+    }
+}
+
 /// What a `runbench loadgen` child runs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoadgenSpec {
     pub target: SocketAddr,
     /// Global index of this process's first connection (selects payload patterns and sources).
     pub first_connection: usize,
+    /// Connections this process owns (its share of the peak).
     pub connections: usize,
     /// Run number, selecting this run's block of source addresses.
     pub run: usize,
@@ -121,6 +157,15 @@ pub struct LoadgenSpec {
     pub threads: usize,
     pub cpus: Vec<usize>,
     pub connect_timeout_ms: u64,
+    pub model: crate::scenario::Model,
+    /// Connections open over time, over all processes; connection `i` is open while `i < value`.
+    pub open_connections: Ramp,
+    /// Open model: requests/s over all connections.
+    pub rate: Option<Ramp>,
+    pub requests_per_connection: Option<u64>,
+    pub interval_ms: u64,
+    /// The servers get the stop signal this long after the load starts.
+    pub signal_at_ms: Option<u64>,
 }
 
 /// Failures seen by the load generator, counted by kind (never stored one by one).
@@ -130,18 +175,26 @@ pub struct LoadErrors {
     pub connect_timeout: u64,
     pub reset: u64,
     pub closed_by_server: u64,
+    /// Requests still unanswered when the drain after the load ended.
+    pub unanswered: u64,
     pub other: u64,
 }
 
 impl LoadErrors {
     pub fn total(&self) -> u64 {
-        self.connect_failed + self.connect_timeout + self.reset + self.closed_by_server + self.other
+        self.connect_failed
+            + self.connect_timeout
+            + self.reset
+            + self.closed_by_server
+            + self.unanswered
+            + self.other
     }
     pub fn add(&mut self, o: &LoadErrors) {
         self.connect_failed += o.connect_failed;
         self.connect_timeout += o.connect_timeout;
         self.reset += o.reset;
         self.closed_by_server += o.closed_by_server;
+        self.unanswered += o.unanswered;
         self.other += o.other;
     }
 }
@@ -154,8 +207,20 @@ pub struct LoadResult {
     pub requests: u64,
     pub mismatched_bytes: u64,
     pub errors: LoadErrors,
-    /// Latency in nanoseconds, HdrHistogram V2 serialisation, base64.
+    /// Latency in nanoseconds from the intended send time, HdrHistogram V2 serialisation, base64.
     pub histogram: String,
+    /// Open model: latency from the actual send time (what a coordinated-omission-prone tool
+    /// would report). Empty for the closed model, where both are the same.
+    pub histogram_uncorrected: String,
+    /// Requests sent in the measured window (open model: scheduled).
+    pub sent: u64,
+    /// Connections opened after the start (churn, ramps) and their connect latency (ns).
+    pub reconnects: u64,
+    pub connect_histogram: String,
+    /// Requests outstanding when the servers got the stop signal, and what became of them.
+    pub in_flight_at_signal: u64,
+    pub completed_after_signal: u64,
+    pub cut_after_signal: u64,
     /// Fraction of wall time the worker threads were not waiting in epoll (0..1), averaged.
     pub busy_fraction: f64,
     pub cpu_user_s: f64,
@@ -173,6 +238,13 @@ pub enum LoadEvent {
     Progress {
         completed: u64,
         errors: u64,
+    },
+    /// One timeline interval: index k covers [k, k+1) * interval since the start.
+    Interval {
+        index: u64,
+        completed: u64,
+        errors: u64,
+        histogram: String,
     },
     Result {
         result: LoadResult,

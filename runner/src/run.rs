@@ -1,168 +1,265 @@
-//! Runs a [`Plan`]: for each runtime, servers up -> load generators connected -> load ->
-//! servers stopped -> one summary row, written before the next runtime starts.
+//! Runs a [`Plan`] step by step (trial x point x runtime, shuffled per trial): servers up ->
+//! load generators connected -> load (timeline sampled) -> servers stopped -> one trial row.
+//! Every file of the run folder is rewritten after each step, so nothing measured is lost.
 
-use crate::measure::{LoadMeasurement, SPECTRUM};
-use crate::plan::Plan;
+use crate::measure::{percentile_us, LoadMeasurement, SPECTRUM};
+use crate::plan::{Plan, Point, Step, Subject};
 use crate::progress::{self, Phase, RunProgress};
-use crate::protocol::{LoadResult, LoadgenSpec, ServeSpec};
+use crate::protocol::{LoadResult, LoadgenSpec, Ramp, ServeSpec};
+use crate::results::hlog::{self, HlogEntry};
 use crate::results::{self, Meta, PercentileRow, RowStatus, RunDir, SummaryRow};
+use crate::scenario::Model;
+use crate::supervise::external::External;
 use crate::supervise::loadgen::Loadgens;
 use crate::supervise::server::{Servers, ServersExit};
+use crate::timeline::{TimelineRecorder, TimelineRow};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A load generator above this busy fraction may have limited the result.
 pub const SATURATED_BUSY: f64 = 0.9;
 /// Slack beyond the load's planned end before the run is declared hung.
 const LOAD_MARGIN: Duration = Duration::from_secs(15);
+/// How long to wait for the previous server's sockets to disappear before the next step.
+const COOLDOWN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Numbers source-address blocks so that successive runs in one process never share one.
 static RUN_SEQ: AtomicUsize = AtomicUsize::new(0);
 
-/// Runs every runtime of the plan; returns the rows (also written to disk as they come).
-pub fn run_plan(plan: &Plan, out_root: &Path) -> anyhow::Result<Vec<SummaryRow>> {
+/// Options of one `run` that are not part of the scenario.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Also write every trial's row to trials.csv.
+    pub keep_trials: bool,
+}
+
+/// Everything one step produced.
+struct StepOutput {
+    row: SummaryRow,
+    percentiles: Vec<PercentileRow>,
+    timeline: Vec<TimelineRow>,
+    hlog: Vec<HlogEntry>,
+}
+
+/// What the run folder holds so far.
+#[derive(Default)]
+struct Collected {
+    trials: Vec<SummaryRow>,
+    percentiles: Vec<PercentileRow>,
+    timeline: Vec<TimelineRow>,
+    hlog: Vec<HlogEntry>,
+}
+
+/// Runs every step of the plan; returns the summary rows (also written to disk as they come).
+pub fn run_plan(
+    plan: &Plan,
+    out_root: &Path,
+    options: &RunOptions,
+) -> anyhow::Result<Vec<SummaryRow>> {
     let started = chrono::Utc::now();
+    let base_time = SystemTime::now();
     let dir = RunDir::create(out_root, &plan.scenario.name, started)?;
     let exe = std::env::current_exe()?;
-    let mut meta = Meta {
-        runbench_version: env!("CARGO_PKG_VERSION"),
-        scenario: plan.scenario.clone(),
-        scenario_file: plan.scenario.source.display().to_string(),
-        server_processes: plan.server_processes,
-        loadgen_processes: plan.shards.len(),
-        started_at: started.to_rfc3339(),
-        finished_at: None,
-        host: results::meta::HostInfo::read(plan.nofile_limit),
-        rustc: results::meta::RUSTC_VERSION,
-        git_commit: results::meta::GIT_COMMIT,
-        plugins: plan
-            .plugins
-            .iter()
-            .map(|p| results::meta::PluginInfo {
-                runtime: p.name.clone(),
-                path: p.path.display().to_string(),
-            })
-            .collect(),
-    };
+    let mut meta = Meta::new(plan, started);
     dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
+    let target = match &plan.scenario.target {
+        Some(t) => t.address.to_string(),
+        None => "127.0.0.1 (a fresh port per runtime)".to_string(),
+    };
     progress::log(&format!(
-        "scenario {}: {} runtime(s), {} connections x {} B, target 127.0.0.1, results in {}",
+        "scenario {}: {} runtime(s) x {} point(s) x {} trial(s); target {target}; results in {}",
         plan.scenario.name,
-        plan.plugins.len(),
-        plan.scenario.load.connections,
-        plan.scenario.load.payload_bytes,
+        plan.subjects.len(),
+        plan.points.len(),
+        plan.scenario.run.repeat,
         dir.path.display()
     ));
 
-    let mut rows = Vec::new();
-    let mut percentiles = Vec::new();
-    for plugin in &plan.plugins {
-        let (row, spectrum) = run_one(plan, &exe, &plugin.name, &plugin.path, 0);
-        if let Some(h) = spectrum {
-            percentiles.extend(h);
+    let mut all = Collected::default();
+    let mut summary = Vec::new();
+    for (n, step) in plan.steps.iter().enumerate() {
+        let (out, port) = run_step(plan, &exe, step, base_time);
+        all.trials.push(out.row);
+        all.percentiles.extend(out.percentiles);
+        all.timeline.extend(out.timeline);
+        all.hlog.extend(out.hlog);
+        summary = results::aggregate(&all.trials, plan.seed);
+        write_all(&dir, &all, &summary, options, base_time)?;
+        if n + 1 < plan.steps.len() {
+            cooldown(port);
         }
-        rows.push(row);
-        dir.write("summary.csv", &results::summary_csv(&rows)?)?;
-        dir.write("percentiles.csv", &results::percentiles_csv(&percentiles)?)?;
     }
     meta.finished_at = Some(chrono::Utc::now().to_rfc3339());
     dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
     progress::log(&format!("wrote {}", dir.path.display()));
-    Ok(rows)
+    Ok(summary)
 }
 
-fn base_row(plan: &Plan, runtime: &str, trial: u32) -> SummaryRow {
-    let s = &plan.scenario;
-    SummaryRow {
-        scenario: s.name.clone(),
-        runtime: runtime.to_string(),
-        runtime_version: String::new(),
-        trial,
-        status: RowStatus::Ok,
-        error: String::new(),
-        connections: s.load.connections,
-        connections_ok: None,
-        payload_bytes: s.load.payload_bytes,
-        server_threads: s.server.threads,
-        server_processes: plan.server_processes,
-        duration_s: s.load.duration.as_secs_f64(),
-        requests: None,
-        requests_per_sec: None,
-        p50_us: None,
-        p90_us: None,
-        p99_us: None,
-        p999_us: None,
-        max_us: None,
-        mean_us: None,
-        errors: None,
-        mismatched_bytes: None,
-        server_cpu_user_s: None,
-        server_cpu_sys_s: None,
-        server_cpu_us_per_request: None,
-        server_rss_peak_bytes: None,
-        shutdown_ms: None,
-        shutdown_overrun: None,
-        server_accepted: None,
-        server_cut: None,
-        loadgen_busy: None,
-        loadgen_saturated: None,
-        loadgen_cpu_s: None,
+fn write_all(
+    dir: &RunDir,
+    all: &Collected,
+    summary: &[SummaryRow],
+    options: &RunOptions,
+    base: SystemTime,
+) -> anyhow::Result<()> {
+    dir.write("summary.csv", &results::summary_csv(summary)?)?;
+    if options.keep_trials {
+        dir.write("trials.csv", &results::summary_csv(&all.trials)?)?;
+    }
+    dir.write(
+        "percentiles.csv",
+        &results::percentiles_csv(&all.percentiles)?,
+    )?;
+    dir.write("timeline.csv", &results::to_csv(&all.timeline)?)?;
+    dir.write("latency.hlog", &hlog::hlog(base, &all.hlog)?)?;
+    Ok(())
+}
+
+/// Waits until the kernel has let go of the last step's server sockets (anything but
+/// TIME_WAIT on loopback), so one runtime's teardown does not load the next one's start.
+fn cooldown(port: Option<u16>) {
+    let Some(port) = port else { return };
+    let deadline = Instant::now() + COOLDOWN_LIMIT;
+    while Instant::now() < deadline && crate::sys::closing_sockets(port) > 0 {
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// A port nobody listens on yet. The probe socket has SO_REUSEPORT and stays bound (not
-/// listening) until the servers are up, so no other program takes the port meanwhile.
-fn reserve_port() -> std::io::Result<(TcpListener, u16)> {
-    let probe =
-        runbench_plugin_abi::os::reuseport_listener(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
-    let port = probe.local_addr()?.port();
-    // A listening probe would take a share of the connections; re-bind without listen.
-    drop(probe);
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into())?;
-    Ok((socket.into(), port))
+fn base_row(plan: &Plan, subject: &str, step: &Step) -> SummaryRow {
+    let s = &plan.scenario;
+    let p = &plan.points[step.point];
+    SummaryRow {
+        scenario: s.name.clone(),
+        runtime: subject.to_string(),
+        trial: Some(step.trial as u32),
+        trials: 1,
+        model: match s.load.model {
+            Model::Closed => "closed".into(),
+            Model::Open => "open".into(),
+        },
+        connections: p.connections,
+        payload_bytes: p.payload_bytes,
+        target_rate: p.rate,
+        server_threads: p.threads,
+        max_connections: p.max_connections,
+        server_processes: plan.server_processes,
+        duration_s: s.load.duration.as_secs_f64(),
+        shutdown_at_s: s.shutdown.at.map(|d| d.as_secs_f64()),
+        point: if plan.points.len() > 1 {
+            p.label()
+        } else {
+            String::new()
+        },
+        ..Default::default()
+    }
 }
 
-/// One runtime, one trial. Never fails: a failure becomes the row's status and error.
-fn run_one(
+/// One step. Never fails: a failure becomes the row's status and error. Also returns the port
+/// the server used, for the cooldown.
+fn run_step(
     plan: &Plan,
     exe: &Path,
-    runtime: &str,
-    plugin: &Path,
-    trial: u32,
-) -> (SummaryRow, Option<Vec<PercentileRow>>) {
+    step: &Step,
+    base_time: SystemTime,
+) -> (StepOutput, Option<u16>) {
     let s = &plan.scenario;
-    let base = base_row(plan, runtime, trial);
-    let load_total = s.load.warmup + s.load.duration;
-    let mut progress = RunProgress::start(runtime, load_total);
-    let result = measure(plan, exe, runtime, plugin, &mut progress);
+    let subject = &plan.subjects[step.subject];
+    let name = subject.name().to_string();
+    let point = &plan.points[step.point];
+    let base = base_row(plan, &name, step);
+    let label = match (plan.points.len(), s.run.repeat) {
+        (1, 1) => name.clone(),
+        (1, _) => format!("{name} #{}", step.trial + 1),
+        _ => format!("{name} #{} {}", step.trial + 1, point.label()),
+    };
+    let mut progress = RunProgress::start(&label, s.load.total());
+    let mut timeline = TimelineRecorder::new(s.run.interval);
+    let step_start = SystemTime::now();
+    let mut port = None;
+    let result = measure(
+        plan,
+        exe,
+        subject,
+        point,
+        &mut progress,
+        &mut timeline,
+        &mut port,
+    );
     progress.finish();
+    let tag = hlog::tag(&[
+        &name,
+        &step.trial.to_string(),
+        &point.label().replace(' ', ";"),
+    ]);
+    let offset = step_start.duration_since(base_time).unwrap_or_default();
+    let hlog = timeline
+        .histograms()
+        .into_iter()
+        .map(|(start, histogram)| HlogEntry {
+            tag: tag.clone(),
+            start: offset + start,
+            duration: timeline.interval(),
+            histogram,
+        })
+        .collect();
+    let timeline_rows = timeline.rows(&name, step.trial as u32, &base.point);
     match result {
         Err(e) => {
-            progress::log(&format!("[{runtime}] FAILED: {e}"));
-            (SummaryRow::failed(&base, e), None)
+            progress::log(&format!("[{label}] FAILED: {e}"));
+            (
+                StepOutput {
+                    row: SummaryRow::failed(&base, e),
+                    percentiles: Vec::new(),
+                    timeline: timeline_rows,
+                    hlog,
+                },
+                port,
+            )
         }
         Ok((version, load, servers)) => {
             let row = to_row(base, &version, &load, &servers);
             if row.status == RowStatus::Failed {
-                progress::log(&format!("[{runtime}] FAILED: {}", row.error));
+                progress::log(&format!("[{label}] FAILED: {}", row.error));
             }
-            let spectrum = SPECTRUM
+            let percentiles = SPECTRUM
                 .iter()
                 .map(|&p| PercentileRow {
-                    runtime: runtime.to_string(),
-                    trial,
+                    runtime: name.clone(),
+                    trial: step.trial as u32,
                     percentile: p,
                     latency_us: load.percentile_us(p),
                 })
                 .collect();
-            (row, Some(spectrum))
+            (
+                StepOutput {
+                    row,
+                    percentiles,
+                    timeline: timeline_rows,
+                    hlog,
+                },
+                port,
+            )
         }
     }
+}
+
+fn error_kinds(e: &crate::protocol::LoadErrors) -> String {
+    let kinds = [
+        ("connect_failed", e.connect_failed),
+        ("connect_timeout", e.connect_timeout),
+        ("reset", e.reset),
+        ("closed_by_server", e.closed_by_server),
+        ("unanswered", e.unanswered),
+        ("other", e.other),
+    ];
+    kinds
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn to_row(
@@ -172,6 +269,7 @@ fn to_row(
     servers: &ServersExit,
 ) -> SummaryRow {
     let cpu = servers.cpu_user_s + servers.cpu_sys_s;
+    let stop_during_load = base.shutdown_at_s.is_some();
     let mut problems = Vec::new();
     if let Some(f) = &servers.failure {
         problems.push(f.clone());
@@ -188,9 +286,10 @@ fn to_row(
             load.connections_ok, base.connections
         ));
     }
-    if load.requests == 0 {
+    if load.requests == 0 && !stop_during_load {
         problems.push("no request completed in the measured window".into());
     }
+    let uncorrected = load.uncorrected.as_ref();
     SummaryRow {
         runtime_version: version.to_string(),
         status: if problems.is_empty() {
@@ -212,16 +311,30 @@ fn to_row(
         } else {
             load.histogram.mean() / 1000.0
         }),
+        p50_uncorrected_us: uncorrected.map(|h| percentile_us(h, 50.0)),
+        p99_uncorrected_us: uncorrected.map(|h| percentile_us(h, 99.0)),
+        sent: Some(load.sent),
         errors: Some(load.errors.total()),
+        error_kinds: error_kinds(&load.errors),
         mismatched_bytes: Some(load.mismatched_bytes),
         server_cpu_user_s: Some(servers.cpu_user_s),
         server_cpu_sys_s: Some(servers.cpu_sys_s),
         server_cpu_us_per_request: (load.requests > 0).then(|| cpu * 1e6 / load.requests as f64),
         server_rss_peak_bytes: Some(servers.rss_peak_bytes),
         shutdown_ms: Some(servers.shutdown.as_secs_f64() * 1000.0),
+        drain_ms: servers.drain_ms,
         shutdown_overrun: Some(servers.overran),
+        in_flight_at_signal: stop_during_load.then_some(load.in_flight_at_signal),
+        completed_after_signal: stop_during_load.then_some(load.completed_after_signal),
+        cut_after_signal: stop_during_load.then_some(load.cut_after_signal),
         server_accepted: Some(servers.counts.accepted),
+        server_closed_clean: Some(servers.counts.closed_clean),
+        server_peer_closed: Some(servers.counts.peer_closed),
         server_cut: Some(servers.counts.cut),
+        server_io_errors: Some(servers.counts.io_errors),
+        reconnects: Some(load.reconnects),
+        connect_p50_us: (!load.connect.is_empty()).then(|| percentile_us(&load.connect, 50.0)),
+        connect_p99_us: (!load.connect.is_empty()).then(|| percentile_us(&load.connect, 99.0)),
         loadgen_busy: Some(load.busy_fraction),
         loadgen_saturated: Some(load.busy_fraction > SATURATED_BUSY),
         loadgen_cpu_s: Some(load.cpu_s),
@@ -229,88 +342,192 @@ fn to_row(
     }
 }
 
+/// A port nobody listens on yet. The probe socket has SO_REUSEPORT and stays bound (not
+/// listening) until the servers are up, so no other program takes the port meanwhile.
+fn reserve_port() -> std::io::Result<(TcpListener, u16)> {
+    let probe =
+        runbench_plugin_abi::os::reuseport_listener(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+    let port = probe.local_addr()?.port();
+    // A listening probe would take a share of the connections; re-bind without listen.
+    drop(probe);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into())?;
+    Ok((socket.into(), port))
+}
+
+/// The server side of a step: plugin processes or an external target.
+enum Server {
+    Plugins(Servers),
+    External(External),
+}
+
+impl Server {
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Server::Plugins(s) => s.pids(),
+            Server::External(e) => e.pid().into_iter().collect(),
+        }
+    }
+    fn crashed(&mut self) -> Option<String> {
+        match self {
+            Server::Plugins(s) => s.crashed(),
+            Server::External(e) => e.crashed(),
+        }
+    }
+    fn signal_stop(&mut self) {
+        if let Server::Plugins(s) = self {
+            s.signal_stop();
+        }
+    }
+    fn stop(self, grace: Duration) -> ServersExit {
+        match self {
+            Server::Plugins(s) => s.stop(grace),
+            Server::External(e) => e.stop(grace),
+        }
+    }
+}
+
 type Measured = (String, LoadMeasurement, ServersExit);
 
-fn measure(
+fn start_server(
     plan: &Plan,
     exe: &Path,
-    runtime: &str,
-    plugin: &Path,
-    progress: &mut RunProgress,
-) -> Result<Measured, String> {
+    subject: &Subject,
+    point: &Point,
+) -> Result<(Server, SocketAddr, String), String> {
     let s = &plan.scenario;
-    let (reservation, port) = reserve_port().map_err(|e| format!("finding a free port: {e}"))?;
-    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let serve = ServeSpec {
-        plugin: plugin.to_path_buf(),
-        addr: target,
-        threads: s.server.threads,
-        cpus: s.server.cpus.clone(),
-        max_connections: s.server.max_connections,
-        message_bytes: s.load.payload_bytes,
-        grace_ms: s.shutdown.grace.as_millis() as u64,
-        work_ns: 0,
-        sleep_ns: 0,
-    };
-    let mut servers = Servers::start(exe, &serve, plan.server_processes, runtime)?;
-    drop(reservation);
-    let version = servers.runtime_version.clone();
+    match subject {
+        Subject::External(t) => {
+            let ext = External::start(t)?;
+            Ok((Server::External(ext), t.address, String::new()))
+        }
+        Subject::Plugin(plugin) => {
+            let (reservation, port) =
+                reserve_port().map_err(|e| format!("finding a free port: {e}"))?;
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let serve = ServeSpec {
+                plugin: plugin.path.clone(),
+                addr,
+                threads: point.threads,
+                cpus: s.server.cpus.clone(),
+                max_connections: point.max_connections,
+                message_bytes: point.payload_bytes,
+                grace_ms: s.shutdown.grace.as_millis() as u64,
+                work_ns: s.server.work.as_nanos() as u64,
+                sleep_ns: s.server.sleep.as_nanos() as u64,
+            };
+            let servers = Servers::start(exe, &serve, plan.server_processes, &plugin.name)?;
+            drop(reservation);
+            let version = servers.runtime_version.clone();
+            Ok((Server::Plugins(servers), addr, version))
+        }
+    }
+}
 
-    progress.phase(Phase::Connecting);
+fn loadgen_specs(plan: &Plan, point: &Point, target: SocketAddr) -> Vec<LoadgenSpec> {
+    let s = &plan.scenario;
     let run = RUN_SEQ.fetch_add(1, Ordering::Relaxed) + std::process::id() as usize;
-    let specs: Vec<LoadgenSpec> = plan
-        .shards
+    let ramp_phases =
+        |f: &dyn Fn(&crate::scenario::Phase) -> Option<f64>| -> Vec<(u64, Option<f64>)> {
+            s.load
+                .phases
+                .iter()
+                .map(|p| (p.duration.as_millis() as u64, f(p)))
+                .collect()
+        };
+    let open_connections = Ramp {
+        start: point.connections as f64,
+        phases: ramp_phases(&|p| p.connections.map(|c| c as f64)),
+    };
+    let rate = point.rate.map(|r| Ramp {
+        start: r as f64,
+        phases: ramp_phases(&|p| p.rate.map(|r| r as f64)),
+    });
+    plan.shards(point)
         .iter()
         .map(|sh| LoadgenSpec {
             target,
             first_connection: sh.first_connection,
             connections: sh.connections,
             run,
-            payload_bytes: s.load.payload_bytes,
+            payload_bytes: point.payload_bytes,
             warmup_ms: s.load.warmup.as_millis() as u64,
             duration_ms: s.load.duration.as_millis() as u64,
             threads: s.load.threads,
             cpus: s.load.cpus.clone(),
-            connect_timeout_ms: connect_timeout(s.load.connections).as_millis() as u64,
+            connect_timeout_ms: connect_timeout(point.connections).as_millis() as u64,
+            model: s.load.model,
+            open_connections: open_connections.clone(),
+            rate: rate.clone(),
+            requests_per_connection: s.load.requests_per_connection,
+            interval_ms: s.run.interval.as_millis() as u64,
+            signal_at_ms: s.shutdown.at.map(|d| d.as_millis() as u64),
         })
-        .collect();
-    let timeout = connect_timeout(s.load.connections) + Duration::from_secs(10);
-    let (mut loadgens, connected) = match Loadgens::connect(exe, &specs, runtime, timeout) {
+        .collect()
+}
+
+fn measure(
+    plan: &Plan,
+    exe: &Path,
+    subject: &Subject,
+    point: &Point,
+    progress: &mut RunProgress,
+    timeline: &mut TimelineRecorder,
+    port: &mut Option<u16>,
+) -> Result<Measured, String> {
+    let s = &plan.scenario;
+    let (mut server, target, version) = start_server(plan, exe, subject, point)?;
+    *port = Some(target.port());
+
+    progress.phase(Phase::Connecting);
+    let specs = loadgen_specs(plan, point, target);
+    let timeout = connect_timeout(point.connections) + Duration::from_secs(10);
+    let (mut loadgens, connected) = match Loadgens::connect(exe, &specs, subject.name(), timeout) {
         Ok(v) => v,
         Err(e) => {
-            servers.stop(s.shutdown.grace);
+            server.stop(s.shutdown.grace);
             return Err(e);
         }
     };
-    if connected.ok < s.load.connections as u64 {
+    let expected = point.connections as u64;
+    if connected.ok < expected {
         progress::log(&format!(
-            "[{runtime}] {} of {} connections failed: {}",
-            s.load.connections as u64 - connected.ok,
-            s.load.connections,
+            "[{}] {} of {} connections failed: {}",
+            subject.name(),
+            expected - connected.ok,
+            expected,
             connected.first_error.as_deref().unwrap_or("unknown reason")
         ));
     }
 
-    loadgens.start();
-    let started = Instant::now();
-    let hard_end = started + s.load.warmup + s.load.duration + LOAD_MARGIN;
+    let started = loadgens.start();
+    let pids = server.pids();
+    let hard_end = started + s.load.total() + LOAD_MARGIN;
+    let signal_at = s.shutdown.at.map(|d| started + d);
     let mut results: Vec<Option<Result<LoadResult, String>>> = vec![None; loadgens.len()];
     let mut server_died = None;
     while results.iter().any(Option::is_none) {
-        let completed = loadgens.poll(&mut results);
+        let completed = loadgens.poll(&mut results, timeline);
         progress.load(started.elapsed(), completed, s.load.warmup);
-        loadgens.reap_dead(&mut results);
+        timeline.sample_servers(started, &pids);
+        loadgens.reap_dead(&mut results, timeline);
         if server_died.is_none() {
-            server_died = servers.crashed();
+            server_died = server.crashed();
+        }
+        if signal_at.is_some_and(|at| Instant::now() >= at) {
+            server.signal_stop();
         }
         if Instant::now() > hard_end {
             break;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
+    loadgens.poll(&mut results, timeline);
     loadgens.finish();
     progress.phase(Phase::Shutdown);
-    let exit = servers.stop(s.shutdown.grace);
+    let exit = server.stop(s.shutdown.grace);
     if let Some(e) = server_died {
         return Err(e);
     }

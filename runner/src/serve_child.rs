@@ -21,6 +21,7 @@ struct HostCtx {
     runtime_version: String,
     stop: Mutex<bool>,
     stop_cv: Condvar,
+    stopped_at: Mutex<Option<std::time::Instant>>,
     failure: Mutex<Option<String>>,
 }
 
@@ -99,6 +100,7 @@ pub fn run(spec: &ServeSpec) -> i32 {
         runtime_version: plugin.runtime_version().to_string(),
         stop: Mutex::new(false),
         stop_cv: Condvar::new(),
+        stopped_at: Mutex::new(None),
         failure: Mutex::new(None),
     }));
     let ctx_ptr = host as *const HostCtx as usize;
@@ -113,6 +115,8 @@ pub fn run(spec: &ServeSpec) -> i32 {
                     Err(_) => break,
                 }
             }
+            *c.stopped_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(std::time::Instant::now());
             c.out.send(&ServerEvent::Stopping);
             *c.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
             c.stop_cv.notify_all();
@@ -154,8 +158,11 @@ pub fn run(spec: &ServeSpec) -> i32 {
         .take();
     match status {
         Status::Ok => {
+            let stopped_at = *host.stopped_at.lock().unwrap_or_else(|e| e.into_inner());
+            let drain_ms = stopped_at.map(|t| t.elapsed().as_secs_f64() * 1000.0);
             host.out.send(&ServerEvent::Report {
                 counts: counts(&report),
+                drain_ms,
             });
             exit::OK
         }

@@ -86,3 +86,54 @@ pub fn kill(pid: u32, signal: i32) {
         libc::kill(pid as i32, signal);
     }
 }
+
+/// TCP sockets to or from `port` that are closing but not yet in TIME_WAIT (FIN_WAIT*,
+/// CLOSE_WAIT, LAST_ACK, CLOSING): what a just-stopped server leaves behind.
+pub fn closing_sockets(port: u16) -> usize {
+    let on_port = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+            == Some(port)
+    };
+    let mut n = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            // Column 4 is the state in hex: 04 FIN_WAIT1, 05 FIN_WAIT2, 08 CLOSE_WAIT,
+            // 09 LAST_ACK, 0B CLOSING.
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 3
+                && (on_port(cols[1]) || on_port(cols[2]))
+                && matches!(cols[3], "04" | "05" | "08" | "09" | "0B")
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine (Rust's `Instant`
+/// reads the same clock but cannot cross a process boundary).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into a local struct.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The `Instant` of a CLOCK_MONOTONIC reading (possibly another process's).
+pub fn instant_at(monotonic: u64) -> std::time::Instant {
+    let (now_i, now_ns) = (std::time::Instant::now(), monotonic_ns());
+    if monotonic >= now_ns {
+        now_i + std::time::Duration::from_nanos(monotonic - now_ns)
+    } else {
+        now_i - std::time::Duration::from_nanos(now_ns - monotonic)
+    }
+}

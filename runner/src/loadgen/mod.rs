@@ -15,16 +15,15 @@ use crate::plan::source_address;
 use crate::protocol::{LoadErrors, LoadEvent, LoadResult, LoadgenSpec, ProtocolOut, START};
 use base64::Engine;
 use hdrhistogram::serialization::{Serializer, V2Serializer};
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-use worker::{Live, Worker, WorkerResult, WorkerSpec};
+use worker::{IntervalSample, Live, Settings, Worker, WorkerResult};
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-/// Workers start this long after `start` arrives, so every thread begins at one instant.
-const START_DELAY: Duration = Duration::from_millis(20);
 
 pub fn child_main(spec: &LoadgenSpec) -> i32 {
     let out = match ProtocolOut::take_stdout() {
@@ -61,26 +60,21 @@ fn split(spec: &LoadgenSpec) -> Vec<Vec<(usize, IpAddr)>> {
 fn run(spec: &LoadgenSpec, out: &ProtocolOut) -> anyhow::Result<LoadResult> {
     crate::sys::raise_nofile()?;
     crate::sys::pin_process(&spec.cpus)?;
-    let warmup = Duration::from_millis(spec.warmup_ms);
-    let duration = Duration::from_millis(spec.duration_ms);
+    let settings = Arc::new(Settings::from_spec(spec));
     let (connected_tx, connected_rx) = mpsc::channel();
+    let (interval_tx, interval_rx) = mpsc::channel::<IntervalSample>();
     let mut start_txs = Vec::new();
     let mut handles = Vec::new();
     let mut lives = Vec::new();
-    let shares = split(spec);
-    for (t, connections) in shares.into_iter().enumerate() {
+    for (t, connections) in split(spec).into_iter().enumerate() {
         let live = Arc::new(Live::default());
         lives.push(live.clone());
         let (tx, rx) = mpsc::channel::<Instant>();
         start_txs.push(tx);
         let connected_tx = connected_tx.clone();
+        let interval_tx = interval_tx.clone();
+        let settings = settings.clone();
         let cpu = (!spec.cpus.is_empty()).then(|| spec.cpus[t % spec.cpus.len()]);
-        let wspec = WorkerSpec {
-            target: spec.target,
-            connections,
-            payload: spec.payload_bytes as usize,
-            connect_timeout: Duration::from_millis(spec.connect_timeout_ms),
-        };
         handles.push(
             std::thread::Builder::new()
                 .name(format!("loadgen-{t}"))
@@ -88,22 +82,27 @@ fn run(spec: &LoadgenSpec, out: &ProtocolOut) -> anyhow::Result<LoadResult> {
                     if let Some(cpu) = cpu {
                         runbench_plugin_abi::os::pin_current_thread(cpu)?;
                     }
-                    let (worker, connected) = match Worker::connect(wspec, live) {
-                        Ok(v) => v,
+                    let connected = Worker::new(settings, connections, live)
+                        .and_then(|mut w| w.connect_initial().map(|c| (w, c)));
+                    let worker = match connected {
+                        Ok((worker, c)) => {
+                            let _ = connected_tx.send(Ok(c));
+                            worker
+                        }
                         Err(e) => {
                             let _ = connected_tx.send(Err(e.to_string()));
                             return Err(e);
                         }
                     };
-                    let _ = connected_tx.send(Ok(connected));
                     match rx.recv() {
-                        Ok(start) => worker.run(start, warmup, duration).map(Some),
+                        Ok(start) => worker.run(start, interval_tx).map(Some),
                         Err(_) => Ok(None),
                     }
                 })?,
         );
     }
     drop(connected_tx);
+    drop(interval_tx);
 
     let mut ok = 0;
     let mut errors = LoadErrors::default();
@@ -129,52 +128,120 @@ fn run(spec: &LoadgenSpec, out: &ProtocolOut) -> anyhow::Result<LoadResult> {
 
     let mut stdin = std::io::stdin().lock();
     let mut line = String::new();
-    loop {
+    // `start <CLOCK_MONOTONIC ns>`: every process starts at the same instant, which the runner
+    // also uses to time the stop signal.
+    let start = loop {
         line.clear();
         if stdin.read_line(&mut line)? == 0 {
             anyhow::bail!("runner closed stdin before start");
         }
-        if line.trim() == START {
-            break;
+        if let Some(at) = line.trim().strip_prefix(START) {
+            let ns: u64 = at
+                .trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("bad start line {line:?}: {e}"))?;
+            break crate::sys::instant_at(ns);
         }
-    }
-    let start = Instant::now() + START_DELAY;
+    };
     for tx in start_txs {
         let _ = tx.send(start);
     }
-    let end = start + warmup + duration;
-    while Instant::now() < end {
-        std::thread::sleep(PROGRESS_EVERY.min(end.saturating_duration_since(Instant::now())));
-        out.send(&LoadEvent::Progress {
-            completed: lives.iter().map(|l| l.completed.load(Relaxed)).sum(),
-            errors: lives.iter().map(|l| l.errors.load(Relaxed)).sum(),
-        });
+
+    // Until every worker is done: progress lines, and each interval once all workers sent it.
+    let workers = handles.len();
+    let mut pending: BTreeMap<u64, (usize, IntervalSample)> = BTreeMap::new();
+    let mut last_progress = Instant::now();
+    loop {
+        match interval_rx.recv_timeout(PROGRESS_EVERY) {
+            Ok(sample) => {
+                let entry = pending.entry(sample.index).or_insert_with(|| {
+                    (
+                        0,
+                        IntervalSample {
+                            index: sample.index,
+                            completed: 0,
+                            errors: 0,
+                            histogram: new_histogram(),
+                        },
+                    )
+                });
+                entry.0 += 1;
+                entry.1.completed += sample.completed;
+                entry.1.errors += sample.errors;
+                entry.1.histogram.add(&sample.histogram)?;
+                if entry.0 == workers {
+                    let (_, s) = pending.remove(&sample.index).expect("present");
+                    out.send(&LoadEvent::Interval {
+                        index: s.index,
+                        completed: s.completed,
+                        errors: s.errors,
+                        histogram: encode_histogram(&s.histogram)?,
+                    });
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            out.send(&LoadEvent::Progress {
+                completed: lives.iter().map(|l| l.completed.load(Relaxed)).sum(),
+                errors: lives.iter().map(|l| l.errors.load(Relaxed)).sum(),
+            });
+        }
     }
 
     let mut histogram = new_histogram();
+    let mut uncorrected: Option<hdrhistogram::Histogram<u64>> = None;
+    let mut connect = new_histogram();
     let mut result = LoadResult {
         connections_ok: ok,
         requests: 0,
         mismatched_bytes: 0,
         errors,
         histogram: String::new(),
+        histogram_uncorrected: String::new(),
+        sent: 0,
+        reconnects: 0,
+        connect_histogram: String::new(),
+        in_flight_at_signal: 0,
+        completed_after_signal: 0,
+        cut_after_signal: 0,
         busy_fraction: 0.0,
         cpu_user_s: 0.0,
         cpu_sys_s: 0.0,
     };
-    let workers = handles.len().max(1) as f64;
+    result.errors = LoadErrors::default();
     for h in handles {
         let r = h
             .join()
             .map_err(|_| anyhow::anyhow!("a load-generator thread panicked"))??
             .ok_or_else(|| anyhow::anyhow!("a worker did not start"))?;
-        histogram.add(&r.histogram)?;
+        if let Some(h) = &r.histogram {
+            histogram.add(h)?;
+        }
+        if let Some(h) = &r.uncorrected {
+            uncorrected.get_or_insert_with(new_histogram).add(h)?;
+        }
+        if let Some(h) = &r.connect {
+            connect.add(h)?;
+        }
         result.requests += r.requests;
+        result.sent += r.sent;
+        result.reconnects += r.reconnects;
         result.mismatched_bytes += r.mismatched_bytes;
         result.errors.add(&r.errors);
-        result.busy_fraction += r.busy_fraction / workers;
+        result.in_flight_at_signal += r.in_flight_at_signal;
+        result.completed_after_signal += r.completed_after_signal;
+        result.cut_after_signal += r.cut_after_signal;
+        // The busiest thread is the one that would limit the load.
+        result.busy_fraction = result.busy_fraction.max(r.busy_fraction);
     }
     result.histogram = encode_histogram(&histogram)?;
+    if let Some(u) = &uncorrected {
+        result.histogram_uncorrected = encode_histogram(u)?;
+    }
+    result.connect_histogram = encode_histogram(&connect)?;
     let (user, sys) = own_cpu_time();
     result.cpu_user_s = user;
     result.cpu_sys_s = sys;

@@ -1,30 +1,121 @@
 //! One load-generator thread: an edge-triggered epoll loop (mio) over its share of the
-//! connections. Closed model: each connection writes one message, reads the whole echo while
-//! checking every byte, records the latency, and immediately sends the next.
+//! connections.
 //!
-//! Nothing is shared with other workers on the hot path except two relaxed counters for the
-//! progress display; latencies go into this thread's own histogram.
+//! - Closed model: each connection has one request in flight; the next is sent when the echo of
+//!   the last has fully arrived (every byte checked).
+//! - Open model: each connection sends on a fixed schedule whether or not earlier replies came back
+//!   (requests are pipelined). Latency is measured from the request's *intended* send time, so a
+//!   stalled server shows up in the percentiles instead of slowing the schedule down (wrk2's
+//!   lesson); the latency from the actual send time is kept beside it.
+//!
+//! Nothing is shared with other workers on the hot path except relaxed counters for progress.
 
 use super::connect::start_connect;
 use super::pattern::Pattern;
-use crate::protocol::LoadErrors;
+use crate::protocol::{LoadErrors, LoadgenSpec, Ramp};
+use crate::scenario::Model;
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The token of the open model's timerfd (connection tokens are indices).
+const TIMER_TOKEN: Token = Token(usize::MAX);
+
+/// A timerfd in the epoll set: wake-ups at nanosecond resolution.
+struct Timer {
+    fd: std::os::fd::OwnedFd,
+    armed: Option<Instant>,
+}
+
+impl Timer {
+    fn new(poll: &Poll) -> io::Result<Timer> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: timerfd_create returns a new descriptor or -1.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is ours. Timer slack (50 us by default) would blur the schedule.
+        let fd = unsafe {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1);
+            std::os::fd::OwnedFd::from_raw_fd(raw)
+        };
+        poll.registry().register(
+            &mut mio::unix::SourceFd(&fd.as_raw_fd()),
+            TIMER_TOKEN,
+            Interest::READABLE,
+        )?;
+        Ok(Timer { fd, armed: None })
+    }
+
+    /// Fires at `at` (once); re-arming for the same instant costs nothing.
+    fn arm(&mut self, at: Instant) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        if self.armed == Some(at) {
+            return Ok(());
+        }
+        self.armed = Some(at);
+        let ns = crate::sys::monotonic_ns()
+            + at.saturating_duration_since(Instant::now()).as_nanos() as u64;
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: (ns / 1_000_000_000) as i64,
+                tv_nsec: (ns % 1_000_000_000) as i64,
+            },
+        };
+        // SAFETY: valid fd and itimerspec.
+        let r = unsafe {
+            libc::timerfd_settime(
+                self.fd.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Consumes the expiry so edge-triggered epoll reports the next one.
+    fn clear(&self) {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 8];
+        // SAFETY: reading 8 bytes into a local buffer.
+        unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+    }
+}
+
 /// Connects in flight at once per worker, so a burst does not overflow the server's backlog.
 const CONNECT_WINDOW: usize = 256;
-/// After the measured window, in-flight requests get this long to finish (not recorded).
-const DRAIN: Duration = Duration::from_millis(500);
+/// After the load ends, outstanding requests get this long to finish.
+const DRAIN: Duration = Duration::from_secs(1);
 /// Highest latency the histogram tracks (ns); larger values are clamped.
 pub const HIST_MAX_NS: u64 = 3_600_000_000_000;
 
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("static histogram bounds")
+}
+
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    h.saturating_record((d.as_nanos().min(u128::from(HIST_MAX_NS)) as u64).max(1));
 }
 
 /// Counters the child's main thread reads for progress lines.
@@ -34,12 +125,12 @@ pub struct Live {
     pub errors: AtomicU64,
 }
 
-pub struct WorkerSpec {
-    pub target: SocketAddr,
-    /// (global connection index, source address) for each of this worker's connections.
-    pub connections: Vec<(usize, IpAddr)>,
-    pub payload: usize,
-    pub connect_timeout: Duration,
+/// One timeline interval of one worker.
+pub struct IntervalSample {
+    pub index: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub histogram: Histogram<u64>,
 }
 
 pub struct Connected {
@@ -48,255 +139,382 @@ pub struct Connected {
     pub first_error: Option<String>,
 }
 
+#[derive(Default)]
 pub struct WorkerResult {
-    pub histogram: Histogram<u64>,
+    pub histogram: Option<Histogram<u64>>,
+    pub uncorrected: Option<Histogram<u64>>,
+    pub connect: Option<Histogram<u64>>,
     pub requests: u64,
+    pub sent: u64,
+    pub reconnects: u64,
     pub mismatched_bytes: u64,
     pub errors: LoadErrors,
     pub busy_fraction: f64,
+    pub in_flight_at_signal: u64,
+    pub completed_after_signal: u64,
+    pub cut_after_signal: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed,
+    Connecting,
+    Open,
+    /// Failed; not reopened.
+    Dead,
+}
+
+struct Req {
+    intended: Instant,
+    sent: Option<Instant>,
+    at_signal: bool,
 }
 
 struct Conn {
-    stream: mio::net::TcpStream,
     index: usize,
-    sent: usize,
-    received: usize,
-    started: Instant,
-    alive: bool,
-    /// A request is outstanding.
-    busy: bool,
+    source: IpAddr,
+    state: State,
+    stream: Option<mio::net::TcpStream>,
+    connect_started: Instant,
+    /// Requests written or waiting to be written, oldest first; echoes complete them in order.
+    queue: VecDeque<Req>,
+    /// Requests at the front of `queue` that are fully written.
+    written: usize,
+    write_pos: usize,
+    recv_pos: usize,
+    done_on_conn: u64,
+    /// Open model: when the next request is due.
+    next_due: Option<Instant>,
+}
+
+/// The worker's settings, derived from the process's spec.
+pub struct Settings {
+    pub target: SocketAddr,
+    pub model: Model,
+    pub payload: usize,
+    pub open_connections: Ramp,
+    pub rate: Option<Ramp>,
+    pub requests_per_connection: Option<u64>,
+    pub connect_timeout: Duration,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub interval: Duration,
+    pub signal_at: Option<Duration>,
+}
+
+impl Settings {
+    pub fn from_spec(spec: &LoadgenSpec) -> Self {
+        Settings {
+            target: spec.target,
+            model: spec.model,
+            payload: spec.payload_bytes as usize,
+            open_connections: spec.open_connections.clone(),
+            rate: spec.rate.clone(),
+            requests_per_connection: spec.requests_per_connection,
+            connect_timeout: Duration::from_millis(spec.connect_timeout_ms),
+            warmup: Duration::from_millis(spec.warmup_ms),
+            duration: Duration::from_millis(spec.duration_ms),
+            interval: Duration::from_millis(spec.interval_ms.max(1)),
+            signal_at: spec.signal_at_ms.map(Duration::from_millis),
+        }
+    }
 }
 
 pub struct Worker {
+    settings: Arc<Settings>,
     poll: Poll,
     conns: Vec<Conn>,
     pattern: Pattern,
-    payload: usize,
-    errors: LoadErrors,
     live: Arc<Live>,
+    r: WorkerResult,
+    histogram: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    connect_hist: Histogram<u64>,
+    interval_hist: Histogram<u64>,
+    interval_completed: u64,
+    interval_errors: u64,
+    /// Open model: (due, connection) min-heap.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    connecting: usize,
+    /// Requests queued over all connections (kept incrementally: scanning 18k connections per
+    /// loop turn would cost more than the I/O).
+    queued: usize,
+    /// Timing of the run (set by `run`).
+    start: Instant,
+    measure_from: Instant,
+    end: Instant,
+    signalled: bool,
 }
 
 fn classify(e: &io::Error, errors: &mut LoadErrors) {
     match e.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => errors.reset += 1,
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => errors.reset += 1,
         _ => errors.other += 1,
     }
 }
 
 impl Worker {
-    /// Opens every connection of `spec`; returns once each has connected, failed or timed out.
-    pub fn connect(spec: WorkerSpec, live: Arc<Live>) -> io::Result<(Worker, Connected)> {
-        let mut poll = Poll::new()?;
+    pub fn new(
+        settings: Arc<Settings>,
+        connections: Vec<(usize, IpAddr)>,
+        live: Arc<Live>,
+    ) -> io::Result<Worker> {
+        let now = Instant::now();
+        let conns = connections
+            .into_iter()
+            .map(|(index, source)| Conn {
+                index,
+                source,
+                state: State::Closed,
+                stream: None,
+                connect_started: now,
+                queue: VecDeque::new(),
+                written: 0,
+                write_pos: 0,
+                recv_pos: 0,
+                done_on_conn: 0,
+                next_due: None,
+            })
+            .collect();
+        Ok(Worker {
+            pattern: Pattern::new(settings.payload),
+            settings,
+            poll: Poll::new()?,
+            conns,
+            live,
+            r: WorkerResult::default(),
+            histogram: new_histogram(),
+            uncorrected: new_histogram(),
+            connect_hist: new_histogram(),
+            interval_hist: new_histogram(),
+            interval_completed: 0,
+            interval_errors: 0,
+            timers: BinaryHeap::new(),
+            connecting: 0,
+            queued: 0,
+            start: now,
+            measure_from: now,
+            end: now,
+            signalled: false,
+        })
+    }
+
+    fn wanted(&self, i: usize, t: Duration) -> bool {
+        (self.conns[i].index as f64) < self.settings.open_connections.at(t).round()
+    }
+
+    fn begin_connect(&mut self, i: usize, now: Instant) {
+        let (source, target) = (self.conns[i].source, self.settings.target);
+        match start_connect(source, target) {
+            Ok(mut stream) => {
+                if let Err(e) = self.poll.registry().register(
+                    &mut stream,
+                    Token(i),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    self.r.errors.connect_failed += 1;
+                    let _ = e;
+                    self.conns[i].state = State::Dead;
+                    return;
+                }
+                let c = &mut self.conns[i];
+                c.stream = Some(stream);
+                c.state = State::Connecting;
+                c.connect_started = now;
+                self.connecting += 1;
+            }
+            Err(_) => {
+                self.r.errors.connect_failed += 1;
+                self.count_error();
+                self.conns[i].state = State::Dead;
+            }
+        }
+    }
+
+    /// A connecting socket reported readiness: did the connect succeed?
+    fn finish_connect(&mut self, i: usize) -> Result<(), io::Error> {
+        self.connecting -= 1;
+        let stream = self.conns[i]
+            .stream
+            .as_ref()
+            .expect("connecting has a stream");
+        match stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => stream.peer_addr().map(|_| ()),
+        }
+    }
+
+    /// Opens the connections wanted at the start; returns once each connected, failed or timed out.
+    pub fn connect_initial(&mut self) -> io::Result<Connected> {
         let mut errors = LoadErrors::default();
         let mut first_error = None;
-        let mut pending: Vec<Option<Conn>> = Vec::new();
-        let mut conns = Vec::with_capacity(spec.connections.len());
         let mut events = Events::with_capacity(1024);
+        let deadline = Instant::now() + self.settings.connect_timeout;
+        let wanted: Vec<usize> = (0..self.conns.len())
+            .filter(|&i| self.wanted(i, Duration::ZERO))
+            .collect();
         let mut next = 0;
-        let mut in_flight = 0;
-        let deadline = Instant::now() + spec.connect_timeout;
-        let now = Instant::now();
-        while next < spec.connections.len() || in_flight > 0 {
-            while in_flight < CONNECT_WINDOW && next < spec.connections.len() {
-                let (index, source) = spec.connections[next];
+        let mut ok = 0;
+        while next < wanted.len() || self.connecting > 0 {
+            while self.connecting < CONNECT_WINDOW && next < wanted.len() {
+                let i = wanted[next];
                 next += 1;
-                match start_connect(source, spec.target) {
-                    Ok(mut stream) => {
-                        let token = Token(pending.len());
-                        poll.registry().register(
-                            &mut stream,
-                            token,
-                            Interest::READABLE | Interest::WRITABLE,
-                        )?;
-                        pending.push(Some(Conn {
-                            stream,
-                            index,
-                            sent: 0,
-                            received: 0,
-                            started: now,
-                            alive: true,
-                            busy: false,
-                        }));
-                        in_flight += 1;
-                    }
-                    Err(e) => {
-                        errors.connect_failed += 1;
-                        first_error.get_or_insert_with(|| format!("connect from {source}: {e}"));
-                    }
+                self.begin_connect(i, Instant::now());
+                if self.conns[i].state == State::Dead {
+                    first_error.get_or_insert_with(|| {
+                        format!(
+                            "connect from {} to {} failed",
+                            self.conns[i].source, self.settings.target
+                        )
+                    });
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            poll.poll(&mut events, Some(left.min(Duration::from_millis(100))))?;
-            for event in events.iter() {
-                let Some(conn) = pending.get_mut(event.token().0).and_then(Option::take) else {
-                    continue;
-                };
-                in_flight -= 1;
-                let failed = match conn.stream.take_error() {
-                    Ok(Some(e)) | Err(e) => Some(e),
-                    Ok(None) => conn.stream.peer_addr().err(),
-                };
-                match failed {
-                    None => conns.push(conn),
-                    Some(e) => {
-                        errors.connect_failed += 1;
-                        first_error
-                            .get_or_insert_with(|| format!("connect to {}: {e}", spec.target));
-                    }
-                }
-            }
-        }
-        for conn in pending.into_iter().flatten() {
-            drop(conn);
-            errors.connect_timeout += 1;
-            first_error.get_or_insert_with(|| format!("connect to {} timed out", spec.target));
-        }
-        // Re-register under each connection's position in `conns`.
-        for (i, conn) in conns.iter_mut().enumerate() {
-            poll.registry().reregister(
-                &mut conn.stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-        }
-        let connected = Connected {
-            ok: conns.len() as u64,
-            errors,
-            first_error,
-        };
-        let worker = Worker {
-            poll,
-            conns,
-            pattern: Pattern::new(spec.payload),
-            payload: spec.payload,
-            errors: LoadErrors::default(),
-            live,
-        };
-        Ok((worker, connected))
-    }
-
-    /// Runs the closed loop: warmup until `start + warmup`, measure until `+ duration`.
-    pub fn run(
-        mut self,
-        start: Instant,
-        warmup: Duration,
-        duration: Duration,
-    ) -> io::Result<WorkerResult> {
-        let measure_from = start + warmup;
-        let end = measure_from + duration;
-        let mut histogram = new_histogram();
-        let mut requests = 0u64;
-        let mut mismatched = 0u64;
-        let mut scratch = vec![0u8; 64 * 1024];
-        let mut events = Events::with_capacity(1024);
-        let mut idle = Duration::ZERO;
-
-        let wait = start.saturating_duration_since(Instant::now());
-        std::thread::sleep(wait);
-        let began = Instant::now();
-        for i in 0..self.conns.len() {
-            self.send(i, began);
-        }
-        let mut in_flight = self.conns.iter().filter(|c| c.alive).count();
-        loop {
-            let top = Instant::now();
-            let now = top;
-            if now >= end && (in_flight == 0 || now >= end + DRAIN) {
-                break;
-            }
-            let timeout = if now < end {
-                end - now
-            } else {
-                end + DRAIN - now
-            };
             self.poll
-                .poll(&mut events, Some(timeout.min(Duration::from_millis(50))))?;
-            let now = Instant::now();
-            idle += now - top;
+                .poll(&mut events, Some(left.min(Duration::from_millis(100))))?;
             for event in events.iter() {
                 let i = event.token().0;
-                if !self.conns[i].alive || !self.conns[i].busy {
+                if self.conns[i].state != State::Connecting {
                     continue;
                 }
-                if event.is_writable() && self.conns[i].sent < self.payload {
-                    self.write_more(i);
-                }
-                if self.conns[i].alive
-                    && (event.is_readable() || event.is_read_closed() || event.is_error())
-                    && self.read_echo(i, &mut scratch, &mut mismatched)
-                {
-                    let c = &mut self.conns[i];
-                    if c.started >= measure_from && now <= end {
-                        let ns = now.saturating_duration_since(c.started).as_nanos();
-                        histogram.saturating_record(ns.min(u128::from(HIST_MAX_NS)) as u64);
-                        requests += 1;
+                match self.finish_connect(i) {
+                    Ok(()) => {
+                        self.conns[i].state = State::Open;
+                        ok += 1;
                     }
-                    self.live.completed.fetch_add(1, Relaxed);
-                    c.busy = false;
-                    if now < end {
-                        self.send(i, now);
+                    Err(e) => {
+                        errors.connect_failed += 1;
+                        first_error.get_or_insert_with(|| {
+                            format!("connect to {}: {e}", self.settings.target)
+                        });
+                        self.close(i, State::Dead);
                     }
-                }
-                if !self.conns[i].alive || !self.conns[i].busy {
-                    in_flight -= 1;
                 }
             }
         }
-        let total = began.elapsed();
-        let busy_fraction = if total.is_zero() {
-            0.0
-        } else {
-            1.0 - idle.as_secs_f64() / total.as_secs_f64()
-        };
-        Ok(WorkerResult {
-            histogram,
-            requests,
-            mismatched_bytes: mismatched,
-            errors: self.errors,
-            busy_fraction: busy_fraction.clamp(0.0, 1.0),
+        for i in 0..self.conns.len() {
+            if self.conns[i].state == State::Connecting {
+                self.connecting -= 1;
+                errors.connect_timeout += 1;
+                first_error.get_or_insert_with(|| {
+                    format!("connect to {} timed out", self.settings.target)
+                });
+                self.close(i, State::Dead);
+            }
+        }
+        self.r.errors.add(&errors);
+        Ok(Connected {
+            ok,
+            errors,
+            first_error,
         })
     }
 
-    fn fail(&mut self, i: usize, e: Option<&io::Error>) {
+    fn close(&mut self, i: usize, state: State) {
         let c = &mut self.conns[i];
-        if !c.alive {
-            return;
+        if let Some(mut s) = c.stream.take() {
+            let _ = self.poll.registry().deregister(&mut s);
         }
-        c.alive = false;
-        let _ = self.poll.registry().deregister(&mut c.stream);
-        match e {
-            Some(e) => classify(e, &mut self.errors),
-            None => self.errors.closed_by_server += 1,
-        }
+        c.state = state;
+        self.queued -= c.queue.len();
+        c.queue.clear();
+        c.written = 0;
+        c.write_pos = 0;
+        c.recv_pos = 0;
+        c.done_on_conn = 0;
+        c.next_due = None;
+    }
+
+    fn count_error(&mut self) {
+        self.interval_errors += 1;
         self.live.errors.fetch_add(1, Relaxed);
     }
 
-    /// Starts a new request on connection `i`.
-    fn send(&mut self, i: usize, now: Instant) {
-        let c = &mut self.conns[i];
-        if !c.alive {
+    /// The connection failed: its outstanding requests are lost.
+    fn fail(&mut self, i: usize, e: Option<&io::Error>) {
+        if self.conns[i].state != State::Open {
             return;
         }
-        c.sent = 0;
-        c.received = 0;
-        c.started = now;
-        c.busy = true;
-        self.write_more(i);
+        let cut = self.conns[i].queue.iter().filter(|r| r.at_signal).count() as u64;
+        self.r.cut_after_signal += cut;
+        match e {
+            Some(e) => classify(e, &mut self.r.errors),
+            None => self.r.errors.closed_by_server += 1,
+        }
+        self.count_error();
+        self.close(i, State::Dead);
     }
 
-    fn write_more(&mut self, i: usize) {
+    /// Per-connection interval of the open model at time `t`.
+    fn open_interval(&self, t: Duration) -> Option<Duration> {
+        let rate = self.settings.rate.as_ref()?.at(t);
+        let conns = self.settings.open_connections.at(t).round().max(1.0);
+        if rate <= 0.0 {
+            return Some(Duration::from_millis(100)); // re-check a paused schedule later
+        }
+        Some(Duration::from_secs_f64(conns / rate))
+    }
+
+    /// A connection just became usable at `now`: start its traffic.
+    fn start_traffic(&mut self, i: usize, now: Instant) {
+        match self.settings.model {
+            Model::Closed => self.enqueue(i, now, now),
+            Model::Open => {
+                let t = now.saturating_duration_since(self.start);
+                let Some(every) = self.open_interval(t) else {
+                    return;
+                };
+                // Spread first sends evenly over one interval, by connection index.
+                let conns = self.settings.open_connections.at(t).round().max(1.0);
+                let offset = every.mul_f64((self.conns[i].index as f64 % conns) / conns);
+                let due = now.max(self.start) + offset;
+                self.conns[i].next_due = Some(due);
+                self.timers.push(Reverse((due, i)));
+            }
+        }
+    }
+
+    /// Queues a request intended at `intended` and writes what the socket takes.
+    fn enqueue(&mut self, i: usize, intended: Instant, now: Instant) {
+        let at_signal = false;
+        self.conns[i].queue.push_back(Req {
+            intended,
+            sent: None,
+            at_signal,
+        });
+        self.queued += 1;
+        if self.conns[i].queue.len() - self.conns[i].written == 1 {
+            self.write_more(i, now);
+        }
+    }
+
+    fn write_more(&mut self, i: usize, now: Instant) {
         loop {
             let c = &mut self.conns[i];
-            let msg = self.pattern.message(c.index);
-            if c.sent >= msg.len() {
+            if c.written >= c.queue.len() {
                 return;
             }
-            match c.stream.write(&msg[c.sent..]) {
+            let Some(stream) = c.stream.as_mut() else {
+                return;
+            };
+            let msg = self.pattern.message(c.index);
+            if c.write_pos == 0 && c.queue[c.written].sent.is_none() {
+                c.queue[c.written].sent = Some(now);
+            }
+            match stream.write(&msg[c.write_pos..]) {
                 Ok(0) => return self.fail(i, None),
-                Ok(n) => c.sent += n,
+                Ok(n) => {
+                    c.write_pos += n;
+                    if c.write_pos == msg.len() {
+                        c.write_pos = 0;
+                        c.written += 1;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.fail(i, Some(&e)),
@@ -304,38 +522,295 @@ impl Worker {
         }
     }
 
-    /// True when the whole echo of the current message has arrived.
-    fn read_echo(&mut self, i: usize, scratch: &mut [u8], mismatched: &mut u64) -> bool {
+    /// Reads what has arrived, completing requests in order.
+    fn read_more(&mut self, i: usize, scratch: &mut [u8], now: Instant) {
+        let payload = self.settings.payload;
         loop {
             let c = &mut self.conns[i];
-            // Never read past the current message: its end is the request boundary.
-            let want = (self.payload - c.received).min(scratch.len());
+            let Some(stream) = c.stream.as_mut() else {
+                return;
+            };
+            // Read no further than the oldest request's end (the request boundary) and no further
+            // than what was written of it (large messages echo while they are still being sent).
+            let limit = if c.written > 0 { payload } else { c.write_pos };
+            let want = limit.saturating_sub(c.recv_pos).min(scratch.len());
             if want == 0 {
-                return false;
+                return;
             }
-            match c.stream.read(&mut scratch[..want]) {
-                Ok(0) => {
-                    self.fail(i, None);
-                    return false;
-                }
+            match stream.read(&mut scratch[..want]) {
+                Ok(0) => return self.fail(i, None),
                 Ok(n) => {
-                    *mismatched += self.pattern.mismatches(c.index, c.received, &scratch[..n]);
-                    c.received += n;
-                    if c.received == self.payload && c.sent == self.payload {
-                        return true;
+                    self.r.mismatched_bytes +=
+                        self.pattern.mismatches(c.index, c.recv_pos, &scratch[..n]);
+                    c.recv_pos += n;
+                    if c.recv_pos == payload && c.written > 0 {
+                        c.recv_pos = 0;
+                        self.complete(i, now);
+                        if self.conns[i].state != State::Open {
+                            return;
+                        }
                     }
-                    // A short read drained the socket; epoll reports the next arrival.
                     if n < want {
-                        return false;
+                        // A short read drained the socket; epoll reports the next arrival.
+                        return;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.fail(i, Some(&e));
-                    return false;
+                Err(e) => return self.fail(i, Some(&e)),
+            }
+        }
+    }
+
+    fn complete(&mut self, i: usize, now: Instant) {
+        let c = &mut self.conns[i];
+        let req = c.queue.pop_front().expect("a written request");
+        self.queued -= 1;
+        c.written -= 1;
+        c.done_on_conn += 1;
+        if req.intended >= self.measure_from && req.intended < self.end {
+            record(
+                &mut self.histogram,
+                now.saturating_duration_since(req.intended),
+            );
+            if self.settings.model == Model::Open {
+                record(
+                    &mut self.uncorrected,
+                    now.saturating_duration_since(req.sent.unwrap_or(req.intended)),
+                );
+            }
+            self.r.requests += 1;
+        }
+        if req.at_signal {
+            self.r.completed_after_signal += 1;
+        }
+        record(
+            &mut self.interval_hist,
+            now.saturating_duration_since(req.intended),
+        );
+        self.interval_completed += 1;
+        self.live.completed.fetch_add(1, Relaxed);
+
+        let running = now < self.end;
+        let t = now.saturating_duration_since(self.start);
+        let churn = self
+            .settings
+            .requests_per_connection
+            .is_some_and(|n| self.conns[i].done_on_conn >= n);
+        let retire = churn || !self.wanted(i, t);
+        if retire && self.conns[i].queue.is_empty() {
+            self.close(i, State::Closed);
+            if churn && running && self.wanted(i, t) {
+                self.begin_connect(i, now);
+            }
+            return;
+        }
+        if running && self.settings.model == Model::Closed && !retire {
+            self.enqueue(i, now, now);
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((due, i))) = self.timers.peek() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            if self.conns[i].state != State::Open
+                || self.conns[i].next_due != Some(due)
+                || due >= self.end
+            {
+                continue;
+            }
+            if due >= self.measure_from && due < self.end {
+                self.r.sent += 1;
+            }
+            self.enqueue(i, due, now);
+            if self.conns[i].state != State::Open {
+                continue;
+            }
+            let t = due.saturating_duration_since(self.start);
+            let churn = self.settings.requests_per_connection.is_some_and(|n| {
+                self.conns[i].done_on_conn + self.conns[i].queue.len() as u64 >= n
+            });
+            if churn || !self.wanted(i, t) {
+                self.conns[i].next_due = None; // retire after the outstanding echoes
+                continue;
+            }
+            if let Some(every) = self.open_interval(t) {
+                let next = due + every;
+                self.conns[i].next_due = Some(next);
+                self.timers.push(Reverse((next, i)));
+            }
+        }
+    }
+
+    /// Opens connections a ramp now wants and closes those it no longer wants.
+    fn follow_ramp(&mut self, now: Instant) {
+        let t = now.saturating_duration_since(self.start);
+        for i in 0..self.conns.len() {
+            let wanted = self.wanted(i, t);
+            match self.conns[i].state {
+                State::Closed if wanted && self.connecting < CONNECT_WINDOW => {
+                    self.begin_connect(i, now)
+                }
+                State::Open if !wanted && self.conns[i].queue.is_empty() => {
+                    self.close(i, State::Closed)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs the load from `start` for warmup + duration, then drains. Interval samples go to `tx`.
+    pub fn run(mut self, start: Instant, tx: Sender<IntervalSample>) -> io::Result<WorkerResult> {
+        let s = self.settings.clone();
+        self.start = start;
+        self.measure_from = start + s.warmup;
+        self.end = self.measure_from + s.duration;
+        let ramping = !s.open_connections.phases.is_empty();
+        let signal_at = s.signal_at.map(|d| start + d);
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut events = Events::with_capacity(1024);
+        let mut idle = Duration::ZERO;
+        let mut next_tick = start + s.interval;
+        let mut tick_index = 0u64;
+        let mut next_ramp = start;
+
+        let mut timer = match s.model {
+            Model::Open => Some(Timer::new(&self.poll)?),
+            Model::Closed => None,
+        };
+        std::thread::sleep(start.saturating_duration_since(Instant::now()));
+        let began = Instant::now();
+        for i in 0..self.conns.len() {
+            if self.conns[i].state == State::Open {
+                self.start_traffic(i, began);
+            }
+        }
+        loop {
+            let top = Instant::now();
+            let now = top;
+            if let Some(at) = signal_at {
+                if !self.signalled && now >= at {
+                    self.signalled = true;
+                    for c in &mut self.conns {
+                        for r in &mut c.queue {
+                            r.at_signal = true;
+                        }
+                    }
+                    self.r.in_flight_at_signal = self.queued as u64;
+                }
+            }
+            if now >= next_tick {
+                let histogram = std::mem::replace(&mut self.interval_hist, new_histogram());
+                let _ = tx.send(IntervalSample {
+                    index: tick_index,
+                    completed: std::mem::take(&mut self.interval_completed),
+                    errors: std::mem::take(&mut self.interval_errors),
+                    histogram,
+                });
+                tick_index += 1;
+                next_tick += s.interval;
+            }
+            if now >= self.end && (self.queued == 0 || now >= self.end + DRAIN) {
+                break;
+            }
+            if now < self.end {
+                self.fire_timers(now);
+                if ramping && now >= next_ramp {
+                    self.follow_ramp(now);
+                    next_ramp = now + Duration::from_millis(10);
+                }
+            }
+            let mut wake = if now < self.end {
+                self.end
+            } else {
+                self.end + DRAIN
+            };
+            wake = wake.min(next_tick);
+            if let Some(&Reverse((due, _))) = self.timers.peek() {
+                wake = wake.min(due);
+            }
+            if ramping {
+                wake = wake.min(next_ramp);
+            }
+            if let Some(at) = signal_at.filter(|_| !self.signalled) {
+                wake = wake.min(at);
+            }
+            let timeout = match &mut timer {
+                // The open model's schedule needs sub-millisecond wake-ups; epoll's own timeout
+                // is in whole milliseconds (and would make every send up to 1 ms late).
+                Some(t) => {
+                    t.arm(wake)?;
+                    Duration::from_millis(50)
+                }
+                None => wake.saturating_duration_since(now),
+            };
+            self.poll
+                .poll(&mut events, Some(timeout.min(Duration::from_millis(50))))?;
+            let now = Instant::now();
+            idle += now - top;
+            for event in events.iter() {
+                let i = event.token().0;
+                if i == TIMER_TOKEN.0 {
+                    if let Some(t) = &timer {
+                        t.clear();
+                    }
+                    continue;
+                }
+                match self.conns[i].state {
+                    State::Connecting => match self.finish_connect(i) {
+                        Ok(()) => {
+                            record(
+                                &mut self.connect_hist,
+                                now.saturating_duration_since(self.conns[i].connect_started),
+                            );
+                            self.r.reconnects += 1;
+                            self.conns[i].state = State::Open;
+                            if now < self.end {
+                                self.start_traffic(i, now);
+                            }
+                        }
+                        Err(_) => {
+                            self.r.errors.connect_failed += 1;
+                            self.count_error();
+                            self.close(i, State::Dead);
+                        }
+                    },
+                    State::Open => {
+                        if event.is_writable() {
+                            self.write_more(i, now);
+                        }
+                        if self.conns[i].state == State::Open
+                            && (event.is_readable() || event.is_read_closed() || event.is_error())
+                        {
+                            self.read_more(i, &mut scratch, now);
+                        }
+                    }
+                    State::Closed | State::Dead => {}
                 }
             }
         }
+        self.r.errors.unanswered += self.queued as u64;
+        self.r.cut_after_signal += self
+            .conns
+            .iter()
+            .flat_map(|c| c.queue.iter())
+            .filter(|r| r.at_signal)
+            .count() as u64;
+        if self.settings.model == Model::Closed {
+            self.r.sent = self.r.requests;
+        }
+        let total = began.elapsed();
+        self.r.busy_fraction = if total.is_zero() {
+            0.0
+        } else {
+            (1.0 - idle.as_secs_f64() / total.as_secs_f64()).clamp(0.0, 1.0)
+        };
+        self.r.histogram = Some(self.histogram);
+        self.r.uncorrected = (self.settings.model == Model::Open).then_some(self.uncorrected);
+        self.r.connect = Some(self.connect_hist);
+        Ok(self.r)
     }
 }

@@ -11,7 +11,7 @@ pub struct PercentileRow {
     pub latency_us: f64,
 }
 
-fn to_csv<T: Serialize>(rows: &[T]) -> anyhow::Result<Vec<u8>> {
+pub fn to_csv<T: Serialize>(rows: &[T]) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r)?;

@@ -1,5 +1,6 @@
 //! meta.json: what was run, where, with what — enough to reproduce or to refuse a comparison.
 
+use crate::plan::{Plan, Subject};
 use crate::scenario::Scenario;
 use serde::Serialize;
 
@@ -9,7 +10,14 @@ pub struct Meta {
     pub scenario: Scenario,
     pub scenario_file: String,
     pub server_processes: usize,
-    pub loadgen_processes: usize,
+    /// Seed of the trial order shuffles and the bootstrap; pass `--seed` to repeat the order.
+    pub seed: u64,
+    pub points: Vec<String>,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    /// Stop signal during the load (seconds after its start), or null: after the load.
+    pub shutdown_at_s: Option<f64>,
+    pub interval_s: f64,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub host: HostInfo,
@@ -22,6 +30,51 @@ pub struct Meta {
 pub struct PluginInfo {
     pub runtime: String,
     pub path: String,
+    /// SHA-256 of the library file, so a result names exactly what was loaded.
+    pub sha256: String,
+}
+
+impl Meta {
+    pub fn new(plan: &Plan, started: chrono::DateTime<chrono::Utc>) -> Meta {
+        let s = &plan.scenario;
+        Meta {
+            runbench_version: env!("CARGO_PKG_VERSION"),
+            scenario: s.clone(),
+            scenario_file: s.source.display().to_string(),
+            server_processes: plan.server_processes,
+            seed: plan.seed,
+            points: plan.points.iter().map(|p| p.label()).collect(),
+            warmup_s: s.load.warmup.as_secs_f64(),
+            duration_s: s.load.duration.as_secs_f64(),
+            shutdown_at_s: s.shutdown.at.map(|d| d.as_secs_f64()),
+            interval_s: s.run.interval.as_secs_f64(),
+            started_at: started.to_rfc3339(),
+            finished_at: None,
+            host: HostInfo::read(plan.nofile_limit),
+            rustc: RUSTC_VERSION,
+            git_commit: GIT_COMMIT,
+            plugins: plan
+                .subjects
+                .iter()
+                .filter_map(|s| match s {
+                    Subject::Plugin(p) => Some(PluginInfo {
+                        runtime: p.name.clone(),
+                        path: p.path.display().to_string(),
+                        sha256: sha256_file(&p.path),
+                    }),
+                    Subject::External(_) => None,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn sha256_file(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    match std::fs::read(path) {
+        Ok(bytes) => format!("{:x}", sha2::Sha256::digest(&bytes)),
+        Err(e) => format!("unreadable: {e}"),
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -1,67 +1,109 @@
-//! What a run leaves behind: `summary.csv`, `percentiles.csv` and `meta.json` in
-//! `<out>/<scenario>/<UTC timestamp>/`, each rewritten atomically after every runtime so a later
-//! failure cannot lose what was already measured.
+//! What a run leaves behind in `<out>/<scenario>/<UTC timestamp>/`: `summary.csv` (median over
+//! trials), `trials.csv` (with --keep-trials), `percentiles.csv`, `timeline.csv`, `latency.hlog`
+//! and `meta.json`, each rewritten atomically after every measurement so a later failure cannot
+//! lose what was already measured.
 
+mod aggregate;
 mod export;
+pub mod hlog;
 pub mod meta;
 mod output;
 
-pub use export::{percentiles_csv, summary_csv, PercentileRow};
+pub use aggregate::aggregate;
+pub use export::{percentiles_csv, summary_csv, to_csv, PercentileRow};
 pub use meta::Meta;
 pub use output::RunDir;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowStatus {
+    #[default]
     Ok,
     Failed,
 }
 
-/// One runtime (and trial) of a run. Measurement fields are empty when the runtime failed before
-/// measuring.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One runtime at one point: a trial (trials.csv) or the median over trials (summary.csv).
+/// Measurement fields are empty when the runtime failed before measuring.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SummaryRow {
     pub scenario: String,
     pub runtime: String,
     pub runtime_version: String,
-    pub trial: u32,
     pub status: RowStatus,
     pub error: String,
+    /// Trial number (trials.csv, or summary.csv when there was one trial).
+    pub trial: Option<u32>,
+    /// Trials this row summarises.
+    pub trials: u32,
+    pub model: String,
     pub connections: usize,
-    pub connections_ok: Option<u64>,
     pub payload_bytes: u64,
+    /// Open model: requests/s asked for (requests_per_sec is what was achieved).
+    pub target_rate: Option<u64>,
     pub server_threads: usize,
+    pub max_connections: usize,
     pub server_processes: usize,
     pub duration_s: f64,
     pub requests: Option<u64>,
     pub requests_per_sec: Option<f64>,
+    pub requests_per_sec_ci_low: Option<f64>,
+    pub requests_per_sec_ci_high: Option<f64>,
+    pub requests_per_sec_cv: Option<f64>,
     pub p50_us: Option<f64>,
     pub p90_us: Option<f64>,
     pub p99_us: Option<f64>,
+    pub p99_us_ci_low: Option<f64>,
+    pub p99_us_ci_high: Option<f64>,
+    pub p99_us_cv: Option<f64>,
     pub p999_us: Option<f64>,
     pub max_us: Option<f64>,
     pub mean_us: Option<f64>,
+    /// Open model: latency from the actual send time, as a tool with coordinated omission sees it.
+    pub p50_uncorrected_us: Option<f64>,
+    pub p99_uncorrected_us: Option<f64>,
+    /// Requests sent (open model: scheduled) in the measured window.
+    pub sent: Option<u64>,
     pub errors: Option<u64>,
+    /// Errors by kind, e.g. `reset=3 closed_by_server=1`.
+    pub error_kinds: String,
     pub mismatched_bytes: Option<u64>,
+    pub connections_ok: Option<u64>,
     pub server_cpu_user_s: Option<f64>,
     pub server_cpu_sys_s: Option<f64>,
-    /// (user + sys) CPU microseconds of the server per measured request (whole process lifetime,
-    /// so warmup and connection set-up are included; comparable across runtimes of one scenario).
+    /// (user + sys) CPU microseconds of the server per measured request, over the server's whole
+    /// life (start-up, connects and warmup included; comparable across runtimes of one scenario).
     pub server_cpu_us_per_request: Option<f64>,
     pub server_rss_peak_bytes: Option<u64>,
+    /// From the stop signal to the last server process's exit.
     pub shutdown_ms: Option<f64>,
+    /// From the stop signal to the last connection closed.
+    pub drain_ms: Option<f64>,
     pub shutdown_overrun: Option<bool>,
+    /// Seconds after the load start when the stop signal was sent, if during the load.
+    pub shutdown_at_s: Option<f64>,
+    pub in_flight_at_signal: Option<u64>,
+    pub completed_after_signal: Option<u64>,
+    pub cut_after_signal: Option<u64>,
     pub server_accepted: Option<u64>,
+    pub server_closed_clean: Option<u64>,
+    pub server_peer_closed: Option<u64>,
     pub server_cut: Option<u64>,
+    pub server_io_errors: Option<u64>,
+    /// Connections opened during the load (churn, ramps) and their connect latency.
+    pub reconnects: Option<u64>,
+    pub connect_p50_us: Option<f64>,
+    pub connect_p99_us: Option<f64>,
     pub loadgen_busy: Option<f64>,
     pub loadgen_saturated: Option<bool>,
     pub loadgen_cpu_s: Option<f64>,
+    /// The sweep point in words.
+    pub point: String,
 }
 
 impl SummaryRow {
-    /// A row with the scenario's parameters and no measurement.
+    /// The same row, failed.
     pub fn failed(base: &SummaryRow, error: String) -> SummaryRow {
         SummaryRow {
             status: RowStatus::Failed,

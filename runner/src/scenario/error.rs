@@ -66,6 +66,9 @@ impl ScenarioError {
     pub fn from_toml(path: &Path, text: &str, err: &toml::de::Error) -> Self {
         let span = err.span().unwrap_or(0..0);
         let mut message = err.message().trim().to_string();
+        if message.contains("untagged enum OneOrMany") {
+            message = "expected a number or a list of numbers".to_string();
+        }
         if let Some(suggestion) = suggest_key(&message) {
             message.push_str(&format!(", did you mean `{suggestion}`?"));
         }

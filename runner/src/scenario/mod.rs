@@ -1,22 +1,27 @@
-//! Scenario files: TOML -> [`raw`] serde structs -> a checked [`Scenario`].
+//! Scenario files: TOML -> [`raw`] serde structs -> a checked [`Scenario`]. Every number, duration
+//! and combination is checked here, with messages that point at the file, line and field.
 
 mod error;
-mod raw;
+pub mod raw;
 
 pub use error::ScenarioError;
 
-use raw::RawScenario;
+use raw::{OneOrMany, RawScenario};
 use serde::Serialize;
+use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use toml::Spanned;
 
-/// Payloads above this are refused: the load generator and the servers buffer whole messages.
+/// Payloads above this are refused: the plugins and load generator keep messages in memory.
 pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
 /// Hard ceiling for one measurement, so a typo cannot occupy a machine for a day.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Upper bound for connection counts (far above what one machine can hold; the preflight is the
+/// real check).
+pub const MAX_CONNECTIONS: i64 = 1_000_000;
 
-/// A validated scenario. Everything here has been range-checked.
+/// A validated scenario. Lists are sweeps: every combination is a point of the plan.
 #[derive(Clone, Debug, Serialize)]
 pub struct Scenario {
     pub name: String,
@@ -28,43 +33,120 @@ pub struct Scenario {
     pub server: ServerSpec,
     pub load: LoadSpec,
     pub shutdown: ShutdownSpec,
+    pub run: RunSpec,
+    pub target: Option<TargetSpec>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ServerSpec {
-    pub threads: usize,
+    pub threads: Vec<usize>,
     pub cpus: Vec<usize>,
     /// 0 = no limit.
-    pub max_connections: usize,
+    pub max_connections: Vec<usize>,
     /// Server processes sharing the port with SO_REUSEPORT.
     pub processes: usize,
+    #[serde(with = "as_text")]
+    pub work: Duration,
+    #[serde(with = "as_text")]
+    pub sleep: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    Closed,
+    Open,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Phase {
+    #[serde(with = "as_text")]
+    pub duration: Duration,
+    pub connections: Option<usize>,
+    pub rate: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LoadSpec {
-    pub connections: usize,
-    pub payload_bytes: u64,
-    #[serde(with = "humantime_serde_ms")]
+    pub model: Model,
+    pub connections: Vec<usize>,
+    pub payload_bytes: Vec<u64>,
+    /// Open model only; empty for closed.
+    pub rate: Vec<u64>,
+    #[serde(with = "as_text")]
     pub warmup: Duration,
-    #[serde(with = "humantime_serde_ms")]
+    /// The measured window (with phases: their total minus warmup).
+    #[serde(with = "as_text")]
     pub duration: Duration,
     pub cpus: Vec<usize>,
-    /// Load-generator worker threads per process.
     pub threads: usize,
+    pub requests_per_connection: Option<u64>,
+    pub phases: Vec<Phase>,
+}
+
+impl LoadSpec {
+    /// Warmup plus measured window: how long load is applied.
+    pub fn total(&self) -> Duration {
+        self.warmup + self.duration
+    }
+    /// The most connections open at any time (for the preflight).
+    pub fn peak_connections(&self) -> usize {
+        self.phases_peak(self.connections.iter().copied().max().unwrap_or(0))
+    }
+    /// The most connections open at a point that starts with `connections`.
+    pub fn phases_peak(&self, connections: usize) -> usize {
+        let phase_max = self
+            .phases
+            .iter()
+            .filter_map(|p| p.connections)
+            .max()
+            .unwrap_or(0);
+        connections.max(phase_max)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ShutdownSpec {
-    #[serde(with = "humantime_serde_ms")]
+    #[serde(with = "as_text")]
     pub grace: Duration,
+    /// Stop signal this long after the load starts; `None`: after the load.
+    #[serde(with = "as_text_opt")]
+    pub at: Option<Duration>,
 }
 
-mod humantime_serde_ms {
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSpec {
+    pub repeat: usize,
+    pub seed: Option<u64>,
+    #[serde(with = "as_text")]
+    pub interval: Duration,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetSpec {
+    pub address: SocketAddr,
+    pub command: Option<Vec<String>>,
+    pub name: String,
+}
+
+mod as_text {
     pub fn serialize<S: serde::Serializer>(
         d: &std::time::Duration,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+mod as_text_opt {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::as_text::serialize(d, s),
+            None => s.serialize_none(),
+        }
     }
 }
 
@@ -110,56 +192,91 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn err<T>(
-        &self,
-        field: &str,
-        span: std::ops::Range<usize>,
-        message: String,
-    ) -> Result<T, ScenarioError> {
+    /// Byte range of the value at dotted `field` (e.g. `load.connections`); the whole file when
+    /// it cannot be found (a defaulted key has no place in the file).
+    fn locate(&self, field: &str) -> Range<usize> {
+        let Ok(doc) = toml::de::DeTable::parse(self.text) else {
+            return 0..0;
+        };
+        let mut span = doc.span();
+        let mut value = toml::de::DeValue::Table(doc.into_inner());
+        for part in field.split('.') {
+            let next = match part.parse::<usize>() {
+                Ok(i) => value.get(i),
+                Err(_) => value.get(part),
+            };
+            let Some(next) = next else { return span };
+            span = next.span();
+            let inner = next.get_ref().clone();
+            value = inner;
+        }
+        span
+    }
+
+    fn err<T>(&self, field: &str, message: String) -> Result<T, ScenarioError> {
         Err(ScenarioError::at(
             self.path,
             self.text,
-            span,
+            self.locate(field),
             Some(field.to_string()),
             message,
         ))
     }
 
-    fn int(&self, field: &str, v: &Spanned<i64>, min: i64, max: i64) -> Result<u64, ScenarioError> {
-        let n = *v.get_ref();
+    fn int(&self, field: &str, n: i64, min: i64, max: i64) -> Result<u64, ScenarioError> {
         if n < min || n > max {
-            return self.err(
-                field,
-                v.span(),
-                format!("must be between {min} and {max}, got {n}"),
-            );
+            return self.err(field, format!("must be between {min} and {max}, got {n}"));
         }
         Ok(n as u64)
+    }
+
+    fn ints(
+        &self,
+        field: &str,
+        v: &OneOrMany<i64>,
+        min: i64,
+        max: i64,
+    ) -> Result<Vec<u64>, ScenarioError> {
+        let values = v.to_vec();
+        if values.is_empty() {
+            return self.err(
+                field,
+                "is an empty list; give a number or a non-empty list".into(),
+            );
+        }
+        let mut out = Vec::new();
+        for (i, n) in values.iter().enumerate() {
+            let at = match v {
+                OneOrMany::One(_) => field.to_string(),
+                OneOrMany::Many(_) => format!("{field}.{i}"),
+            };
+            let n = self.int(&at, *n, min, max)?;
+            if out.contains(&n) {
+                return self.err(&at, format!("{n} is listed twice"));
+            }
+            out.push(n);
+        }
+        Ok(out)
     }
 
     fn duration(
         &self,
         field: &str,
-        v: &Spanned<String>,
+        text: &str,
         allow_zero: bool,
     ) -> Result<Duration, ScenarioError> {
-        let d = humantime::parse_duration(v.get_ref().trim()).or_else(|e| {
+        let d = humantime::parse_duration(text.trim()).or_else(|e| {
             self.err(
                 field,
-                v.span(),
-                format!(
-                    "`{}` is not a duration ({e}); write e.g. \"500ms\", \"5s\", \"2m\"",
-                    v.get_ref()
-                ),
+                format!("`{text}` is not a duration ({e}); write e.g. \"500ms\", \"5s\", \"2m\""),
             )
         })?;
         if d.is_zero() && !allow_zero {
-            return self.err(field, v.span(), "must be longer than zero".into());
+            return self.err(field, "must be longer than zero".into());
         }
         if d > MAX_DURATION {
             return self.err(
                 field,
-                v.span(),
                 format!(
                     "must be at most {}",
                     humantime::format_duration(MAX_DURATION)
@@ -169,26 +286,34 @@ impl Checker<'_> {
         Ok(d)
     }
 
-    fn cpus(&self, field: &str, v: &Spanned<Vec<i64>>) -> Result<Vec<usize>, ScenarioError> {
+    fn opt_duration(
+        &self,
+        field: &str,
+        v: &Option<String>,
+        default: Duration,
+        allow_zero: bool,
+    ) -> Result<Duration, ScenarioError> {
+        match v {
+            Some(t) => self.duration(field, t, allow_zero),
+            None => Ok(default),
+        }
+    }
+
+    fn cpus(&self, field: &str, v: &[i64]) -> Result<Vec<usize>, ScenarioError> {
         let last = self.host.cpus as i64 - 1;
-        if v.get_ref().is_empty() {
-            return self.err(
-                field,
-                v.span(),
-                format!("needs at least one CPU (0..={last})"),
-            );
+        if v.is_empty() {
+            return self.err(field, format!("needs at least one CPU (0..={last})"));
         }
         let mut out = Vec::new();
-        for &c in v.get_ref() {
+        for &c in v {
             if c < 0 || c > last {
                 return self.err(
                     field,
-                    v.span(),
                     format!("CPU {c} does not exist; this machine has CPUs 0..={last}"),
                 );
             }
             if out.contains(&(c as usize)) {
-                return self.err(field, v.span(), format!("CPU {c} is listed twice"));
+                return self.err(field, format!("CPU {c} is listed twice"));
             }
             out.push(c as usize);
         }
@@ -196,30 +321,30 @@ impl Checker<'_> {
     }
 
     fn check(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
-        let name = raw.name.get_ref().trim();
+        let name = raw.name.trim();
         let name_ok = !name.is_empty()
             && name
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !name_ok {
-            return self.err("name", raw.name.span(), "must be non-empty and use only letters, digits, `-`, `_`, `.` (it names the output folder)".into());
+            return self.err("name", "must be non-empty and use only letters, digits, `-`, `_`, `.` (it names the output folder)".into());
         }
         let runtimes = match &raw.runtimes {
             None => None,
-            Some(list) if list.get_ref().is_empty() => {
+            Some(list) if list.is_empty() => {
                 return self.err(
                     "runtimes",
-                    list.span(),
                     "is empty; list runtimes, or leave the key out to run every built plugin"
                         .into(),
                 )
             }
             Some(list) => {
                 let mut names: Vec<String> = Vec::new();
-                for item in list.get_ref() {
-                    let n = item.get_ref().trim().to_string();
+                for (i, item) in list.iter().enumerate() {
+                    let n = item.trim().to_string();
                     if names.contains(&n) {
-                        return self.err("runtimes", item.span(), format!("`{n}` is listed twice"));
+                        return self
+                            .err(&format!("runtimes.{i}"), format!("`{n}` is listed twice"));
                     }
                     names.push(n);
                 }
@@ -227,58 +352,80 @@ impl Checker<'_> {
             }
         };
 
-        let s = &raw.server;
-        let (default_server_cpus, default_load_cpus) = default_cpus(self.host.cpus);
-        let server_cpus = match &s.cpus {
-            Some(v) => self.cpus("server.cpus", v)?,
-            None => default_server_cpus,
+        let server = self.server(&raw.server)?;
+        let load = self.load(&raw.load, &server)?;
+        let shutdown = ShutdownSpec {
+            grace: self.opt_duration(
+                "shutdown.grace",
+                &raw.shutdown.grace,
+                Duration::from_secs(2),
+                true,
+            )?,
+            at: match &raw.shutdown.at {
+                Some(t) => {
+                    let at = self.duration("shutdown.at", t, false)?;
+                    if at >= load.total() {
+                        return self.err(
+                            "shutdown.at",
+                            format!("must fall inside the load ({} long); leave it out to stop after the load", humantime::format_duration(load.total())),
+                        );
+                    }
+                    Some(at)
+                }
+                None => None,
+            },
         };
-        let server = ServerSpec {
-            threads: match &s.threads {
-                Some(v) => self.int("server.threads", v, 1, 1024)? as usize,
-                None => server_cpus.len(),
-            },
-            max_connections: match &s.max_connections {
-                Some(v) => self.int("server.max_connections", v, 0, 10_000_000)? as usize,
-                None => 0,
-            },
-            processes: match &s.processes {
-                Some(v) => self.int("server.processes", v, 1, 256)? as usize,
+        let run = RunSpec {
+            repeat: match raw.run.repeat {
+                Some(n) => self.int("run.repeat", n, 1, 1000)? as usize,
                 None => 1,
             },
-            cpus: server_cpus,
-        };
-
-        let l = &raw.load;
-        let load_cpus = match &l.cpus {
-            Some(v) => self.cpus("load.cpus", v)?,
-            None => default_load_cpus,
-        };
-        let load = LoadSpec {
-            connections: self.int("load.connections", &l.connections, 1, 10_000_000)? as usize,
-            payload_bytes: self.int(
-                "load.payload_bytes",
-                &l.payload_bytes,
-                1,
-                MAX_PAYLOAD_BYTES as i64,
+            seed: match raw.run.seed {
+                Some(n) => Some(self.int("run.seed", n, 0, i64::MAX)?),
+                None => None,
+            },
+            interval: self.opt_duration(
+                "run.interval",
+                &raw.run.interval,
+                Duration::from_secs(1),
+                false,
             )?,
-            warmup: match &l.warmup {
-                Some(v) => self.duration("load.warmup", v, true)?,
-                None => Duration::ZERO,
-            },
-            duration: self.duration("load.duration", &l.duration, false)?,
-            threads: match &l.threads {
-                Some(v) => self.int("load.threads", v, 1, 1024)? as usize,
-                None => load_cpus.len(),
-            },
-            cpus: load_cpus,
         };
-        let shutdown = ShutdownSpec {
-            grace: match &raw.shutdown.grace {
-                Some(v) => self.duration("shutdown.grace", v, true)?,
-                None => Duration::from_secs(2),
-            },
+        if run.interval < Duration::from_millis(100) {
+            return self.err("run.interval", "must be at least 100ms".into());
+        }
+        let target = match &raw.target {
+            None => None,
+            Some(t) => {
+                let address: SocketAddr = t.address.trim().parse().or_else(|e| {
+                    self.err(
+                        "target.address",
+                        format!(
+                            "`{}` is not an ip:port address ({e}), e.g. \"127.0.0.1:7000\"",
+                            t.address
+                        ),
+                    )
+                })?;
+                if t.command.as_ref().is_some_and(|c| c.is_empty()) {
+                    return self.err(
+                        "target.command",
+                        "is empty; give the program and its arguments, or leave it out".into(),
+                    );
+                }
+                Some(TargetSpec {
+                    address,
+                    command: t.command.clone(),
+                    name: t.name.clone().unwrap_or_else(|| "external".into()),
+                })
+            }
         };
+        if target.is_some() && runtimes.is_some() {
+            return self.err(
+                "runtimes",
+                "cannot be combined with [target]: an external target is the only server measured"
+                    .into(),
+            );
+        }
         Ok(Scenario {
             name: name.to_string(),
             description: raw.description,
@@ -287,15 +434,191 @@ impl Checker<'_> {
             server,
             load,
             shutdown,
+            run,
+            target,
         })
     }
-}
 
-/// Server on CPU 0, load on the rest (or sharing CPU 0 on a one-CPU machine).
-fn default_cpus(n: usize) -> (Vec<usize>, Vec<usize>) {
-    if n <= 1 {
-        (vec![0], vec![0])
-    } else {
-        (vec![0], (1..n).collect())
+    fn server(&self, s: &raw::RawServer) -> Result<ServerSpec, ScenarioError> {
+        let cpus = match &s.cpus {
+            Some(v) => self.cpus("server.cpus", v)?,
+            None => vec![0],
+        };
+        Ok(ServerSpec {
+            threads: match &s.threads {
+                Some(v) => self
+                    .ints("server.threads", v, 1, 1024)?
+                    .into_iter()
+                    .map(|n| n as usize)
+                    .collect(),
+                None => vec![cpus.len()],
+            },
+            max_connections: match &s.max_connections {
+                Some(v) => self
+                    .ints("server.max_connections", v, 0, MAX_CONNECTIONS)?
+                    .into_iter()
+                    .map(|n| n as usize)
+                    .collect(),
+                None => vec![0],
+            },
+            processes: match s.processes {
+                Some(n) => self.int("server.processes", n, 1, 256)? as usize,
+                None => 1,
+            },
+            work: self.opt_duration("server.work", &s.work, Duration::ZERO, true)?,
+            sleep: self.opt_duration("server.sleep", &s.sleep, Duration::ZERO, true)?,
+            cpus,
+        })
+    }
+
+    fn load(&self, l: &raw::RawLoad, server: &ServerSpec) -> Result<LoadSpec, ScenarioError> {
+        let model = match l.model.as_deref().map(str::trim) {
+            None | Some("closed") => Model::Closed,
+            Some("open") => Model::Open,
+            Some(other) => {
+                return self.err(
+                    "load.model",
+                    format!("`{other}` is not a load model; use \"closed\" or \"open\""),
+                )
+            }
+        };
+        let has_phases = l.phases.as_ref().is_some_and(|p| !p.is_empty());
+        let min_conns = if has_phases { 0 } else { 1 };
+        let connections: Vec<usize> = self
+            .ints(
+                "load.connections",
+                &l.connections,
+                min_conns,
+                MAX_CONNECTIONS,
+            )?
+            .into_iter()
+            .map(|n| n as usize)
+            .collect();
+        let payload_bytes = self.ints(
+            "load.payload_bytes",
+            &l.payload_bytes,
+            1,
+            MAX_PAYLOAD_BYTES as i64,
+        )?;
+        let rate = match (&l.rate, model) {
+            (Some(r), Model::Open) => self.ints("load.rate", r, 1, 100_000_000)?,
+            (Some(_), Model::Closed) => return self.err(
+                "load.rate",
+                "only applies to model = \"open\" (closed load runs as fast as the server answers)"
+                    .into(),
+            ),
+            (None, Model::Open) => {
+                return self.err(
+                    "load.model",
+                    "model = \"open\" needs `rate` (requests/s over all connections)".into(),
+                )
+            }
+            (None, Model::Closed) => Vec::new(),
+        };
+        let warmup = self.opt_duration("load.warmup", &l.warmup, Duration::ZERO, true)?;
+        let mut phases = Vec::new();
+        if let Some(list) = &l.phases {
+            for (i, p) in list.iter().enumerate() {
+                let at = |k: &str| format!("load.phases.{i}.{k}");
+                let duration = self.duration(&at("duration"), &p.duration, false)?;
+                let connections = match p.connections {
+                    Some(n) => Some(self.int(&at("connections"), n, 0, MAX_CONNECTIONS)? as usize),
+                    None => None,
+                };
+                let prate = match (p.rate, model) {
+                    (Some(_), Model::Closed) => {
+                        return self.err(&at("rate"), "phase rates need model = \"open\"".into())
+                    }
+                    (Some(r), Model::Open) => Some(self.int(&at("rate"), r, 0, 100_000_000)?),
+                    (None, _) => None,
+                };
+                if connections.is_none() && prate.is_none() {
+                    return self.err(
+                        &format!("load.phases.{i}"),
+                        "a phase needs a `connections` or `rate` target".into(),
+                    );
+                }
+                phases.push(Phase {
+                    duration,
+                    connections,
+                    rate: prate,
+                });
+            }
+        }
+        let duration = if phases.is_empty() {
+            match &l.duration {
+                Some(t) => self.duration("load.duration", t, false)?,
+                None => {
+                    return self.err(
+                        "load",
+                        "missing `duration` (the measured window, e.g. \"10s\")".into(),
+                    )
+                }
+            }
+        } else {
+            if l.duration.is_some() {
+                return self.err(
+                    "load.duration",
+                    "with phases the load lasts as long as the phases; remove `duration`".into(),
+                );
+            }
+            if connections.len() > 1 || rate.len() > 1 {
+                return self.err(
+                    "load.phases",
+                    "phases cannot be combined with a sweep of connections or rate".into(),
+                );
+            }
+            let total: Duration = phases.iter().map(|p| p.duration).sum();
+            if total <= warmup {
+                return self.err(
+                    "load.warmup",
+                    "is as long as all phases together; nothing would be measured".into(),
+                );
+            }
+            total - warmup
+        };
+        let cpus = match &l.cpus {
+            Some(v) => self.cpus("load.cpus", v)?,
+            None => {
+                let rest: Vec<usize> = (0..self.host.cpus)
+                    .filter(|c| !server.cpus.contains(c))
+                    .collect();
+                if rest.is_empty() {
+                    server.cpus.clone()
+                } else {
+                    rest
+                }
+            }
+        };
+        let overlap: Vec<usize> = cpus
+            .iter()
+            .copied()
+            .filter(|c| server.cpus.contains(c))
+            .collect();
+        let single_cpu_default = l.cpus.is_none() && self.host.cpus == 1;
+        if !overlap.is_empty() && !single_cpu_default && l.allow_shared_cpus != Some(true) {
+            return self.err(
+                "load.cpus",
+                format!("overlaps server.cpus on CPU(s) {overlap:?}, so load and server would compete for cores; choose disjoint CPUs or set `allow_shared_cpus = true` in [load]"),
+            );
+        }
+        Ok(LoadSpec {
+            model,
+            connections,
+            payload_bytes,
+            rate,
+            warmup,
+            duration,
+            threads: match l.threads {
+                Some(n) => self.int("load.threads", n, 1, 1024)? as usize,
+                None => cpus.len(),
+            },
+            cpus,
+            requests_per_connection: match l.requests_per_connection {
+                Some(n) => Some(self.int("load.requests_per_connection", n, 1, i64::MAX)?),
+                None => None,
+            },
+            phases,
+        })
     }
 }

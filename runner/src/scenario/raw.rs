@@ -1,45 +1,129 @@
-//! The scenario file exactly as written: serde structs that reject unknown keys. Numbers are
-//! read as signed and durations as strings so `check` can say what is wrong in our own words.
+//! The scenario file exactly as written: serde structs that reject unknown keys, and the source of
+//! `scenarios/schema.json`. Numbers are read as signed and durations as strings so `check` can say
+//! what is wrong in our own words; spans for messages come from `locate`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use toml::Spanned;
 
-#[derive(Debug, Deserialize)]
+/// A value or a list of values to sweep over.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    pub fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A runbench scenario: which runtimes, what server, what load, how to stop.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
-    pub name: Spanned<String>,
+    /// Names the output folder: letters, digits, `-`, `_`, `.`.
+    pub name: String,
     #[serde(default)]
     pub description: String,
-    pub runtimes: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Runtimes to run, by plugin name; omitted = every built plugin.
+    pub runtimes: Option<Vec<String>>,
     #[serde(default)]
     pub server: RawServer,
     pub load: RawLoad,
     #[serde(default)]
     pub shutdown: RawShutdown,
+    #[serde(default)]
+    pub run: RawRun,
+    /// Benchmark an external echo server instead of the plugins.
+    pub target: Option<RawTarget>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
-    pub threads: Option<Spanned<i64>>,
-    pub cpus: Option<Spanned<Vec<i64>>>,
-    pub max_connections: Option<Spanned<i64>>,
-    pub processes: Option<Spanned<i64>>,
+    /// Runtime worker threads (a list sweeps). Default: one per server CPU.
+    pub threads: Option<OneOrMany<i64>>,
+    /// CPUs the server processes are pinned to. Default: [0].
+    pub cpus: Option<Vec<i64>>,
+    /// At most this many connections served at once, 0 = no limit (a list sweeps).
+    pub max_connections: Option<OneOrMany<i64>>,
+    /// Server processes sharing the port with SO_REUSEPORT. Default 1.
+    pub processes: Option<i64>,
+    /// CPU work per request: busy-spin this long before echoing, e.g. "50us".
+    pub work: Option<String>,
+    /// Await the runtime's timer this long before echoing, e.g. "1ms".
+    pub sleep: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLoad {
-    pub connections: Spanned<i64>,
-    pub payload_bytes: Spanned<i64>,
-    pub warmup: Option<Spanned<String>>,
-    pub duration: Spanned<String>,
-    pub cpus: Option<Spanned<Vec<i64>>>,
-    pub threads: Option<Spanned<i64>>,
+    /// "closed" (one request in flight per connection, default) or "open" (fixed schedule).
+    pub model: Option<String>,
+    /// Concurrent connections (a list sweeps); with phases, the starting count.
+    pub connections: OneOrMany<i64>,
+    /// Bytes per echo message (a list sweeps).
+    pub payload_bytes: OneOrMany<i64>,
+    /// Open model: requests/s over all connections (a list runs each step, in shuffled order).
+    pub rate: Option<OneOrMany<i64>>,
+    /// Excluded from the measurement, e.g. "1s".
+    pub warmup: Option<String>,
+    /// The measured window, e.g. "10s". Not used with phases.
+    pub duration: Option<String>,
+    /// CPUs the load generator is pinned to. Default: every CPU but the server's.
+    pub cpus: Option<Vec<i64>>,
+    /// Load-generator threads per process. Default: one per load CPU.
+    pub threads: Option<i64>,
+    /// Close and reopen each connection after this many requests (connection churn).
+    pub requests_per_connection: Option<i64>,
+    /// Stages ramping linearly from the previous target (k6-style).
+    pub phases: Option<Vec<RawPhase>>,
+    /// Allow the load CPUs to overlap the server CPUs (the two then compete for cores).
+    pub allow_shared_cpus: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPhase {
+    pub duration: String,
+    /// Connection count reached at the end of this phase.
+    pub connections: Option<i64>,
+    /// Open-model rate reached at the end of this phase.
+    pub rate: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawShutdown {
-    pub grace: Option<Spanned<String>>,
+    /// Drain deadline after the stop signal. Default "2s".
+    pub grace: Option<String>,
+    /// Send the stop signal this long after the load starts (while it runs). Default: after it.
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRun {
+    /// Trials per runtime and point; the order of runtimes is shuffled per trial. Default 1.
+    pub repeat: Option<i64>,
+    /// Seed of the shuffles and the bootstrap; default: random, recorded in meta.json.
+    pub seed: Option<i64>,
+    /// Timeline interval. Default "1s".
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// `ip:port` of the echo server. Only loopback unless --allow-remote.
+    pub address: String,
+    /// Started before and stopped after the load (argv, no shell).
+    pub command: Option<Vec<String>>,
+    /// Name used in results. Default "external".
+    pub name: Option<String>,
 }

@@ -17,6 +17,8 @@ pub struct ChildProc<E> {
     stdin: Option<ChildStdin>,
     events: Receiver<E>,
     reaped: Option<Reaped>,
+    /// When the exit was first seen (polling is frequent while a run is going on).
+    pub exited_at: Option<Instant>,
     _child: std::process::Child,
 }
 
@@ -71,6 +73,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
             stdin: child.stdin.take(),
             events: rx,
             reaped: None,
+            exited_at: None,
             _child: child,
         })
     }
@@ -101,6 +104,9 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
     pub fn poll_exit(&mut self) -> Option<Reaped> {
         if self.reaped.is_none() {
             self.reaped = crate::sys::try_reap(self.pid).ok().flatten();
+            if self.reaped.is_some() {
+                self.exited_at = Some(Instant::now());
+            }
         }
         self.reaped
     }

@@ -2,8 +2,12 @@
 
 use super::ChildProc;
 use crate::protocol::{LoadErrors, LoadEvent, LoadResult, LoadgenSpec, START};
+use crate::timeline::TimelineRecorder;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// Lead time for the start command to reach every load-generator process.
+const START_DELAY: Duration = Duration::from_millis(50);
 
 pub struct Loadgens {
     procs: Vec<ChildProc<LoadEvent>>,
@@ -60,19 +64,32 @@ impl Loadgens {
         Ok((Loadgens { procs, completed }, summary))
     }
 
-    pub fn start(&mut self) {
+    /// Starts every process at one instant, `START_DELAY` from now; returns that instant.
+    pub fn start(&mut self) -> Instant {
+        let at = crate::sys::monotonic_ns() + START_DELAY.as_nanos() as u64;
         for p in &mut self.procs {
-            p.send_line(START);
+            p.send_line(&format!("{START} {at}"));
         }
+        crate::sys::instant_at(at)
     }
 
     /// Latest total of completed requests (warmup included), after draining progress events.
     /// Results that arrive are kept in `results`.
-    pub fn poll(&mut self, results: &mut [Option<Result<LoadResult, String>>]) -> u64 {
+    pub fn poll(
+        &mut self,
+        results: &mut [Option<Result<LoadResult, String>>],
+        timeline: &mut TimelineRecorder,
+    ) -> u64 {
         for (i, p) in self.procs.iter().enumerate() {
             while let Some(e) = p.try_event() {
                 match e {
                     LoadEvent::Progress { completed, .. } => self.completed[i] = completed,
+                    LoadEvent::Interval {
+                        index,
+                        completed,
+                        errors,
+                        histogram,
+                    } => timeline.on_interval(index, completed, errors, &histogram),
                     LoadEvent::Result { result } => results[i] = Some(Ok(result)),
                     LoadEvent::Failed { message } => results[i] = Some(Err(message)),
                     LoadEvent::Connected { .. } => {}
@@ -92,7 +109,11 @@ impl Loadgens {
 
     /// A load generator that died without a result.
     /// Marks load generators that exited without a result as failed.
-    pub fn reap_dead(&mut self, results: &mut [Option<Result<LoadResult, String>>]) {
+    pub fn reap_dead(
+        &mut self,
+        results: &mut [Option<Result<LoadResult, String>>],
+        timeline: &mut TimelineRecorder,
+    ) {
         for (i, p) in self.procs.iter_mut().enumerate() {
             if results[i].is_some() {
                 continue;
@@ -103,6 +124,12 @@ impl Loadgens {
                 match e {
                     LoadEvent::Result { result } => results[i] = Some(Ok(result)),
                     LoadEvent::Failed { message } => results[i] = Some(Err(message)),
+                    LoadEvent::Interval {
+                        index,
+                        completed,
+                        errors,
+                        histogram,
+                    } => timeline.on_interval(index, completed, errors, &histogram),
                     _ => {}
                 }
             }

@@ -13,6 +13,8 @@ pub const EXIT_MARGIN: Duration = Duration::from_secs(2);
 pub struct Servers {
     procs: Vec<ChildProc<ServerEvent>>,
     pub runtime_version: String,
+    /// When the stop command went out.
+    signalled: Option<Instant>,
 }
 
 /// How the servers ended.
@@ -25,6 +27,8 @@ pub struct ServersExit {
     pub rss_peak_bytes: u64,
     /// From the stop command to the last process's exit.
     pub shutdown: Duration,
+    /// From the stop command to the last connection closed (slowest process), when reported.
+    pub drain_ms: Option<f64>,
     /// Some process outlived grace + margin and was killed.
     pub overran: bool,
     /// First failure reported or observed (crash, signal, plugin error).
@@ -90,6 +94,7 @@ impl Servers {
         let mut servers = Servers {
             procs,
             runtime_version: String::new(),
+            signalled: None,
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         for i in 0..servers.procs.len() {
@@ -125,8 +130,19 @@ impl Servers {
         Ok(servers)
     }
 
-    /// A server that died while the load ran.
+    pub fn pids(&self) -> Vec<u32> {
+        self.procs.iter().map(|p| p.pid).collect()
+    }
+
+    /// A server that died while the load ran (exits after the stop signal are expected, and
+    /// their time is noted for the shutdown measurement).
     pub fn crashed(&mut self) -> Option<String> {
+        if self.signalled.is_some() {
+            for p in &mut self.procs {
+                p.poll_exit();
+            }
+            return None;
+        }
         self.procs.iter_mut().find_map(|p| {
             p.poll_exit().map(|r| {
                 let reported = p
@@ -145,13 +161,23 @@ impl Servers {
         })
     }
 
-    /// Sends the stop command to every server and collects their reports and resource usage.
-    pub fn stop(mut self, grace: Duration) -> ServersExit {
-        let signalled = Instant::now();
+    /// Sends the stop command to every server (once).
+    pub fn signal_stop(&mut self) {
+        if self.signalled.is_some() {
+            return;
+        }
+        self.signalled = Some(Instant::now());
         for p in &mut self.procs {
             p.send_line(crate::protocol::STOP);
             p.close_stdin();
         }
+    }
+
+    /// Stops the servers (if not yet signalled) and collects their reports and resource usage;
+    /// a server still running at grace + margin after the signal is killed.
+    pub fn stop(mut self, grace: Duration) -> ServersExit {
+        self.signal_stop();
+        let signalled = self.signalled.expect("just signalled");
         let deadline = signalled + grace + EXIT_MARGIN;
         let mut exit = ServersExit::default();
         for p in &mut self.procs {
@@ -162,8 +188,12 @@ impl Servers {
             let mut reported = false;
             for e in p.remaining_events(Duration::from_secs(1)) {
                 match e {
-                    ServerEvent::Report { counts } => {
+                    ServerEvent::Report { counts, drain_ms } => {
                         exit.counts.add(&counts);
+                        exit.drain_ms = match (exit.drain_ms, drain_ms) {
+                            (Some(a), Some(b)) => Some(a.max(b)),
+                            (a, b) => a.or(b),
+                        };
                         reported = true;
                     }
                     ServerEvent::Failed { stage, message } => {
@@ -186,7 +216,13 @@ impl Servers {
                 ));
             }
         }
-        exit.shutdown = signalled.elapsed();
+        let last_exit = self
+            .procs
+            .iter()
+            .filter_map(|p| p.exited_at)
+            .max()
+            .unwrap_or_else(Instant::now);
+        exit.shutdown = last_exit.saturating_duration_since(signalled);
         exit
     }
 }
