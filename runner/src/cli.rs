@@ -62,6 +62,9 @@ enum Command {
         /// Where plugins are found (default: next to this binary).
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
+        /// Run this plugin file instead of the built plugins (repeatable).
+        #[arg(long = "plugin")]
+        plugins: Vec<PathBuf>,
     },
     /// Write a commented scenario to start from (scenarios/<name>.toml).
     New {
@@ -152,6 +155,7 @@ pub fn main() -> i32 {
             dry_run,
             allow_remote,
             plugin_dir,
+            plugins,
         } => {
             let overrides = Overrides {
                 runtimes,
@@ -160,6 +164,7 @@ pub fn main() -> i32 {
                 repeat,
                 seed,
                 allow_remote,
+                plugins,
             };
             let options = run::RunOptions { keep_trials };
             match run_all(&scenarios, &out, &overrides, &options, dry_run, plugin_dir) {

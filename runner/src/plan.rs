@@ -24,6 +24,8 @@ pub struct Overrides {
     pub repeat: Option<usize>,
     pub seed: Option<u64>,
     pub allow_remote: bool,
+    /// Explicit plugin files to run instead of the built ones.
+    pub plugins: Vec<std::path::PathBuf>,
 }
 
 /// One load-generator process: a contiguous range of connection indices.
@@ -182,6 +184,20 @@ pub fn resolve_runtimes(
     Ok(out)
 }
 
+/// `--plugin PATH` files, named by their headers (checked now, so a bad file is bad input).
+fn explicit_plugins(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Subject>> {
+    paths
+        .iter()
+        .map(|path| {
+            let loaded = plugin::load(path)?;
+            Ok(Subject::Plugin(PluginFile {
+                name: loaded.name().to_string(),
+                path: path.clone(),
+            }))
+        })
+        .collect()
+}
+
 /// The cartesian product of every swept parameter, in file order.
 pub fn points(s: &Scenario) -> Vec<Point> {
     let rates: Vec<Option<u64>> = if s.load.rate.is_empty() {
@@ -266,6 +282,7 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
             }
             vec![Subject::External(t.clone())]
         }
+        None if !overrides.plugins.is_empty() => explicit_plugins(&overrides.plugins)?,
         None => resolve_runtimes(&scenario, overrides.runtimes.as_deref(), dir)?
             .into_iter()
             .map(Subject::Plugin)

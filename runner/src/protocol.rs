@@ -244,6 +244,7 @@ pub enum LoadEvent {
         index: u64,
         completed: u64,
         errors: u64,
+        connections: u64,
         histogram: String,
     },
     Result {

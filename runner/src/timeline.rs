@@ -16,6 +16,8 @@ pub struct TimelineRow {
     pub t_s: f64,
     pub requests: u64,
     pub errors: u64,
+    /// Client connections open at the end of the interval.
+    pub connections: u64,
     pub p50_us: f64,
     pub p99_us: f64,
     pub server_cpu_user_s: f64,
@@ -31,6 +33,7 @@ struct LoadInterval {
     reported: usize,
     completed: u64,
     errors: u64,
+    connections: u64,
     histogram: Histogram<u64>,
 }
 
@@ -52,16 +55,25 @@ impl TimelineRecorder {
     }
 
     /// One load-generator process's interval `index`.
-    pub fn on_interval(&mut self, index: u64, completed: u64, errors: u64, histogram: &str) {
+    pub fn on_interval(
+        &mut self,
+        index: u64,
+        completed: u64,
+        errors: u64,
+        connections: u64,
+        histogram: &str,
+    ) {
         let e = self.load.entry(index).or_insert_with(|| LoadInterval {
             reported: 0,
             completed: 0,
             errors: 0,
+            connections: 0,
             histogram: new_histogram(),
         });
         e.reported += 1;
         e.completed += completed;
         e.errors += errors;
+        e.connections += connections;
         if let Ok(h) = decode_histogram(histogram) {
             let _ = e.histogram.add(h);
         }
@@ -99,6 +111,7 @@ impl TimelineRecorder {
                     t_s: self.interval.as_secs_f64() * (k + 1) as f64,
                     requests: l.completed,
                     errors: l.errors,
+                    connections: l.connections,
                     p50_us: pct(50.0),
                     p99_us: pct(99.0),
                     server_cpu_user_s: s.cpu_user_s,

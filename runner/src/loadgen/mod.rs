@@ -161,6 +161,7 @@ fn run(spec: &LoadgenSpec, out: &ProtocolOut) -> anyhow::Result<LoadResult> {
                             index: sample.index,
                             completed: 0,
                             errors: 0,
+                            connections: 0,
                             histogram: new_histogram(),
                         },
                     )
@@ -168,6 +169,7 @@ fn run(spec: &LoadgenSpec, out: &ProtocolOut) -> anyhow::Result<LoadResult> {
                 entry.0 += 1;
                 entry.1.completed += sample.completed;
                 entry.1.errors += sample.errors;
+                entry.1.connections += sample.connections;
                 entry.1.histogram.add(&sample.histogram)?;
                 if entry.0 == workers {
                     let (_, s) = pending.remove(&sample.index).expect("present");
@@ -175,6 +177,7 @@ fn run(spec: &LoadgenSpec, out: &ProtocolOut) -> anyhow::Result<LoadResult> {
                         index: s.index,
                         completed: s.completed,
                         errors: s.errors,
+                        connections: s.connections,
                         histogram: encode_histogram(&s.histogram)?,
                     });
                 }

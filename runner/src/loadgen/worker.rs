@@ -130,6 +130,8 @@ pub struct IntervalSample {
     pub index: u64,
     pub completed: u64,
     pub errors: u64,
+    /// Connections open at the end of the interval.
+    pub connections: u64,
     pub histogram: Histogram<u64>,
 }
 
@@ -708,6 +710,8 @@ impl Worker {
                     index: tick_index,
                     completed: std::mem::take(&mut self.interval_completed),
                     errors: std::mem::take(&mut self.interval_errors),
+                    connections: self.conns.iter().filter(|c| c.state == State::Open).count()
+                        as u64,
                     histogram,
                 });
                 tick_index += 1;

@@ -88,8 +88,9 @@ impl Loadgens {
                         index,
                         completed,
                         errors,
+                        connections,
                         histogram,
-                    } => timeline.on_interval(index, completed, errors, &histogram),
+                    } => timeline.on_interval(index, completed, errors, connections, &histogram),
                     LoadEvent::Result { result } => results[i] = Some(Ok(result)),
                     LoadEvent::Failed { message } => results[i] = Some(Err(message)),
                     LoadEvent::Connected { .. } => {}
@@ -128,8 +129,9 @@ impl Loadgens {
                         index,
                         completed,
                         errors,
+                        connections,
                         histogram,
-                    } => timeline.on_interval(index, completed, errors, &histogram),
+                    } => timeline.on_interval(index, completed, errors, connections, &histogram),
                     _ => {}
                 }
             }

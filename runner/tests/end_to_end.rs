@@ -1,0 +1,210 @@
+//! End-to-end runs of the real binary against the tokio plugin: a short smoke run, the
+//! preflight refusal, and the result files.
+
+mod support;
+
+use support::*;
+
+const SMOKE: &str = r#"
+name = "e2e"
+runtimes = ["tokio"]
+[server]
+threads = 1
+cpus = [0]
+[load]
+connections = 50
+payload_bytes = 64
+warmup = "500ms"
+duration = "2s"
+cpus = [1]
+allow_shared_cpus = true
+[shutdown]
+grace = "2s"
+"#;
+
+#[test]
+fn smoke_run_against_tokio_writes_a_clean_row() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "e2e.toml", SMOKE);
+    let out_dir = dir.path().join("out");
+    let out = runbench(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let run = out_dir.join("e2e/latest");
+    for f in [
+        "summary.csv",
+        "percentiles.csv",
+        "timeline.csv",
+        "latency.hlog",
+        "meta.json",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    let rows = csv_rows(&run.join("summary.csv"));
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r["status"], "ok", "{:?}", r["error"]);
+    assert_eq!(r["runtime"], "tokio");
+    assert!(!r["runtime_version"].is_empty());
+    assert!(num(r, "requests") > 0.0);
+    assert_eq!(num(r, "mismatched_bytes"), 0.0);
+    assert_eq!(num(r, "errors"), 0.0);
+    assert_eq!(num(r, "connections_ok"), 50.0);
+    assert!(num(r, "p50_us") > 0.0 && num(r, "p50_us") <= num(r, "p99_us"));
+    assert!(num(r, "server_rss_peak_bytes") > 0.0);
+    // A clean shutdown: every connection closed by the client (the load ended first), none cut,
+    // and the server gone well within its grace period.
+    assert_eq!(r["shutdown_overrun"], "false");
+    assert_eq!(num(r, "server_cut"), 0.0);
+    assert_eq!(num(r, "server_accepted"), 50.0);
+    assert!(num(r, "shutdown_ms") < 2000.0);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("meta.json")).unwrap()).unwrap();
+    assert!(meta["host"]["cores"].as_u64().unwrap() >= 1);
+    assert!(meta["finished_at"].is_string());
+    assert_eq!(meta["plugins"][0]["sha256"].as_str().unwrap().len(), 64);
+    let timeline = csv_rows(&run.join("timeline.csv"));
+    assert!(timeline.len() >= 2, "one row per second of load");
+    assert!(timeline.iter().all(|t| num(t, "server_rss_bytes") > 0.0));
+}
+
+#[test]
+fn fifty_thousand_connections_stop_at_the_preflight_with_exit_code_2() {
+    let out = runbench(&[
+        "run",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/50k.toml"),
+        "--out",
+        "/nonexistent",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(msg.contains("50000 connections"), "{msg}");
+    assert!(msg.contains("--server-processes 3"), "{msg}");
+    assert!(msg.contains("--connections"), "{msg}");
+}
+
+#[test]
+fn dry_run_prints_the_expanded_sweep_and_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SMOKE
+        .replace("connections = 50", "connections = [10, 20]")
+        .replace("payload_bytes = 64", "payload_bytes = [64, 1024]");
+    let scenario = write(dir.path(), "sweep.toml", &s);
+    let out = runbench(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--dry-run",
+        "--repeat",
+        "2",
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("8 step(s) = 2 trial(s) x 4 point(s) x 1 runtime(s)"),
+        "{t}"
+    );
+    assert!(t.contains("connections=20 payload=1024B"), "{t}");
+    assert!(t.contains("estimated total"), "{t}");
+    assert!(!dir.path().join("o").exists());
+}
+
+#[test]
+fn unknown_runtime_is_bad_input_with_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "x.toml",
+        &SMOKE.replace("[\"tokio\"]", "[\"tokyo\"]"),
+    );
+    let out = runbench(&["validate", scenario.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("unknown runtime `tokyo`")
+            && text(&out).contains("did you mean `tokio`?"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = runbench(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn the_committed_schema_is_current() {
+    let out = runbench(&["schema"]);
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/schema.json"
+    ))
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        committed.trim(),
+        "scenarios/schema.json is stale: run `cargo run -- schema > scenarios/schema.json`"
+    );
+}
+
+#[test]
+fn new_writes_a_scenario_that_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = runbench(&["new", "mine", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let path = dir.path().join("mine.toml");
+    let v = runbench(&["validate", path.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    let again = runbench(&["new", "mine", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "refuses to overwrite");
+}
+
+#[test]
+fn plugins_with_a_wrong_abi_or_no_symbol_give_typed_errors() {
+    let wrong = plugin_file("runbench_testplugin_wrong_abi");
+    let none = plugin_file("runbench_testplugin_no_symbol");
+    match runbench::plugin::load(&wrong) {
+        Err(runbench::plugin::LoadError::AbiVersion {
+            expected, found, ..
+        }) => {
+            assert_eq!((expected, found), (runbench_plugin_abi::ABI_VERSION, 999))
+        }
+        other => panic!(
+            "expected an ABI version error, got {:?}",
+            other.map(|p| p.name())
+        ),
+    }
+    assert!(matches!(
+        runbench::plugin::load(&none),
+        Err(runbench::plugin::LoadError::NoSymbol { .. })
+    ));
+    let missing = target_dir().join("librunbench_plugin_nothing.so");
+    assert!(matches!(
+        runbench::plugin::load(&missing),
+        Err(runbench::plugin::LoadError::Missing { .. })
+    ));
+    let text_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(text_file.path(), "not a library").unwrap();
+    assert!(matches!(
+        runbench::plugin::load(text_file.path()),
+        Err(runbench::plugin::LoadError::NotALibrary { .. })
+    ));
+}

@@ -1,0 +1,103 @@
+//! The load models measured against known servers: the coordinated-omission demonstration
+//! (a server that stalls 200 ms every second) and the open model's rate accuracy.
+
+mod support;
+
+use support::*;
+
+fn run(
+    dir: &std::path::Path,
+    scenario: &str,
+    plugin: &str,
+) -> std::collections::HashMap<String, String> {
+    let file = write(dir, "s.toml", scenario);
+    let out_dir = dir.join("out");
+    let plugin = plugin_file(plugin);
+    let out = runbench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--plugin",
+        plugin.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let name = scenario
+        .lines()
+        .find_map(|l| l.strip_prefix("name = "))
+        .unwrap()
+        .trim_matches('"');
+    let mut rows = csv_rows(&out_dir.join(name).join("latest/summary.csv"));
+    assert_eq!(rows.len(), 1);
+    let row = rows.remove(0);
+    assert_eq!(row["status"], "ok", "{}", row["error"]);
+    row
+}
+
+const CO: &str = r#"
+name = "co-MODEL"
+[load]
+model = "MODEL"
+RATE
+connections = 10
+payload_bytes = 64
+warmup = "500ms"
+duration = "4s"
+allow_shared_cpus = true
+"#;
+
+/// wrwrk2's lesson: a closed load that waits for the stalled server records one slow request per
+/// connection per stall and many fast ones, so its median looks healthy; an open load keeps
+/// its schedule and every request due during a stall waits, so p99 shows the stall.
+#[test]
+fn open_load_shows_server_stalls_that_closed_load_hides() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let closed = run(
+        dir.path(),
+        &CO.replace("MODEL", "closed").replace("RATE", ""),
+        "runbench_testplugin_stall",
+    );
+    let open = run(
+        dir.path(),
+        &CO.replace("MODEL", "open").replace("RATE", "rate = 2000"),
+        "runbench_testplugin_stall",
+    );
+    assert!(
+        num(&closed, "p50_us") < 10_000.0,
+        "closed p50 {}",
+        closed["p50_us"]
+    );
+    assert!(
+        num(&open, "p99_us") >= 100_000.0,
+        "open p99 {}",
+        open["p99_us"]
+    );
+    // The uncorrected view of the same open run understates the stall.
+    assert!(num(&open, "p99_uncorrected_us") < num(&open, "p99_us"));
+}
+
+#[test]
+fn open_load_holds_its_rate_within_one_percent() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let s = r#"
+name = "rate"
+[load]
+model = "open"
+rate = 20000
+connections = 100
+payload_bytes = 64
+warmup = "500ms"
+duration = "3s"
+allow_shared_cpus = true
+"#;
+    let row = run(dir.path(), s, "runbench_plugin_tokio");
+    let achieved = num(&row, "requests_per_sec");
+    let sent = num(&row, "sent") / 3.0;
+    assert!(
+        (achieved - 20_000.0).abs() <= 200.0,
+        "achieved {achieved}/s"
+    );
+    assert!((sent - 20_000.0).abs() <= 200.0, "sent {sent}/s");
+}

@@ -1,0 +1,216 @@
+//! Every way a scenario can be wrong gets a message naming the file, line, column and field,
+//! and saying what is allowed.
+
+use runbench::scenario::{parse, Host, Model};
+use std::path::Path;
+
+const GOOD: &str = r#"name = "t"
+[server]
+cpus = [0]
+[load]
+connections = 100
+payload_bytes = 64
+warmup = "1s"
+duration = "5s"
+cpus = [1]
+"#;
+
+fn host() -> Host {
+    Host { cpus: 4 }
+}
+
+/// The error text for `text`, which must fail.
+fn error(text: &str) -> String {
+    match parse(Path::new("scen/x.toml"), text, &host()) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_all(msg: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(msg.contains(p), "missing {p:?} in:\n{msg}");
+    }
+}
+
+#[test]
+fn a_good_scenario_parses_with_defaults() {
+    let s = parse(Path::new("x.toml"), GOOD, &host()).unwrap();
+    assert_eq!(s.load.connections, vec![100]);
+    assert_eq!(s.load.model, Model::Closed);
+    assert_eq!(s.server.threads, vec![1]);
+    assert_eq!(s.shutdown.grace, std::time::Duration::from_secs(2));
+    assert_eq!(s.run.repeat, 1);
+    assert!(s.runtimes.is_none());
+}
+
+#[test]
+fn unknown_key_names_line_column_and_suggests_the_closest() {
+    let msg = error(&GOOD.replace("connections = 100", "conections = 100"));
+    assert_all(
+        &msg,
+        &[
+            "scen/x.toml:5:1",
+            "unknown field `conections`",
+            "did you mean `connections`?",
+            "load.conections",
+        ],
+    );
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let msg = error(&GOOD.replace("payload_bytes = 64", "payload_bytes = \"big\""));
+    assert_all(
+        &msg,
+        &[
+            "scen/x.toml:6:",
+            "load.payload_bytes",
+            "expected a number or a list of numbers",
+        ],
+    );
+    let msg = error(&GOOD.replace("name = \"t\"", "name = 5"));
+    assert_all(&msg, &["scen/x.toml:1:", "`name`", "string"]);
+}
+
+#[test]
+fn zero_and_negative_values_say_what_is_allowed() {
+    let msg = error(&GOOD.replace("connections = 100", "connections = 0"));
+    assert_all(
+        &msg,
+        &[
+            "scen/x.toml:5:15",
+            "`load.connections`",
+            "must be between 1 and",
+            "got 0",
+        ],
+    );
+    let msg = error(&GOOD.replace("payload_bytes = 64", "payload_bytes = -3"));
+    assert_all(&msg, &["scen/x.toml:6:", "`load.payload_bytes`", "got -3"]);
+    let msg = error(&GOOD.replace("payload_bytes = 64", "payload_bytes = 100000000"));
+    assert_all(
+        &msg,
+        &["`load.payload_bytes`", "must be between 1 and 67108864"],
+    );
+    let msg = error(&GOOD.replace("connections = 100", "connections = [10, -1]"));
+    assert_all(&msg, &["`load.connections.1`", "got -1"]);
+}
+
+#[test]
+fn bad_durations_are_explained() {
+    let msg = error(&GOOD.replace("duration = \"5s\"", "duration = \"5 parsecs\""));
+    assert_all(
+        &msg,
+        &[
+            "scen/x.toml:8:",
+            "`load.duration`",
+            "is not a duration",
+            "\"5s\"",
+        ],
+    );
+    let msg = error(&GOOD.replace("duration = \"5s\"", "duration = \"0s\""));
+    assert_all(&msg, &["`load.duration`", "longer than zero"]);
+}
+
+#[test]
+fn empty_or_duplicate_runtime_lists_are_refused() {
+    let msg = error(&GOOD.replace("name = \"t\"", "name = \"t\"\nruntimes = []"));
+    assert_all(&msg, &["scen/x.toml:2:", "`runtimes`", "is empty"]);
+    let msg = error(&GOOD.replace(
+        "name = \"t\"",
+        "name = \"t\"\nruntimes = [\"tokio\", \"tokio\"]",
+    ));
+    assert_all(&msg, &["listed twice"]);
+}
+
+#[test]
+fn cpus_must_exist_and_not_overlap_unless_allowed() {
+    let msg = error(&GOOD.replace("cpus = [1]", "cpus = [7]"));
+    assert_all(&msg, &["`load.cpus`", "CPU 7 does not exist", "0..=3"]);
+    let msg = error(&GOOD.replace("cpus = [1]", "cpus = [0, 1]"));
+    assert_all(
+        &msg,
+        &[
+            "`load.cpus`",
+            "overlaps server.cpus",
+            "allow_shared_cpus = true",
+        ],
+    );
+    let ok = GOOD.replace("cpus = [1]", "cpus = [0, 1]\nallow_shared_cpus = true");
+    assert!(parse(Path::new("x.toml"), &ok, &host()).is_ok());
+}
+
+#[test]
+fn model_specific_keys_are_checked() {
+    let msg = error(&GOOD.replace("[load]", "[load]\nrate = 100"));
+    assert_all(&msg, &["`load.rate`", "only applies to model = \"open\""]);
+    let msg = error(&GOOD.replace("[load]", "[load]\nmodel = \"open\""));
+    assert_all(&msg, &["needs `rate`"]);
+    let msg = error(&GOOD.replace("[load]", "[load]\nmodel = \"fast\""));
+    assert_all(&msg, &["`load.model`", "use \"closed\" or \"open\""]);
+}
+
+#[test]
+fn empty_files_and_non_toml_are_refused() {
+    assert_all(&error("  \n"), &["scen/x.toml", "empty"]);
+    assert_all(&error("this is not toml"), &["scen/x.toml:1:"]);
+}
+
+#[test]
+fn shutdown_at_must_fall_inside_the_load() {
+    let msg = error(&GOOD.replace("cpus = [1]", "cpus = [1]\n[shutdown]\nat = \"10s\""));
+    assert_all(&msg, &["`shutdown.at`", "must fall inside the load"]);
+}
+
+#[test]
+fn sweeps_expand_to_the_cartesian_product() {
+    let s = GOOD
+        .replace("connections = 100", "connections = [1, 10]")
+        .replace(
+            "[server]",
+            "[server]\nthreads = [1, 2]\nmax_connections = [0, 5]",
+        );
+    let s = parse(Path::new("x.toml"), &s, &host()).unwrap();
+    let points = runbench::plan::points(&s);
+    assert_eq!(points.len(), 8);
+    assert!(points
+        .iter()
+        .any(|p| p.connections == 10 && p.threads == 2 && p.max_connections == 5));
+    // Shuffled per trial, but every (point, subject) exactly once per trial.
+    let steps = runbench::plan::schedule(3, points.len(), 2, 7);
+    assert_eq!(steps.len(), 3 * 8 * 2);
+    for t in 0..3 {
+        let mut seen: Vec<(usize, usize)> = steps
+            .iter()
+            .filter(|s| s.trial == t)
+            .map(|s| (s.point, s.subject))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 16);
+    }
+    assert_eq!(
+        steps,
+        runbench::plan::schedule(3, points.len(), 2, 7),
+        "same seed, same order"
+    );
+}
+
+#[test]
+fn phases_ramp_linearly_from_the_previous_target() {
+    use runbench::protocol::Ramp;
+    let r = Ramp {
+        start: 0.0,
+        phases: vec![
+            (10_000, Some(10_000.0)),
+            (30_000, None),
+            (10_000, Some(0.0)),
+        ],
+    };
+    let at = |s: f64| r.at(std::time::Duration::from_secs_f64(s));
+    assert_eq!(at(0.0), 0.0);
+    assert_eq!(at(5.0), 5_000.0);
+    assert_eq!(at(20.0), 10_000.0);
+    assert_eq!(at(45.0), 5_000.0);
+    assert_eq!(at(100.0), 0.0);
+}
