@@ -332,6 +332,7 @@ fn to_row(
         server_peer_closed: Some(servers.counts.peer_closed),
         server_cut: Some(servers.counts.cut),
         server_io_errors: Some(servers.counts.io_errors),
+        server_max_concurrent: Some(servers.counts.max_concurrent),
         reconnects: Some(load.reconnects),
         connect_p50_us: (!load.connect.is_empty()).then(|| percentile_us(&load.connect, 50.0)),
         connect_p99_us: (!load.connect.is_empty()).then(|| percentile_us(&load.connect, 99.0)),

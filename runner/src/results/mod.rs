@@ -91,6 +91,8 @@ pub struct SummaryRow {
     pub server_peer_closed: Option<u64>,
     pub server_cut: Option<u64>,
     pub server_io_errors: Option<u64>,
+    /// Most connections served at once (summed over server processes).
+    pub server_max_concurrent: Option<u64>,
     /// Connections opened during the load (churn, ramps) and their connect latency.
     pub reconnects: Option<u64>,
     pub connect_p50_us: Option<f64>,
