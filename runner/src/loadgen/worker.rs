@@ -185,6 +185,9 @@ struct Conn {
     write_pos: usize,
     recv_pos: usize,
     done_on_conn: u64,
+    /// When the previous echo on this connection completed: a client that waits for each answer
+    /// (wrk's kind) could not have sent the next request before it.
+    last_completion: Option<Instant>,
     /// Open model: when the next request is due.
     next_due: Option<Instant>,
 }
@@ -277,6 +280,7 @@ impl Worker {
                 write_pos: 0,
                 recv_pos: 0,
                 done_on_conn: 0,
+                last_completion: None,
                 next_due: None,
             })
             .collect();
@@ -429,6 +433,7 @@ impl Worker {
         c.write_pos = 0;
         c.recv_pos = 0;
         c.done_on_conn = 0;
+        c.last_completion = None;
         c.next_due = None;
     }
 
@@ -568,9 +573,25 @@ impl Worker {
         let c = &mut self.conns[i];
         let req = c.queue.pop_front().expect("a written request");
         self.queued -= 1;
+        // What a coordinated-omission-prone client would have measured: from the moment it could
+        // have sent this request (written, and the previous answer in), not from the schedule.
+        let uncorrected_from = match (req.sent, c.last_completion) {
+            (Some(sent), Some(prev)) => sent.max(prev),
+            (Some(sent), None) => sent,
+            (None, _) => req.intended,
+        };
+        c.last_completion = Some(now);
         c.written -= 1;
         c.done_on_conn += 1;
-        if req.intended >= self.measure_from && req.intended < self.end {
+        // Open model: every request scheduled in the window counts, however late its answer (that
+        // lateness is the measurement). Closed model: requests that started and finished in the
+        // window, so the count divided by the window is the rate.
+        let in_window = req.intended >= self.measure_from
+            && match self.settings.model {
+                Model::Open => req.intended < self.end,
+                Model::Closed => now <= self.end,
+            };
+        if in_window {
             record(
                 &mut self.histogram,
                 now.saturating_duration_since(req.intended),
@@ -578,7 +599,7 @@ impl Worker {
             if self.settings.model == Model::Open {
                 record(
                     &mut self.uncorrected,
-                    now.saturating_duration_since(req.sent.unwrap_or(req.intended)),
+                    now.saturating_duration_since(uncorrected_from),
                 );
             }
             self.r.requests += 1;
@@ -717,7 +738,13 @@ impl Worker {
                 tick_index += 1;
                 next_tick += s.interval;
             }
-            if now >= self.end && (self.queued == 0 || now >= self.end + DRAIN) {
+            // The closed model has nothing to wait for: its outstanding requests began too late to
+            // end inside the window. The open model waits for the answers it scheduled.
+            let drain = match s.model {
+                Model::Open => DRAIN,
+                Model::Closed => Duration::ZERO,
+            };
+            if now >= self.end && (self.queued == 0 || now >= self.end + drain) {
                 break;
             }
             if now < self.end {
@@ -730,7 +757,7 @@ impl Worker {
             let mut wake = if now < self.end {
                 self.end
             } else {
-                self.end + DRAIN
+                self.end + drain
             };
             wake = wake.min(next_tick);
             if let Some(&Reverse((due, _))) = self.timers.peek() {
@@ -796,7 +823,9 @@ impl Worker {
                 }
             }
         }
-        self.r.errors.unanswered += self.queued as u64;
+        if s.model == Model::Open {
+            self.r.errors.unanswered += self.queued as u64;
+        }
         self.r.cut_after_signal += self
             .conns
             .iter()
