@@ -24,3 +24,7 @@ test:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build --workspace
     cargo test --workspace
+
+# Is the load generator the bottleneck? C epoll client vs runbench's, against a C epoll server.
+bench-loadgen:
+    benchmarks/c-epoll/run.sh
