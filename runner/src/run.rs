@@ -69,8 +69,26 @@ pub fn run_plan(plan: &Plan, out_root: &Path) -> anyhow::Result<Vec<SummaryRow>>
     }
     meta.finished_at = Some(chrono::Utc::now().to_rfc3339());
     dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
+    draw_plots(&dir.path);
     progress::log(&format!("wrote {}", dir.path.display()));
     Ok(rows)
+}
+
+/// Plots and report.md from the files just written. The measured results are already on disk,
+/// so a failure here is reported and the run goes on.
+fn draw_plots(dir: &Path) {
+    match crate::render::render_dir(dir) {
+        Ok(r) => {
+            for f in &r.failures {
+                progress::log(&format!("plot not drawn: {f}"));
+            }
+        }
+        Err(e) => progress::log(&format!(
+            "plots and report.md not written: {e:#}; the CSV results are complete \
+             (retry with `runbench plot {}`)",
+            dir.display()
+        )),
+    }
 }
 
 fn base_row(plan: &Plan, runtime: &str, trial: u32) -> SummaryRow {

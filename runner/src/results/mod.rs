@@ -5,10 +5,11 @@
 mod export;
 pub mod meta;
 mod output;
+pub mod read;
 
 pub use export::{percentiles_csv, summary_csv, PercentileRow};
 pub use meta::Meta;
-pub use output::RunDir;
+pub use output::{write_atomic, RunDir};
 
 use serde::{Deserialize, Serialize};
 
