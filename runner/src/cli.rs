@@ -82,6 +82,11 @@ enum Command {
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
     },
+    /// Redraw a run folder's PNG plots and report.md from its CSV files and meta.json.
+    Plot {
+        /// A run folder, e.g. output/smoke/latest.
+        run_dir: PathBuf,
+    },
     /// List the built plugins with their runtime versions.
     List {
         #[arg(long)]
@@ -130,6 +135,7 @@ pub fn main() -> i32 {
             }
         },
         Command::List { plugin_dir } => report(list(plugin_dir)),
+        Command::Plot { run_dir } => report(plot(&run_dir)),
         Command::Validate {
             scenarios,
             plugin_dir,
@@ -215,6 +221,21 @@ fn list(dir: Option<PathBuf>) -> anyhow::Result<()> {
             ),
             Err(e) => println!("{:<16} {:<12} {} ({e})", f.name, "-", f.path.display()),
         }
+    }
+    Ok(())
+}
+
+fn plot(dir: &std::path::Path) -> anyhow::Result<()> {
+    let r = crate::render::render_dir(dir)?;
+    println!("{}: wrote {}", dir.display(), r.files.join(", "));
+    if !r.failures.is_empty() {
+        for f in &r.failures {
+            eprintln!("plot not drawn: {f}");
+        }
+        anyhow::bail!(
+            "{} plot(s) could not be drawn (listed above and in report.md)",
+            r.failures.len()
+        );
     }
     Ok(())
 }

@@ -2,17 +2,21 @@
 //!
 //! Data flows one way: [`scenario`] (TOML, checked) -> [`plan`] (what to run, preflight) ->
 //! [`run`] (supervised server and load-generator processes) -> [`measure`] (merged histograms,
-//! counters) -> [`results`] (CSV, JSON, written as each runtime finishes).
+//! counters) -> [`results`] (CSV, JSON, written as each runtime finishes) -> [`render`] (PNG
+//! [`plot`]s and [`report`].md, drawn from the files alone).
 
 pub mod authoring;
 pub mod cli;
 pub mod loadgen;
 pub mod measure;
 pub mod plan;
+pub mod plot;
 pub mod plugin;
 pub mod procfs;
 pub mod progress;
 pub mod protocol;
+pub mod render;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod scenario;

@@ -93,6 +93,7 @@ pub fn run_plan(
     }
     meta.finished_at = Some(chrono::Utc::now().to_rfc3339());
     dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
+    draw_plots(&dir.path);
     progress::log(&format!("wrote {}", dir.path.display()));
     Ok(summary)
 }
@@ -124,6 +125,23 @@ fn cooldown(port: Option<u16>) {
     let deadline = Instant::now() + COOLDOWN_LIMIT;
     while Instant::now() < deadline && crate::sys::closing_sockets(port) > 0 {
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Plots and report.md from the files just written. The measured results are already on disk,
+/// so a failure here is reported and the run goes on.
+fn draw_plots(dir: &Path) {
+    match crate::render::render_dir(dir) {
+        Ok(r) => {
+            for f in &r.failures {
+                progress::log(&format!("plot not drawn: {f}"));
+            }
+        }
+        Err(e) => progress::log(&format!(
+            "plots and report.md not written: {e:#}; the CSV results are complete \
+             (retry with `runbench plot {}`)",
+            dir.display()
+        )),
     }
 }
 

@@ -8,11 +8,12 @@ mod export;
 pub mod hlog;
 pub mod meta;
 mod output;
+pub mod read;
 
 pub use aggregate::aggregate;
 pub use export::{percentiles_csv, summary_csv, to_csv, PercentileRow};
 pub use meta::Meta;
-pub use output::RunDir;
+pub use output::{write_atomic, RunDir};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,7 @@ pub enum RowStatus {
 /// One runtime at one point: a trial (trials.csv) or the median over trials (summary.csv).
 /// Measurement fields are empty when the runtime failed before measuring.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SummaryRow {
     pub scenario: String,
     pub runtime: String,

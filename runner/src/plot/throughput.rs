@@ -1,0 +1,109 @@
+//! throughput.png: requests/s per runtime, fastest first, with the CI over trials as error bars
+//! and single trials as dots when the run had several, and the plain-epoll server's value as a
+//! dashed line: the limit the runtimes are measured against.
+
+use super::hbars::{self, Bar, Reference};
+use super::{palette, scale, select, style, Area};
+use crate::results::read::{RunData, Summary, REFERENCE_RUNTIME};
+
+pub const SIZE: (u32, u32) = (1280, 720);
+
+pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
+    let view = select::per_runtime(data);
+    let subtitle = select::subtitle(data, &view.rows, &[], view.focus.as_deref());
+    let area = style::header(root, "Throughput: requests per second", &subtitle)?;
+    if view.rows.is_empty() {
+        return style::no_data(&area, "summary.csv has no rows");
+    }
+    let reference = view
+        .rows
+        .iter()
+        .find(|r| r.runtime() == REFERENCE_RUNTIME && r.ok())
+        .and_then(|r| r.row.requests_per_sec);
+    let bars: Vec<Bar> = view
+        .rows
+        .iter()
+        .map(|r| bar(data, &view, r, reference))
+        .collect();
+    hbars::draw(
+        &area,
+        &hbars::Panel {
+            bars: &bars,
+            x_desc: if view
+                .rows
+                .iter()
+                .any(|r| r.row.loadgen_saturated == Some(true))
+            {
+                "requests per second (higher is better; ≥ = load generator saturated, a lower bound)"
+            } else {
+                "requests per second (higher is better)"
+            },
+            reference: reference.map(|v| Reference {
+                value: v,
+                label: format!("{REFERENCE_RUNTIME} limit: {} req/s", scale::si(v)),
+            }),
+        },
+    )
+}
+
+fn bar(data: &RunData, view: &select::View, r: &Summary, reference: Option<f64>) -> Bar {
+    let rps = r.row.requests_per_sec;
+    let ci = match (
+        r.row.requests_per_sec_ci_low,
+        r.row.requests_per_sec_ci_high,
+    ) {
+        (Some(lo), Some(hi)) => Some((lo, hi)),
+        _ => None,
+    };
+    let swept = data.swept();
+    let dots: Vec<f64> = data
+        .trials
+        .iter()
+        .flatten()
+        .filter(|t| t.runtime() == r.runtime() && t.point(&swept) == r.point(&swept))
+        .filter_map(|t| t.row.requests_per_sec)
+        .collect();
+    let mut text = match rps {
+        Some(v) => {
+            let bound = if r.row.loadgen_saturated == Some(true) {
+                "≥ "
+            } else {
+                ""
+            };
+            format!("{bound}{} req/s", scale::si(v))
+        }
+        None => String::new(),
+    };
+    if let (Some(v), Some(e)) = (rps, reference) {
+        if r.runtime() != REFERENCE_RUNTIME && e > 0.0 {
+            text.push_str(&format!("  ({:.0}% of {REFERENCE_RUNTIME})", v / e * 100.0));
+        }
+    }
+    if !r.ok() {
+        text = if text.is_empty() {
+            format!("FAILED: {}", shorten(&r.row.error, 90))
+        } else {
+            format!("{text}  FAILED: {}", shorten(&r.row.error, 50))
+        };
+    }
+    Bar {
+        label: view.label(r),
+        colour: palette::colour(r.runtime()),
+        value: rps,
+        ci,
+        dots,
+        text,
+        text_colour: if r.ok() { style::TEXT } else { style::FAILED },
+    }
+}
+
+/// The first `max` characters, with an ellipsis when cut (the full text is in report.md).
+pub fn shorten(s: &str, max: usize) -> String {
+    let s = s.trim();
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+        format!("{}…", cut.trim_end())
+    }
+}

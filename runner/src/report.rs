@@ -1,0 +1,359 @@
+//! report.md: a run folder explained in one page — what was run, on what machine, the numbers
+//! per runtime, what to distrust about them, and the plots. A pure function of the data read
+//! back from the folder, like the plots.
+
+use crate::plot::Plot;
+use crate::results::read::{Param, RunData, Summary, REFERENCE_RUNTIME};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Caveats that always apply to a runtime, shown under "Notes" whenever it appears in a run.
+/// Add a line here for a runtime whose numbers need a standing explanation; a run can also
+/// supply notes itself (meta.json `runtime_notes` / `plugins[].note`, or a summary `note`
+/// column), which are shown as well.
+pub const RUNTIME_NOTES: &[(&str, &str)] = &[];
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
+    let mut md = String::new();
+    let m = &data.meta;
+    let _ = writeln!(md, "# {}\n", m.scenario);
+    if !m.description.is_empty() {
+        let _ = writeln!(md, "{}\n", m.description);
+    }
+    let _ = writeln!(md, "- **Load:** {}", crate::plot::load_line(data));
+    let _ = writeln!(md, "- **Machine:** {}", machine(data));
+    let mut run = Vec::new();
+    if let Some(s) = &m.started_at {
+        run.push(format!("started {s}"));
+    }
+    if let Some(v) = &m.runbench_version {
+        run.push(format!("runbench {v}"));
+    }
+    if let Some(c) = &m.git_commit {
+        run.push(format!("commit `{c}`"));
+    }
+    if let Some(r) = &m.rustc {
+        run.push(r.clone());
+    }
+    if !run.is_empty() {
+        let _ = writeln!(md, "- **Run:** {}", run.join(", "));
+    }
+    md.push('\n');
+
+    md.push_str("## Results\n\n");
+    md.push_str(&table(data));
+    md.push('\n');
+
+    md.push_str("## Flags\n\n");
+    let flags = flags(data, plots);
+    if flags.is_empty() {
+        md.push_str(
+            "None: every runtime ran without errors, mismatches or a saturated load generator.\n",
+        );
+    } else {
+        for f in flags {
+            let _ = writeln!(md, "- {f}");
+        }
+    }
+    md.push('\n');
+
+    let notes = notes(data);
+    if !notes.is_empty() {
+        md.push_str("## Notes\n\n");
+        for (rt, text) in notes {
+            let _ = writeln!(md, "- **{rt}**: {text}");
+        }
+        md.push('\n');
+    }
+
+    md.push_str("## Plots\n\n");
+    for p in plots {
+        match &p.png {
+            Ok(_) => {
+                let _ = writeln!(md, "### {}\n\n![{}]({})\n", p.caption, p.caption, p.file);
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    md,
+                    "### {}\n\n*{} could not be drawn: {}*\n",
+                    p.caption,
+                    p.file,
+                    cell(e)
+                );
+            }
+        }
+    }
+
+    md.push_str("## Parameters\n\n");
+    if m.parameters.is_empty() {
+        md.push_str("Unknown (meta.json could not be read).\n");
+    } else {
+        md.push_str("| parameter | value |\n| --- | --- |\n");
+        for (k, v) in &m.parameters {
+            let _ = writeln!(md, "| `{k}` | {} |", cell(v));
+        }
+    }
+    md.push_str(
+        "\nFiles: `summary.csv` (one row per runtime), `percentiles.csv` (latency spectrum), \
+         `meta.json` (scenario and machine); `runbench plot <this folder>` redraws the plots and \
+         this report from them.\n",
+    );
+    md
+}
+
+fn machine(data: &RunData) -> String {
+    let m = &data.meta;
+    let mut parts = Vec::new();
+    parts.push(m.cpu_model.clone().unwrap_or_else(|| "unknown CPU".into()));
+    if let Some(c) = m.cores {
+        parts.push(format!("{c} cores"));
+    }
+    if let Some(k) = &m.kernel {
+        parts.push(format!("Linux {k}"));
+    }
+    parts.join(", ")
+}
+
+/// Rows in reading order: fastest first; in a sweep, by runtime then point.
+fn ordered(data: &RunData) -> Vec<&Summary> {
+    let swept = data.swept();
+    let mut rows: Vec<&Summary> = data.summary.iter().collect();
+    if swept.is_empty() {
+        rows.sort_by(|a, b| {
+            b.row
+                .requests_per_sec
+                .unwrap_or(-1.0)
+                .total_cmp(&a.row.requests_per_sec.unwrap_or(-1.0))
+        });
+    } else {
+        let order = data.runtimes();
+        rows.sort_by(|a, b| {
+            let ia = order.iter().position(|r| r == a.runtime());
+            let ib = order.iter().position(|r| r == b.runtime());
+            ia.cmp(&ib)
+                .then_with(|| crate::results::read::cmp_point(&a.point(&swept), &b.point(&swept)))
+        });
+    }
+    rows
+}
+
+fn table(data: &RunData) -> String {
+    let swept = data.swept();
+    let has_ref = data
+        .summary
+        .iter()
+        .any(|s| s.runtime() == REFERENCE_RUNTIME);
+    let has_ci = data
+        .summary
+        .iter()
+        .any(|s| s.row.requests_per_sec_ci_low.is_some());
+    let mut head: Vec<String> = vec!["runtime".into()];
+    head.extend(swept.iter().map(|p| p.name().to_string()));
+    head.push(
+        if has_ci {
+            "requests/s [CI]"
+        } else {
+            "requests/s"
+        }
+        .into(),
+    );
+    head.extend(["p50 µs", "p99 µs", "peak RSS MiB"].map(String::from));
+    if has_ref {
+        head.push(format!("vs {REFERENCE_RUNTIME}"));
+    }
+    head.extend(["CPU µs/req", "errors", "status"].map(String::from));
+    let mut out = format!("| {} |\n", head.join(" | "));
+    let align: Vec<&str> = head
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if i == 0 || h == "status" {
+                "---"
+            } else {
+                "---:"
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "| {} |", align.join(" | "));
+    for r in ordered(data) {
+        let mut c: Vec<String> = vec![format!("**{}**", r.runtime())];
+        for &p in &swept {
+            c.push(r.param(p).map_or("-".into(), |v| fmt_param(p, v)));
+        }
+        let mut rps = r.row.requests_per_sec.map_or("-".into(), thousands);
+        if r.row.loadgen_saturated == Some(true) && r.row.requests_per_sec.is_some() {
+            rps = format!("≥ {rps}");
+        }
+        if let (Some(lo), Some(hi)) = (
+            r.row.requests_per_sec_ci_low,
+            r.row.requests_per_sec_ci_high,
+        ) {
+            rps = format!("{rps} [{}–{}]", thousands(lo), thousands(hi));
+        }
+        c.push(rps);
+        c.push(fixed(r.row.p50_us, 1));
+        c.push(fixed(r.row.p99_us, 1));
+        c.push(fixed(
+            r.row.server_rss_peak_bytes.map(|b| b as f64 / MIB),
+            1,
+        ));
+        if has_ref {
+            let ratio = match (data.reference_for(r), r.row.requests_per_sec) {
+                (Some(e), Some(v)) => e
+                    .row
+                    .requests_per_sec
+                    .filter(|&e| e > 0.0)
+                    .map_or("-".into(), |e| format!("{:.0}%", v / e * 100.0)),
+                _ => "-".into(),
+            };
+            c.push(ratio);
+        }
+        c.push(fixed(r.row.server_cpu_us_per_request, 2));
+        c.push(r.row.errors.map_or("-".into(), |e| e.to_string()));
+        c.push(if r.ok() {
+            "ok".into()
+        } else {
+            "**failed**".into()
+        });
+        let _ = writeln!(out, "| {} |", c.join(" | "));
+    }
+    out
+}
+
+fn flags(data: &RunData, plots: &[Plot]) -> Vec<String> {
+    let swept = data.swept();
+    let mut out = Vec::new();
+    for r in ordered(data) {
+        let at: Vec<String> = swept
+            .iter()
+            .filter_map(|&p| r.param(p).map(|v| p.describe(v)))
+            .collect();
+        let who = if at.is_empty() {
+            format!("**{}**", r.runtime())
+        } else {
+            format!("**{}** at {}", r.runtime(), at.join(", "))
+        };
+        if !r.ok() {
+            out.push(format!("{who} failed: {}", cell(&r.row.error)));
+        }
+        if r.row.loadgen_saturated == Some(true) {
+            let busy = r
+                .row
+                .loadgen_busy
+                .map(|b| format!(" (busy {:.0}% of the time)", b * 100.0))
+                .unwrap_or_default();
+            out.push(format!(
+                "{who}: the load generator was saturated{busy}, so requests/s is a lower bound: \
+                 the server may be faster than measured."
+            ));
+        }
+        if let Some(m) = r.row.mismatched_bytes.filter(|&m| m > 0) {
+            out.push(format!(
+                "{who}: {m} echoed bytes differed from what was sent."
+            ));
+        }
+        if let Some(e) = r.row.errors.filter(|&e| e > 0) {
+            out.push(format!("{who}: {e} request errors."));
+        }
+        if r.row.shutdown_overrun == Some(true) {
+            out.push(format!(
+                "{who}: the server did not stop within the shutdown grace period{}.",
+                r.row
+                    .shutdown_ms
+                    .map(|ms| format!(" (took {ms:.0} ms)"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    for p in plots {
+        if let Err(e) = &p.png {
+            out.push(format!("`{}` could not be drawn: {}", p.file, cell(e)));
+        }
+    }
+    out.extend(data.warnings.iter().map(|w| cell(w)));
+    out
+}
+
+/// Per-runtime notes for the runtimes in this run: standing ones first, then the run's own.
+fn notes(data: &RunData) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let runtimes = data.runtimes();
+    let mut add = |rt: &str, text: &str| {
+        let text = text.trim();
+        if text.is_empty() || !runtimes.iter().any(|r| r == rt) {
+            return;
+        }
+        let list = out.entry(rt.to_string()).or_default();
+        if !list.iter().any(|t| t == text) {
+            list.push(text.to_string());
+        }
+    };
+    for (rt, text) in RUNTIME_NOTES {
+        add(rt, text);
+    }
+    for (rt, text) in &data.meta.notes {
+        add(rt, text);
+    }
+    for s in &data.summary {
+        if let Some(n) = &s.extra.note {
+            add(s.runtime(), n);
+        }
+    }
+    out.into_iter()
+        .map(|(k, v)| (k, cell(&v.join(" "))))
+        .collect()
+}
+
+fn fmt_param(p: Param, v: f64) -> String {
+    match p {
+        Param::TargetRate => thousands(v),
+        _ if v.fract() == 0.0 => format!("{}", v as i64),
+        _ => format!("{v}"),
+    }
+}
+
+fn fixed(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// 123456.7 -> "123,457".
+fn thousands(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// Text safe inside a Markdown table cell or list item (one line, no column breaks).
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1234567.0), "1,234,567");
+    }
+
+    #[test]
+    fn cell_keeps_a_table_row_intact() {
+        assert_eq!(cell("a|b\nc"), "a\\|b c");
+    }
+}

@@ -1,0 +1,532 @@
+//! A run folder read back into typed data, so plots and report.md can be redrawn from the files
+//! alone (`runbench plot`). Columns other work adds later (sweeps, trials, open model) are read
+//! as `Option`: a missing column is "not measured", never zero.
+
+use super::{PercentileRow, RowStatus, SummaryRow};
+use anyhow::Context;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Everything the plots and the report draw from.
+#[derive(Clone, Debug)]
+pub struct RunData {
+    pub dir: PathBuf,
+    pub meta: MetaView,
+    /// summary.csv: one row per runtime (and sweep point).
+    pub summary: Vec<Summary>,
+    /// percentiles.csv.
+    pub percentiles: Vec<Percentile>,
+    /// trials.csv, when the run had several trials.
+    pub trials: Option<Vec<Summary>>,
+    /// timeline.csv, when the run recorded one.
+    pub timeline: Option<Vec<TimelineRow>>,
+    /// Things that could not be read but did not stop the drawing (shown in report.md).
+    pub warnings: Vec<String>,
+}
+
+/// A summary.csv (or trials.csv) row: the columns every run has, plus the optional ones.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub row: SummaryRow,
+    pub extra: SummaryExtra,
+}
+
+/// Columns that only some runs have beyond `SummaryRow`'s (which reads missing columns as
+/// absent through its serde defaults).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct SummaryExtra {
+    /// A runtime's caveat written by the run (e.g. how an embassy server was hosted).
+    pub note: Option<String>,
+}
+
+/// The parameters that may vary between the rows of one run (a sweep). A row's point is its
+/// values of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Param {
+    Connections,
+    PayloadBytes,
+    ServerThreads,
+    MaxConnections,
+    TargetRate,
+}
+
+impl Param {
+    pub const ALL: [Param; 5] = [
+        Param::Connections,
+        Param::PayloadBytes,
+        Param::ServerThreads,
+        Param::MaxConnections,
+        Param::TargetRate,
+    ];
+
+    /// The column name, also used in file names (`sweep-<name>.png`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::Connections => "connections",
+            Param::PayloadBytes => "payload_bytes",
+            Param::ServerThreads => "server_threads",
+            Param::MaxConnections => "max_connections",
+            Param::TargetRate => "target_rate",
+        }
+    }
+
+    /// Axis text, with the unit.
+    pub fn axis_label(self) -> &'static str {
+        match self {
+            Param::Connections => "connections",
+            Param::PayloadBytes => "payload (bytes)",
+            Param::ServerThreads => "server threads",
+            Param::MaxConnections => "server max_connections (0 = no limit)",
+            Param::TargetRate => "target rate (requests/s)",
+        }
+    }
+
+    /// `connections = 100`, `payload = 64 B`.
+    pub fn describe(self, v: f64) -> String {
+        match self {
+            Param::Connections => format!("{} connection{}", fmt_num(v), plural(v)),
+            Param::PayloadBytes => format!("{} B payload", fmt_num(v)),
+            Param::ServerThreads => format!("{} server thread{}", fmt_num(v), plural(v)),
+            Param::MaxConnections => format!("max_connections {}", fmt_num(v)),
+            Param::TargetRate => format!("target {} req/s", fmt_num(v)),
+        }
+    }
+}
+
+fn plural(v: f64) -> &'static str {
+    if v == 1.0 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+impl Summary {
+    pub fn runtime(&self) -> &str {
+        &self.row.runtime
+    }
+
+    pub fn ok(&self) -> bool {
+        self.row.status == RowStatus::Ok
+    }
+
+    pub fn param(&self, p: Param) -> Option<f64> {
+        match p {
+            Param::Connections => Some(self.row.connections as f64),
+            Param::PayloadBytes => Some(self.row.payload_bytes as f64),
+            Param::ServerThreads => Some(self.row.server_threads as f64),
+            Param::MaxConnections => Some(self.row.max_connections as f64),
+            Param::TargetRate => self.row.target_rate.map(|v| v as f64),
+        }
+    }
+
+    /// This row's values of the given parameters (its sweep point).
+    pub fn point(&self, params: &[Param]) -> Vec<Option<f64>> {
+        params.iter().map(|&p| self.param(p)).collect()
+    }
+}
+
+/// A percentiles.csv row. Sweep runs may carry the point's parameters as extra columns.
+#[derive(Clone, Debug)]
+pub struct Percentile {
+    pub row: PercentileRow,
+    pub point: PointColumns,
+}
+
+/// Optional point columns of percentiles.csv and timeline.csv.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct PointColumns {
+    pub connections: Option<f64>,
+    pub payload_bytes: Option<f64>,
+    pub server_threads: Option<f64>,
+    pub max_connections: Option<f64>,
+    pub target_rate: Option<f64>,
+}
+
+impl PointColumns {
+    pub fn param(&self, p: Param) -> Option<f64> {
+        match p {
+            Param::Connections => self.connections,
+            Param::PayloadBytes => self.payload_bytes,
+            Param::ServerThreads => self.server_threads,
+            Param::MaxConnections => self.max_connections,
+            Param::TargetRate => self.target_rate,
+        }
+    }
+
+    /// Whether the file said which point this row belongs to.
+    pub fn any(&self) -> bool {
+        Param::ALL.iter().any(|&p| self.param(p).is_some())
+    }
+}
+
+/// One timeline.csv interval.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TimelineRow {
+    pub runtime: String,
+    #[serde(default)]
+    pub trial: u32,
+    /// Seconds since load start, at the end of the interval.
+    pub t_s: f64,
+    pub requests: u64,
+    pub errors: Option<u64>,
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub server_cpu_user_s: Option<f64>,
+    pub server_cpu_sys_s: Option<f64>,
+    pub server_rss_bytes: Option<u64>,
+    pub server_threads: Option<u64>,
+    pub server_ctx_switches: Option<u64>,
+}
+
+/// What the plots and report need from meta.json, read leniently: meta.json grows over time,
+/// and an older or partial file should still give a report.
+#[derive(Clone, Debug, Default)]
+pub struct MetaView {
+    pub scenario: String,
+    pub description: String,
+    pub cpu_model: Option<String>,
+    pub cores: Option<u64>,
+    pub kernel: Option<String>,
+    pub started_at: Option<String>,
+    pub runbench_version: Option<String>,
+    pub git_commit: Option<String>,
+    pub rustc: Option<String>,
+    /// The resolved scenario, flattened to `section.key = value`.
+    pub parameters: Vec<(String, String)>,
+    pub warmup_s: Option<f64>,
+    pub duration_s: Option<f64>,
+    /// When the stop signal was sent, seconds since load start; `None` when it came after the load.
+    pub shutdown_at_s: Option<f64>,
+    /// Per-runtime caveats: meta.json `runtime_notes` {runtime: text} and `plugins[].note`.
+    pub notes: BTreeMap<String, String>,
+}
+
+impl MetaView {
+    pub fn from_json(v: &serde_json::Value) -> MetaView {
+        let str_at = |ptr: &str| v.pointer(ptr).and_then(|x| x.as_str()).map(str::to_string);
+        let secs_at = |num: &str, text: &str| {
+            v.pointer(num).and_then(|x| x.as_f64()).or_else(|| {
+                v.pointer(text)
+                    .and_then(|x| x.as_str())
+                    .and_then(|s| humantime::parse_duration(s.trim()).ok())
+                    .map(|d| d.as_secs_f64())
+            })
+        };
+        let mut parameters = Vec::new();
+        if let Some(s) = v.get("scenario").and_then(|s| s.as_object()) {
+            for (k, val) in s {
+                if k != "name" && k != "description" {
+                    flatten(k, val, &mut parameters);
+                }
+            }
+        }
+        for k in ["server_processes", "loadgen_processes"] {
+            if let Some(val) = v.get(k) {
+                flatten(k, val, &mut parameters);
+            }
+        }
+        for (k, val) in &mut parameters {
+            if k == "runtimes" && val == "-" {
+                *val = "every built plugin".into();
+            }
+        }
+        let mut notes = BTreeMap::new();
+        if let Some(m) = v.get("runtime_notes").and_then(|m| m.as_object()) {
+            for (rt, text) in m {
+                if let Some(t) = text.as_str() {
+                    notes.insert(rt.clone(), t.to_string());
+                }
+            }
+        }
+        if let Some(plugins) = v.get("plugins").and_then(|p| p.as_array()) {
+            for p in plugins {
+                if let (Some(rt), Some(note)) = (
+                    p.get("runtime").and_then(|x| x.as_str()),
+                    p.get("note").and_then(|x| x.as_str()),
+                ) {
+                    notes
+                        .entry(rt.to_string())
+                        .or_insert_with(|| note.to_string());
+                }
+            }
+        }
+        MetaView {
+            scenario: str_at("/scenario/name").unwrap_or_default(),
+            description: str_at("/scenario/description").unwrap_or_default(),
+            cpu_model: str_at("/host/cpu_model"),
+            cores: v.pointer("/host/cores").and_then(|x| x.as_u64()),
+            kernel: str_at("/host/kernel"),
+            started_at: str_at("/started_at"),
+            runbench_version: str_at("/runbench_version"),
+            git_commit: str_at("/git_commit"),
+            rustc: str_at("/rustc"),
+            parameters,
+            warmup_s: secs_at("/warmup_s", "/scenario/load/warmup"),
+            duration_s: secs_at("/duration_s", "/scenario/load/duration"),
+            shutdown_at_s: v.get("shutdown_at_s").and_then(|x| x.as_f64()),
+            notes,
+        }
+    }
+}
+
+/// `load.connections = 100`; arrays as `0, 1, 2`; nested objects get dotted keys.
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m {
+                flatten(&format!("{prefix}.{k}"), val, out);
+            }
+        }
+        Value::Array(a) => {
+            let items: Vec<String> = a.iter().map(scalar).collect();
+            out.push((prefix.to_string(), items.join(", ")));
+        }
+        other => out.push((prefix.to_string(), scalar(other))),
+    }
+}
+
+fn scalar(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads a CSV file into rows of `T` (columns matched by header name; unknown ones ignored).
+fn read_csv<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, rec) in r.deserialize().enumerate() {
+        out.push(rec.with_context(|| format!("{} row {}", path.display(), i + 2))?);
+    }
+    Ok(out)
+}
+
+/// Reads rows that are a known struct plus optional columns, from the same record.
+fn read_csv_pair<A: DeserializeOwned, B: DeserializeOwned>(
+    path: &Path,
+) -> anyhow::Result<Vec<(A, B)>> {
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let headers = r
+        .headers()
+        .with_context(|| format!("reading the header of {}", path.display()))?
+        .clone();
+    let mut out = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let at = || format!("{} row {}", path.display(), i + 2);
+        let rec = rec.with_context(at)?;
+        let a = rec.deserialize(Some(&headers)).with_context(at)?;
+        let b = rec.deserialize(Some(&headers)).with_context(at)?;
+        out.push((a, b));
+    }
+    Ok(out)
+}
+
+fn read_summaries(path: &Path) -> anyhow::Result<Vec<Summary>> {
+    Ok(read_csv_pair::<SummaryRow, SummaryExtra>(path)?
+        .into_iter()
+        .map(|(row, extra)| Summary { row, extra })
+        .collect())
+}
+
+impl RunData {
+    /// Reads `dir`. summary.csv is required; the other files are used when present.
+    pub fn load(dir: &Path) -> anyhow::Result<RunData> {
+        let summary_path = dir.join("summary.csv");
+        if !summary_path.exists() {
+            anyhow::bail!(
+                "{} has no summary.csv; give a run folder such as output/<scenario>/latest",
+                dir.display()
+            );
+        }
+        let summary = read_summaries(&summary_path)?;
+        let mut warnings = Vec::new();
+        let meta_path = dir.join("meta.json");
+        let mut meta = match std::fs::read(&meta_path)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| Ok(serde_json::from_slice::<serde_json::Value>(&b)?))
+        {
+            Ok(v) => MetaView::from_json(&v),
+            Err(e) => {
+                warnings.push(format!(
+                    "{} could not be read ({e}); machine and parameters are unknown",
+                    meta_path.display()
+                ));
+                MetaView::default()
+            }
+        };
+        if meta.scenario.is_empty() {
+            meta.scenario = summary
+                .first()
+                .map(|s| s.row.scenario.clone())
+                .unwrap_or_default();
+        }
+        let pct_path = dir.join("percentiles.csv");
+        let percentiles = if pct_path.exists() {
+            read_csv_pair::<PercentileRow, PointColumns>(&pct_path)?
+                .into_iter()
+                .map(|(row, point)| Percentile { row, point })
+                .collect()
+        } else {
+            warnings.push(format!(
+                "{} is missing; no latency spectrum",
+                pct_path.display()
+            ));
+            Vec::new()
+        };
+        let optional = |name: &str| {
+            let p = dir.join(name);
+            p.exists().then_some(p)
+        };
+        let trials = optional("trials.csv")
+            .map(|p| read_summaries(&p))
+            .transpose()?;
+        let timeline = optional("timeline.csv")
+            .map(|p| read_csv::<TimelineRow>(&p))
+            .transpose()?;
+        Ok(RunData {
+            dir: dir.to_path_buf(),
+            meta,
+            summary,
+            percentiles,
+            trials,
+            timeline,
+            warnings,
+        })
+    }
+
+    /// The parameters with more than one distinct value across summary rows.
+    pub fn swept(&self) -> Vec<Param> {
+        Param::ALL
+            .into_iter()
+            .filter(|&p| {
+                let mut seen: Vec<Option<u64>> = Vec::new();
+                for s in &self.summary {
+                    let v = s.param(p).map(f64::to_bits);
+                    if !seen.contains(&v) {
+                        seen.push(v);
+                    }
+                }
+                seen.len() > 1
+            })
+            .collect()
+    }
+
+    /// Runtimes in the order they first appear in summary.csv (the run order).
+    pub fn runtimes(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in &self.summary {
+            if !out.iter().any(|r| r == s.runtime()) {
+                out.push(s.runtime().to_string());
+            }
+        }
+        out
+    }
+
+    /// The row of the reference runtime (`epoll`) at the same point as `row`, if it was run.
+    pub fn reference_for(&self, row: &Summary) -> Option<&Summary> {
+        let swept = self.swept();
+        let point = row.point(&swept);
+        self.summary
+            .iter()
+            .find(|s| s.runtime() == REFERENCE_RUNTIME && s.ok() && s.point(&swept) == point)
+    }
+}
+
+/// Orders sweep points value by value; an absent value sorts first.
+pub fn cmp_point(a: &[Option<f64>], b: &[Option<f64>]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let o = match (x, y) {
+            (Some(x), Some(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
+            (x, y) => x.is_some().cmp(&y.is_some()),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+/// The plain-epoll server: the ceiling the runtimes are compared against.
+pub const REFERENCE_RUNTIME: &str = "epoll";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "scenario,runtime,runtime_version,trial,status,error,connections,\
+        connections_ok,payload_bytes,server_threads,server_processes,duration_s,requests,\
+        requests_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,mean_us,errors,mismatched_bytes,\
+        server_cpu_user_s,server_cpu_sys_s,server_cpu_us_per_request,server_rss_peak_bytes,\
+        shutdown_ms,shutdown_overrun,server_accepted,server_cut,loadgen_busy,loadgen_saturated,\
+        loadgen_cpu_s";
+
+    fn line(rt: &str, conns: u32, extra: &str) -> String {
+        format!(
+            "s,{rt},1,0,ok,,{conns},{conns},64,1,1,3,300,100,1,2,3,4,5,1,0,0,1,1,1,100,1,false,\
+             {conns},0,0.5,false,1{extra}\n"
+        )
+    }
+
+    #[test]
+    fn columns_a_run_did_not_write_are_absent_not_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = format!("{HEAD}\n{}", line("tokio", 10, ""));
+        std::fs::write(dir.path().join("summary.csv"), csv).unwrap();
+        let d = RunData::load(dir.path()).unwrap();
+        let e = &d.summary[0].row;
+        assert_eq!(e.requests_per_sec_ci_low, None);
+        assert_eq!(e.target_rate, None);
+        assert_eq!(e.max_connections, 0, "no limit");
+        assert!(d.trials.is_none() && d.timeline.is_none());
+    }
+
+    #[test]
+    fn optional_columns_are_read_when_present_and_empty_cells_are_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = format!(
+            "{HEAD},requests_per_sec_ci_low,max_connections\n{}{}",
+            line("tokio", 10, ",95.5,0"),
+            line("smol", 10, ",,50")
+        );
+        std::fs::write(dir.path().join("summary.csv"), csv).unwrap();
+        let d = RunData::load(dir.path()).unwrap();
+        assert_eq!(d.summary[0].row.requests_per_sec_ci_low, Some(95.5));
+        assert_eq!(d.summary[0].row.max_connections, 0);
+        assert_eq!(d.summary[1].row.requests_per_sec_ci_low, None);
+        assert_eq!(d.summary[1].row.max_connections, 50);
+        // 50 vs no limit is two distinct values: max_connections varies across the rows.
+        assert_eq!(d.swept(), vec![Param::MaxConnections]);
+    }
+
+    #[test]
+    fn swept_lists_the_parameters_that_vary() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = format!(
+            "{HEAD}\n{}{}{}",
+            line("tokio", 10, ""),
+            line("tokio", 100, ""),
+            line("smol", 10, "")
+        );
+        std::fs::write(dir.path().join("summary.csv"), csv).unwrap();
+        let d = RunData::load(dir.path()).unwrap();
+        assert_eq!(d.swept(), vec![Param::Connections]);
+        assert_eq!(d.runtimes(), vec!["tokio", "smol"]);
+    }
+}
