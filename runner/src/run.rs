@@ -248,6 +248,11 @@ fn run_step(
                     trial: step.trial as u32,
                     percentile: p,
                     latency_us: load.percentile_us(p),
+                    connections: Some(point.connections as u64),
+                    payload_bytes: Some(point.payload_bytes),
+                    server_threads: Some(point.threads as u64),
+                    max_connections: Some(point.max_connections as u64),
+                    target_rate: point.rate,
                 })
                 .collect();
             (

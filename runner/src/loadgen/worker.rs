@@ -530,7 +530,7 @@ impl Worker {
     }
 
     /// Reads what has arrived, completing requests in order.
-    fn read_more(&mut self, i: usize, scratch: &mut [u8], now: Instant) {
+    fn read_more(&mut self, i: usize, scratch: &mut [u8], mut now: Instant) {
         let payload = self.settings.payload;
         loop {
             let c = &mut self.conns[i];
@@ -553,6 +553,8 @@ impl Worker {
                     if c.recv_pos == payload && c.written > 0 {
                         c.recv_pos = 0;
                         self.complete(i, now);
+                        // Later bytes in this loop arrived after this instant.
+                        now = Instant::now();
                         if self.conns[i].state != State::Open {
                             return;
                         }
@@ -629,7 +631,9 @@ impl Worker {
             return;
         }
         if running && self.settings.model == Model::Closed && !retire {
-            self.enqueue(i, now, now);
+            // The next request starts now, not at the instant the poll returned.
+            let start = Instant::now();
+            self.enqueue(i, start, start);
         }
     }
 
