@@ -73,6 +73,7 @@ fn spectrum(runtime: &str, scale: f64) -> Vec<PercentileRow> {
             trial: 0,
             percentile: p,
             latency_us: scale * (20.0 + p * p / 40.0),
+            ..Default::default()
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 use super::SummaryRow;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PercentileRow {
     pub runtime: String,
     pub trial: u32,
