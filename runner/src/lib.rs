@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod loadgen;
 pub mod measure;
+pub mod netns;
+pub mod notes;
 pub mod plan;
 pub mod plugin;
 pub mod progress;

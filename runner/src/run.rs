@@ -239,8 +239,16 @@ fn measure(
     progress: &mut RunProgress,
 ) -> Result<Measured, String> {
     let s = &plan.scenario;
-    let (reservation, port) = reserve_port().map_err(|e| format!("finding a free port: {e}"))?;
-    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    // Declared before the servers, so it is dropped (namespace deleted) after they are gone.
+    let netns = tap_namespace(plan, runtime, plugin)?;
+    let (reservation, target) = match &netns {
+        Some(ns) => (None, ns.server_addr()),
+        None => {
+            let (r, port) = reserve_port().map_err(|e| format!("finding a free port: {e}"))?;
+            (Some(r), SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        }
+    };
+    let netns_name = netns.as_ref().map(|ns| ns.name().to_string());
     let serve = ServeSpec {
         plugin: plugin.to_path_buf(),
         addr: target,
@@ -251,6 +259,7 @@ fn measure(
         grace_ms: s.shutdown.grace.as_millis() as u64,
         work_ns: 0,
         sleep_ns: 0,
+        netns: netns_name.clone(),
     };
     let mut servers = Servers::start(exe, &serve, plan.server_processes, runtime)?;
     drop(reservation);
@@ -272,6 +281,7 @@ fn measure(
             threads: s.load.threads,
             cpus: s.load.cpus.clone(),
             connect_timeout_ms: connect_timeout(s.load.connections).as_millis() as u64,
+            netns: netns_name.clone(),
         })
         .collect();
     let timeout = connect_timeout(s.load.connections) + Duration::from_secs(10);
@@ -326,6 +336,38 @@ fn measure(
     }
     let load = LoadMeasurement::merge(&ok, s.load.duration).map_err(|e| e.to_string())?;
     Ok((version, load, exit))
+}
+
+/// For a plugin with its own TCP/IP stack ([`runbench_plugin_abi::NEEDS_TAP`]): a network
+/// namespace with a TAP device for this run alone. `None` for kernel-socket plugins.
+fn tap_namespace(
+    plan: &Plan,
+    runtime: &str,
+    plugin: &Path,
+) -> Result<Option<crate::netns::TapNamespace>, String> {
+    // RTLD_LOCAL, like the serve child's load (see plugin::load), so its symbols stay private.
+    let loaded = crate::plugin::load(plugin).map_err(|e| e.to_string())?;
+    if !loaded.needs_tap() {
+        return Ok(None);
+    }
+    if plan.server_processes != 1 {
+        return Err(format!(
+            "{runtime} drives one TAP device, which one server process holds; \
+             run it with --server-processes 1 (this run asked for {})",
+            plan.server_processes
+        ));
+    }
+    let ns = crate::netns::TapNamespace::create().map_err(|e| {
+        format!("{runtime} needs a TAP device in a network namespace of its own: {e}")
+    })?;
+    progress::log(&format!(
+        "[{runtime}] network namespace {}: {} on {}, load from {}",
+        ns.name(),
+        ns.server_addr(),
+        runbench_plugin_abi::TAP_DEVICE,
+        crate::netns::KERNEL_ADDR
+    ));
+    Ok(Some(ns))
 }
 
 fn connect_timeout(connections: usize) -> Duration {

@@ -1,0 +1,436 @@
+//! Conformance of the embassy plugin (embassy-net over a TAP device) through the real serve
+//! child, inside a network namespace each test creates with `runbench::netns`. The test's
+//! client thread enters the same namespace (setns moves only the calling thread).
+//!
+//! Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and iproute2, and the plugin
+//! built next to the runbench binary (`cargo build --workspace`, as `just test` does).
+
+use runbench::netns::TapNamespace;
+use runbench::protocol::{ServeSpec, ServerCounts};
+use runbench::supervise::server::{Servers, ServersExit};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// `POOL_SIZE` of plugins/embassy/src/lib.rs; `pool_serves_its_size_and_refuses_beyond` fails
+/// if the two drift apart.
+const POOL_SIZE: usize = 256;
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_runbench"))
+}
+
+fn plugin() -> PathBuf {
+    let path = exe().with_file_name("librunbench_plugin_embassy.so");
+    assert!(
+        path.exists(),
+        "{} is missing; build it with `cargo build -p runbench-plugin-embassy` (or `just test`)",
+        path.display()
+    );
+    path
+}
+
+struct Options {
+    max_connections: usize,
+    message_bytes: u64,
+    grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_connections: 0,
+            message_bytes: 0,
+            grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A namespace with the embassy server running in it. Fields drop in order: the server is
+/// killed before its namespace is deleted.
+struct Rig {
+    servers: Option<Servers>,
+    ns: TapNamespace,
+    grace: Duration,
+}
+
+impl Rig {
+    fn start(opts: Options) -> Rig {
+        let ns = TapNamespace::create().expect("creating the test's network namespace");
+        let spec = ServeSpec {
+            plugin: plugin(),
+            addr: ns.server_addr(),
+            threads: 1,
+            cpus: Vec::new(),
+            max_connections: opts.max_connections,
+            message_bytes: opts.message_bytes,
+            grace_ms: opts.grace.as_millis() as u64,
+            work_ns: 0,
+            sleep_ns: 0,
+            netns: Some(ns.name().to_string()),
+        };
+        let servers = Servers::start(exe(), &spec, 1, "embassy").expect("embassy server starts");
+        Rig {
+            servers: Some(servers),
+            ns,
+            grace: opts.grace,
+        }
+    }
+
+    /// Runs `client` on a thread inside the namespace, with the server's address.
+    fn client<T: Send>(&self, client: impl FnOnce(SocketAddr) -> T + Send) -> T {
+        let (name, addr) = (self.ns.name().to_string(), self.ns.server_addr());
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                runbench::netns::enter(&name).expect("entering the namespace");
+                client(addr)
+            })
+            .join()
+            .expect("client thread")
+        })
+    }
+
+    /// Sends the stop command and waits for the server's report.
+    fn stop(&mut self) -> ServersExit {
+        let exit = self.servers.take().expect("running").stop(self.grace);
+        assert!(exit.failure.is_none(), "server failed: {:?}", exit.failure);
+        exit
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+fn pattern(conn: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + conn * 7) as u8).collect()
+}
+
+/// Writes `msg` from a second thread while reading the echo here, so a message larger than the
+/// socket buffers cannot deadlock; returns what came back.
+fn echo(stream: &TcpStream, msg: &[u8]) -> Vec<u8> {
+    let mut writer = stream.try_clone().unwrap();
+    let mut back = vec![0u8; msg.len()];
+    std::thread::scope(|s| {
+        s.spawn(|| writer.write_all(msg).expect("write"));
+        (&*stream).read_exact(&mut back).expect("read echo");
+    });
+    back
+}
+
+/// Closes our side and waits for the server's FIN: once it has come, the server has read the
+/// close (its outcome is peer-closed, whatever a later stop signal does).
+fn hang_up(stream: TcpStream) {
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let (rest, end) = read_to_end(&stream);
+    assert!(rest.is_empty() && end.is_ok(), "hang-up: {end:?}");
+}
+
+/// Reads until EOF or error; returns the bytes and how it ended.
+fn read_to_end(mut stream: &TcpStream) -> (Vec<u8>, Result<(), ErrorKind>) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (data, Ok(())),
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) => return (data, Err(e.kind())),
+        }
+    }
+}
+
+#[test]
+fn echo_is_byte_exact_from_one_byte_to_many_segments() {
+    // 1460 is one full segment on the TAP's 1500-byte MTU; the larger sizes span many segments
+    // and, past 16 KiB, more than the stack's receive window.
+    let sizes = [1usize, 64, 1460, 1461, 4096, 65_536, 300_000];
+    let mut rig = Rig::start(Options::default());
+    let sent: usize = rig.client(|addr| {
+        let mut total = 0;
+        for (c, &size) in sizes.iter().enumerate() {
+            let stream = connect(addr);
+            for round in 0..3 {
+                let msg = pattern(c * 3 + round, size);
+                assert!(echo(&stream, &msg) == msg, "echo of {size} B differs");
+                total += size;
+            }
+            hang_up(stream);
+        }
+        total
+    });
+    let exit = rig.stop();
+    let c = exit.counts;
+    assert_eq!(c.accepted, sizes.len() as u64);
+    assert_eq!(c.peer_closed, sizes.len() as u64);
+    assert_eq!(c.bytes_echoed, sent as u64);
+    assert_eq!((c.cut, c.io_errors, c.accept_errors), (0, 0, 0));
+}
+
+#[test]
+fn pool_serves_its_size_at_once_and_refuses_beyond_counting_it() {
+    let mut rig = Rig::start(Options::default());
+    let refused = rig.client(|addr| {
+        let streams: Vec<TcpStream> = (0..POOL_SIZE).map(|_| connect(addr)).collect();
+        for (c, s) in streams.iter().enumerate() {
+            let msg = pattern(c, 100);
+            assert!(echo(s, &msg) == msg, "connection {c} echoed wrong bytes");
+        }
+        // Every socket of the pool is serving: smoltcp answers the next SYN with a reset.
+        let extra = TcpStream::connect_timeout(&addr, IO_TIMEOUT);
+        let refused = matches!(&extra, Err(e) if e.kind() == ErrorKind::ConnectionRefused);
+        drop(streams);
+        refused
+    });
+    assert!(refused, "connection {} was not refused", POOL_SIZE + 1);
+    let c = rig.stop().counts;
+    assert_eq!(c.accepted, POOL_SIZE as u64);
+    assert_eq!(c.max_concurrent, POOL_SIZE as u64);
+    assert_eq!(
+        c.accept_errors, 1,
+        "the refusal is counted as an accept error"
+    );
+}
+
+#[test]
+fn max_connections_limits_concurrent_service_and_the_rest_wait() {
+    let mut rig = Rig::start(Options {
+        max_connections: 2,
+        ..Options::default()
+    });
+    rig.client(|addr| {
+        let streams: Vec<TcpStream> = (0..4).map(|_| connect(addr)).collect();
+        // The first two are served; the others are accepted and wait for a permit.
+        for (c, s) in streams.iter().enumerate().take(2) {
+            let msg = pattern(c, 64);
+            assert!(echo(s, &msg) == msg);
+        }
+        (&streams[2]).write_all(b"waiting").unwrap();
+        streams[2]
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 7];
+        let early = (&streams[2]).read(&mut buf);
+        assert!(
+            matches!(&early, Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut),
+            "a third connection was served beyond max_connections: {early:?}"
+        );
+        streams[2].set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut streams = streams.into_iter();
+        drop(streams.next());
+        drop(streams.next());
+        let third = streams.next().unwrap();
+        (&third).read_exact(&mut buf).expect("served once a permit is free");
+        assert_eq!(&buf, b"waiting");
+        let fourth = streams.next().unwrap();
+        let msg = pattern(4, 64);
+        assert!(echo(&fourth, &msg) == msg);
+    });
+    let c = rig.stop().counts;
+    assert_eq!(c.accepted, 4);
+    assert_eq!(c.max_concurrent, 2);
+}
+
+#[test]
+fn shutdown_closes_idle_finishes_started_messages_and_cuts_at_grace() {
+    const MESSAGE: usize = 1000;
+    let grace = Duration::from_millis(1500);
+    let mut rig = Rig::start(Options {
+        message_bytes: MESSAGE as u64,
+        grace,
+        ..Options::default()
+    });
+    let (name, addr) = (rig.ns.name().to_string(), rig.ns.server_addr());
+    let (stopped_tx, stopped_rx) = mpsc::channel::<Instant>();
+    let (ready_tx, ready_rx) = mpsc::channel::<()>();
+    let client = std::thread::spawn(move || {
+        runbench::netns::enter(&name).unwrap();
+        let msg = pattern(1, MESSAGE);
+        let idle = connect(addr);
+        assert!(echo(&idle, &msg) == msg);
+        let finishing = connect(addr);
+        let stuck = connect(addr);
+        // Half a message each: the server has read (and echoed) it and is inside a message.
+        for s in [&finishing, &stuck] {
+            (&*s).write_all(&msg[..MESSAGE / 2]).unwrap();
+            let mut half = vec![0u8; MESSAGE / 2];
+            (&*s).read_exact(&mut half).unwrap();
+            assert!(half == msg[..MESSAGE / 2]);
+        }
+        ready_tx.send(()).unwrap();
+        let stopped = stopped_rx.recv().unwrap();
+        // The idle connection is closed at once, cleanly.
+        let (rest, end) = read_to_end(&idle);
+        assert!(rest.is_empty() && end.is_ok(), "idle: {end:?}");
+        let idle_closed_after = stopped.elapsed();
+        // Within the grace period the started message may still be finished.
+        std::thread::sleep(Duration::from_millis(300));
+        (&finishing).write_all(&msg[MESSAGE / 2..]).unwrap();
+        let (rest, end) = read_to_end(&finishing);
+        assert!(
+            rest == msg[MESSAGE / 2..],
+            "the finished message came back whole"
+        );
+        assert!(
+            end.is_ok(),
+            "finishing: closed cleanly after its message, got {end:?}"
+        );
+        // The stuck one is reset when the grace period is over.
+        let (rest, end) = read_to_end(&stuck);
+        let stuck_closed_after = stopped.elapsed();
+        assert!(rest.is_empty());
+        assert_eq!(
+            end,
+            Err(ErrorKind::ConnectionReset),
+            "stuck: reset at the deadline"
+        );
+        (idle_closed_after, stuck_closed_after)
+    });
+    ready_rx.recv().expect("client set up");
+    stopped_tx.send(Instant::now()).unwrap();
+    let exit = rig.stop();
+    let (idle_after, stuck_after) = client.join().expect("client checks");
+    assert!(
+        idle_after < Duration::from_millis(500),
+        "idle took {idle_after:?}"
+    );
+    assert!(
+        stuck_after >= grace - Duration::from_millis(100),
+        "cut before the deadline: {stuck_after:?}"
+    );
+    assert!(!exit.overran);
+    assert!(exit.shutdown >= grace - Duration::from_millis(100));
+    let c = exit.counts;
+    assert_eq!((c.closed_clean, c.cut, c.accepted), (2, 1, 3), "{c:?}");
+}
+
+#[test]
+fn a_reset_mid_message_ends_only_that_connection() {
+    let mut rig = Rig::start(Options {
+        message_bytes: 512,
+        ..Options::default()
+    });
+    rig.client(|addr| {
+        let steady = connect(addr);
+        let doomed = connect(addr);
+        let msg = pattern(2, 512);
+        assert!(echo(&steady, &msg) == msg);
+        (&doomed).write_all(&msg[..200]).unwrap();
+        let mut part = [0u8; 200];
+        (&doomed).read_exact(&mut part).unwrap();
+        // SO_LINGER 0: close sends RST instead of FIN.
+        socket2::SockRef::from(&doomed)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(doomed);
+        for round in 0..20 {
+            let msg = pattern(round, 512);
+            assert!(echo(&steady, &msg) == msg, "round {round} after the reset");
+        }
+        // The reset slot listens again.
+        let later = connect(addr);
+        assert!(echo(&later, &msg) == msg);
+        hang_up(steady);
+        hang_up(later);
+    });
+    let c: ServerCounts = rig.stop().counts;
+    assert_eq!(c.io_errors, 1, "{c:?}");
+    assert_eq!(c.peer_closed, 2, "{c:?}");
+    assert_eq!(c.accepted, 3);
+}
+
+/// The whole runner path: a namespace per run, serve and loadgen children inside it, an ok row,
+/// and nothing left behind.
+#[test]
+fn run_writes_an_ok_row_and_removes_its_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("emb.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"emb\"\nruntimes = [\"embassy\"]\n[load]\nconnections = 20\npayload_bytes = 2000\n\
+         warmup = \"200ms\"\nduration = \"1s\"\n[shutdown]\ngrace = \"1s\"\n",
+    )
+    .unwrap();
+    let child = std::process::Command::new(exe())
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "runbench run failed:\n{log}");
+    let summary =
+        std::fs::read_to_string(dir.path().join("out/emb/latest/summary.csv")).expect("summary");
+    let mut rows = csv::Reader::from_reader(summary.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    let row = rows.records().next().expect("one row").unwrap();
+    let field = |name: &str| &row[headers.iter().position(|h| h == name).unwrap()];
+    assert_eq!(field("runtime"), "embassy");
+    assert_eq!(field("status"), "ok", "{}", field("error"));
+    assert_eq!(field("mismatched_bytes"), "0");
+    assert_eq!(field("server_accepted"), "20");
+    let leftovers: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with(&format!("runbench-{pid}-")))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "namespaces left: {leftovers:?}");
+}
+
+/// Without iproute2 the embassy row fails with the reason and the other runtimes still run.
+#[test]
+fn without_ip_the_embassy_row_fails_and_tokio_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("noip.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"noip\"\nruntimes = [\"embassy\", \"tokio\"]\n[load]\nconnections = 4\n\
+         payload_bytes = 64\nwarmup = \"0s\"\nduration = \"300ms\"\n[shutdown]\ngrace = \"1s\"\n",
+    )
+    .unwrap();
+    let empty = dir.path().join("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let out = std::process::Command::new(exe())
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "some runtime failed, others ran"
+    );
+    let summary = std::fs::read_to_string(dir.path().join("out/noip/latest/summary.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(summary.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    let embassy = rows
+        .iter()
+        .find(|r| &r[col("runtime")] == "embassy")
+        .unwrap();
+    let tokio = rows.iter().find(|r| &r[col("runtime")] == "tokio").unwrap();
+    assert_eq!(&embassy[col("status")], "failed");
+    assert!(
+        embassy[col("error")].contains("iproute2"),
+        "{}",
+        &embassy[col("error")]
+    );
+    assert_eq!(&tokio[col("status")], "ok", "{}", &tokio[col("error")]);
+}
