@@ -14,10 +14,20 @@ connections are served by a fixed pool of 256 listening sockets (smoltcp has no 
 backlog: attempts beyond the pool are refused with a reset and counted as accept errors), and \
 the scenario's server threads setting does not apply (always 1).";
 
+/// What the `embassy-executor` row measures (see plugins/embassy-executor/src/lib.rs).
+pub const EMBASSY_EXECUTOR_NOTE: &str = "\
+embassy-executor is a control for the embassy row, not how embassy runs on a device: the same \
+embassy executor on one thread, but on kernel sockets over loopback like the other rows, with \
+async-io's reactor on a second thread waking the executor for every readiness event. The gap \
+between embassy and embassy-executor is the userspace stack and the TAP device; the gap between \
+embassy-executor and a one-thread tokio is mostly the executor and its cross-thread wake-ups. \
+The scenario's server threads setting does not apply (always 1).";
+
 /// The note for `runtime`, if its numbers need one.
 pub fn runtime_note(runtime: &str) -> Option<&'static str> {
     match runtime {
         "embassy" => Some(EMBASSY_NOTE),
+        "embassy-executor" => Some(EMBASSY_EXECUTOR_NOTE),
         _ => None,
     }
 }

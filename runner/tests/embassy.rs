@@ -1,36 +1,67 @@
-//! Conformance of the embassy plugin (embassy-net over a TAP device) through the real serve
-//! child, inside a network namespace each test creates with `runbench::netns`. The test's
-//! client thread enters the same namespace (setns moves only the calling thread).
+//! Conformance of the embassy plugins through the real serve child: `embassy` (embassy-net over
+//! a TAP device) inside a network namespace each test creates with `runbench::netns`, where the
+//! test's client thread joins it (setns moves only the calling thread); and `embassy-executor`
+//! (the same executor on kernel sockets) on loopback.
 //!
-//! Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and iproute2, and the plugin
+//! Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and iproute2, and the plugins
 //! built next to the runbench binary (`cargo build --workspace`, as `just test` does).
 
 use runbench::netns::TapNamespace;
 use runbench::protocol::{ServeSpec, ServerCounts};
 use runbench::supervise::server::{Servers, ServersExit};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// `POOL_SIZE` of plugins/embassy/src/lib.rs; `pool_serves_its_size_and_refuses_beyond` fails
-/// if the two drift apart.
+/// `POOL_SIZE` of plugins/embassy/src/lib.rs; `pool_serves_its_size_at_once_and_refuses_beyond`
+/// fails if the two drift apart.
 const POOL_SIZE: usize = 256;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy, Debug)]
+enum Which {
+    /// embassy-net on a TAP device, in a namespace.
+    Embassy,
+    /// The embassy executor on kernel sockets, on loopback.
+    Executor,
+}
+
+impl Which {
+    fn runtime(self) -> &'static str {
+        match self {
+            Which::Embassy => "embassy",
+            Which::Executor => "embassy-executor",
+        }
+    }
+
+    fn plugin(self) -> PathBuf {
+        let file = format!("librunbench_plugin_{}.so", self.runtime().replace('-', "_"));
+        let path = exe().with_file_name(file);
+        assert!(
+            path.exists(),
+            "{} is missing; build it with `cargo build --workspace` (or `just test`)",
+            path.display()
+        );
+        path
+    }
+}
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_runbench"))
 }
 
-fn plugin() -> PathBuf {
-    let path = exe().with_file_name("librunbench_plugin_embassy.so");
-    assert!(
-        path.exists(),
-        "{} is missing; build it with `cargo build -p runbench-plugin-embassy` (or `just test`)",
-        path.display()
-    );
-    path
+/// A free loopback port, kept reserved (bound with SO_REUSEPORT, not listening) until dropped,
+/// as the runner does.
+fn reserve_loopback_port() -> (socket2::Socket, SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    (socket, addr)
 }
 
 struct Options {
@@ -49,20 +80,31 @@ impl Default for Options {
     }
 }
 
-/// A namespace with the embassy server running in it. Fields drop in order: the server is
+/// A running server, in its namespace when it needs one. Fields drop in order: the server is
 /// killed before its namespace is deleted.
 struct Rig {
     servers: Option<Servers>,
-    ns: TapNamespace,
+    ns: Option<TapNamespace>,
+    addr: SocketAddr,
     grace: Duration,
 }
 
 impl Rig {
-    fn start(opts: Options) -> Rig {
-        let ns = TapNamespace::create().expect("creating the test's network namespace");
+    fn start(which: Which, opts: Options) -> Rig {
+        let (ns, reservation, addr) = match which {
+            Which::Embassy => {
+                let ns = TapNamespace::create().expect("creating the test's network namespace");
+                let addr = ns.server_addr();
+                (Some(ns), None, addr)
+            }
+            Which::Executor => {
+                let (reservation, addr) = reserve_loopback_port();
+                (None, Some(reservation), addr)
+            }
+        };
         let spec = ServeSpec {
-            plugin: plugin(),
-            addr: ns.server_addr(),
+            plugin: which.plugin(),
+            addr,
             threads: 1,
             cpus: Vec::new(),
             max_connections: opts.max_connections,
@@ -70,22 +112,34 @@ impl Rig {
             grace_ms: opts.grace.as_millis() as u64,
             work_ns: 0,
             sleep_ns: 0,
-            netns: Some(ns.name().to_string()),
+            netns: ns.as_ref().map(|ns| ns.name().to_string()),
         };
-        let servers = Servers::start(exe(), &spec, 1, "embassy").expect("embassy server starts");
+        let servers = Servers::start(exe(), &spec, 1, which.runtime()).expect("the server starts");
+        drop(reservation);
         Rig {
             servers: Some(servers),
             ns,
+            addr,
             grace: opts.grace,
         }
     }
 
-    /// Runs `client` on a thread inside the namespace, with the server's address.
+    /// Puts the calling thread where the server is reachable (its namespace, if any).
+    fn join_fn(&self) -> impl FnOnce() + Send + 'static {
+        let name = self.ns.as_ref().map(|ns| ns.name().to_string());
+        move || {
+            if let Some(name) = name {
+                runbench::netns::enter(&name).expect("entering the namespace");
+            }
+        }
+    }
+
+    /// Runs `client` on a thread that can reach the server, with the server's address.
     fn client<T: Send>(&self, client: impl FnOnce(SocketAddr) -> T + Send) -> T {
-        let (name, addr) = (self.ns.name().to_string(), self.ns.server_addr());
+        let (join, addr) = (self.join_fn(), self.addr);
         std::thread::scope(|s| {
             s.spawn(move || {
-                runbench::netns::enter(&name).expect("entering the namespace");
+                join();
                 client(addr)
             })
             .join()
@@ -147,11 +201,20 @@ fn read_to_end(mut stream: &TcpStream) -> (Vec<u8>, Result<(), ErrorKind>) {
 }
 
 #[test]
-fn echo_is_byte_exact_from_one_byte_to_many_segments() {
+fn embassy_echo_is_byte_exact_from_one_byte_to_many_segments() {
+    echo_is_byte_exact_from_one_byte_to_many_segments(Which::Embassy);
+}
+
+#[test]
+fn executor_echo_is_byte_exact_from_one_byte_to_many_segments() {
+    echo_is_byte_exact_from_one_byte_to_many_segments(Which::Executor);
+}
+
+fn echo_is_byte_exact_from_one_byte_to_many_segments(which: Which) {
     // 1460 is one full segment on the TAP's 1500-byte MTU; the larger sizes span many segments
     // and, past 16 KiB, more than the stack's receive window.
     let sizes = [1usize, 64, 1460, 1461, 4096, 65_536, 300_000];
-    let mut rig = Rig::start(Options::default());
+    let mut rig = Rig::start(which, Options::default());
     let sent: usize = rig.client(|addr| {
         let mut total = 0;
         for (c, &size) in sizes.iter().enumerate() {
@@ -175,7 +238,7 @@ fn echo_is_byte_exact_from_one_byte_to_many_segments() {
 
 #[test]
 fn pool_serves_its_size_at_once_and_refuses_beyond_counting_it() {
-    let mut rig = Rig::start(Options::default());
+    let mut rig = Rig::start(Which::Embassy, Options::default());
     let refused = rig.client(|addr| {
         let streams: Vec<TcpStream> = (0..POOL_SIZE).map(|_| connect(addr)).collect();
         for (c, s) in streams.iter().enumerate() {
@@ -199,36 +262,52 @@ fn pool_serves_its_size_at_once_and_refuses_beyond_counting_it() {
 }
 
 #[test]
-fn max_connections_limits_concurrent_service_and_the_rest_wait() {
-    let mut rig = Rig::start(Options {
-        max_connections: 2,
-        ..Options::default()
-    });
+fn embassy_max_connections_limits_concurrent_service_and_the_rest_wait() {
+    max_connections_limits_concurrent_service_and_the_rest_wait(Which::Embassy);
+}
+
+#[test]
+fn executor_max_connections_limits_concurrent_service_and_the_rest_wait() {
+    max_connections_limits_concurrent_service_and_the_rest_wait(Which::Executor);
+}
+
+fn max_connections_limits_concurrent_service_and_the_rest_wait(which: Which) {
+    let mut rig = Rig::start(
+        which,
+        Options {
+            max_connections: 2,
+            ..Options::default()
+        },
+    );
     rig.client(|addr| {
-        let streams: Vec<TcpStream> = (0..4).map(|_| connect(addr)).collect();
-        // The first two are served; the others are accepted and wait for a permit.
-        for (c, s) in streams.iter().enumerate().take(2) {
-            let msg = pattern(c, 64);
-            assert!(echo(s, &msg) == msg);
-        }
-        (&streams[2]).write_all(b"waiting").unwrap();
-        streams[2]
+        // Two connections take the two permits (served: their echoes come back) ...
+        let served: Vec<TcpStream> = (0..2)
+            .map(|c| {
+                let s = connect(addr);
+                let msg = pattern(c, 64);
+                assert!(echo(&s, &msg) == msg);
+                s
+            })
+            .collect();
+        // ... so the next ones are accepted and wait for a permit.
+        let third = connect(addr);
+        let fourth = connect(addr);
+        (&third).write_all(b"waiting").unwrap();
+        third
             .set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
         let mut buf = [0u8; 7];
-        let early = (&streams[2]).read(&mut buf);
+        let early = (&third).read(&mut buf);
         assert!(
             matches!(&early, Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut),
             "a third connection was served beyond max_connections: {early:?}"
         );
-        streams[2].set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut streams = streams.into_iter();
-        drop(streams.next());
-        drop(streams.next());
-        let third = streams.next().unwrap();
-        (&third).read_exact(&mut buf).expect("served once a permit is free");
+        third.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        drop(served);
+        (&third)
+            .read_exact(&mut buf)
+            .expect("served once a permit is free");
         assert_eq!(&buf, b"waiting");
-        let fourth = streams.next().unwrap();
         let msg = pattern(4, 64);
         assert!(echo(&fourth, &msg) == msg);
     });
@@ -238,19 +317,31 @@ fn max_connections_limits_concurrent_service_and_the_rest_wait() {
 }
 
 #[test]
-fn shutdown_closes_idle_finishes_started_messages_and_cuts_at_grace() {
+fn embassy_shutdown_closes_idle_finishes_started_messages_and_cuts_at_grace() {
+    shutdown_closes_idle_finishes_started_messages_and_cuts_at_grace(Which::Embassy);
+}
+
+#[test]
+fn executor_shutdown_closes_idle_finishes_started_messages_and_cuts_at_grace() {
+    shutdown_closes_idle_finishes_started_messages_and_cuts_at_grace(Which::Executor);
+}
+
+fn shutdown_closes_idle_finishes_started_messages_and_cuts_at_grace(which: Which) {
     const MESSAGE: usize = 1000;
     let grace = Duration::from_millis(1500);
-    let mut rig = Rig::start(Options {
-        message_bytes: MESSAGE as u64,
-        grace,
-        ..Options::default()
-    });
-    let (name, addr) = (rig.ns.name().to_string(), rig.ns.server_addr());
+    let mut rig = Rig::start(
+        which,
+        Options {
+            message_bytes: MESSAGE as u64,
+            grace,
+            ..Options::default()
+        },
+    );
+    let (join, addr) = (rig.join_fn(), rig.addr);
     let (stopped_tx, stopped_rx) = mpsc::channel::<Instant>();
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
     let client = std::thread::spawn(move || {
-        runbench::netns::enter(&name).unwrap();
+        join();
         let msg = pattern(1, MESSAGE);
         let idle = connect(addr);
         assert!(echo(&idle, &msg) == msg);
@@ -281,15 +372,16 @@ fn shutdown_closes_idle_finishes_started_messages_and_cuts_at_grace() {
             end.is_ok(),
             "finishing: closed cleanly after its message, got {end:?}"
         );
-        // The stuck one is reset when the grace period is over.
+        // The stuck one is closed when the grace period is over: embassy resets it; a kernel
+        // socket with nothing left unread sends FIN.
         let (rest, end) = read_to_end(&stuck);
         let stuck_closed_after = stopped.elapsed();
         assert!(rest.is_empty());
-        assert_eq!(
-            end,
-            Err(ErrorKind::ConnectionReset),
-            "stuck: reset at the deadline"
-        );
+        let closed = match which {
+            Which::Embassy => end == Err(ErrorKind::ConnectionReset),
+            Which::Executor => matches!(end, Ok(()) | Err(ErrorKind::ConnectionReset)),
+        };
+        assert!(closed, "stuck: closed at the deadline, got {end:?}");
         (idle_closed_after, stuck_closed_after)
     });
     ready_rx.recv().expect("client set up");
@@ -311,11 +403,23 @@ fn shutdown_closes_idle_finishes_started_messages_and_cuts_at_grace() {
 }
 
 #[test]
-fn a_reset_mid_message_ends_only_that_connection() {
-    let mut rig = Rig::start(Options {
-        message_bytes: 512,
-        ..Options::default()
-    });
+fn embassy_a_reset_mid_message_ends_only_that_connection() {
+    a_reset_mid_message_ends_only_that_connection(Which::Embassy);
+}
+
+#[test]
+fn executor_a_reset_mid_message_ends_only_that_connection() {
+    a_reset_mid_message_ends_only_that_connection(Which::Executor);
+}
+
+fn a_reset_mid_message_ends_only_that_connection(which: Which) {
+    let mut rig = Rig::start(
+        which,
+        Options {
+            message_bytes: 512,
+            ..Options::default()
+        },
+    );
     rig.client(|addr| {
         let steady = connect(addr);
         let doomed = connect(addr);
@@ -346,14 +450,14 @@ fn a_reset_mid_message_ends_only_that_connection() {
 }
 
 /// The whole runner path: a namespace per run, serve and loadgen children inside it, an ok row,
-/// and nothing left behind.
+/// and nothing left behind; embassy-executor beside it on loopback.
 #[test]
-fn run_writes_an_ok_row_and_removes_its_namespace() {
+fn run_writes_ok_rows_and_removes_its_namespace() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("emb.toml");
     std::fs::write(
         &scenario,
-        "name = \"emb\"\nruntimes = [\"embassy\"]\n[load]\nconnections = 20\npayload_bytes = 2000\n\
+        "name = \"emb\"\nruntimes = [\"embassy\", \"embassy-executor\"]\n[load]\nconnections = 20\npayload_bytes = 2000\n\
          warmup = \"200ms\"\nduration = \"1s\"\n[shutdown]\ngrace = \"1s\"\n",
     )
     .unwrap();
@@ -373,12 +477,15 @@ fn run_writes_an_ok_row_and_removes_its_namespace() {
         std::fs::read_to_string(dir.path().join("out/emb/latest/summary.csv")).expect("summary");
     let mut rows = csv::Reader::from_reader(summary.as_bytes());
     let headers = rows.headers().unwrap().clone();
-    let row = rows.records().next().expect("one row").unwrap();
-    let field = |name: &str| &row[headers.iter().position(|h| h == name).unwrap()];
-    assert_eq!(field("runtime"), "embassy");
-    assert_eq!(field("status"), "ok", "{}", field("error"));
-    assert_eq!(field("mismatched_bytes"), "0");
-    assert_eq!(field("server_accepted"), "20");
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    for (row, runtime) in rows.iter().zip(["embassy", "embassy-executor"]) {
+        let field = |name: &str| &row[headers.iter().position(|h| h == name).unwrap()];
+        assert_eq!(field("runtime"), runtime);
+        assert_eq!(field("status"), "ok", "{runtime}: {}", field("error"));
+        assert_eq!(field("mismatched_bytes"), "0");
+        assert_eq!(field("server_accepted"), "20");
+    }
     let leftovers: Vec<String> = std::fs::read_dir("/run/netns")
         .map(|d| {
             d.flatten()
