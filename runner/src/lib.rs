@@ -9,6 +9,8 @@ pub mod authoring;
 pub mod cli;
 pub mod loadgen;
 pub mod measure;
+pub mod netns;
+pub mod notes;
 pub mod plan;
 pub mod plot;
 pub mod plugin;

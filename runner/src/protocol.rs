@@ -25,6 +25,10 @@ pub struct ServeSpec {
     pub grace_ms: u64,
     pub work_ns: u64,
     pub sleep_ns: u64,
+    /// Network namespace (under /run/netns) to enter before anything else; set for plugins
+    /// that need a TAP device (see `crate::netns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
 }
 
 /// The plugin's connection counters (mirror of the ABI's `ServeReport`).
@@ -166,6 +170,10 @@ pub struct LoadgenSpec {
     pub interval_ms: u64,
     /// The servers get the stop signal this long after the load starts.
     pub signal_at_ms: Option<u64>,
+    /// Network namespace to enter before anything else (the server's, when it has one). Inside
+    /// one, connections come from the kernel's TAP address rather than 127.x source blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
 }
 
 /// Failures seen by the load generator, counted by kind (never stored one by one).

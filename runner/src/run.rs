@@ -420,6 +420,7 @@ fn start_server(
     exe: &Path,
     subject: &Subject,
     point: &Point,
+    netns: Option<&crate::netns::TapNamespace>,
 ) -> Result<(Server, SocketAddr, String), String> {
     let s = &plan.scenario;
     match subject {
@@ -428,9 +429,14 @@ fn start_server(
             Ok((Server::External(ext), t.address, String::new()))
         }
         Subject::Plugin(plugin) => {
-            let (reservation, port) =
-                reserve_port().map_err(|e| format!("finding a free port: {e}"))?;
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let (reservation, addr) = match netns {
+                Some(ns) => (None, ns.server_addr()),
+                None => {
+                    let (r, port) =
+                        reserve_port().map_err(|e| format!("finding a free port: {e}"))?;
+                    (Some(r), SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                }
+            };
             let serve = ServeSpec {
                 plugin: plugin.path.clone(),
                 addr,
@@ -441,6 +447,7 @@ fn start_server(
                 grace_ms: s.shutdown.grace.as_millis() as u64,
                 work_ns: s.server.work.as_nanos() as u64,
                 sleep_ns: s.server.sleep.as_nanos() as u64,
+                netns: netns.map(|ns| ns.name().to_string()),
             };
             let servers = Servers::start(exe, &serve, plan.server_processes, &plugin.name)?;
             drop(reservation);
@@ -450,7 +457,12 @@ fn start_server(
     }
 }
 
-fn loadgen_specs(plan: &Plan, point: &Point, target: SocketAddr) -> Vec<LoadgenSpec> {
+fn loadgen_specs(
+    plan: &Plan,
+    point: &Point,
+    target: SocketAddr,
+    netns: Option<String>,
+) -> Vec<LoadgenSpec> {
     let s = &plan.scenario;
     let run = RUN_SEQ.fetch_add(1, Ordering::Relaxed) + std::process::id() as usize;
     let ramp_phases =
@@ -488,6 +500,7 @@ fn loadgen_specs(plan: &Plan, point: &Point, target: SocketAddr) -> Vec<LoadgenS
             requests_per_connection: s.load.requests_per_connection,
             interval_ms: s.run.interval.as_millis() as u64,
             signal_at_ms: s.shutdown.at.map(|d| d.as_millis() as u64),
+            netns: netns.clone(),
         })
         .collect()
 }
@@ -502,11 +515,17 @@ fn measure(
     port: &mut Option<u16>,
 ) -> Result<Measured, String> {
     let s = &plan.scenario;
-    let (mut server, target, version) = start_server(plan, exe, subject, point)?;
+    // Declared before the servers, so it is dropped (namespace deleted) after they are gone.
+    let netns = match subject {
+        Subject::Plugin(p) => tap_namespace(plan, &p.name, &p.path)?,
+        Subject::External(_) => None,
+    };
+    let (mut server, target, version) = start_server(plan, exe, subject, point, netns.as_ref())?;
     *port = Some(target.port());
 
     progress.phase(Phase::Connecting);
-    let specs = loadgen_specs(plan, point, target);
+    let netns_name = netns.as_ref().map(|ns| ns.name().to_string());
+    let specs = loadgen_specs(plan, point, target, netns_name);
     let timeout = connect_timeout(point.connections) + Duration::from_secs(10);
     let (mut loadgens, connected) = match Loadgens::connect(exe, &specs, subject.name(), timeout) {
         Ok(v) => v,
@@ -567,6 +586,38 @@ fn measure(
     }
     let load = LoadMeasurement::merge(&ok, s.load.duration).map_err(|e| e.to_string())?;
     Ok((version, load, exit))
+}
+
+/// For a plugin with its own TCP/IP stack ([`runbench_plugin_abi::NEEDS_TAP`]): a network
+/// namespace with a TAP device for this run alone. `None` for kernel-socket plugins.
+fn tap_namespace(
+    plan: &Plan,
+    runtime: &str,
+    plugin: &Path,
+) -> Result<Option<crate::netns::TapNamespace>, String> {
+    // RTLD_LOCAL, like the serve child's load (see plugin::load), so its symbols stay private.
+    let loaded = crate::plugin::load(plugin).map_err(|e| e.to_string())?;
+    if !loaded.needs_tap() {
+        return Ok(None);
+    }
+    if plan.server_processes != 1 {
+        return Err(format!(
+            "{runtime} drives one TAP device, which one server process holds; \
+             run it with --server-processes 1 (this run asked for {})",
+            plan.server_processes
+        ));
+    }
+    let ns = crate::netns::TapNamespace::create().map_err(|e| {
+        format!("{runtime} needs a TAP device in a network namespace of its own: {e}")
+    })?;
+    progress::log(&format!(
+        "[{runtime}] network namespace {}: {} on {}, load from {}",
+        ns.name(),
+        ns.server_addr(),
+        runbench_plugin_abi::TAP_DEVICE,
+        crate::netns::KERNEL_ADDR
+    ));
+    Ok(Some(ns))
 }
 
 fn connect_timeout(connections: usize) -> Duration {

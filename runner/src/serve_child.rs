@@ -73,6 +73,13 @@ pub fn run(spec: &ServeSpec) -> i32 {
             message,
         });
     };
+    // First, while this process has one thread: threads started later inherit the namespace.
+    if let Some(ns) = &spec.netns {
+        if let Err(e) = crate::netns::enter(ns) {
+            fail(&out, "setup", e.to_string());
+            return exit::LOAD_FAILED;
+        }
+    }
     if let Err(e) = crate::sys::raise_nofile() {
         fail(&out, "setup", format!("raising the open-files limit: {e}"));
         return exit::LOAD_FAILED;
@@ -150,7 +157,7 @@ pub fn run(spec: &ServeSpec) -> i32 {
         ..Default::default()
     };
     // SAFETY: config, api and report outlive the call; the header was checked by `load`.
-    let status = unsafe { (plugin.header.serve)(&config, &api, &mut report) };
+    let status = unsafe { (plugin.serve_fn())(&config, &api, &mut report) };
     let failure = host
         .failure
         .lock()

@@ -18,6 +18,11 @@
 //! 4. Plugins are never unloaded: a runtime's threads and thread-locals may outlive `serve`
 //!    (dlclose would then crash, rust-lang/rust#88737), and the server process exits right after.
 //!
+//! Appended so far (no version bump; a reader checks the writer's size before reading them):
+//! - [`PluginHeader::needs`] ([`NEEDS_TAP`]): a host reads it only from a header of at least
+//!   [`PluginHeader::NEEDS_END`] bytes and treats an older plugin as needing nothing; an older
+//!   host ignores it (and a [`NEEDS_TAP`] plugin then fails with a message naming the TAP device).
+//!
 //! # What a plugin does
 //! Implement [`Plugin`] and call [`export_plugin!`]. [`Plugin::serve`] runs an echo server until
 //! the host asks it to stop, following the contract in [`Plugin::serve`]'s docs. The
@@ -49,6 +54,17 @@ pub const ECHO_BUFFER_BYTES: usize = 16 * 1024;
 pub const LISTEN_BACKLOG: i32 = 4096;
 /// Pause after a failed `accept` (EMFILE and friends) so a full process backs off, not spins.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// [`PluginHeader::needs`] bit: the plugin brings its own network stack and needs a TAP device
+/// instead of kernel sockets. The host then runs the server and its load generators in a network
+/// namespace made for that run alone, holding a TAP device named [`TAP_DEVICE`] whose kernel side
+/// has an address on a /[`TAP_PREFIX_LEN`] subnet; `ServeConfig::addr` is the address (and port)
+/// the plugin's stack must take on that subnet. Nothing else is reachable from that namespace.
+pub const NEEDS_TAP: u32 = 1 << 0;
+/// Name of the TAP device a [`NEEDS_TAP`] plugin attaches to (namespaces keep the name private).
+pub const TAP_DEVICE: &str = "runbench0";
+/// Prefix length of the TAP subnet shared by the kernel's side and the plugin's stack.
+pub const TAP_PREFIX_LEN: u8 = 24;
 
 /// A borrowed UTF-8 string across the boundary. Valid for as long as its owner says.
 #[repr(C)]
@@ -110,6 +126,19 @@ pub struct PluginHeader {
         host: *const HostApi,
         report: *mut ServeReport,
     ) -> Status,
+    // ---- appended after the first release; read only when `header_size` covers the field ----
+    /// What the plugin needs from the host beyond a kernel socket: [`NEEDS_TAP`] bits. Zero for
+    /// a plugin whose header ends before this field (it predates the field).
+    pub needs: u32,
+}
+
+impl PluginHeader {
+    /// Header bytes of a plugin built before any field was appended (the smallest valid header).
+    pub const V1_SIZE: usize =
+        std::mem::offset_of!(PluginHeader, serve) + std::mem::size_of::<unsafe extern "C" fn()>();
+    /// End of the `needs` field: a header of at least this many bytes has it.
+    pub const NEEDS_END: usize =
+        std::mem::offset_of!(PluginHeader, needs) + std::mem::size_of::<u32>();
 }
 
 // SAFETY: the header only points at `'static` data and functions.
@@ -201,6 +230,10 @@ pub trait Plugin {
     const RUNTIME: &'static str;
     /// The runtime crate's version (use [`locked_version`] from a build script).
     const RUNTIME_VERSION: &'static str;
+    /// What the plugin needs from the host ([`NEEDS_TAP`] bits); most need nothing. A
+    /// [`NEEDS_TAP`] plugin does not bind a kernel listener: its own stack takes `config.addr`
+    /// on the TAP device, and everything else in [`Plugin::serve`]'s contract holds as written.
+    const NEEDS: u32 = 0;
 
     /// Serve until stopped. The contract every plugin follows:
     /// - bind `config.addr` with [`os::reuseport_listener`] (one listener per thread for
@@ -239,6 +272,7 @@ macro_rules! export_plugin {
                     <$plugin as $crate::Plugin>::RUNTIME_VERSION,
                 ),
                 serve,
+                needs: <$plugin as $crate::Plugin>::NEEDS,
             };
             &HEADER
         }

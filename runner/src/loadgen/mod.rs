@@ -17,7 +17,7 @@ use base64::Engine;
 use hdrhistogram::serialization::{Serializer, V2Serializer};
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -33,6 +33,15 @@ pub fn child_main(spec: &LoadgenSpec) -> i32 {
             return 3;
         }
     };
+    // First, while this process has one thread: the workers inherit the namespace.
+    if let Some(ns) = &spec.netns {
+        if let Err(e) = crate::netns::enter(ns) {
+            out.send(&LoadEvent::Failed {
+                message: e.to_string(),
+            });
+            return 4;
+        }
+    }
     match run(spec, &out) {
         Ok(result) => {
             out.send(&LoadEvent::Result { result });
@@ -52,7 +61,12 @@ fn split(spec: &LoadgenSpec) -> Vec<Vec<(usize, IpAddr)>> {
     let mut shares = vec![Vec::new(); threads];
     for k in 0..spec.connections {
         let index = spec.first_connection + k;
-        shares[k % threads].push((index, IpAddr::V4(source_address(spec.run, index))));
+        // In a namespace the kernel's one TAP address is the source (0.0.0.0 lets it pick).
+        let source = match spec.netns {
+            Some(_) => Ipv4Addr::UNSPECIFIED,
+            None => source_address(spec.run, index),
+        };
+        shares[k % threads].push((index, IpAddr::V4(source)));
     }
     shares
 }

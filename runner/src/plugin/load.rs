@@ -1,6 +1,6 @@
 //! Opens a plugin library and checks its header before anything else is called.
 
-use runbench_plugin_abi::{PluginHeader, ABI_VERSION, ENTRY_SYMBOL, MAGIC};
+use runbench_plugin_abi::{PluginHeader, ABI_VERSION, ENTRY_SYMBOL, MAGIC, NEEDS_TAP};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +19,7 @@ pub enum LoadError {
         expected: u32,
         found: u32,
     },
-    #[error("plugin {}: header of {found} bytes is smaller than ABI v{ABI_VERSION}'s {expected}", path.display())]
+    #[error("plugin {}: header of {found} bytes is smaller than ABI v{ABI_VERSION}'s minimum of {expected}", path.display())]
     HeaderSize {
         path: PathBuf,
         expected: usize,
@@ -31,22 +31,62 @@ pub enum LoadError {
 /// unloaded (a runtime's threads may outlive `serve`).
 pub struct LoadedPlugin {
     pub path: PathBuf,
-    pub header: &'static PluginHeader,
+    /// A raw pointer, not a reference: an older plugin's static header is shorter than today's
+    /// `PluginHeader`, so fields are read one by one, appended ones only when `header_size`
+    /// covers them.
+    header: *const PluginHeader,
+    header_size: usize,
 }
+
+// SAFETY: the header is immutable static data of a library that is never unloaded.
+unsafe impl Send for LoadedPlugin {}
+unsafe impl Sync for LoadedPlugin {}
+
+/// The plugin's `serve` entry point (see [`PluginHeader::serve`]).
+pub type ServeFn = unsafe extern "C" fn(
+    *const runbench_plugin_abi::ServeConfig,
+    *const runbench_plugin_abi::HostApi,
+    *mut runbench_plugin_abi::ServeReport,
+) -> runbench_plugin_abi::Status;
 
 impl LoadedPlugin {
     pub fn name(&self) -> &'static str {
-        // SAFETY: the header points at static strings inside the never-unloaded library.
-        unsafe { self.header.runtime_name.as_str() }
+        // SAFETY: a v1 field of a checked header; it points at static strings inside the
+        // never-unloaded library.
+        unsafe {
+            std::ptr::addr_of!((*self.header).runtime_name)
+                .read()
+                .as_str()
+        }
     }
     pub fn runtime_version(&self) -> &'static str {
         // SAFETY: as above.
-        unsafe { self.header.runtime_version.as_str() }
+        unsafe {
+            std::ptr::addr_of!((*self.header).runtime_version)
+                .read()
+                .as_str()
+        }
+    }
+    pub fn serve_fn(&self) -> ServeFn {
+        // SAFETY: a v1 field of a checked header.
+        unsafe { std::ptr::addr_of!((*self.header).serve).read() }
+    }
+    /// [`PluginHeader::needs`] bits; 0 for a plugin built before the field existed.
+    pub fn needs(&self) -> u32 {
+        if self.header_size < PluginHeader::NEEDS_END {
+            return 0;
+        }
+        // SAFETY: the plugin's own header_size says its static header extends over `needs`.
+        unsafe { std::ptr::addr_of!((*self.header).needs).read() }
+    }
+    pub fn needs_tap(&self) -> bool {
+        self.needs() & NEEDS_TAP != 0
     }
 }
 
-/// Loads with RTLD_LOCAL (libloading's default on Unix), so one plugin's global symbols (embassy
-/// exports `__pender`) cannot clash with the host's or another plugin's.
+/// Loads with RTLD_LOCAL (libloading's default on Unix), so one plugin's global symbols cannot
+/// clash with the host's or another plugin's. Keep it so: the embassy plugin exports `__pender`
+/// and `_embassy_time_*` symbols, and loaded RTLD_GLOBAL they abort the host process.
 pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
     let path = path.to_path_buf();
     if !path.exists() {
@@ -82,7 +122,8 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
             found: version,
         });
     }
-    let expected = std::mem::size_of::<PluginHeader>();
+    // Fields appended later are optional (see `needs`); only the v1 part must be there.
+    let expected = PluginHeader::V1_SIZE;
     if (size as usize) < expected {
         return Err(LoadError::HeaderSize {
             path,
@@ -90,7 +131,9 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
             found: size as usize,
         });
     }
-    // SAFETY: magic, version and size say this is a complete v1 header.
-    let header = unsafe { &*ptr };
-    Ok(LoadedPlugin { path, header })
+    Ok(LoadedPlugin {
+        path,
+        header: ptr,
+        header_size: size as usize,
+    })
 }

@@ -4,4 +4,4 @@ mod discover;
 mod load;
 
 pub use discover::{discover, plugin_dir, PluginFile};
-pub use load::{load, LoadError, LoadedPlugin};
+pub use load::{load, LoadError, LoadedPlugin, ServeFn};
