@@ -7,12 +7,6 @@ use crate::results::read::{Param, RunData, Summary, REFERENCE_RUNTIME};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// Caveats that always apply to a runtime, shown under "Notes" whenever it appears in a run.
-/// Add a line here for a runtime whose numbers need a standing explanation; a run can also
-/// supply notes itself (meta.json `runtime_notes` / `plugins[].note`, or a summary `note`
-/// column), which are shown as well.
-pub const RUNTIME_NOTES: &[(&str, &str)] = &[];
-
 const MIB: f64 = 1024.0 * 1024.0;
 
 pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
@@ -290,8 +284,11 @@ fn notes(data: &RunData) -> BTreeMap<String, String> {
             list.push(text.to_string());
         }
     };
-    for (rt, text) in RUNTIME_NOTES {
-        add(rt, text);
+    // Standing caveats (crate::notes), then whatever the run itself recorded.
+    for rt in &runtimes {
+        if let Some(text) = crate::notes::runtime_note(rt) {
+            add(rt, text);
+        }
     }
     for (rt, text) in &data.meta.notes {
         add(rt, text);
