@@ -14,6 +14,8 @@
 //! waits at most 10 ms ([`worker::STOP_POLL`]), so a drain may start up to 10 ms late.
 //!
 //! Threads: exactly `threads` event-loop threads (`epoll-<i>`); the calling thread only joins.
+//!
+//! The version reported for this row is mio's, the only crate between this code and the kernel.
 
 mod conn;
 mod limit;

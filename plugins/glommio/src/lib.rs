@@ -10,8 +10,9 @@
 //! Needs io_uring and locked memory: glommio refuses to start below 512 KiB of RLIMIT_MEMLOCK
 //! and registers `io_memory` with each of its three rings per executor. [`check_system`] checks
 //! both before any executor starts and fails with the limit and the fix, raising the soft
-//! memlock limit to the hard one first. `io_memory` (10 MiB by default, for storage I/O, unused
-//! by sockets) is sized so that all rings' registrations fit in the soft limit.
+//! memlock limit to the hard one first. `io_memory` (glommio's pre-allocated storage-I/O buffer,
+//! 10 MiB by default, unused by sockets) is set to 512 KiB, less where needed so that all rings'
+//! registrations fit in the memlock limit (8 MiB here: 2 executors register 3 MiB).
 //!
 //! Listeners come from [`os::reuseport_listener`] (backlog [`runbench_plugin_abi::LISTEN_BACKLOG`])
 //! handed to glommio with `FromRawFd`: glommio's own `TcpListener::bind` also sets SO_REUSEPORT but
@@ -31,7 +32,8 @@ use runbench_plugin_abi::{
     export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,
     ECHO_BUFFER_BYTES,
 };
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::pin::pin;
 use std::sync::{mpsc, Arc};
 
 struct Glommio;
@@ -106,8 +108,7 @@ async fn executor_main(
         // glommio issues blocking-style accepts through io_uring; it expects a blocking socket.
         .and_then(|l| l.set_nonblocking(false).map(|()| l))
     {
-        // SAFETY: a fresh, bound and listening socket whose ownership moves to glommio.
-        Ok(l) => unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) },
+        Ok(l) => l.into_raw_fd(),
         Err(e) => {
             let _ = bound.send(Err(format!("listening on {}: {e}", config.addr)));
             return;
@@ -119,31 +120,45 @@ async fn executor_main(
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    listener_fd: RawFd,
     host: HostHandle,
     config: Arc<Config>,
     permits: Option<Arc<Semaphore>>,
 ) {
+    // SAFETY: a fresh, bound and listening socket whose ownership moves to glommio.
+    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
     let connections = Gate::new();
+    let spawn = |stream: TcpStream| {
+        host.stats().accepted();
+        let (conn_host, config, permits) = (host.clone(), config.clone(), permits.clone());
+        match connections.spawn(async move {
+            connection(stream, &conn_host, &config, permits).await;
+        }) {
+            Ok(task) => {
+                task.detach();
+            }
+            Err(e) => host.warn(&format!("spawning a connection task: {e}")),
+        }
+    };
     let mut stopping = host.stop().stopping();
     loop {
-        let accepted = match race(listener.accept(), &mut stopping).await {
+        let mut accept = pin!(listener.accept());
+        let accepted = match race(accept.as_mut(), &mut stopping).await {
             Either::Left(r) => r,
-            Either::Right(()) => break,
+            Either::Right(()) => {
+                // Dropping an in-flight io_uring accept leaves glommio to cancel it, and a
+                // connection it accepts meanwhile stalls others (seen in the conformance
+                // tests). Shutting the listener down ends the accept in the kernel instead.
+                // SAFETY: shutdown on the listener's own descriptor, still open here.
+                unsafe { libc::shutdown(listener_fd, libc::SHUT_RD) };
+                if let Ok(stream) = accept.await {
+                    spawn(stream); // accepted just before the stop: it closes at once
+                }
+                break;
+            }
         };
         match accepted {
-            Ok(stream) => {
-                host.stats().accepted();
-                let (conn_host, config, permits) = (host.clone(), config.clone(), permits.clone());
-                match connections.spawn(async move {
-                    connection(stream, &conn_host, &config, permits).await;
-                }) {
-                    Ok(task) => {
-                        task.detach();
-                    }
-                    Err(e) => host.warn(&format!("spawning a connection task: {e}")),
-                }
-            }
+            Ok(stream) => spawn(stream),
             Err(e) => {
                 host.stats().accept_error();
                 host.warn(&format!("accept failed: {e}"));

@@ -5,7 +5,8 @@
 //!
 //! Threads: `threads` executor threads named `smol-<i>`, plus one helper that async-io always
 //! starts, its reactor thread (`async-io`), which polls epoll whenever no thread blocked in
-//! `block_on` is doing so. The calling thread only waits for the accept task.
+//! `block_on` is doing so. The calling thread only waits for the server task (parked, not
+//! polling the reactor).
 //!
 //! `max_connections` uses smol's re-export of async-lock's `Semaphore`.
 
@@ -41,7 +42,9 @@ impl Plugin for Smol {
             }
         }
         let server = ex.spawn(serve(ex.clone(), config.clone(), host.clone()));
-        let result = smol::block_on(server);
+        // A plain park-until-woken wait: `smol::block_on` would also poll the reactor from this
+        // thread, putting a third thread in the way of every I/O event.
+        let result = smol::future::block_on(server);
         drop(finished);
         for t in threads {
             let _ = t.join();

@@ -417,7 +417,15 @@ pub fn connect_many(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
 /// `io::Result` helper: a connect after stop may be refused, or accepted then closed.
 pub fn connect_refused_or_closed(addr: SocketAddr) -> io::Result<()> {
     match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(()),
+        // Refused, or reset when the listener closed during the handshake.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+            ) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(e),
         // Accepted just before the listener closed: it must then be closed, unserved.
         Ok(mut s) => {
