@@ -70,6 +70,10 @@ macro_rules! conformance {
                 cases::shutdown_cuts_silent_connection_at_grace(RUNTIME);
             }
             #[test]
+            fn work_and_sleep_delay_each_message() {
+                cases::work_and_sleep_delay_each_message(RUNTIME);
+            }
+            #[test]
             fn reset_mid_message_does_not_disturb_others() {
                 cases::reset_mid_message_does_not_disturb_others(RUNTIME);
             }
@@ -333,6 +337,35 @@ mod cases {
             (0, 0, 0),
             "{c:?}"
         );
+    }
+
+    /// Per-message `work` (spin) and `sleep` (timer) both come before the echo, once per
+    /// message: two messages in one write take at least twice their sum.
+    pub fn work_and_sleep_delay_each_message(runtime: &str) {
+        let _serial = serial();
+        let (work, sleep) = (Duration::from_millis(10), Duration::from_millis(20));
+        let server = Server::start(
+            runtime,
+            Options {
+                message_bytes: MESSAGE as u64,
+                work,
+                sleep,
+                ..Options::default()
+            },
+        );
+        let mut c = connect(server.addr);
+        let two: Vec<u8> = [message(0), message(1)].concat();
+        let start = std::time::Instant::now();
+        echo_once(&mut c, &two);
+        let took = start.elapsed();
+        assert!(
+            took >= 2 * (work + sleep),
+            "{runtime}: two messages echoed after {took:?}, expected at least {:?}",
+            2 * (work + sleep)
+        );
+        drop(c);
+        let c = server.finish().counts;
+        assert_eq!(c.bytes_echoed, 2 * MESSAGE as u64, "{c:?}");
     }
 
     /// A client that resets its connection inside a message leaves another connection's

@@ -16,7 +16,7 @@ pub enum Step {
     Idle,
     /// Read budget spent with data possibly left: drive again soon without waiting for an edge.
     Yielded,
-    /// In a per-message `sleep`: drive again at this instant.
+    /// Began a per-message `sleep`: drive again at this instant.
     Sleeping(Instant),
     Closed(Outcome),
 }
@@ -71,7 +71,7 @@ impl<'a> Conn<'a> {
     pub fn drive(&mut self, config: &Config, stopping: bool, echoed: &mut u64) -> Step {
         if let Some(until) = self.sleep_until {
             if Instant::now() < until {
-                return Step::Sleeping(until);
+                return Step::Idle; // the timer heap already holds its wake-up
             }
             self.sleep_until = None;
         }

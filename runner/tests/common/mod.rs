@@ -70,6 +70,8 @@ pub struct Options {
     pub max_connections: usize,
     pub message_bytes: u64,
     pub grace: Duration,
+    pub work: Duration,
+    pub sleep: Duration,
 }
 
 impl Default for Options {
@@ -80,6 +82,8 @@ impl Default for Options {
             max_connections: 0,
             message_bytes: 0,
             grace: Duration::from_secs(2),
+            work: Duration::ZERO,
+            sleep: Duration::ZERO,
         }
     }
 }
@@ -116,8 +120,8 @@ impl Server {
             max_connections: options.max_connections,
             message_bytes: options.message_bytes,
             grace_ms: options.grace.as_millis() as u64,
-            work_ns: 0,
-            sleep_ns: 0,
+            work_ns: options.work.as_nanos() as u64,
+            sleep_ns: options.sleep.as_nanos() as u64,
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_runbench"))
             .arg("serve")
