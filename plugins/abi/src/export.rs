@@ -222,7 +222,15 @@ pub unsafe fn serve_entry<P: Plugin>(
 
 /// For plugin build scripts: the version of `krate` in the workspace's Cargo.lock, so results
 /// name the exact runtime version that was built. Emits `rerun-if-changed` for the lock file.
+/// When the lock holds several versions of `krate`, this is the first; use
+/// [`locked_version_matching`] to pick the one a plugin depends on.
 pub fn locked_version(krate: &str) -> String {
+    locked_version_matching(krate, "")
+}
+
+/// Like [`locked_version`], for a crate locked at several versions (mio 0.8 for monoio, mio 1
+/// for others): the first locked version that starts with `prefix`, e.g. `"1."`.
+pub fn locked_version_matching(krate: &str, prefix: &str) -> String {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("run from a build script");
     let lock = std::path::Path::new(&dir)
         .ancestors()
@@ -238,10 +246,15 @@ pub fn locked_version(krate: &str) -> String {
             if let Some(v) = lines
                 .next()
                 .and_then(|l| l.trim().strip_prefix("version = "))
+                .map(|v| v.trim_matches('"'))
+                .filter(|v| v.starts_with(prefix))
             {
-                return v.trim_matches('"').to_string();
+                return v.to_string();
             }
         }
     }
-    panic!("{krate} not found in {}", lock.display())
+    panic!(
+        "{krate} (version {prefix}*) not found in {}",
+        lock.display()
+    )
 }

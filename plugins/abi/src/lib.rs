@@ -38,7 +38,9 @@ use std::ffi::c_void;
 use std::time::Duration;
 
 pub use echo::{spin_for, MessageTracker, Outcome};
-pub use export::{locked_version, serve_entry, HostHandle, Serving, Stats};
+pub use export::{
+    locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,
+};
 pub use stop::{race, Either, StopToken, StopWait};
 
 /// `b"RUNBENCH"` as the first eight bytes of every header.

@@ -1,5 +1,8 @@
 //! runbench plugin for tokio's multi-thread, work-stealing runtime: one accept loop, one task per
 //! connection, `threads` workers. This is how most tokio servers are written.
+//!
+//! Threads: `threads` workers (`tokio-worker`); the calling thread runs the accept loop inside
+//! `block_on`. No helper threads (nothing here uses tokio's blocking pool).
 
 use runbench_plugin_abi::{
     export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,

@@ -1,0 +1,144 @@
+//! runbench plugin for async-std: one accept loop, `async_std::task::spawn` per connection on
+//! async-std's global executor. This is how async-std servers were written.
+//!
+//! **async-std is discontinued upstream** in favour of smol (RUSTSEC-2025-0052); it is measured
+//! because existing code still runs on it. Its executor (async-global-executor) and reactor
+//! (async-io) are the smol ecosystem's, so the `smol` plugin is the maintained counterpart.
+//!
+//! Threads: async-std sizes its executor once, from the `ASYNC_STD_THREAD_COUNT` environment
+//! variable read when the runtime is first used. [`serve`](Plugin::serve) sets it to `threads`
+//! before touching async-std, so the pool honours `threads` (`async-std/runtime` threads). On
+//! top of those async-std always has one helper: async-io's reactor thread (`async-io`), which
+//! polls epoll whenever no executor thread is blocked on it. The calling thread runs the accept
+//! loop inside `task::block_on`, as tokio's plugin does.
+//!
+//! `max_connections` uses `async-lock`'s semaphore (async-std has no stable one; async-lock is
+//! the crate its own locks come from).
+
+use async_lock::Semaphore;
+use async_std::io::{ReadExt, WriteExt};
+use async_std::net::{TcpListener, TcpStream};
+use runbench_plugin_abi::{
+    export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,
+    ECHO_BUFFER_BYTES,
+};
+use std::sync::Arc;
+
+/// Read by async-std once, when its global executor starts.
+const THREAD_COUNT_VAR: &str = "ASYNC_STD_THREAD_COUNT";
+
+struct AsyncStd;
+
+impl Plugin for AsyncStd {
+    const RUNTIME: &'static str = "async-std";
+    const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+
+    fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
+        // Must happen before the first async-std call in this process (a serve child calls
+        // `serve` once). The host's other threads are parked on locks, not reading the
+        // environment, so changing it here races with nothing.
+        std::env::set_var(THREAD_COUNT_VAR, config.threads.to_string());
+        async_std::task::block_on(serve(config.clone(), host.clone()))
+    }
+}
+
+export_plugin!(AsyncStd);
+
+async fn serve(config: Config, host: HostHandle) -> Result<(), String> {
+    let std_listener = os::reuseport_listener(config.addr)
+        .map_err(|e| format!("listening on {}: {e}", config.addr))?;
+    let listener = TcpListener::from(std_listener);
+    let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
+    let config = Arc::new(config);
+    // Every connection task holds a sender; `recv` fails once all are gone, i.e. all closed.
+    let (alive, all_closed) = async_std::channel::bounded::<()>(1);
+    host.ready();
+
+    let mut stopping = host.stop().stopping();
+    loop {
+        let accepted = match race(listener.accept(), &mut stopping).await {
+            Either::Left(r) => r,
+            Either::Right(()) => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                host.stats().accepted();
+                let (host, config, permits, alive) =
+                    (host.clone(), config.clone(), permits.clone(), alive.clone());
+                async_std::task::spawn(async move {
+                    connection(stream, &host, &config, permits).await;
+                    drop(alive);
+                });
+            }
+            Err(e) => {
+                host.stats().accept_error();
+                host.warn(&format!("accept failed: {e}"));
+                async_std::task::sleep(runbench_plugin_abi::ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+    drop(listener);
+    drop(alive);
+    let _ = all_closed.recv().await;
+    Ok(())
+}
+
+async fn connection(
+    stream: TcpStream,
+    host: &HostHandle,
+    config: &Config,
+    permits: Option<Arc<Semaphore>>,
+) {
+    let _permit = match &permits {
+        Some(sem) => match race(sem.acquire_arc(), host.stop().stopping()).await {
+            Either::Left(p) => Some(p),
+            Either::Right(()) => {
+                host.stats().finished(Outcome::Clean);
+                return;
+            }
+        },
+        None => None,
+    };
+    let _serving = host.stats().serving();
+    let outcome = echo(stream, host, config).await;
+    host.stats().finished(outcome);
+}
+
+async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
+    if stream.set_nodelay(true).is_err() {
+        return Outcome::IoError;
+    }
+    let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
+    let mut tracker = MessageTracker::new(config.message_bytes);
+    let mut stopping = host.stop().stopping();
+    let mut forced = host.stop().forced();
+    loop {
+        let read = if tracker.at_boundary() {
+            match race(stream.read(&mut buf), &mut stopping).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Clean,
+            }
+        } else {
+            match race(stream.read(&mut buf), &mut forced).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Cut,
+            }
+        };
+        let n = match read {
+            Ok(0) => return Outcome::PeerClosed,
+            Ok(n) => n,
+            Err(_) => return Outcome::IoError,
+        };
+        for _ in 0..tracker.consumed(n) {
+            spin_for(config.work);
+            if !config.sleep.is_zero() {
+                async_std::task::sleep(config.sleep).await;
+            }
+        }
+        match race(stream.write_all(&buf[..n]), &mut forced).await {
+            Either::Left(Ok(())) => host.stats().echoed(n),
+            Either::Left(Err(_)) => return Outcome::IoError,
+            Either::Right(()) => return Outcome::Cut,
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! runbench's limit row: a minimal echo server on edge-triggered epoll (through mio, a thin
+//! wrapper over `epoll_wait`), with no async runtime. It shows what the runtimes' abstractions
+//! cost against hand-written readiness code on the same kernel interface.
+//!
+//! Shape: one event-loop thread per worker (`threads`, pinned to `config.cpu_for_worker(i)`),
+//! each with its own SO_REUSEPORT listener and epoll instance; a connection lives on the thread
+//! that accepted it. Per connection a 16 KiB buffer, echo on readiness, per-message `work` spun
+//! in place and `sleep` through a per-thread timer heap.
+//!
+//! Same semantics as every plugin: `max_connections` is one server-wide count of slots (accepted
+//! connections wait, unserved, and a freed slot wakes the other threads through mio wakers); on
+//! stop, listeners close, idle connections close at a message boundary, the rest finish their
+//! message, and everything left is cut at the grace deadline. The stop signal is polled: epoll
+//! waits at most 10 ms ([`worker::STOP_POLL`]), so a drain may start up to 10 ms late.
+//!
+//! Threads: exactly `threads` event-loop threads (`epoll-<i>`); the calling thread only joins.
+//!
+//! The version reported for this row is mio's, the only crate between this code and the kernel.
+
+mod conn;
+mod limit;
+mod worker;
+
+use limit::Limit;
+use runbench_plugin_abi::{export_plugin, os, Config, HostHandle, Plugin};
+use std::sync::{mpsc, Arc};
+use worker::EventLoop;
+
+struct Epoll;
+
+impl Plugin for Epoll {
+    const RUNTIME: &'static str = "epoll";
+    const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+
+    fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
+        let config = Arc::new(config.clone());
+        let limit = config.max_connections.map(|n| Arc::new(Limit::new(n)));
+        // Each thread reports once its listener is registered, or why it could not start.
+        let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
+        let mut threads = Vec::with_capacity(config.threads);
+        for i in 0..config.threads {
+            let (config, worker_host, limit, bound) = (
+                config.clone(),
+                host.clone(),
+                limit.clone(),
+                bound_tx.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("epoll-{i}"))
+                .spawn(move || event_loop(i, &config, &worker_host, limit.as_deref(), bound));
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    host.stop().raise_forced();
+                    return Err(format!("spawning event-loop thread {i}: {e}"));
+                }
+            }
+        }
+        drop(bound_tx);
+        let mut result = Ok(());
+        let mut ready = 0;
+        for bound in bound_rx.iter() {
+            match bound {
+                Ok(()) => ready += 1,
+                Err(e) => result = result.and(Err(e)),
+            }
+        }
+        if ready == config.threads {
+            host.ready();
+        } else {
+            // Let the threads that did start wind down before reporting the failure.
+            host.stop().raise_forced();
+        }
+        for t in threads {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = result.and(Err(e)),
+                Err(_) => result = result.and(Err("an event-loop thread panicked".into())),
+            }
+        }
+        result
+    }
+}
+
+export_plugin!(Epoll);
+
+fn event_loop(
+    index: usize,
+    config: &Config,
+    host: &HostHandle,
+    limit: Option<&Limit>,
+    bound: mpsc::Sender<Result<(), String>>,
+) -> Result<(), String> {
+    let setup = || -> Result<EventLoop<'_>, String> {
+        if let Some(cpu) = config.cpu_for_worker(index) {
+            os::pin_current_thread(cpu)
+                .map_err(|e| format!("pinning event loop {index} to CPU {cpu}: {e}"))?;
+        }
+        let listener = os::reuseport_listener(config.addr)
+            .map_err(|e| format!("listening on {}: {e}", config.addr))?;
+        EventLoop::new(listener, config, host, limit)
+            .map_err(|e| format!("setting up epoll for event loop {index}: {e}"))
+    };
+    let event_loop = match setup() {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = bound.send(Err(e));
+            return Ok(());
+        }
+    };
+    let _ = bound.send(Ok(()));
+    drop(bound);
+    event_loop
+        .run()
+        .map_err(|e| format!("event loop {index}: epoll_wait failed: {e}"))
+}

@@ -1,0 +1,288 @@
+//! One event-loop thread: its own SO_REUSEPORT listener and epoll instance (through mio), a slab
+//! of connections, and the drain logic. The stop signal is polled: epoll waits at most
+//! [`STOP_POLL`], which is plenty for a baseline.
+
+use crate::conn::{Conn, Step};
+use crate::limit::Limit;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use runbench_plugin_abi::{Config, HostHandle, Outcome, ACCEPT_BACKOFF};
+use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often an idle loop looks at the stop signal.
+pub const STOP_POLL: Duration = Duration::from_millis(10);
+const LISTENER: Token = Token(usize::MAX - 1);
+pub const WAKER: Token = Token(usize::MAX);
+const EVENTS_PER_POLL: usize = 1024;
+
+/// A connection named by slab slot and id, so a queued reference to a closed connection is not
+/// taken for a newer one in the same slot.
+type ConnRef = (usize, u64);
+
+pub struct EventLoop<'a> {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Slab<Conn<'a>>,
+    next_id: u64,
+    /// Accepted, waiting for a `max_connections` slot, oldest first.
+    waiting: VecDeque<ConnRef>,
+    sleepers: BinaryHeap<Reverse<(Instant, ConnRef)>>,
+    /// Drive again without waiting for an edge (their read budget ran out).
+    runnable: Vec<ConnRef>,
+    accept_paused_until: Option<Instant>,
+    stopping: bool,
+    config: &'a Config,
+    host: &'a HostHandle,
+    limit: Option<&'a Limit>,
+}
+
+impl<'a> EventLoop<'a> {
+    /// Sets up the epoll instance and registers the listener; `waker` goes to the shared limit.
+    pub fn new(
+        listener: std::net::TcpListener,
+        config: &'a Config,
+        host: &'a HostHandle,
+        limit: Option<&'a Limit>,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(limit) = limit {
+            limit.add_waker(Arc::new(Waker::new(poll.registry(), WAKER)?));
+        }
+        Ok(EventLoop {
+            poll,
+            listener: Some(listener),
+            conns: Slab::new(),
+            next_id: 0,
+            waiting: VecDeque::new(),
+            sleepers: BinaryHeap::new(),
+            runnable: Vec::new(),
+            accept_paused_until: None,
+            stopping: false,
+            config,
+            host,
+            limit,
+        })
+    }
+
+    /// Serves until stopped and every connection is closed.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        let mut ready = Vec::with_capacity(EVENTS_PER_POLL);
+        loop {
+            let timeout = self.timeout();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            ready.clear();
+            ready.extend(events.iter().map(|e| e.token()));
+            for &token in &ready {
+                match token {
+                    LISTENER => self.accept(),
+                    WAKER => {} // a slot freed elsewhere: `grant` below takes it up
+                    Token(key) => {
+                        if let Some(id) = self.conns.get(key).map(|c| c.id) {
+                            self.drive((key, id));
+                        }
+                    }
+                }
+            }
+            if self
+                .accept_paused_until
+                .is_some_and(|t| Instant::now() >= t)
+            {
+                self.accept_paused_until = None;
+                self.accept();
+            }
+            self.wake_sleepers();
+            for conn in std::mem::take(&mut self.runnable) {
+                self.drive(conn);
+            }
+            self.grant();
+            if !self.stopping && self.host.stop().is_stopping() {
+                self.begin_drain();
+            }
+            if self.host.stop().is_forced() {
+                self.close_all(Outcome::Cut);
+            }
+            if self.stopping && self.conns.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        if !self.runnable.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut timeout = STOP_POLL;
+        if let Some(Reverse((at, _))) = self.sleepers.peek() {
+            timeout = timeout.min(at.saturating_duration_since(Instant::now()));
+        }
+        if let Some(at) = self.accept_paused_until {
+            timeout = timeout.min(at.saturating_duration_since(Instant::now()));
+        }
+        timeout
+    }
+
+    fn accept(&mut self) {
+        while self.accept_paused_until.is_none() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    self.host.stats().accepted();
+                    self.admit(stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.host.stats().accept_error();
+                    self.host.warn(&format!("accept failed: {e}"));
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Registers a new connection; serves it now if a slot is free, else queues it.
+    fn admit(&mut self, stream: TcpStream) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let conn = entry.insert(Conn::new(id, stream, self.config));
+        let registered = self.poll.registry().register(
+            conn.stream_mut(),
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        if registered.is_err() {
+            self.close((key, id), Outcome::IoError);
+            return;
+        }
+        match self.limit {
+            Some(limit) if !limit.try_acquire() => {
+                limit.waiting_changed(1, 0);
+                self.waiting.push_back((key, id));
+            }
+            limit => {
+                self.conns[key].has_slot = limit.is_some();
+                self.start((key, id));
+            }
+        }
+    }
+
+    fn start(&mut self, (key, id): ConnRef) {
+        let serving = self.host.stats().serving();
+        if self.conns[key].start(serving).is_err() {
+            self.close((key, id), Outcome::IoError);
+            return;
+        }
+        // Data may have arrived before it was served; no new edge would announce it.
+        self.drive((key, id));
+    }
+
+    /// Hands free slots to waiting connections, oldest first.
+    fn grant(&mut self) {
+        let Some(limit) = self.limit else {
+            return;
+        };
+        while let Some(&conn) = self.waiting.front() {
+            if !self.is_current(conn) {
+                self.waiting.pop_front();
+                limit.waiting_changed(0, 1);
+                continue;
+            }
+            if !limit.try_acquire() {
+                return;
+            }
+            self.waiting.pop_front();
+            limit.waiting_changed(0, 1);
+            self.conns[conn.0].has_slot = true;
+            self.start(conn);
+        }
+    }
+
+    fn is_current(&self, (key, id): ConnRef) -> bool {
+        self.conns.get(key).is_some_and(|c| c.id == id)
+    }
+
+    fn drive(&mut self, conn: ConnRef) {
+        if !self.is_current(conn) || !self.conns[conn.0].is_served() {
+            return;
+        }
+        let mut echoed = 0;
+        let step = self.conns[conn.0].drive(self.config, self.stopping, &mut echoed);
+        if echoed > 0 {
+            self.host.stats().echoed(echoed as usize);
+        }
+        match step {
+            Step::Idle => {}
+            Step::Yielded => self.runnable.push(conn),
+            Step::Sleeping(until) => self.sleepers.push(Reverse((until, conn))),
+            Step::Closed(outcome) => self.close(conn, outcome),
+        }
+    }
+
+    fn wake_sleepers(&mut self) {
+        let now = Instant::now();
+        while let Some(&Reverse((at, conn))) = self.sleepers.peek() {
+            if at > now {
+                return;
+            }
+            self.sleepers.pop();
+            self.drive(conn);
+        }
+    }
+
+    fn close(&mut self, (key, id): ConnRef, outcome: Outcome) {
+        if !self.is_current((key, id)) {
+            return;
+        }
+        let conn = self.conns.remove(key);
+        self.host.stats().finished(outcome);
+        if conn.has_slot {
+            if let Some(limit) = self.limit {
+                limit.release();
+            }
+        }
+        // Dropping the stream closes it, which also removes it from the epoll set.
+    }
+
+    /// Stop accepting, close waiting and idle connections, let the others finish their message.
+    fn begin_drain(&mut self) {
+        self.stopping = true;
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        if let Some(limit) = self.limit {
+            limit.waiting_changed(0, waiting.len());
+        }
+        for conn in waiting {
+            self.close(conn, Outcome::Clean);
+        }
+        let served: Vec<ConnRef> = self.conns.iter().map(|(k, c)| (k, c.id)).collect();
+        for conn in served {
+            self.drive(conn);
+        }
+    }
+
+    fn close_all(&mut self, outcome: Outcome) {
+        let all: Vec<ConnRef> = self.conns.iter().map(|(k, c)| (k, c.id)).collect();
+        for conn in all {
+            self.close(conn, outcome);
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! runbench plugin for glommio: thread-per-core `LocalExecutor`s on io_uring, one per server CPU
+//! (`Placement::Fixed`), each accepting on its own SO_REUSEPORT listener and serving its
+//! connections itself with `spawn_local` tasks. This is glommio's intended shape: nothing is
+//! shared between executors except, here, the `max_connections` limit.
+//!
+//! Threads: `threads` executor threads (`glommio-<id>`), and glommio's blocking-thread pool of
+//! one thread per executor (default placement: pinned like its executor; used for file
+//! operations, idle in an echo server). So `2 * threads` in all; the calling thread only joins.
+//!
+//! Needs io_uring and locked memory: glommio refuses to start below 512 KiB of RLIMIT_MEMLOCK
+//! and registers `io_memory` with each of its three rings per executor. [`check_system`] checks
+//! both before any executor starts and fails with the limit and the fix, raising the soft
+//! memlock limit to the hard one first. `io_memory` (glommio's pre-allocated storage-I/O buffer,
+//! 10 MiB by default, unused by sockets) is set to 512 KiB, less where needed so that all rings'
+//! registrations fit in the memlock limit (8 MiB here: 2 executors register 3 MiB).
+//!
+//! Listeners come from [`os::reuseport_listener`] (backlog [`runbench_plugin_abi::LISTEN_BACKLOG`])
+//! handed to glommio with `FromRawFd`: glommio's own `TcpListener::bind` also sets SO_REUSEPORT but
+//! fixes the backlog at 1024, which refuses bursts of connects the other plugins accept.
+//!
+//! `max_connections` is one limit for the whole server: an `async-lock` semaphore shared by the
+//! executors (glommio wakes a task from another thread through its foreign-wake queue).
+
+mod system;
+
+use async_lock::Semaphore;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use glommio::sync::Gate;
+use glommio::{LocalExecutorBuilder, Placement};
+use runbench_plugin_abi::{
+    export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,
+    ECHO_BUFFER_BYTES,
+};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::pin::pin;
+use std::sync::{mpsc, Arc};
+
+struct Glommio;
+
+impl Plugin for Glommio {
+    const RUNTIME: &'static str = "glommio";
+    const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+
+    fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
+        let io_memory = system::check_system(config.threads)?;
+        let config = Arc::new(config.clone());
+        let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
+        // Each executor reports once its listener accepts, or why it could not start.
+        let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
+        let mut executors = Vec::with_capacity(config.threads);
+        for i in 0..config.threads {
+            let placement = match config.cpu_for_worker(i) {
+                Some(cpu) => Placement::Fixed(cpu),
+                None => Placement::Unbound,
+            };
+            let (config, worker_host, permits, bound) = (
+                config.clone(),
+                host.clone(),
+                permits.clone(),
+                bound_tx.clone(),
+            );
+            let spawned = LocalExecutorBuilder::new(placement)
+                .name("glommio")
+                .io_memory(io_memory)
+                .spawn(move || executor_main(config, worker_host, permits, bound));
+            match spawned {
+                Ok(handle) => executors.push(handle),
+                Err(e) => {
+                    host.stop().raise_forced();
+                    return Err(format!("starting glommio executor {i}: {e}"));
+                }
+            }
+        }
+        drop(bound_tx);
+        let mut result = Ok(());
+        let mut ready = 0;
+        for bound in bound_rx.iter() {
+            match bound {
+                Ok(()) => ready += 1,
+                Err(e) => result = result.and(Err(e)),
+            }
+        }
+        if ready == config.threads {
+            host.ready();
+        } else {
+            // Let the executors that did start wind down before reporting the failure.
+            host.stop().raise_forced();
+        }
+        for (i, e) in executors.into_iter().enumerate() {
+            if let Err(e) = e.join() {
+                result = result.and(Err(format!("glommio executor {i}: {e}")));
+            }
+        }
+        result
+    }
+}
+
+export_plugin!(Glommio);
+
+async fn executor_main(
+    config: Arc<Config>,
+    host: HostHandle,
+    permits: Option<Arc<Semaphore>>,
+    bound: mpsc::Sender<Result<(), String>>,
+) {
+    let listener = match os::reuseport_listener(config.addr)
+        // glommio issues blocking-style accepts through io_uring; it expects a blocking socket.
+        .and_then(|l| l.set_nonblocking(false).map(|()| l))
+    {
+        Ok(l) => l.into_raw_fd(),
+        Err(e) => {
+            let _ = bound.send(Err(format!("listening on {}: {e}", config.addr)));
+            return;
+        }
+    };
+    let _ = bound.send(Ok(()));
+    drop(bound);
+    accept_loop(listener, host, config, permits).await;
+}
+
+async fn accept_loop(
+    listener_fd: RawFd,
+    host: HostHandle,
+    config: Arc<Config>,
+    permits: Option<Arc<Semaphore>>,
+) {
+    // SAFETY: a fresh, bound and listening socket whose ownership moves to glommio.
+    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
+    let connections = Gate::new();
+    let spawn = |stream: TcpStream| {
+        host.stats().accepted();
+        let (conn_host, config, permits) = (host.clone(), config.clone(), permits.clone());
+        match connections.spawn(async move {
+            connection(stream, &conn_host, &config, permits).await;
+        }) {
+            Ok(task) => {
+                task.detach();
+            }
+            Err(e) => host.warn(&format!("spawning a connection task: {e}")),
+        }
+    };
+    let mut stopping = host.stop().stopping();
+    loop {
+        let mut accept = pin!(listener.accept());
+        let accepted = match race(accept.as_mut(), &mut stopping).await {
+            Either::Left(r) => r,
+            Either::Right(()) => {
+                // Dropping an in-flight io_uring accept leaves glommio to cancel it, and a
+                // connection it accepts meanwhile stalls others (seen in the conformance
+                // tests). Shutting the listener down ends the accept in the kernel instead.
+                // SAFETY: shutdown on the listener's own descriptor, still open here.
+                unsafe { libc::shutdown(listener_fd, libc::SHUT_RD) };
+                if let Ok(stream) = accept.await {
+                    spawn(stream); // accepted just before the stop: it closes at once
+                }
+                break;
+            }
+        };
+        match accepted {
+            Ok(stream) => spawn(stream),
+            Err(e) => {
+                host.stats().accept_error();
+                host.warn(&format!("accept failed: {e}"));
+                glommio::timer::sleep(runbench_plugin_abi::ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+    drop(listener);
+    let _ = connections.close().await;
+}
+
+async fn connection(
+    stream: TcpStream,
+    host: &HostHandle,
+    config: &Config,
+    permits: Option<Arc<Semaphore>>,
+) {
+    let _permit = match &permits {
+        Some(sem) => match race(sem.acquire_arc(), host.stop().stopping()).await {
+            Either::Left(p) => Some(p),
+            Either::Right(()) => {
+                host.stats().finished(Outcome::Clean);
+                return;
+            }
+        },
+        None => None,
+    };
+    let _serving = host.stats().serving();
+    let outcome = echo(stream, host, config).await;
+    host.stats().finished(outcome);
+}
+
+async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
+    if stream.set_nodelay(true).is_err() {
+        return Outcome::IoError;
+    }
+    let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
+    let mut tracker = MessageTracker::new(config.message_bytes);
+    let mut stopping = host.stop().stopping();
+    let mut forced = host.stop().forced();
+    loop {
+        let read = if tracker.at_boundary() {
+            match race(stream.read(&mut buf), &mut stopping).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Clean,
+            }
+        } else {
+            match race(stream.read(&mut buf), &mut forced).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Cut,
+            }
+        };
+        let n = match read {
+            Ok(0) => return Outcome::PeerClosed,
+            Ok(n) => n,
+            Err(_) => return Outcome::IoError,
+        };
+        for _ in 0..tracker.consumed(n) {
+            spin_for(config.work);
+            if !config.sleep.is_zero() {
+                glommio::timer::sleep(config.sleep).await;
+            }
+        }
+        match race(stream.write_all(&buf[..n]), &mut forced).await {
+            Either::Left(Ok(())) => host.stats().echoed(n),
+            Either::Left(Err(_)) => return Outcome::IoError,
+            Either::Right(()) => return Outcome::Cut,
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! runbench plugin for tokio run thread-per-core: `threads` independent `current_thread`
+//! runtimes, each on its own OS thread pinned to one server CPU, each with its own SO_REUSEPORT
+//! listener, so the kernel spreads connections over the threads and no task ever moves between
+//! them. This is how tokio is used where work stealing costs more than it saves (many short,
+//! independent connections), e.g. the shape of actix-web's workers.
+//!
+//! Threads: exactly `threads` worker threads named `tokio-per-core-<i>`; the calling thread only
+//! waits for them. No helper threads (nothing here uses tokio's blocking pool).
+//!
+//! `max_connections` is one limit for the whole server: a `tokio::sync::Semaphore` shared by all
+//! runtimes (its wakers work across runtimes), so a connection accepted by a busy thread waits
+//! even if another thread has a free slot, exactly as in the multi-thread plugin.
+
+use runbench_plugin_abi::{
+    export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,
+    ECHO_BUFFER_BYTES,
+};
+use std::sync::{mpsc, Arc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+struct TokioPerCore;
+
+impl Plugin for TokioPerCore {
+    const RUNTIME: &'static str = "tokio-per-core";
+    const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+
+    fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
+        let config = Arc::new(config.clone());
+        let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
+        // Each worker reports once its listener accepts (or why it could not start).
+        let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
+        let mut workers = Vec::with_capacity(config.threads);
+        for i in 0..config.threads {
+            let (config, worker_host, permits, bound) = (
+                config.clone(),
+                host.clone(),
+                permits.clone(),
+                bound_tx.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("tokio-per-core-{i}"))
+                .spawn(move || worker(i, &config, worker_host, permits, bound));
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(e) => {
+                    host.stop().raise_forced();
+                    return Err(format!("spawning worker thread {i}: {e}"));
+                }
+            }
+        }
+        drop(bound_tx);
+        let mut result = Ok(());
+        let mut ready = 0;
+        for bound in bound_rx.iter() {
+            match bound {
+                Ok(()) => ready += 1,
+                Err(e) => result = result.and(Err(e)),
+            }
+        }
+        if ready == config.threads {
+            host.ready();
+        } else {
+            // Let the workers that did start wind down before reporting the failure.
+            host.stop().raise_forced();
+        }
+        for w in workers {
+            if w.join().is_err() {
+                result = result.and(Err("a worker thread panicked".into()));
+            }
+        }
+        result
+    }
+}
+
+export_plugin!(TokioPerCore);
+
+fn worker(
+    index: usize,
+    config: &Arc<Config>,
+    host: HostHandle,
+    permits: Option<Arc<Semaphore>>,
+    bound: mpsc::Sender<Result<(), String>>,
+) {
+    let setup = || -> Result<(tokio::runtime::Runtime, std::net::TcpListener), String> {
+        if let Some(cpu) = config.cpu_for_worker(index) {
+            os::pin_current_thread(cpu)
+                .map_err(|e| format!("pinning worker {index} to CPU {cpu}: {e}"))?;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("building worker {index}'s tokio runtime: {e}"))?;
+        let listener = os::reuseport_listener(config.addr)
+            .map_err(|e| format!("listening on {}: {e}", config.addr))?;
+        Ok((runtime, listener))
+    };
+    let (runtime, std_listener) = match setup() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = bound.send(Err(e));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = bound.send(Err(format!("registering the listener: {e}")));
+                return;
+            }
+        };
+        let _ = bound.send(Ok(()));
+        drop(bound);
+        accept_loop(listener, host, config.clone(), permits).await;
+    });
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    host: HostHandle,
+    config: Arc<Config>,
+    permits: Option<Arc<Semaphore>>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut stopping = host.stop().stopping();
+    loop {
+        let accepted = match race(listener.accept(), &mut stopping).await {
+            Either::Left(r) => r,
+            Either::Right(()) => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                host.stats().accepted();
+                tasks.spawn(connection(
+                    stream,
+                    host.clone(),
+                    config.clone(),
+                    permits.clone(),
+                ));
+            }
+            Err(e) => {
+                host.stats().accept_error();
+                host.warn(&format!("accept failed: {e}"));
+                tokio::time::sleep(runbench_plugin_abi::ACCEPT_BACKOFF).await;
+            }
+        }
+        // Reap finished tasks so the set does not grow with connection churn.
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn connection(
+    stream: TcpStream,
+    host: HostHandle,
+    config: Arc<Config>,
+    permits: Option<Arc<Semaphore>>,
+) {
+    let _permit = match &permits {
+        Some(sem) => match race(sem.acquire(), host.stop().stopping()).await {
+            Either::Left(Ok(p)) => Some(p),
+            _ => {
+                host.stats().finished(Outcome::Clean);
+                return;
+            }
+        },
+        None => None,
+    };
+    let _serving = host.stats().serving();
+    let outcome = echo(stream, &host, &config).await;
+    host.stats().finished(outcome);
+}
+
+async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
+    if stream.set_nodelay(true).is_err() {
+        return Outcome::IoError;
+    }
+    let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
+    let mut tracker = MessageTracker::new(config.message_bytes);
+    let mut stopping = host.stop().stopping();
+    let mut forced = host.stop().forced();
+    loop {
+        let read = if tracker.at_boundary() {
+            match race(stream.read(&mut buf), &mut stopping).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Clean,
+            }
+        } else {
+            match race(stream.read(&mut buf), &mut forced).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Cut,
+            }
+        };
+        let n = match read {
+            Ok(0) => return Outcome::PeerClosed,
+            Ok(n) => n,
+            Err(_) => return Outcome::IoError,
+        };
+        for _ in 0..tracker.consumed(n) {
+            spin_for(config.work);
+            if !config.sleep.is_zero() {
+                tokio::time::sleep(config.sleep).await;
+            }
+        }
+        match race(stream.write_all(&buf[..n]), &mut forced).await {
+            Either::Left(Ok(())) => host.stats().echoed(n),
+            Either::Left(Err(_)) => return Outcome::IoError,
+            Either::Right(()) => return Outcome::Cut,
+        }
+    }
+}
