@@ -181,7 +181,13 @@ allow_shared_cpus = true
     assert_eq!(r["status"], "ok", "{}", r["error"]);
     let reconnects = num(&r, "reconnects");
     assert!(reconnects > 0.0);
-    assert_eq!(num(&r, "server_accepted"), 10.0 + reconnects);
+    // Every accept is a client connect; at the end, at most one reconnect per connection may
+    // still be in flight (accepted by the server, not yet completed on the client).
+    let accepted = num(&r, "server_accepted");
+    assert!(
+        (10.0 + reconnects..=20.0 + reconnects).contains(&accepted),
+        "accepted {accepted}, reconnects {reconnects}"
+    );
     // Every 5 requests a reconnect: the measured requests bound the reconnects from below.
     assert!(reconnects >= num(&r, "requests") / 5.0 - 10.0);
     assert!(num(&r, "connect_p50_us") > 0.0);
