@@ -15,5 +15,6 @@ pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod serve_child;
+pub mod stats;
 pub mod supervise;
 pub mod sys;
