@@ -24,3 +24,8 @@ test:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build --workspace
     cargo test --workspace
+
+# The nightly: every scenarios/nightly/*.toml, history, verdicts, trend plots, nightly.md.
+# Exit code 3 = a confirmed regression. `just nightly --out /tmp/n --trials 3`.
+nightly *ARGS: build
+    ./target/release/runbench nightly {{ARGS}}

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod loadgen;
 pub mod measure;
+pub mod nightly;
 pub mod plan;
 pub mod plugin;
 pub mod progress;
