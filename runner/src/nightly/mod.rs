@@ -120,8 +120,9 @@ pub fn run(opts: &Options) -> anyhow::Result<NightOutcome> {
         let verdicts = verdict::nightly_verdicts(&history, &night, &opts.settings);
         let mut plots = Vec::new();
         if let Some(fp) = rows.first().map(HistoryRow::fingerprint) {
+            let marks = trend::regressions(&history, &fp, &opts.settings);
             for metric in Metric::ALL {
-                let t = trend::prepare(name, &history, &fp, metric, &opts.settings);
+                let t = trend::prepare(name, &history, &fp, metric, &marks);
                 if t.series.is_empty() {
                     continue;
                 }

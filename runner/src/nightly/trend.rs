@@ -71,23 +71,55 @@ pub fn file_name(scenario: &str, metric: Metric) -> String {
     format!("trend-{scenario}-{}.png", metric.column())
 }
 
-/// The trend of `metric` over the newest [`MAX_NIGHTS`] nights on `machine`, with each night's
-/// regressions (judged as the nightly would have judged them that night).
+/// Nights whose verdict was a regression, judged as the nightly would have judged them that
+/// night: night timestamp per (runtime, point key, metric). Computed once per scenario and
+/// shared by its plots.
+pub type Regressions = BTreeMap<(String, String, Metric), Vec<String>>;
+
+/// [`Regressions`] over the newest [`MAX_NIGHTS`] nights on `machine`.
+pub fn regressions(
+    history: &[HistoryRow],
+    machine: &Fingerprint,
+    settings: &Settings,
+) -> Regressions {
+    let mut out = Regressions::new();
+    for night in nights_on(history, machine) {
+        for v in verdict::nightly_verdicts(history, &night, settings) {
+            if v.outcome() == Outcome::Regressed {
+                out.entry((v.runtime.clone(), v.point.key(), v.metric))
+                    .or_default()
+                    .push(night.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The newest [`MAX_NIGHTS`] night timestamps on `machine`, oldest first.
+fn nights_on(history: &[HistoryRow], machine: &Fingerprint) -> Vec<String> {
+    let mut nights: Vec<String> = history
+        .iter()
+        .filter(|r| &r.fingerprint() == machine)
+        .map(|r| r.timestamp.clone())
+        .collect();
+    nights.sort();
+    nights.dedup();
+    nights.split_off(nights.len().saturating_sub(MAX_NIGHTS))
+}
+
+/// The trend of `metric` over the newest [`MAX_NIGHTS`] nights on `machine`.
 pub fn prepare(
     scenario: &str,
     history: &[HistoryRow],
     machine: &Fingerprint,
     metric: Metric,
-    settings: &Settings,
+    regressed: &Regressions,
 ) -> Trend {
+    let nights = nights_on(history, machine);
     let rows: Vec<&HistoryRow> = history
         .iter()
-        .filter(|r| &r.fingerprint() == machine)
+        .filter(|r| &r.fingerprint() == machine && nights.contains(&r.timestamp))
         .collect();
-    let mut nights: Vec<String> = rows.iter().map(|r| r.timestamp.clone()).collect();
-    nights.sort();
-    nights.dedup();
-    let nights = nights.split_off(nights.len().saturating_sub(MAX_NIGHTS));
     let points: Vec<String> = {
         let mut p: Vec<String> = rows.iter().map(|r| r.point().key()).collect();
         p.sort();
@@ -106,17 +138,6 @@ pub fn prepare(
             .or_insert_with(|| (name, Vec::new()))
             .1
             .push(r);
-    }
-    let mut regressed: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    for (i, night) in nights.iter().enumerate() {
-        for v in verdict::nightly_verdicts(history, night, settings) {
-            if v.metric == metric && v.outcome() == Outcome::Regressed {
-                regressed
-                    .entry((v.runtime.clone(), v.point.key()))
-                    .or_default()
-                    .push(i);
-            }
-        }
     }
     let series = groups
         .into_iter()
@@ -137,7 +158,14 @@ pub fn prepare(
                 .collect();
             (!points.is_empty()).then(|| Series {
                 name,
-                regressions: regressed.remove(&key).unwrap_or_default(),
+                regressions: regressed
+                    .get(&(key.0, key.1, metric))
+                    .map(|ns| {
+                        ns.iter()
+                            .filter_map(|n| nights.iter().position(|x| x == n))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 points,
             })
         })
@@ -303,10 +331,10 @@ pub fn draw(trend: &Trend, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Axis numbers without a cascade of decimals: 52 100, 933, 12.3.
+/// Numbers without a cascade of decimals, thousands grouped: 52 100, 933, 12.3.
 pub fn format_value(v: f64) -> String {
     let a = v.abs();
-    if a >= 10_000.0 {
+    if a >= 1_000.0 {
         let s = format!("{:.0}", v);
         // thin grouping for readability
         let (sign, digits) = s.split_at(usize::from(s.starts_with('-')));
@@ -347,13 +375,8 @@ mod tests {
             }
         }
         let machine = h[0].fingerprint();
-        let t = prepare(
-            "smoke",
-            &h,
-            &machine,
-            Metric::RequestsPerSec,
-            &Settings::default(),
-        );
+        let marks = regressions(&h, &machine, &Settings::default());
+        let t = prepare("smoke", &h, &machine, Metric::RequestsPerSec, &marks);
         assert_eq!(t.nights.len(), 9);
         assert_eq!(t.series.len(), 1);
         let s = &t.series[0];
@@ -365,14 +388,11 @@ mod tests {
         let mut other = row("2025-01-10T03:00:00Z", "tokio", 0, 1.0);
         other.host_cpu = "Other".into();
         h.push(other);
-        let t = prepare(
-            "smoke",
-            &h,
-            &machine,
-            Metric::RequestsPerSec,
-            &Settings::default(),
-        );
+        let t = prepare("smoke", &h, &machine, Metric::RequestsPerSec, &marks);
         assert_eq!(t.nights.len(), 9);
+        // Only the metric that regressed is marked.
+        let t = prepare("smoke", &h, &machine, Metric::P99Us, &marks);
+        assert!(t.series[0].regressions.is_empty());
     }
 
     #[test]
@@ -390,7 +410,7 @@ mod tests {
             })
             .collect();
         let machine = h[0].fingerprint();
-        let t = prepare("smoke", &h, &machine, Metric::P99Us, &Settings::default());
+        let t = prepare("smoke", &h, &machine, Metric::P99Us, &Regressions::new());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(file_name("smoke", Metric::P99Us));
         draw(&t, &p).unwrap();
@@ -416,6 +436,7 @@ mod tests {
         assert_eq!(format_value(52_100.4), "52 100");
         assert_eq!(format_value(1_234_567.0), "1 234 567");
         assert_eq!(format_value(933.46), "933");
+        assert_eq!(format_value(8602.2), "8 602");
         assert_eq!(format_value(12.34), "12.3");
         assert_eq!(format_value(1.5), "1.50");
     }
