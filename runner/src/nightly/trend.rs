@@ -6,7 +6,7 @@
 //! not look like a slope, and several runs in one day stay readable.
 
 use super::history::{Fingerprint, HistoryRow};
-use super::metric::Metric;
+use super::metric::{Better, Metric};
 use super::verdict::{self, Outcome, Settings};
 use crate::stats;
 use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
@@ -202,20 +202,18 @@ fn night_labels(nights: &[String]) -> Vec<String> {
     }
 }
 
+/// From zero to a little above the highest trial: a zoomed axis makes a 2% wobble look like a
+/// cliff, and whether a change matters is the verdict's job (the red rings), not the eye's.
 fn y_range(trend: &Trend) -> (f64, f64) {
-    let (lo, hi) = trend
+    let hi = trend
         .series
         .iter()
         .flat_map(|s| s.points.iter())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-            (lo.min(p.2), hi.max(p.3))
-        });
-    if !lo.is_finite() {
+        .fold(f64::NEG_INFINITY, |hi, p| hi.max(p.3));
+    if !hi.is_finite() || hi <= 0.0 {
         return (0.0, 1.0);
     }
-    // A flat line gets +-5% of its value, so tiny differences are not blown up to full height.
-    let pad = ((hi - lo) * 0.15).max(hi.abs() * 0.05).max(1e-9);
-    ((lo - pad).max(0.0), hi + pad)
+    (0.0, hi * 1.12)
 }
 
 pub fn draw(trend: &Trend, path: &Path) -> anyhow::Result<()> {
@@ -245,7 +243,15 @@ pub fn draw(trend: &Trend, path: &Path) -> anyhow::Result<()> {
     let (y_lo, y_hi) = y_range(trend);
     let mut chart = ChartBuilder::on(&main)
         .caption(
-            format!("{} — {}", trend.scenario, trend.metric.label()),
+            format!(
+                "{} — {}, {} is better",
+                trend.scenario,
+                trend.metric.label(),
+                match trend.metric.better() {
+                    Better::Higher => "higher",
+                    Better::Lower => "lower",
+                }
+            ),
             (font, FONT_CAPTION),
         )
         .margin(14)
