@@ -340,7 +340,9 @@ pub fn draw(trend: &Trend, path: &Path) -> anyhow::Result<()> {
 /// Numbers without a cascade of decimals, thousands grouped: 52 100, 933, 12.3.
 pub fn format_value(v: f64) -> String {
     let a = v.abs();
-    if a >= 1_000.0 {
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 1_000.0 {
         let s = format!("{:.0}", v);
         // thin grouping for readability
         let (sign, digits) = s.split_at(usize::from(s.starts_with('-')));
@@ -445,5 +447,6 @@ mod tests {
         assert_eq!(format_value(8602.2), "8 602");
         assert_eq!(format_value(12.34), "12.3");
         assert_eq!(format_value(1.5), "1.50");
+        assert_eq!(format_value(0.0), "0");
     }
 }
