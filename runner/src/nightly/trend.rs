@@ -272,7 +272,7 @@ pub fn draw(trend: &Trend, path: &Path) -> anyhow::Result<()> {
             _ => String::new(),
         })
         .y_labels(8)
-        .y_label_formatter(&|v| format_value(*v))
+        .y_label_formatter(&|v| format_axis(*v, y_hi))
         .x_desc("night (UTC, month-day time)")
         .y_desc(trend.metric.label())
         .label_style((font, FONT_LABEL))
@@ -335,6 +335,20 @@ pub fn draw(trend: &Trend, path: &Path) -> anyhow::Result<()> {
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// Axis labels with the same number of decimals all the way up (8.00, 10.00, not 8.00, 10.0),
+/// chosen by the top of the axis.
+fn format_axis(v: f64, top: f64) -> String {
+    if top >= 1_000.0 {
+        format_value(v.round())
+    } else if top >= 100.0 {
+        format!("{v:.0}")
+    } else if top >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 /// Numbers without a cascade of decimals, thousands grouped: 52 100, 933, 12.3.
@@ -448,5 +462,8 @@ mod tests {
         assert_eq!(format_value(12.34), "12.3");
         assert_eq!(format_value(1.5), "1.50");
         assert_eq!(format_value(0.0), "0");
+        assert_eq!(format_axis(8.0, 10.5), "8.0");
+        assert_eq!(format_axis(10.0, 10.5), "10.0");
+        assert_eq!(format_axis(40_000.0, 98_000.0), "40 000");
     }
 }
