@@ -28,3 +28,8 @@ test:
 # Is the load generator the bottleneck? C epoll client vs runbench's, against a C epoll server.
 bench-loadgen:
     benchmarks/c-epoll/run.sh
+
+# The nightly: every scenarios/nightly/*.toml, history, verdicts, trend plots, nightly.md.
+# Exit code 3 = a confirmed regression. `just nightly --out /tmp/n --trials 3`.
+nightly *ARGS: build
+    ./target/release/runbench nightly {{ARGS}}

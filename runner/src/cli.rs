@@ -1,7 +1,7 @@
 //! The command line. `main` only maps outcomes to exit codes; the work is in fallible functions.
 
 use crate::plan::{self, Overrides};
-use crate::{plugin, protocol, results, run, scenario};
+use crate::{nightly, plugin, protocol, results, run, scenario};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -13,6 +13,8 @@ pub mod exit {
     pub const SOME_FAILED: i32 = 1;
     /// Bad input (scenario, arguments, plugin) or a preflight refusal; nothing was run.
     pub const BAD_INPUT: i32 = 2;
+    /// `nightly` / `compare`: a confirmed regression (see `nightly::verdict`).
+    pub const REGRESSION: i32 = 3;
 }
 
 #[derive(Parser)]
@@ -92,6 +94,42 @@ enum Command {
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
     },
+    /// Run every scenario in --scenarios, append the trials to the history, judge them against
+    /// the last nights on this machine, draw trend plots and write nightly.md. Exits 3 on a
+    /// confirmed regression.
+    Nightly {
+        /// Folder of nightly scenario files (*.toml).
+        #[arg(long, default_value = "scenarios/nightly")]
+        scenarios: PathBuf,
+        /// Output root: run folders, history/<scenario>.csv and nightly/<UTC time>/.
+        #[arg(long, default_value = "output")]
+        out: PathBuf,
+        /// How many earlier nights (on this machine) form the baseline.
+        #[arg(long, default_value_t = nightly::verdict::DEFAULT_BASELINE_NIGHTS)]
+        baseline_nights: usize,
+        /// Noise threshold in percent: smaller changes of the median are never a regression.
+        #[arg(long, default_value_t = nightly::verdict::DEFAULT_NOISE_PCT)]
+        noise: f64,
+        /// Trials per runtime when the run does not repeat itself (the scenario is run this often).
+        #[arg(long, default_value_t = nightly::DEFAULT_TRIALS)]
+        trials: usize,
+        #[arg(long)]
+        plugin_dir: Option<PathBuf>,
+    },
+    /// Compare run folder B with run folder A as the baseline (same verdict rules as nightly).
+    /// Exits 3 on a confirmed regression.
+    Compare {
+        /// Baseline run folder (output/<scenario>/<time>).
+        a: PathBuf,
+        /// Run folder to judge.
+        b: PathBuf,
+        /// Noise threshold in percent.
+        #[arg(long, default_value_t = nightly::verdict::DEFAULT_NOISE_PCT)]
+        noise: f64,
+        /// Compare even when the runs come from different machines (CPU, cores or kernel).
+        #[arg(long)]
+        force: bool,
+    },
     /// (internal) Host one plugin's server; spawned by `run`.
     #[command(hide = true)]
     Serve {
@@ -136,6 +174,27 @@ pub fn main() -> i32 {
         },
         Command::List { plugin_dir } => report(list(plugin_dir)),
         Command::Plot { run_dir } => report(plot(&run_dir)),
+        Command::Nightly {
+            scenarios,
+            out,
+            baseline_nights,
+            noise,
+            trials,
+            plugin_dir,
+        } => match run_nightly(scenarios, out, baseline_nights, noise, trials, plugin_dir) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                exit::BAD_INPUT
+            }
+        },
+        Command::Compare { a, b, noise, force } => match compare(&a, &b, noise, force) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                exit::BAD_INPUT
+            }
+        },
         Command::Validate {
             scenarios,
             plugin_dir,
@@ -293,4 +352,58 @@ fn run_all(
         }
     }
     Ok(code)
+}
+
+fn settings(baseline_nights: usize, noise_pct: f64) -> anyhow::Result<nightly::verdict::Settings> {
+    anyhow::ensure!(
+        noise_pct.is_finite() && (0.0..100.0).contains(&noise_pct),
+        "--noise is a percentage between 0 and 100, got {noise_pct}"
+    );
+    Ok(nightly::verdict::Settings {
+        baseline_nights,
+        noise: noise_pct / 100.0,
+        ..Default::default()
+    })
+}
+
+fn run_nightly(
+    scenarios: PathBuf,
+    out: PathBuf,
+    baseline_nights: usize,
+    noise: f64,
+    trials: usize,
+    plugin_dir: Option<PathBuf>,
+) -> anyhow::Result<i32> {
+    let opts = nightly::Options {
+        scenarios_dir: scenarios,
+        out,
+        settings: settings(baseline_nights, noise)?,
+        trials,
+        plugin_dir: resolve_dir(plugin_dir)?,
+    };
+    let night = nightly::run(&opts)?;
+    let md = std::fs::read_to_string(night.dir.join("nightly.md")).unwrap_or_default();
+    println!("{md}");
+    Ok(if night.regressions > 0 {
+        exit::REGRESSION
+    } else if night.failed_trials > 0 {
+        exit::SOME_FAILED
+    } else {
+        exit::OK
+    })
+}
+
+fn compare(
+    a: &std::path::Path,
+    b: &std::path::Path,
+    noise: f64,
+    force: bool,
+) -> anyhow::Result<i32> {
+    let (md, regressions) = nightly::compare(a, b, &settings(1, noise)?, force)?;
+    println!("{md}");
+    Ok(if regressions > 0 {
+        exit::REGRESSION
+    } else {
+        exit::OK
+    })
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod loadgen;
 pub mod measure;
 pub mod netns;
+pub mod nightly;
 pub mod notes;
 pub mod plan;
 pub mod plot;

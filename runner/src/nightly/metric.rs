@@ -1,0 +1,76 @@
+//! The metrics a nightly tracks, and which way is better for each.
+
+use super::history::HistoryRow;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Metric {
+    RequestsPerSec,
+    P50Us,
+    P99Us,
+    ServerCpuUsPerRequest,
+    ServerRssPeakBytes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 5] = [
+        Metric::RequestsPerSec,
+        Metric::P50Us,
+        Metric::P99Us,
+        Metric::ServerCpuUsPerRequest,
+        Metric::ServerRssPeakBytes,
+    ];
+
+    /// The column name in summary.csv and the history (also used in file names).
+    pub fn column(self) -> &'static str {
+        match self {
+            Metric::RequestsPerSec => "requests_per_sec",
+            Metric::P50Us => "p50_us",
+            Metric::P99Us => "p99_us",
+            Metric::ServerCpuUsPerRequest => "server_cpu_us_per_request",
+            Metric::ServerRssPeakBytes => "server_rss_peak_bytes",
+        }
+    }
+
+    /// For tables and plot captions.
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::RequestsPerSec => "throughput (requests/s)",
+            Metric::P50Us => "p50 latency (µs)",
+            Metric::P99Us => "p99 latency (µs)",
+            Metric::ServerCpuUsPerRequest => "server CPU per request (µs)",
+            Metric::ServerRssPeakBytes => "server peak RSS (MiB)",
+        }
+    }
+
+    /// Values are shown in this unit (RSS is stored in bytes, shown in MiB).
+    pub fn display_scale(self) -> f64 {
+        match self {
+            Metric::ServerRssPeakBytes => 1.0 / (1024.0 * 1024.0),
+            _ => 1.0,
+        }
+    }
+
+    pub fn better(self) -> Better {
+        match self {
+            Metric::RequestsPerSec => Better::Higher,
+            _ => Better::Lower,
+        }
+    }
+
+    pub fn get(self, r: &HistoryRow) -> Option<f64> {
+        let v = match self {
+            Metric::RequestsPerSec => r.requests_per_sec,
+            Metric::P50Us => r.p50_us,
+            Metric::P99Us => r.p99_us,
+            Metric::ServerCpuUsPerRequest => r.server_cpu_us_per_request,
+            Metric::ServerRssPeakBytes => r.server_rss_peak_bytes,
+        };
+        v.filter(|v| v.is_finite())
+    }
+}

@@ -1,0 +1,378 @@
+//! `runbench nightly`: run every `scenarios/nightly/*.toml`, append the trials to the history,
+//! judge tonight against the recent past, draw trend plots and write `nightly.md`.
+//!
+//! Output (`<out>` = `--out`, default `output/`):
+//! - `<out>/<scenario>/<UTC time>/`: the usual run folders;
+//! - `<out>/history/<scenario>.csv`: every night's trials ([`history`]);
+//! - `<out>/nightly/<UTC time>/`: `nightly.md`, `verdicts.csv`, `bmf.json` and
+//!   `trend-<scenario>-<metric>.png`; `<out>/nightly/latest` links to the newest.
+//!
+//! A verdict needs several trials per runtime: each scenario runs with `[run] repeat` (or
+//! `--trials`) trials, the order of runtimes shuffled per trial so slow drift of the machine
+//! spreads over all runtimes alike, and its `trials.csv` gives the trials.
+
+pub mod bmf;
+pub mod history;
+pub mod metric;
+pub mod report;
+pub mod run_folder;
+pub mod trend;
+pub mod verdict;
+
+use crate::plan::{self, Overrides, Plan};
+use crate::{progress, run, scenario};
+use history::HistoryRow;
+use metric::Metric;
+use report::{NightReport, ScenarioSection};
+use run_folder::RunFolder;
+use std::path::{Path, PathBuf};
+use verdict::Settings;
+
+/// Trials per runtime when the run itself does not repeat.
+pub const DEFAULT_TRIALS: usize = 5;
+/// Folder names under the output root that the nightly uses itself.
+const RESERVED: [&str; 2] = ["history", "nightly"];
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub scenarios_dir: PathBuf,
+    pub out: PathBuf,
+    pub settings: Settings,
+    pub trials: usize,
+    pub plugin_dir: PathBuf,
+}
+
+/// What a night found.
+#[derive(Clone, Debug)]
+pub struct NightOutcome {
+    pub dir: PathBuf,
+    pub regressions: usize,
+    pub failed_trials: usize,
+}
+
+/// The scenario files of a nightly, sorted by name.
+pub fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("reading scenario folder {}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no *.toml scenario files in {}",
+        dir.display()
+    );
+    Ok(files)
+}
+
+pub fn run(opts: &Options) -> anyhow::Result<NightOutcome> {
+    anyhow::ensure!(
+        (1..=1000).contains(&opts.trials),
+        "--trials must be between 1 and 1000"
+    );
+    anyhow::ensure!(
+        opts.settings.baseline_nights >= 1,
+        "--baseline-nights must be at least 1"
+    );
+    let host = scenario::Host::current();
+    // Check every scenario before running any, so a typo in the last file costs nothing.
+    let mut plans: Vec<Plan> = Vec::new();
+    for path in scenario_files(&opts.scenarios_dir)? {
+        let s = scenario::load(&path, &host)?;
+        anyhow::ensure!(
+            !RESERVED.contains(&s.name.as_str()),
+            "{}: the scenario name `{}` is reserved for the nightly's own folders ({}); rename it",
+            path.display(),
+            s.name,
+            RESERVED.join(", ")
+        );
+        if let Some(other) = plans.iter().find(|p| p.scenario.name == s.name) {
+            anyhow::bail!(
+                "{} and {} both name their scenario `{}`; they would share one history file",
+                other.scenario.source.display(),
+                path.display(),
+                s.name
+            );
+        }
+        // A scenario's own `[run] repeat` wins; otherwise --trials.
+        let overrides = Overrides {
+            repeat: (s.run.repeat == 1).then_some(opts.trials),
+            ..Overrides::default()
+        };
+        plans.push(plan::plan(&s, &overrides, &opts.plugin_dir)?);
+    }
+
+    let started = chrono::Utc::now();
+    let night = started.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let dir = create_night_dir(&opts.out, started)?;
+    let mut sections = Vec::new();
+    let mut machine = None;
+    let mut git_commit = crate::results::meta::GIT_COMMIT.to_string();
+    for p in &plans {
+        let (folders, trials_note) = run_trials(p, &opts.out)?;
+        let rows = night_rows(&folders, &night, &opts.out);
+        if let Some(f) = folders.first() {
+            machine.get_or_insert_with(|| f.fingerprint.clone());
+            git_commit = f.git_commit.clone();
+        }
+        let name = &p.scenario.name;
+        let hist_path = history::path(&opts.out, name);
+        history::append(&hist_path, &rows)?;
+        let history = history::read(&hist_path)?;
+        let verdicts = verdict::nightly_verdicts(&history, &night, &opts.settings);
+        let mut plots = Vec::new();
+        if let Some(fp) = rows.first().map(HistoryRow::fingerprint) {
+            let marks = trend::regressions(&history, &fp, &opts.settings);
+            for metric in Metric::ALL {
+                let t = trend::prepare(name, &history, &fp, metric, &marks);
+                if t.series.is_empty() {
+                    continue;
+                }
+                let file = trend::file_name(name, metric);
+                trend::draw(&t, &dir.join(&file))?;
+                plots.push((metric, file));
+            }
+        }
+        sections.push(ScenarioSection {
+            name: name.clone(),
+            verdicts,
+            plots,
+            failures: folders.iter().flat_map(|f| f.failures.clone()).collect(),
+            trials_note,
+            runs: folders
+                .iter()
+                .map(|f| relative(&f.path, &opts.out))
+                .collect(),
+        });
+        write_reports(&dir, &night, &git_commit, &machine, opts, &sections)?;
+    }
+    let mut bmf = bmf::Bmf::new();
+    for sec in &sections {
+        let hist = history::read(&history::path(&opts.out, &sec.name))?;
+        let tonight: Vec<HistoryRow> = hist.into_iter().filter(|r| r.timestamp == night).collect();
+        bmf::add(&mut bmf, &sec.name, &tonight);
+    }
+    write_atomic(&dir.join("bmf.json"), &bmf::to_json(&bmf)?)?;
+    point_latest(&opts.out.join("nightly"), &dir)?;
+    progress::log(&format!(
+        "nightly: wrote {}",
+        dir.join("nightly.md").display()
+    ));
+    Ok(NightOutcome {
+        regressions: sections
+            .iter()
+            .map(|s| report::regressions(&s.verdicts))
+            .sum(),
+        failed_trials: sections.iter().map(|s| s.failures.len()).sum(),
+        dir,
+    })
+}
+
+/// nightly.md and verdicts.csv, rewritten after each scenario so a later failure keeps them.
+fn write_reports(
+    dir: &Path,
+    night: &str,
+    git_commit: &str,
+    machine: &Option<history::Fingerprint>,
+    opts: &Options,
+    sections: &[ScenarioSection],
+) -> anyhow::Result<()> {
+    let md = report::nightly_md(&NightReport {
+        night: night.to_string(),
+        git_commit: git_commit.to_string(),
+        machine: machine.clone(),
+        settings: opts.settings,
+        sections: sections.to_vec(),
+    });
+    write_atomic(&dir.join("nightly.md"), md.as_bytes())?;
+    write_atomic(&dir.join("verdicts.csv"), &report::verdicts_csv(sections)?)
+}
+
+/// Runs a plan (which repeats every runtime `[run] repeat` times itself, in shuffled order) and
+/// reads its trials.
+fn run_trials(plan: &Plan, out: &Path) -> anyhow::Result<(Vec<RunFolder>, String)> {
+    let name = &plan.scenario.name;
+    progress::log(&format!(
+        "nightly: {name}, {} trial(s) per runtime",
+        plan.scenario.run.repeat
+    ));
+    let folder = run_once(plan, out)?;
+    let note = format!(
+        "Trials: {} per runtime from the run's trials.csv (runtimes in shuffled order per trial).",
+        plan.scenario.run.repeat
+    );
+    Ok((vec![folder], note))
+}
+
+fn run_once(plan: &Plan, out: &Path) -> anyhow::Result<RunFolder> {
+    run::run_plan(plan, out, &run::RunOptions { keep_trials: true })?;
+    let parent = out.join(&plan.scenario.name);
+    let link = parent.join("latest");
+    let target = std::fs::read_link(&link)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", link.display()))?;
+    run_folder::read(&parent.join(target))
+}
+
+/// Tonight's history rows: every trial of every folder, stamped with the night. Repeated runs
+/// number their trials on from the previous run's.
+fn night_rows(folders: &[RunFolder], night: &str, out: &Path) -> Vec<HistoryRow> {
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    for f in folders {
+        let mut max_trial = 0;
+        for r in &f.rows {
+            let mut r = r.clone();
+            max_trial = max_trial.max(r.trial);
+            r.trial += offset;
+            r.timestamp = night.to_string();
+            r.run_dir = relative(&f.path, out);
+            rows.push(r);
+        }
+        for fl in &f.failures {
+            max_trial = max_trial.max(fl.trial);
+        }
+        offset += max_trial + 1;
+    }
+    rows
+}
+
+fn relative(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn create_night_dir(out: &Path, started: chrono::DateTime<chrono::Utc>) -> anyhow::Result<PathBuf> {
+    let parent = out.join("nightly");
+    let base = started.format("%Y-%m-%dT%H-%M-%SZ").to_string();
+    let mut dir = parent.join(&base);
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = parent.join(format!("{base}-{n}"));
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn point_latest(parent: &Path, dir: &Path) -> anyhow::Result<()> {
+    let name = dir.file_name().expect("night folder has a name");
+    let tmp = parent.join(format!(".latest-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(name, &tmp)?;
+    std::fs::rename(&tmp, parent.join("latest"))?;
+    Ok(())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| anyhow::anyhow!("replacing {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// `runbench compare A B`: the report, and how many regressions it found.
+pub fn compare(
+    a: &Path,
+    b: &Path,
+    settings: &Settings,
+    force: bool,
+) -> anyhow::Result<(String, usize)> {
+    let fa = run_folder::read(a)?;
+    let fb = run_folder::read(b)?;
+    verdict::check_comparable(&fa, &fb, force)?;
+    if fa.scenario != fb.scenario {
+        progress::log(&format!(
+            "note: comparing different scenarios (`{}` and `{}`); runtimes and points are matched \
+             by name and parameters",
+            fa.scenario, fb.scenario
+        ));
+    }
+    let verdicts = verdict::compare_runs(&fa, &fb, settings);
+    anyhow::ensure!(
+        !verdicts.is_empty(),
+        "{} has no successful trial to compare",
+        b.display()
+    );
+    let md = report::compare_md(
+        &a.display().to_string(),
+        &b.display().to_string(),
+        &verdicts,
+        settings,
+    );
+    Ok((md, report::regressions(&verdicts)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use run_folder::tests::write_run;
+
+    #[test]
+    fn compare_refuses_other_machines_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        write_run(&a, "CPU X", &[("tokio", 0, 1000.0)]);
+        write_run(&b, "CPU Y", &[("tokio", 0, 1000.0)]);
+        let err = compare(&a, &b, &Settings::default(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("different machines") && err.contains("CPU X (A) vs CPU Y (B)"));
+        assert!(err.contains("--force"));
+        assert!(compare(&a, &b, &Settings::default(), true).is_ok());
+    }
+
+    #[test]
+    fn compare_finds_a_slower_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let base: Vec<(&str, u32, f64)> = (0..5)
+            .map(|t| ("tokio", t, 1000.0 + t as f64 * 7.0))
+            .collect();
+        let slow: Vec<(&str, u32, f64)> = (0..5)
+            .map(|t| ("tokio", t, 800.0 + t as f64 * 7.0))
+            .collect();
+        write_run(&a, "CPU X", &base);
+        write_run(&b, "CPU X", &slow);
+        let (md, regressions) = compare(&a, &b, &Settings::default(), false).unwrap();
+        // requests/s down 20%; p50, p99 and CPU per request (derived as 1/rps) up 25%.
+        assert_eq!(regressions, 4, "{md}");
+        assert!(
+            md.contains("| tokio | throughput (requests/s) | **regressed** |"),
+            "{md}"
+        );
+        let (md, regressions) = compare(&a, &a, &Settings::default(), false).unwrap();
+        assert_eq!(regressions, 0, "{md}");
+    }
+
+    #[test]
+    fn repeated_runs_number_trials_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("smoke/r1"), dir.path().join("smoke/r2"));
+        write_run(&a, "CPU X", &[("tokio", 0, 1000.0), ("other", 0, 10.0)]);
+        write_run(&b, "CPU X", &[("tokio", 0, 1001.0), ("other", 0, 11.0)]);
+        let folders = vec![run_folder::read(&a).unwrap(), run_folder::read(&b).unwrap()];
+        let rows = night_rows(&folders, "2025-01-01T00:00:00Z", dir.path());
+        let trials: Vec<(String, u32, String)> = rows
+            .iter()
+            .map(|r| (r.runtime.clone(), r.trial, r.run_dir.clone()))
+            .collect();
+        assert_eq!(
+            trials,
+            vec![
+                ("tokio".into(), 0, "smoke/r1".into()),
+                ("other".into(), 0, "smoke/r1".into()),
+                ("tokio".into(), 1, "smoke/r2".into()),
+                ("other".into(), 1, "smoke/r2".into()),
+            ]
+        );
+        assert!(rows.iter().all(|r| r.timestamp == "2025-01-01T00:00:00Z"));
+    }
+}
