@@ -6,6 +6,7 @@
 
 pub mod authoring;
 pub mod cli;
+pub mod interrupt;
 pub mod loadgen;
 pub mod measure;
 pub mod plan;
@@ -14,6 +15,7 @@ pub mod procfs;
 pub mod progress;
 pub mod protocol;
 pub mod results;
+pub mod rss_trend;
 pub mod run;
 pub mod scenario;
 pub mod serve_child;
