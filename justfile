@@ -33,3 +33,23 @@ bench-loadgen:
 # Exit code 3 = a confirmed regression. `just nightly --out /tmp/n --trials 3`.
 nightly *ARGS: build
     ./target/release/runbench nightly {{ARGS}}
+
+# Fuzz the scenario parser for SECONDS with cargo-fuzz (libFuzzer; needs a nightly toolchain).
+fuzz SECONDS="60":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! rustup toolchain list | grep -q '^nightly'; then
+        echo "just fuzz: cargo-fuzz needs a nightly toolchain; installing it" >&2
+        if ! rustup toolchain install nightly --profile minimal; then
+            echo "just fuzz: no nightly toolchain here and it could not be installed; fuzzing needs" >&2
+            echo "  nightly (cargo-fuzz builds with -Zsanitizer). Install it with" >&2
+            echo "  'rustup toolchain install nightly' where that is possible." >&2
+            exit 1
+        fi
+    fi
+    if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+        cargo install cargo-fuzz --locked
+    fi
+    # The corpus (fuzz/corpus/scenario_parse) starts from seed-*.toml, copies of shipped scenarios.
+    cargo +nightly fuzz run scenario_parse -- \
+        -max_total_time={{SECONDS}} -dict={{justfile_directory()}}/fuzz/scenario.dict

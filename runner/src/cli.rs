@@ -15,6 +15,10 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     /// `nightly` / `compare`: a confirmed regression (see `nightly::verdict`).
     pub const REGRESSION: i32 = 3;
+    /// Interrupted by Ctrl-C (128 + SIGINT); what was measured was written, marked interrupted.
+    pub const INTERRUPTED: i32 = 130;
+    /// Stopped by SIGTERM (128 + SIGTERM); as for [`INTERRUPTED`].
+    pub const TERMINATED: i32 = 143;
 }
 
 #[derive(Parser)]
@@ -67,6 +71,10 @@ enum Command {
         /// Run this plugin file instead of the built plugins (repeatable).
         #[arg(long = "plugin")]
         plugins: Vec<PathBuf>,
+        /// How long a server may take to report ready before it is killed (tests use a short
+        /// one to exercise the timeout).
+        #[arg(long, hide = true, default_value = "15s", value_parser = humantime::parse_duration)]
+        ready_timeout: std::time::Duration,
     },
     /// Write a commented scenario to start from (scenarios/<name>.toml).
     New {
@@ -221,7 +229,12 @@ pub fn main() -> i32 {
             allow_remote,
             plugin_dir,
             plugins,
+            ready_timeout,
         } => {
+            if let Err(e) = crate::interrupt::install() {
+                eprintln!("error: installing the Ctrl-C handler: {e}");
+                return exit::BAD_INPUT;
+            }
             let overrides = Overrides {
                 runtimes,
                 connections,
@@ -231,7 +244,10 @@ pub fn main() -> i32 {
                 allow_remote,
                 plugins,
             };
-            let options = run::RunOptions { keep_trials };
+            let options = run::RunOptions {
+                keep_trials,
+                ready_timeout,
+            };
             match run_all(&scenarios, &out, &overrides, &options, dry_run, plugin_dir) {
                 Ok(code) => code,
                 Err(e) => {
@@ -345,9 +361,17 @@ fn run_all(
     }
     let mut code = exit::OK;
     for p in &plans {
-        let summary = run::run_plan(p, out, options)?;
-        eprintln!("{}", results::console_table(&summary));
-        if summary.iter().any(|r| r.status != results::RowStatus::Ok) {
+        let outcome = run::run_plan(p, out, options)?;
+        eprintln!("{}", results::console_table(&outcome.summary));
+        if let Some(sig) = outcome.interrupted {
+            // The scenarios after this one are not started.
+            return Ok(crate::interrupt::exit_code(sig));
+        }
+        if outcome
+            .summary
+            .iter()
+            .any(|r| r.status != results::RowStatus::Ok)
+        {
             code = exit::SOME_FAILED;
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod authoring;
 pub mod cli;
+pub mod interrupt;
 pub mod loadgen;
 pub mod measure;
 pub mod netns;
@@ -21,6 +22,7 @@ pub mod protocol;
 pub mod render;
 pub mod report;
 pub mod results;
+pub mod rss_trend;
 pub mod run;
 pub mod scenario;
 pub mod serve_child;

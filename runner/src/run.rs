@@ -1,17 +1,24 @@
 //! Runs a [`Plan`] step by step (trial x point x runtime, shuffled per trial): servers up ->
 //! load generators connected -> load (timeline sampled) -> servers stopped -> one trial row.
 //! Every file of the run folder is rewritten after each step, so nothing measured is lost.
+//!
+//! Every wait has a deadline: server start-up (`ready_timeout`), connecting (scaled with the
+//! connection count), the load (its planned length + [`LOAD_MARGIN`]), shutdown (grace +
+//! [`crate::supervise::server::EXIT_MARGIN`], then SIGKILL), the cooldown ([`COOLDOWN_LIMIT`]).
+//! A server that dies ends its step at once; an interruption (Ctrl-C, SIGTERM) ends the step
+//! and the run after stopping the current server (see [`crate::interrupt`]).
 
 use crate::measure::{percentile_us, LoadMeasurement, SPECTRUM};
 use crate::plan::{Plan, Point, Step, Subject};
 use crate::progress::{self, Phase, RunProgress};
 use crate::protocol::{LoadResult, LoadgenSpec, Ramp, ServeSpec};
 use crate::results::hlog::{self, HlogEntry};
-use crate::results::{self, Meta, PercentileRow, RowStatus, RunDir, SummaryRow};
+use crate::results::{self, Meta, PercentileRow, RowStatus, RunDir, RunStatus, SummaryRow};
+use crate::rss_trend::{self, RssTrend};
 use crate::scenario::Model;
 use crate::supervise::external::External;
 use crate::supervise::loadgen::Loadgens;
-use crate::supervise::server::{Servers, ServersExit};
+use crate::supervise::server::{Servers, ServersExit, READY_TIMEOUT};
 use crate::timeline::{TimelineRecorder, TimelineRow};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
@@ -29,10 +36,51 @@ const COOLDOWN_LIMIT: Duration = Duration::from_secs(10);
 static RUN_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// Options of one `run` that are not part of the scenario.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RunOptions {
     /// Also write every trial's row to trials.csv.
     pub keep_trials: bool,
+    /// How long a server may take to report ready before it is killed.
+    pub ready_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            keep_trials: false,
+            ready_timeout: READY_TIMEOUT,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The rows of summary.csv.
+    pub summary: Vec<SummaryRow>,
+    /// The signal that interrupted the run, if one did (the files are marked so).
+    pub interrupted: Option<i32>,
+}
+
+/// How a step ended without a measurement.
+#[derive(Debug)]
+enum StepEnd {
+    Failed(String),
+    Interrupted(String),
+}
+
+impl From<String> for StepEnd {
+    fn from(e: String) -> Self {
+        StepEnd::Failed(e)
+    }
+}
+
+/// An error of a wait that an interruption also ends: which of the two it was.
+fn failed_or_interrupted(e: String) -> StepEnd {
+    match crate::interrupt::requested() {
+        Some(_) => StepEnd::Interrupted(e),
+        None => StepEnd::Failed(e),
+    }
 }
 
 /// Everything one step produced.
@@ -52,12 +100,9 @@ struct Collected {
     hlog: Vec<HlogEntry>,
 }
 
-/// Runs every step of the plan; returns the summary rows (also written to disk as they come).
-pub fn run_plan(
-    plan: &Plan,
-    out_root: &Path,
-    options: &RunOptions,
-) -> anyhow::Result<Vec<SummaryRow>> {
+/// Runs every step of the plan, or until interrupted; returns the summary rows (also written to
+/// disk as they come).
+pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
     let started = chrono::Utc::now();
     let base_time = SystemTime::now();
     let dir = RunDir::create(out_root, &plan.scenario.name, started)?;
@@ -80,22 +125,47 @@ pub fn run_plan(
     let mut all = Collected::default();
     let mut summary = Vec::new();
     for (n, step) in plan.steps.iter().enumerate() {
-        let (out, port) = run_step(plan, &exe, step, base_time);
+        if crate::interrupt::requested().is_some() {
+            break;
+        }
+        let (out, port) = run_step(plan, &exe, step, base_time, options);
+        if out.row.status != RowStatus::Interrupted {
+            meta.steps_done += 1;
+        }
         all.trials.push(out.row);
         all.percentiles.extend(out.percentiles);
         all.timeline.extend(out.timeline);
         all.hlog.extend(out.hlog);
         summary = results::aggregate(&all.trials, plan.seed);
         write_all(&dir, &all, &summary, options, base_time)?;
-        if n + 1 < plan.steps.len() {
+        dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
+        if n + 1 < plan.steps.len() && crate::interrupt::requested().is_none() {
             cooldown(port);
         }
     }
+    let interrupted = crate::interrupt::requested();
+    meta.status = match interrupted {
+        Some(_) => RunStatus::Interrupted,
+        None => RunStatus::Complete,
+    };
+    meta.interrupted_by = interrupted.map(crate::interrupt::name);
     meta.finished_at = Some(chrono::Utc::now().to_rfc3339());
     dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
     draw_plots(&dir.path);
-    progress::log(&format!("wrote {}", dir.path.display()));
-    Ok(summary)
+    match interrupted {
+        Some(sig) => progress::log(&format!(
+            "interrupted by {}: {} of {} measurement(s) done; wrote what was measured to {}",
+            crate::interrupt::name(sig),
+            meta.steps_done,
+            meta.steps_planned,
+            dir.path.display()
+        )),
+        None => progress::log(&format!("wrote {}", dir.path.display())),
+    }
+    Ok(RunOutcome {
+        summary,
+        interrupted,
+    })
 }
 
 fn write_all(
@@ -123,7 +193,10 @@ fn write_all(
 fn cooldown(port: Option<u16>) {
     let Some(port) = port else { return };
     let deadline = Instant::now() + COOLDOWN_LIMIT;
-    while Instant::now() < deadline && crate::sys::closing_sockets(port) > 0 {
+    while Instant::now() < deadline
+        && crate::sys::closing_sockets(port) > 0
+        && crate::interrupt::requested().is_none()
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -181,6 +254,7 @@ fn run_step(
     exe: &Path,
     step: &Step,
     base_time: SystemTime,
+    options: &RunOptions,
 ) -> (StepOutput, Option<u16>) {
     let s = &plan.scenario;
     let subject = &plan.subjects[step.subject];
@@ -201,6 +275,7 @@ fn run_step(
         exe,
         subject,
         point,
+        options,
         &mut progress,
         &mut timeline,
         &mut port,
@@ -223,12 +298,27 @@ fn run_step(
         })
         .collect();
     let timeline_rows = timeline.rows(&name, step.trial as u32, &base.point);
+    let trend = rss_trend::judge(
+        &timeline_rows,
+        timeline.interval(),
+        s.load.warmup,
+        s.load.duration,
+    );
     match result {
-        Err(e) => {
-            progress::log(&format!("[{label}] FAILED: {e}"));
+        Err(end) => {
+            let row = match end {
+                StepEnd::Failed(e) => {
+                    progress::log(&format!("[{label}] FAILED: {e}"));
+                    SummaryRow::failed(&base, e)
+                }
+                StepEnd::Interrupted(e) => {
+                    progress::log(&format!("[{label}] {e}"));
+                    SummaryRow::interrupted(&base, e)
+                }
+            };
             (
                 StepOutput {
-                    row: SummaryRow::failed(&base, e),
+                    row: with_rss_trend(row, trend),
                     percentiles: Vec::new(),
                     timeline: timeline_rows,
                     hlog,
@@ -237,7 +327,7 @@ fn run_step(
             )
         }
         Ok((version, load, servers)) => {
-            let row = to_row(base, &version, &load, &servers);
+            let row = with_rss_trend(to_row(base, &version, &load, &servers), trend);
             if row.status == RowStatus::Failed {
                 progress::log(&format!("[{label}] FAILED: {}", row.error));
             }
@@ -266,6 +356,21 @@ fn run_step(
             )
         }
     }
+}
+
+/// Adds the RSS trend's columns; a growing RSS fails a row that was otherwise fine.
+fn with_rss_trend(mut row: SummaryRow, trend: Option<RssTrend>) -> SummaryRow {
+    let Some(t) = trend else { return row };
+    row.server_rss_growth_mib_per_min = Some(t.mib_per_min);
+    row.server_rss_growing = t.growing;
+    if t.growing == Some(true) && row.status != RowStatus::Interrupted {
+        row.status = RowStatus::Failed;
+        row.error = match row.error.is_empty() {
+            true => t.describe(),
+            false => format!("{}; {}", row.error, t.describe()),
+        };
+    }
+    row
 }
 
 fn error_kinds(e: &crate::protocol::LoadErrors) -> String {
@@ -421,6 +526,7 @@ fn start_server(
     subject: &Subject,
     point: &Point,
     netns: Option<&crate::netns::TapNamespace>,
+    ready_timeout: Duration,
 ) -> Result<(Server, SocketAddr, String), String> {
     let s = &plan.scenario;
     match subject {
@@ -449,7 +555,13 @@ fn start_server(
                 sleep_ns: s.server.sleep.as_nanos() as u64,
                 netns: netns.map(|ns| ns.name().to_string()),
             };
-            let servers = Servers::start(exe, &serve, plan.server_processes, &plugin.name)?;
+            let servers = Servers::start(
+                exe,
+                &serve,
+                plan.server_processes,
+                &plugin.name,
+                ready_timeout,
+            )?;
             drop(reservation);
             let version = servers.runtime_version.clone();
             Ok((Server::Plugins(servers), addr, version))
@@ -505,22 +617,32 @@ fn loadgen_specs(
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn measure(
     plan: &Plan,
     exe: &Path,
     subject: &Subject,
     point: &Point,
+    options: &RunOptions,
     progress: &mut RunProgress,
     timeline: &mut TimelineRecorder,
     port: &mut Option<u16>,
-) -> Result<Measured, String> {
+) -> Result<Measured, StepEnd> {
     let s = &plan.scenario;
     // Declared before the servers, so it is dropped (namespace deleted) after they are gone.
     let netns = match subject {
         Subject::Plugin(p) => tap_namespace(plan, &p.name, &p.path)?,
         Subject::External(_) => None,
     };
-    let (mut server, target, version) = start_server(plan, exe, subject, point, netns.as_ref())?;
+    let (mut server, target, version) = start_server(
+        plan,
+        exe,
+        subject,
+        point,
+        netns.as_ref(),
+        options.ready_timeout,
+    )
+    .map_err(failed_or_interrupted)?;
     *port = Some(target.port());
 
     progress.phase(Phase::Connecting);
@@ -531,7 +653,7 @@ fn measure(
         Ok(v) => v,
         Err(e) => {
             server.stop(s.shutdown.grace);
-            return Err(e);
+            return Err(failed_or_interrupted(e));
         }
     };
     let expected = point.connections as u64;
@@ -551,6 +673,7 @@ fn measure(
     let signal_at = s.shutdown.at.map(|d| started + d);
     let mut results: Vec<Option<Result<LoadResult, String>>> = vec![None; loadgens.len()];
     let mut server_died = None;
+    let mut interrupted = None;
     while results.iter().any(Option::is_none) {
         let completed = loadgens.poll(&mut results, timeline);
         progress.load(started.elapsed(), completed, s.load.warmup);
@@ -558,6 +681,14 @@ fn measure(
         loadgens.reap_dead(&mut results, timeline);
         if server_died.is_none() {
             server_died = server.crashed();
+        }
+        // Load on a dead server measures nothing; the other runtimes are waiting.
+        if server_died.is_some() {
+            break;
+        }
+        interrupted = crate::interrupt::requested();
+        if interrupted.is_some() {
+            break;
         }
         if signal_at.is_some_and(|at| Instant::now() >= at) {
             server.signal_stop();
@@ -567,20 +698,41 @@ fn measure(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let load_ran = started.elapsed();
     loadgens.poll(&mut results, timeline);
-    loadgens.finish();
+    if server_died.is_some() || interrupted.is_some() {
+        loadgens.abort();
+    } else {
+        loadgens.finish();
+    }
     progress.phase(Phase::Shutdown);
     let exit = server.stop(s.shutdown.grace);
+    if let Some(sig) = interrupted {
+        let server_end = match &exit.failure {
+            Some(f) => format!("server: {f}"),
+            None => format!("server stopped cleanly in {} ms", exit.shutdown.as_millis()),
+        };
+        return Err(StepEnd::Interrupted(format!(
+            "interrupted ({}) {:.1}s into the load; {server_end}",
+            crate::interrupt::name(sig),
+            load_ran.as_secs_f64()
+        )));
+    }
     if let Some(e) = server_died {
-        return Err(e);
+        return Err(StepEnd::Failed(e));
     }
     let mut ok = Vec::new();
     for r in results {
         match r {
             Some(Ok(r)) => ok.push(r),
-            Some(Err(e)) => return Err(e),
+            Some(Err(e)) => return Err(StepEnd::Failed(e)),
             None => {
-                return Err("load generator did not report within the run's hard time limit".into())
+                return Err(StepEnd::Failed(format!(
+                    "load generator did not report within the run's hard time limit \
+                     (load {}s + {}s)",
+                    s.load.total().as_secs_f64(),
+                    LOAD_MARGIN.as_secs()
+                )))
             }
         }
     }

@@ -174,14 +174,10 @@ pub fn run(spec: &ServeSpec) -> i32 {
             exit::OK
         }
         other => {
-            let stage = if other == Status::Panicked {
-                "panic"
-            } else {
-                "serve"
-            };
+            // The ABI's message already says "panicked: ..." for a panic.
             fail(
                 &host.out,
-                stage,
+                "serve",
                 failure.unwrap_or_else(|| format!("serve returned {other:?}")),
             );
             exit::SERVE_FAILED

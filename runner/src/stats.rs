@@ -301,6 +301,47 @@ impl RankSums {
     }
 }
 
+/// An ordinary least-squares line `y = intercept + slope * x` and how much of the variation of
+/// `y` it explains (the coefficient of determination R², 0..=1; 0 when `y` does not vary).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LineFit {
+    pub slope: f64,
+    pub intercept: f64,
+    pub r2: f64,
+}
+
+/// Least-squares fit of `ys` against `xs`; `None` for fewer than two points or when every `x`
+/// is the same.
+pub fn linear_fit(xs: &[f64], ys: &[f64]) -> Option<LineFit> {
+    if xs.len() != ys.len() || xs.len() < 2 {
+        return None;
+    }
+    let (mx, my) = (mean(xs), mean(ys));
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let ss_tot: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
+    let ss_res: f64 = xs
+        .iter()
+        .zip(ys)
+        .map(|(x, y)| (y - intercept - slope * x).powi(2))
+        .sum();
+    let r2 = if ss_tot == 0.0 {
+        0.0
+    } else {
+        (1.0 - ss_res / ss_tot).clamp(0.0, 1.0)
+    };
+    Some(LineFit {
+        slope,
+        intercept,
+        r2,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,5 +541,22 @@ mod tests {
         let rate = covered as f64 / draws as f64;
         eprintln!("bootstrap 95% CI coverage: {covered}/{draws}");
         assert!((0.88..=0.99).contains(&rate), "coverage {rate}");
+    }
+
+    #[test]
+    fn linear_fit_recovers_a_line_and_says_how_well_it_explains_the_data() {
+        let xs = [0.0, 1.0, 2.0, 3.0, 4.0];
+        let line: Vec<f64> = xs.iter().map(|x| 3.0 + 2.0 * x).collect();
+        let f = linear_fit(&xs, &line).unwrap();
+        assert!((f.slope - 2.0).abs() < 1e-12 && (f.intercept - 3.0).abs() < 1e-12);
+        assert!((f.r2 - 1.0).abs() < 1e-12);
+        // A single step halfway is growth, but not steady growth.
+        let step = [10.0, 10.0, 10.0, 20.0, 20.0];
+        let f = linear_fit(&xs, &step).unwrap();
+        assert!(f.slope > 0.0 && f.r2 < 0.8, "{f:?}");
+        let flat = linear_fit(&xs, &[5.0; 5]).unwrap();
+        assert_eq!((flat.slope, flat.r2), (0.0, 0.0));
+        assert_eq!(linear_fit(&[1.0, 1.0], &[1.0, 2.0]), None);
+        assert_eq!(linear_fit(&[1.0], &[1.0]), None);
     }
 }

@@ -137,3 +137,33 @@ pub fn instant_at(monotonic: u64) -> std::time::Instant {
         now_i - std::time::Duration::from_nanos(now_ns - monotonic)
     }
 }
+
+/// Prepares a child command so that it belongs to the runner alone:
+/// - its own process group, so the terminal's Ctrl-C reaches only the runner, which then stops
+///   the child in order (stop command, grace, report) instead of the child dying mid-report;
+/// - SIGKILL when the runner dies (PR_SET_PDEATHSIG), so even a runner killed with SIGKILL
+///   leaves nothing running: a serve child would stop on stdin EOF anyway, but a plugin that
+///   ignores the stop signal, or a load generator in the middle of its load, would not.
+///
+/// The death signal follows the *thread* that spawned the child: spawn from a thread that
+/// outlives the child (runbench spawns from the thread that runs the plan).
+pub fn tie_to_runner(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid has no preconditions.
+    let runner = unsafe { libc::getpid() };
+    cmd.process_group(0);
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+    // syscalls (prctl, getppid) without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The runner may have died before prctl took effect; then nobody would kill us.
+            if libc::getppid() != runner {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}

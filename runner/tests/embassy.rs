@@ -114,7 +114,14 @@ impl Rig {
             sleep_ns: 0,
             netns: ns.as_ref().map(|ns| ns.name().to_string()),
         };
-        let servers = Servers::start(exe(), &spec, 1, which.runtime()).expect("the server starts");
+        let servers = Servers::start(
+            exe(),
+            &spec,
+            1,
+            which.runtime(),
+            runbench::supervise::server::READY_TIMEOUT,
+        )
+        .expect("the server starts");
         drop(reservation);
         Rig {
             servers: Some(servers),

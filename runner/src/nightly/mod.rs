@@ -207,7 +207,17 @@ fn run_trials(plan: &Plan, out: &Path) -> anyhow::Result<(Vec<RunFolder>, String
 }
 
 fn run_once(plan: &Plan, out: &Path) -> anyhow::Result<RunFolder> {
-    run::run_plan(plan, out, &run::RunOptions { keep_trials: true })?;
+    let options = run::RunOptions {
+        keep_trials: true,
+        ..Default::default()
+    };
+    let outcome = run::run_plan(plan, out, &options)?;
+    if let Some(sig) = outcome.interrupted {
+        anyhow::bail!(
+            "interrupted by {}; the nightly stops without judging a partial night",
+            crate::interrupt::name(sig)
+        );
+    }
     let parent = out.join(&plan.scenario.name);
     let link = parent.join("latest");
     let target = std::fs::read_link(&link)

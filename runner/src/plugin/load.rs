@@ -9,6 +9,12 @@ pub enum LoadError {
     Missing { path: PathBuf },
     #[error("plugin {}: not a loadable library for this machine: {reason}", path.display())]
     NotALibrary { path: PathBuf, reason: String },
+    #[error("plugin {}: built for {found}, but this runbench runs on {expected}; build the plugin for this machine", path.display())]
+    WrongArchitecture {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
     #[error("plugin {}: no `{ENTRY_SYMBOL}` symbol; is it a runbench plugin built with export_plugin!?", path.display())]
     NoSymbol { path: PathBuf },
     #[error("plugin {}: bad header magic; not a runbench plugin", path.display())]
@@ -84,6 +90,54 @@ impl LoadedPlugin {
     }
 }
 
+/// Why `dlopen` refused `path`. glibc's own message for a library of another architecture is
+/// "cannot open shared object file: No such file or directory" for a file that plainly exists,
+/// so the file's header is read to say what it really is.
+fn why_not_loadable(path: &Path, err: libloading::Error) -> LoadError {
+    use object::Object;
+    let parsed = std::fs::read(path).ok().and_then(|data| {
+        let file = object::File::parse(&*data).ok()?;
+        Some((file.architecture(), file.is_64()))
+    });
+    if let Some((arch, is_64)) = parsed {
+        let host = host_architecture();
+        if host == object::Architecture::Unknown {
+            return LoadError::NotALibrary {
+                path: path.to_path_buf(),
+                reason: err.to_string(),
+            };
+        }
+        if arch != host || is_64 != cfg!(target_pointer_width = "64") {
+            let bits = if is_64 { 64 } else { 32 };
+            return LoadError::WrongArchitecture {
+                path: path.to_path_buf(),
+                found: format!("{arch:?} ({bits}-bit)"),
+                expected: format!("{host:?} ({}-bit)", usize::BITS),
+            };
+        }
+    }
+    LoadError::NotALibrary {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    }
+}
+
+/// The architecture this binary was built for, in `object`'s terms.
+fn host_architecture() -> object::Architecture {
+    use object::Architecture as A;
+    match std::env::consts::ARCH {
+        "x86_64" => A::X86_64,
+        "x86" => A::I386,
+        "aarch64" => A::Aarch64,
+        "arm" => A::Arm,
+        "riscv64" => A::Riscv64,
+        "powerpc64" => A::PowerPc64,
+        "s390x" => A::S390x,
+        "loongarch64" => A::LoongArch64,
+        _ => A::Unknown,
+    }
+}
+
 /// Loads with RTLD_LOCAL (libloading's default on Unix), so one plugin's global symbols cannot
 /// clash with the host's or another plugin's. Keep it so: the embassy plugin exports `__pender`
 /// and `_embassy_time_*` symbols, and loaded RTLD_GLOBAL they abort the host process.
@@ -93,10 +147,7 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
         return Err(LoadError::Missing { path });
     }
     // SAFETY: loading runs the library's initialisers; runbench plugins have none beyond Rust's.
-    let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| LoadError::NotALibrary {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| why_not_loadable(&path, e))?;
     let lib: &'static libloading::Library = Box::leak(Box::new(lib));
     // SAFETY: the symbol's type is fixed by the ABI crate; checked through the header below.
     let entry =

@@ -32,10 +32,13 @@ fn summarise(group: &[&SummaryRow], seed: u64) -> SummaryRow {
     let failed: Vec<&SummaryRow> = group
         .iter()
         .copied()
-        .filter(|r| r.status != RowStatus::Ok)
+        .filter(|r| r.status == RowStatus::Failed)
         .collect();
+    let interrupted = group.iter().find(|r| r.status == RowStatus::Interrupted);
     if ok.is_empty() {
-        let mut row = group[0].clone();
+        // Nothing measured: the first failure says why (a failure outranks an interruption).
+        let first = failed.first().copied().or(interrupted.copied());
+        let mut row = first.unwrap_or(group[0]).clone();
         row.trials = group.len() as u32;
         if group.len() > 1 {
             row.trial = None;
@@ -77,6 +80,14 @@ fn summarise(group: &[&SummaryRow], seed: u64) -> SummaryRow {
             failed.len(),
             group.len(),
             failed[0].error
+        );
+    } else if let Some(i) = interrupted {
+        row.status = RowStatus::Interrupted;
+        row.error = format!(
+            "{} of {} trials measured: {}",
+            ok.len(),
+            group.len(),
+            i.error
         );
     }
     row
@@ -129,5 +140,32 @@ mod tests {
         assert_eq!(s[0].status, RowStatus::Failed);
         assert!(s[0].error.contains("1 of 2 trials failed: server crashed"));
         assert_eq!(s[0].requests_per_sec, Some(100.0));
+    }
+
+    #[test]
+    fn an_interrupted_trial_is_left_out_of_the_median_and_marks_the_row() {
+        let mut cut = trial("a", 1.0, 1.0);
+        cut.status = RowStatus::Interrupted;
+        cut.error = "interrupted (SIGINT) during the load".into();
+        let s = aggregate(
+            &[
+                trial("a", 100.0, 10.0),
+                trial("a", 120.0, 12.0),
+                cut.clone(),
+            ],
+            1,
+        );
+        assert_eq!(s[0].status, RowStatus::Interrupted);
+        assert_eq!(s[0].requests_per_sec, Some(110.0));
+        assert!(s[0]
+            .error
+            .starts_with("2 of 3 trials measured: interrupted"));
+        let alone = aggregate(&[cut], 1);
+        assert_eq!(alone[0].status, RowStatus::Interrupted);
+        assert_eq!(
+            alone[0].requests_per_sec,
+            Some(1.0),
+            "the row as it was, not a median"
+        );
     }
 }

@@ -4,8 +4,23 @@ use crate::plan::{Plan, Subject};
 use crate::scenario::Scenario;
 use serde::Serialize;
 
+/// Where the run stands: `running` until it ends (a run that still says so was killed),
+/// `complete`, or `interrupted` (Ctrl-C or SIGTERM; `interrupted_by` names the signal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Complete,
+    Interrupted,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Meta {
+    pub status: RunStatus,
+    pub interrupted_by: Option<String>,
+    /// Measurements planned (trials x points x runtimes) and those that ran to the end.
+    pub steps_planned: usize,
+    pub steps_done: usize,
     pub runbench_version: &'static str,
     pub scenario: Scenario,
     pub scenario_file: String,
@@ -38,6 +53,10 @@ impl Meta {
     pub fn new(plan: &Plan, started: chrono::DateTime<chrono::Utc>) -> Meta {
         let s = &plan.scenario;
         Meta {
+            status: RunStatus::Running,
+            interrupted_by: None,
+            steps_planned: plan.steps.len(),
+            steps_done: 0,
             runbench_version: env!("CARGO_PKG_VERSION"),
             scenario: s.clone(),
             scenario_file: s.source.display().to_string(),

@@ -12,17 +12,21 @@ pub mod read;
 
 pub use aggregate::aggregate;
 pub use export::{percentiles_csv, summary_csv, to_csv, PercentileRow};
-pub use meta::Meta;
+pub use meta::{Meta, RunStatus};
 pub use output::{write_atomic, RunDir};
 
 use serde::{Deserialize, Serialize};
 
+/// `ok`: measured, nothing wrong. `failed`: this runtime failed (the error says how; the other
+/// runtimes are unaffected). `interrupted`: the run was stopped (Ctrl-C, SIGTERM) while this
+/// runtime was being measured, so its measurement is incomplete.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowStatus {
     #[default]
     Ok,
     Failed,
+    Interrupted,
 }
 
 /// One runtime at one point: a trial (trials.csv) or the median over trials (summary.csv).
@@ -78,6 +82,12 @@ pub struct SummaryRow {
     /// life (start-up, connects and warmup included; comparable across runtimes of one scenario).
     pub server_cpu_us_per_request: Option<f64>,
     pub server_rss_peak_bytes: Option<u64>,
+    /// Least-squares slope of the server's sampled RSS over the measured window (timeline.csv),
+    /// in MiB per minute; empty with fewer than 5 samples in the window.
+    pub server_rss_growth_mib_per_min: Option<f64>,
+    /// The RSS grew steadily through the measured window (a likely leak; fails the row). Empty
+    /// when it cannot be judged (too few samples, or the connection count changed).
+    pub server_rss_growing: Option<bool>,
     /// From the stop signal to the last server process's exit.
     pub shutdown_ms: Option<f64>,
     /// From the stop signal to the last connection closed.
@@ -115,6 +125,15 @@ impl SummaryRow {
             ..base.clone()
         }
     }
+
+    /// The same row, cut short by an interruption.
+    pub fn interrupted(base: &SummaryRow, error: String) -> SummaryRow {
+        SummaryRow {
+            status: RowStatus::Interrupted,
+            error,
+            ..base.clone()
+        }
+    }
 }
 
 /// A short table for the terminal.
@@ -137,6 +156,7 @@ pub fn console_table(rows: &[SummaryRow]) -> String {
             match r.status {
                 RowStatus::Ok => "ok".to_string(),
                 RowStatus::Failed => format!("FAILED: {}", r.error),
+                RowStatus::Interrupted => format!("INTERRUPTED: {}", r.error),
             }
         ));
     }

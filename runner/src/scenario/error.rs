@@ -5,10 +5,20 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("{}: cannot read the scenario: {source}", path.display())]
+    #[error("{}: no such scenario file{hint}", path.display())]
+    Missing { path: PathBuf, hint: String },
+    #[error("{}: is a directory, not a scenario file; {}", path.display(),
+        if toml_files.is_empty() { "it holds no .toml files".to_string() }
+        else { format!("give one of its files: {}", toml_files.join(", ")) })]
+    Directory {
+        path: PathBuf,
+        toml_files: Vec<String>,
+    },
+    // Not named `source`: that would make the reason a chained cause, printed twice by `{:#}`.
+    #[error("{}: cannot read the scenario: {reason}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{}: the scenario file is empty", path.display())]
     Empty { path: PathBuf },

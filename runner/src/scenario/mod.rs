@@ -166,11 +166,61 @@ impl Host {
 
 /// Reads and checks a scenario file.
 pub fn load(path: &Path, host: &Host) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+    if path.is_dir() {
+        return Err(ScenarioError::Directory {
+            path: path.to_path_buf(),
+            toml_files: toml_files(path)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+        });
+    }
+    if !path.exists() {
+        return Err(ScenarioError::Missing {
+            path: path.to_path_buf(),
+            hint: closest_scenario(path)
+                .map(|p| format!("; did you mean {}?", p.display()))
+                .unwrap_or_default(),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|reason| ScenarioError::Read {
         path: path.to_path_buf(),
-        source,
+        reason,
     })?;
     parse(path, &text, host)
+}
+
+/// The `.toml` files directly in `dir`, sorted.
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A scenario beside a missing `path` whose name is a likely typo of it.
+fn closest_scenario(path: &Path) -> Option<PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let wanted = path.file_name()?.to_str()?;
+    toml_files(dir)
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            Some((strsim::damerau_levenshtein(wanted, &name), p))
+        })
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, p)| match path.parent() {
+            Some(d) if d.as_os_str().is_empty() => PathBuf::from(p.file_name().unwrap_or_default()),
+            _ => p,
+        })
 }
 
 /// Checks scenario text; `path` is only used in messages.

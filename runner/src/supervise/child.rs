@@ -1,6 +1,7 @@
 //! A child `runbench` process speaking the line protocol: events in on its stdout, commands out
 //! on its stdin, stderr forwarded to the log with a label. Killed when dropped unreaped, so no
-//! child outlives a failed run.
+//! child outlives a failed run; in its own process group and killed with the runner (see
+//! [`crate::sys::tie_to_runner`]), so no child outlives an interrupted or killed runner either.
 
 use crate::progress;
 pub use crate::sys::Reaped;
@@ -10,6 +11,11 @@ use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
+
+/// How long a child may take to disappear after SIGKILL. SIGKILL cannot be caught, so only a
+/// process stuck in the kernel (uninterruptible I/O) takes longer; the runner then moves on
+/// rather than hang with it.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 pub struct ChildProc<E> {
     pub label: String,
@@ -32,14 +38,15 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         label: &str,
         on_log: fn(&E) -> Option<String>,
     ) -> std::io::Result<Self> {
-        let mut child = Command::new(exe)
-            .arg(subcommand)
+        let mut cmd = Command::new(exe);
+        cmd.arg(subcommand)
             .arg("--spec")
             .arg(spec_json)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
+            .stderr(Stdio::piped());
+        crate::sys::tie_to_runner(&mut cmd);
+        let mut child = cmd.spawn()?;
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
@@ -124,17 +131,29 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         }
     }
 
-    /// SIGKILL and reap.
+    /// SIGKILL and reap (waiting at most [`KILL_WAIT`]; a child still there after that is
+    /// reported as killed and reaped later, when dropped, if it ever exits).
     pub fn kill(&mut self) -> Reaped {
         if let Some(r) = self.reaped {
             return r;
         }
         crate::sys::kill(self.pid, libc::SIGKILL);
-        loop {
+        let deadline = Instant::now() + KILL_WAIT;
+        while Instant::now() < deadline {
             if let Some(r) = self.poll_exit() {
                 return r;
             }
             std::thread::sleep(Duration::from_millis(2));
+        }
+        progress::log(&format!(
+            "[{}] process {} still exists {}s after SIGKILL; continuing without it",
+            self.label,
+            self.pid,
+            KILL_WAIT.as_secs()
+        ));
+        Reaped {
+            signal: Some(libc::SIGKILL),
+            ..Reaped::default()
         }
     }
 
@@ -157,11 +176,13 @@ impl<E> Drop for ChildProc<E> {
     fn drop(&mut self) {
         if self.reaped.is_none() {
             crate::sys::kill(self.pid, libc::SIGKILL);
-            let _ = crate::sys::try_reap(self.pid);
-            // Reap for sure; SIGKILL cannot be ignored, so this returns promptly.
-            let mut status = 0;
-            // SAFETY: waiting on our own child.
-            unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
+            // SIGKILL cannot be ignored, so this returns promptly (bounded all the same).
+            let deadline = Instant::now() + KILL_WAIT;
+            while !matches!(crate::sys::try_reap(self.pid), Ok(Some(_)) | Err(_))
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
     }
 }

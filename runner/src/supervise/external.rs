@@ -17,17 +17,20 @@ pub struct External {
 
 impl External {
     pub fn start(t: &TargetSpec) -> Result<External, String> {
-        let child = match &t.command {
-            None => None,
-            Some(argv) => Some(
-                Command::new(&argv[0])
-                    .args(&argv[1..])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .map_err(|e| format!("starting target command `{}`: {e}", argv.join(" ")))?,
-            ),
-        };
+        let child =
+            match &t.command {
+                None => None,
+                Some(argv) => {
+                    let mut cmd = Command::new(&argv[0]);
+                    cmd.args(&argv[1..])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null());
+                    crate::sys::tie_to_runner(&mut cmd);
+                    Some(cmd.spawn().map_err(|e| {
+                        format!("starting target command `{}`: {e}", argv.join(" "))
+                    })?)
+                }
+            };
         let mut ext = External {
             child,
             signalled: None,
@@ -39,6 +42,13 @@ impl External {
             }
             if let Some(e) = ext.crashed() {
                 return Err(e);
+            }
+            if let Some(sig) = crate::interrupt::requested() {
+                ext.stop(Duration::ZERO);
+                return Err(format!(
+                    "interrupted ({}) while waiting for the target",
+                    crate::interrupt::name(sig)
+                ));
             }
             if Instant::now() >= deadline {
                 ext.stop(Duration::ZERO);
@@ -67,7 +77,8 @@ impl External {
         })
     }
 
-    /// SIGTERM, then SIGKILL after `grace` + 2s; the command's CPU and peak RSS when it was ours.
+    /// SIGTERM, then SIGKILL after `grace` + 2s (giving up on it 5s later, should it be stuck
+    /// in the kernel); the command's CPU and peak RSS when it was ours.
     pub fn stop(mut self, grace: Duration) -> ServersExit {
         let mut exit = ServersExit::default();
         let Some(child) = self.child.take() else {
@@ -77,14 +88,29 @@ impl External {
         let signalled = *self.signalled.get_or_insert_with(Instant::now);
         crate::sys::kill(pid, libc::SIGTERM);
         let deadline = signalled + grace + Duration::from_secs(2);
+        let give_up = deadline + Duration::from_secs(5);
         loop {
-            if let Ok(Some(r)) = crate::sys::try_reap(pid) {
-                exit.cpu_user_s = r.user_s;
-                exit.cpu_sys_s = r.sys_s;
-                exit.rss_peak_bytes = r.max_rss_bytes;
+            match crate::sys::try_reap(pid) {
+                Ok(Some(r)) => {
+                    exit.cpu_user_s = r.user_s;
+                    exit.cpu_sys_s = r.sys_s;
+                    exit.rss_peak_bytes = r.max_rss_bytes;
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    exit.failure = Some(format!("waiting for the target command: {e}"));
+                    break;
+                }
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                exit.failure = Some(format!(
+                    "target command (pid {pid}) still exists 5s after SIGKILL; left behind"
+                ));
                 break;
             }
-            if Instant::now() >= deadline {
+            if now >= deadline && !exit.overran {
                 crate::sys::kill(pid, libc::SIGKILL);
                 exit.overran = true;
             }

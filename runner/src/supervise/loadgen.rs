@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 /// Lead time for the start command to reach every load-generator process.
 const START_DELAY: Duration = Duration::from_millis(50);
+/// How often waits check for an interruption (Ctrl-C).
+const POLL: Duration = Duration::from_millis(100);
 
 pub struct Loadgens {
     procs: Vec<ChildProc<LoadEvent>>,
@@ -42,7 +44,27 @@ impl Loadgens {
         let deadline = Instant::now() + timeout;
         let mut summary = ConnectSummary::default();
         for p in &mut procs {
-            match p.next_event(deadline) {
+            let event = loop {
+                if let Some(sig) = crate::interrupt::requested() {
+                    return Err(format!(
+                        "interrupted ({}) while connecting",
+                        crate::interrupt::name(sig)
+                    ));
+                }
+                match p.next_event((Instant::now() + POLL).min(deadline)) {
+                    Some(e) => break Some(e),
+                    // Exited: its last words may still be in the pipe.
+                    None if p.poll_exit().is_some() => {
+                        break p
+                            .remaining_events(Duration::from_secs(1))
+                            .into_iter()
+                            .next()
+                    }
+                    None if Instant::now() >= deadline => break None,
+                    None => {}
+                }
+            };
+            match event {
                 Some(LoadEvent::Connected {
                     ok,
                     errors,
@@ -108,7 +130,6 @@ impl Loadgens {
         self.procs.is_empty()
     }
 
-    /// A load generator that died without a result.
     /// Marks load generators that exited without a result as failed.
     pub fn reap_dead(
         &mut self,
@@ -142,6 +163,14 @@ impl Loadgens {
                 };
                 results[i] = Some(Err(format!("load generator {i} {how} without a result")));
             }
+        }
+    }
+
+    /// Ends the load now (the server died, or the run was interrupted): what the processes
+    /// would still measure has no use, so they are killed rather than waited for.
+    pub fn abort(mut self) {
+        for p in &mut self.procs {
+            p.kill();
         }
     }
 

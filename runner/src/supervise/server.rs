@@ -5,8 +5,10 @@ use crate::protocol::{ServeSpec, ServerCounts, ServerEvent};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// How long a plugin may take to start listening.
+/// How long a plugin may take to start listening, unless the run says otherwise.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often waits check for an interruption (Ctrl-C).
+const POLL: Duration = Duration::from_millis(100);
 /// Beyond the grace period, how long a stopping server may take to exit before it is killed.
 pub const EXIT_MARGIN: Duration = Duration::from_secs(2);
 
@@ -67,17 +69,26 @@ pub fn signal_name(sig: i32) -> &'static str {
         libc::SIGILL => "SIGILL",
         libc::SIGTERM => "SIGTERM",
         libc::SIGFPE => "SIGFPE",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
         _ => "signal",
     }
 }
 
 impl Servers {
-    /// Starts `count` servers and waits until each is listening.
+    /// Starts `count` servers and waits until each is listening, at most `ready_timeout` (then
+    /// they are killed). An interruption (Ctrl-C) stops them and returns an error.
     pub fn start(
         exe: &Path,
         spec: &ServeSpec,
         count: usize,
         runtime: &str,
+        ready_timeout: Duration,
     ) -> Result<Servers, String> {
         let json = serde_json::to_string(spec).expect("spec serialises");
         let mut procs = Vec::new();
@@ -96,11 +107,18 @@ impl Servers {
             runtime_version: String::new(),
             signalled: None,
         };
-        let deadline = Instant::now() + READY_TIMEOUT;
+        let deadline = Instant::now() + ready_timeout;
         for i in 0..servers.procs.len() {
             loop {
+                if let Some(sig) = crate::interrupt::requested() {
+                    servers.stop(Duration::ZERO);
+                    return Err(format!(
+                        "interrupted ({}) while the server started",
+                        crate::interrupt::name(sig)
+                    ));
+                }
                 let p = &mut servers.procs[i];
-                match p.next_event(deadline) {
+                match p.next_event((Instant::now() + POLL).min(deadline)) {
                     Some(ServerEvent::Ready {
                         runtime_version, ..
                     }) => {
@@ -110,7 +128,7 @@ impl Servers {
                     Some(ServerEvent::Failed { stage, message }) => {
                         return Err(format!("{stage}: {message}"));
                     }
-                    Some(_) => continue,
+                    Some(_) => {}
                     None => {
                         if let Some(r) = p.poll_exit() {
                             return Err(format!(
@@ -118,12 +136,14 @@ impl Servers {
                                 describe_exit(&r)
                             ));
                         }
-                        p.kill();
-                        return Err(format!(
-                            "server not ready within {}s (start-up timeout); killed",
-                            READY_TIMEOUT.as_secs()
-                        ));
                     }
+                }
+                if Instant::now() >= deadline {
+                    p.kill();
+                    return Err(format!(
+                        "server not ready within {} (start-up timeout); killed",
+                        humantime::format_duration(ready_timeout)
+                    ));
                 }
             }
         }

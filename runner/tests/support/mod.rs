@@ -69,3 +69,62 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Environment variable that marks every process a test's runbench starts: children inherit
+/// it, so [`tagged_processes`] finds them even after they were orphaned.
+pub const TAG_VAR: &str = "RUNBENCH_TEST_TAG";
+
+/// A runbench command whose process tree is marked with `tag` (use the test's temp dir).
+pub fn tagged_command(args: &[&str], tag: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env(TAG_VAR, tag);
+    cmd
+}
+
+/// Live processes marked with `tag` (pid, command line), this test process excepted. Zombies
+/// have no environment left and do not count: they hold no resources but a pid.
+pub fn tagged_processes(tag: &Path) -> Vec<(u32, String)> {
+    let wanted = format!("{TAG_VAR}={}", tag.display()).into_bytes();
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|&b| b == 0).any(|var| var == wanted.as_slice()) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push((pid, cmdline.trim().to_string()));
+        }
+    }
+    found
+}
+
+/// Waits up to `limit` for a process marked with `tag` whose command line contains `part`.
+pub fn wait_for_process(tag: &Path, part: &str, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if tagged_processes(tag).iter().any(|(_, c)| c.contains(part)) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+/// Sends `signal` to a process this test started.
+pub fn signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: signalling our own child, which has not been reaped yet.
+    let r = unsafe { libc::kill(child.id() as i32, signal) };
+    assert_eq!(r, 0, "kill({}, {signal})", child.id());
+}

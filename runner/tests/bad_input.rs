@@ -1,0 +1,196 @@
+//! Bad input stops `runbench run` before anything runs: a clear error naming the file, exit code
+//! 2, and nothing created under --out. Also the safety refusals (remote targets).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use support::*;
+
+const GOOD: &str = r#"
+name = "bad"
+[server]
+cpus = [0]
+[load]
+connections = 10
+payload_bytes = 64
+warmup = "100ms"
+duration = "1s"
+cpus = [1]
+allow_shared_cpus = true
+"#;
+
+/// Runs `runbench run <scenario> --out <dir>/out <extra>`, expects exit code 2 with every part
+/// of `expected` in the message, and an untouched --out.
+fn refused(dir: &Path, scenario: &Path, extra: &[&str], expected: &[&str]) -> String {
+    let out_dir = dir.join("out");
+    let mut args = vec![
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = runbench(&args);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    for part in expected {
+        assert!(msg.contains(part), "missing {part:?} in:\n{msg}");
+    }
+    assert!(!out_dir.exists(), "--out was created for a refused run");
+    assert!(
+        out.stdout.is_empty(),
+        "only the error, on stderr: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    msg
+}
+
+#[test]
+fn a_missing_scenario_file_is_named_with_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "smoke.toml", GOOD);
+    let missing = dir.path().join("smoek.toml");
+    refused(
+        dir.path(),
+        &missing,
+        &[],
+        &[
+            &format!("{}: no such scenario file", missing.display()),
+            "did you mean",
+            "smoke.toml",
+        ],
+    );
+}
+
+#[test]
+fn a_directory_instead_of_a_scenario_lists_its_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("scenarios");
+    std::fs::create_dir(&folder).unwrap();
+    write(&folder, "a.toml", GOOD);
+    refused(
+        dir.path(),
+        &folder,
+        &[],
+        &["is a directory, not a scenario file", "a.toml"],
+    );
+}
+
+fn plugin_refused(plugin: &Path, expected: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "bad.toml", GOOD);
+    refused(
+        dir.path(),
+        &scenario,
+        &["--plugin", plugin.to_str().unwrap()],
+        expected,
+    )
+}
+
+#[test]
+fn a_plugin_that_is_not_a_library_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = write(dir.path(), "libfake.so", "not a library");
+    plugin_refused(
+        &fake,
+        &[&fake.display().to_string(), "not a loadable library"],
+    );
+    let missing = dir.path().join("libnothing.so");
+    plugin_refused(&missing, &["libnothing.so", "file not found"]);
+}
+
+#[test]
+fn a_library_without_the_entry_symbol_is_bad_input() {
+    let lib = plugin_file("runbench_testplugin_no_symbol");
+    plugin_refused(&lib, &["no `runbench_plugin_header` symbol"]);
+}
+
+#[test]
+fn a_plugin_of_another_abi_version_is_bad_input() {
+    let lib = plugin_file("runbench_testplugin_wrong_abi");
+    plugin_refused(
+        &lib,
+        &[&format!(
+            "ABI version 999, this runbench expects {}",
+            runbench_plugin_abi::ABI_VERSION
+        )],
+    );
+}
+
+/// A copy of a real plugin whose ELF header says AArch64 (e_machine 183), as a plugin copied
+/// from an ARM machine would. glibc's own message for it is a misleading "No such file".
+fn foreign_plugin(dir: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(plugin_file("runbench_plugin_tokio")).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF");
+    const E_MACHINE: usize = 18;
+    const EM_AARCH64: u16 = 183;
+    let foreign = if std::env::consts::ARCH == "aarch64" {
+        62 // EM_X86_64
+    } else {
+        EM_AARCH64
+    };
+    bytes[E_MACHINE..E_MACHINE + 2].copy_from_slice(&foreign.to_le_bytes());
+    let path = dir.join("librunbench_plugin_foreign.so");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn a_plugin_built_for_another_architecture_is_bad_input_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = foreign_plugin(dir.path());
+    let msg = plugin_refused(
+        &lib,
+        &["built for", "but this runbench runs on", "(64-bit)"],
+    );
+    if std::env::consts::ARCH == "x86_64" {
+        assert!(
+            msg.contains("built for Aarch64") && msg.contains("X86_64"),
+            "{msg}"
+        );
+    }
+    assert!(!msg.contains("No such file"), "{msg}");
+}
+
+#[test]
+fn a_remote_target_is_refused_without_allow_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    // --dry-run: even if the check were gone, nothing would be sent anywhere.
+    let remote = GOOD.to_string() + "[target]\naddress = \"192.0.2.1:7\"\n";
+    let scenario = write(dir.path(), "remote.toml", &remote);
+    refused(
+        dir.path(),
+        &scenario,
+        &["--dry-run"],
+        &[
+            "target 192.0.2.1:7 is not a loopback address",
+            "--allow-remote",
+        ],
+    );
+    let local = GOOD.to_string() + "[target]\naddress = \"127.0.0.1:7\"\n";
+    let scenario = write(dir.path(), "local.toml", &local);
+    let out = runbench(&["run", scenario.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_bad_scenario_among_several_stops_all_of_them_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.toml", GOOD);
+    let bad = write(
+        dir.path(),
+        "broken.toml",
+        &GOOD.replace("connections = 10", "connections = 0"),
+    );
+    let out_dir = dir.path().join("out");
+    let out = runbench(&[
+        "run",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("broken.toml"), "{}", text(&out));
+    assert!(!out_dir.exists());
+}
