@@ -20,6 +20,21 @@ impl ProcSample {
     }
 }
 
+/// This process's peak resident set since its last exec (VmHWM). Unlike wait4's ru_maxrss it does
+/// not count the memory the process had before exec (the parent's, for a spawned child).
+pub fn peak_rss_self() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Reads `/proc/<pid>/stat` and `/proc/<pid>/status`; `None` once the process is gone.
 pub fn sample(pid: u32) -> Option<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -76,6 +76,9 @@ pub enum ServerEvent {
     Report {
         counts: ServerCounts,
         drain_ms: Option<f64>,
+        /// Peak RSS of the serve process after exec (VmHWM), read just before it exits.
+        #[serde(default)]
+        peak_rss_bytes: Option<u64>,
     },
     Failed {
         stage: String,

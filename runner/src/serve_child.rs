@@ -170,6 +170,7 @@ pub fn run(spec: &ServeSpec) -> i32 {
             host.out.send(&ServerEvent::Report {
                 counts: counts(&report),
                 drain_ms,
+                peak_rss_bytes: crate::procfs::peak_rss_self(),
             });
             exit::OK
         }

@@ -204,12 +204,19 @@ impl Servers {
             let (reaped, killed) = p.wait_exit(deadline);
             exit.cpu_user_s += reaped.user_s;
             exit.cpu_sys_s += reaped.sys_s;
-            exit.rss_peak_bytes += reaped.max_rss_bytes;
+            // wait4's figure counts the memory the child had before exec; the child's own VmHWM
+            // does not, so it wins when the child lived to report it.
+            let mut peak = reaped.max_rss_bytes;
             let mut reported = false;
             for e in p.remaining_events(Duration::from_secs(1)) {
                 match e {
-                    ServerEvent::Report { counts, drain_ms } => {
+                    ServerEvent::Report {
+                        counts,
+                        drain_ms,
+                        peak_rss_bytes,
+                    } => {
                         exit.counts.add(&counts);
+                        peak = peak_rss_bytes.unwrap_or(peak);
                         exit.drain_ms = match (exit.drain_ms, drain_ms) {
                             (Some(a), Some(b)) => Some(a.max(b)),
                             (a, b) => a.or(b),
@@ -222,6 +229,7 @@ impl Servers {
                     _ => {}
                 }
             }
+            exit.rss_peak_bytes += peak;
             if killed {
                 exit.overran = true;
                 exit.failure.get_or_insert(format!(
