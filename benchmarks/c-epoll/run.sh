@@ -15,6 +15,7 @@ echo "== 1. C client vs C server"
 taskset -c 0 target/c-epoll/echo_server 7101 & server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 sleep 0.3
+kill -0 $server 2>/dev/null || { echo "the C echo server did not start (port 7101 in use?)" >&2; exit 1; }
 taskset -c 1 target/c-epoll/echo_client 7101 100 64 10
 kill $server; wait $server 2>/dev/null || true
 
