@@ -62,6 +62,10 @@ macro_rules! conformance {
                 cases::max_connections_honoured(RUNTIME);
             }
             #[test]
+            fn max_connections_fifo() {
+                cases::max_connections_fifo(RUNTIME);
+            }
+            #[test]
             fn shutdown_drains_gracefully() {
                 cases::shutdown_drains_gracefully(RUNTIME);
             }
@@ -220,6 +224,88 @@ mod cases {
         );
         assert_eq!(c.bytes_echoed, 5 * MESSAGE as u64, "{c:?}");
         assert_eq!(c.peer_closed + c.closed_clean, 5, "{c:?}");
+        assert_eq!((c.cut, c.io_errors), (0, 0), "{c:?}");
+    }
+
+    /// `max_connections = 1`, one worker (so one listener accepts in connect order): while A is
+    /// served, B, C and D connect in that order and each sends a message. Each close must let
+    /// in the client that has waited longest: B's echo comes first, then (B closed) C's, then
+    /// D's, and while one is served the later ones get nothing.
+    pub fn max_connections_fifo(runtime: &str) {
+        let _serial = serial();
+        let server = Server::start(
+            runtime,
+            Options {
+                threads: 1,
+                max_connections: 1,
+                ..Options::default()
+            },
+        );
+        let mut served = connect(server.addr);
+        echo_once(&mut served, &message(0));
+        let names = ["A", "B", "C", "D"];
+        let mut waiting: Vec<(usize, std::net::TcpStream)> = Vec::new();
+        for i in 1..names.len() {
+            let mut c = connect(server.addr);
+            c.write_all(&message(i)).expect("writing a message");
+            waiting.push((i, c));
+            // Let the server accept (and queue) it before the next one connects.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for (i, c) in waiting.iter_mut() {
+            assert!(
+                !echo_arrives_within(c, &message(*i), Duration::from_millis(50)),
+                "{runtime}: {} was served while A held the only slot",
+                names[*i]
+            );
+        }
+        let mut holder = 0;
+        while !waiting.is_empty() {
+            // Free the slot: the longest-waiting client, and no other, must be served.
+            drop(served);
+            let (next, mut c) = waiting.remove(0);
+            let deadline = std::time::Instant::now() + IO_TIMEOUT;
+            loop {
+                if echo_arrives_within(&mut c, &message(next), Duration::from_millis(20)) {
+                    break;
+                }
+                for (i, other) in waiting.iter_mut() {
+                    assert!(
+                        !echo_arrives_within(other, &message(*i), Duration::from_millis(5)),
+                        "{runtime}: after {} closed, {} was served before {}, which connected \
+                         earlier (the wait for a slot must be first-come first-served)",
+                        names[holder],
+                        names[*i],
+                        names[next]
+                    );
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{runtime}: {} not served within {IO_TIMEOUT:?} after {} closed",
+                    names[next],
+                    names[holder]
+                );
+            }
+            for (i, other) in waiting.iter_mut() {
+                assert!(
+                    !echo_arrives_within(other, &message(*i), Duration::from_millis(50)),
+                    "{runtime}: {} was served while {} held the only slot",
+                    names[*i],
+                    names[next]
+                );
+            }
+            served = c;
+            holder = next;
+        }
+        drop(served);
+        let c = server.finish().counts;
+        assert_eq!(c.accepted, 4, "{c:?}");
+        assert_eq!(
+            c.max_concurrent, 1,
+            "never more than 1 served at once: {c:?}"
+        );
+        assert_eq!(c.bytes_echoed, 4 * MESSAGE as u64, "{c:?}");
+        assert_eq!(c.peer_closed + c.closed_clean, 4, "{c:?}");
         assert_eq!((c.cut, c.io_errors), (0, 0), "{c:?}");
     }
 

@@ -241,7 +241,13 @@ pub trait Plugin {
     /// - bind `config.addr` with [`os::reuseport_listener`] (one listener per thread for
     ///   thread-per-core runtimes), then call `host.ready()` once;
     /// - per accepted connection: `conns.accepted()`, TCP_NODELAY on, echo exactly what is read;
-    ///   with `max_connections`, hold a semaphore permit while serving (others wait, accepted);
+    ///   with `max_connections`, hold a semaphore permit while serving (others wait, accepted).
+    ///   The wait is first-come first-served over the whole server (all threads and listeners):
+    ///   a freed permit goes to the connection that has waited longest, never to one accepted
+    ///   later, so no waiting connection starves. Use a FIFO-fair semaphore (tokio's
+    ///   `sync::Semaphore`, embassy-sync's `FairSemaphore`), not a barging one such as
+    ///   `async-lock`'s, where a new `acquire` takes a freed permit before the woken waiter;
+    ///   a connection still waiting at stop is closed (`closed_clean`);
     /// - `work`/`sleep` before echoing each message, with the runtime's own primitives;
     /// - on an accept error count it and back off [`ACCEPT_BACKOFF`];
     /// - when `stop.stopping()` fires: stop accepting; a connection between messages closes at

@@ -12,10 +12,11 @@
 //! polls epoll whenever no executor thread is blocked on it. The calling thread runs the accept
 //! loop inside `task::block_on`, as tokio's plugin does.
 //!
-//! `max_connections` uses `async-lock`'s semaphore (async-std has no stable one; async-lock is
-//! the crate its own locks come from).
+//! `max_connections` uses tokio's `sync::Semaphore` (runtime-independent; only tokio's `sync`
+//! feature is built). async-std has no semaphore of its own, and `async-lock`'s, which its locks
+//! come from, is not fair: a newly accepted connection's `acquire` takes a freed permit before
+//! the woken waiter does, starving the longest-waiting ones. tokio's hands permits out FIFO.
 
-use async_lock::Semaphore;
 use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};
 use runbench_plugin_abi::{
@@ -23,6 +24,7 @@ use runbench_plugin_abi::{
     ECHO_BUFFER_BYTES,
 };
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// Read by async-std once, when its global executor starts.
 const THREAD_COUNT_VAR: &str = "ASYNC_STD_THREAD_COUNT";
@@ -90,8 +92,8 @@ async fn connection(
     permits: Option<Arc<Semaphore>>,
 ) {
     let _permit = match &permits {
-        Some(sem) => match race(sem.acquire_arc(), host.stop().stopping()).await {
-            Either::Left(p) => Some(p),
+        Some(sem) => match race(sem.clone().acquire_owned(), host.stop().stopping()).await {
+            Either::Left(p) => Some(p.expect("the semaphore is never closed")),
             Either::Right(()) => {
                 host.stats().finished(Outcome::Clean);
                 return;

@@ -8,7 +8,8 @@
 //! in place and `sleep` through a per-thread timer heap.
 //!
 //! Same semantics as every plugin: `max_connections` is one server-wide count of slots (accepted
-//! connections wait, unserved, and a freed slot wakes the other threads through mio wakers); on
+//! connections wait, unserved, in one FIFO queue over all threads; a freed slot goes to the
+//! longest-waiting connection and wakes its thread through a mio waker); on
 //! stop, listeners close, idle connections close at a message boundary, the rest finish their
 //! message, and everything left is cut at the grace deadline. The stop signal is polled: epoll
 //! waits at most 10 ms ([`worker::STOP_POLL`]), so a drain may start up to 10 ms late.

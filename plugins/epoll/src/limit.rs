@@ -1,55 +1,84 @@
-//! The server-wide `max_connections` limit, shared by all event-loop threads: a counter of free
-//! slots, and the threads' wakers so a slot freed on one thread is taken up at once by a
-//! connection waiting on another.
+//! The server-wide `max_connections` limit, shared by all event-loop threads: under one lock, the
+//! count of free slots and one FIFO queue of the connections waiting for a slot, over all
+//! threads, in the order they were accepted. A freed slot is handed straight to the connection
+//! at the front of the queue (never left free for a newly accepted connection to take while
+//! others wait), and its thread is woken to start serving it.
 
+use crate::worker::ConnRef;
 use mio::Waker;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 pub struct Limit {
-    free: AtomicUsize,
-    /// Connections waiting for a slot, over all threads.
-    waiting: AtomicUsize,
-    wakers: Mutex<Vec<Arc<Waker>>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    free: usize,
+    /// Waiting connections, oldest first, each with the index of its thread.
+    queue: VecDeque<(usize, ConnRef)>,
+    /// Per thread: connections handed a slot, not yet taken up by their thread.
+    granted: Vec<Vec<ConnRef>>,
+    wakers: Vec<Arc<Waker>>,
 }
 
 impl Limit {
     pub fn new(slots: usize) -> Self {
         Limit {
-            free: AtomicUsize::new(slots),
-            waiting: AtomicUsize::new(0),
-            wakers: Mutex::new(Vec::new()),
+            state: Mutex::new(State {
+                free: slots,
+                queue: VecDeque::new(),
+                granted: Vec::new(),
+                wakers: Vec::new(),
+            }),
         }
     }
 
-    /// Registers a thread's waker, called when a slot frees while connections wait.
-    pub fn add_waker(&self, waker: Arc<Waker>) {
-        self.wakers.lock().unwrap().push(waker);
+    /// Registers a thread's waker, woken when one of its connections is handed a slot. Returns
+    /// the thread's index for the other calls.
+    pub fn add_thread(&self, waker: Arc<Waker>) -> usize {
+        let mut state = self.state.lock().unwrap();
+        state.wakers.push(waker);
+        state.granted.push(Vec::new());
+        state.wakers.len() - 1
     }
 
-    /// Takes a slot if one is free.
-    pub fn try_acquire(&self) -> bool {
-        self.free
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok()
+    /// Takes a slot for `conn` (on thread `thread`) if one is free and nobody waits; otherwise
+    /// queues it behind the connections already waiting and returns false.
+    pub fn acquire(&self, thread: usize, conn: ConnRef) -> bool {
+        let mut state = self.state.lock().unwrap();
+        if state.free > 0 && state.queue.is_empty() {
+            state.free -= 1;
+            true
+        } else {
+            state.queue.push_back((thread, conn));
+            false
+        }
     }
 
+    /// Frees a slot: it goes to the longest-waiting connection, if any, else back to the count.
     pub fn release(&self) {
-        self.free.fetch_add(1, Ordering::AcqRel);
-        if self.waiting.load(Ordering::Acquire) > 0 {
-            for waker in self.wakers.lock().unwrap().iter() {
-                let _ = waker.wake();
+        let mut state = self.state.lock().unwrap();
+        match state.queue.pop_front() {
+            Some((thread, conn)) => {
+                state.granted[thread].push(conn);
+                let _ = state.wakers[thread].wake();
             }
+            None => state.free += 1,
         }
     }
 
-    /// `n` more (or fewer, negative) connections wait on this thread.
-    pub fn waiting_changed(&self, added: usize, removed: usize) {
-        if added > 0 {
-            self.waiting.fetch_add(added, Ordering::AcqRel);
-        }
-        if removed > 0 {
-            self.waiting.fetch_sub(removed, Ordering::AcqRel);
-        }
+    /// The connections of `thread` handed a slot since the last call, oldest first. Each owns
+    /// its slot: the caller serves it or releases the slot.
+    pub fn take_granted(&self, thread: usize) -> Vec<ConnRef> {
+        std::mem::take(&mut self.state.lock().unwrap().granted[thread])
+    }
+
+    /// Removes `thread`'s connections from the queue (it is stopping and closes them); returns
+    /// those already handed a slot, which the caller must release.
+    pub fn withdraw(&self, thread: usize) -> Vec<ConnRef> {
+        let mut state = self.state.lock().unwrap();
+        state.queue.retain(|&(t, _)| t != thread);
+        std::mem::take(&mut state.granted[thread])
     }
 }

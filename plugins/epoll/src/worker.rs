@@ -9,7 +9,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use runbench_plugin_abi::{Config, HostHandle, Outcome, ACCEPT_BACKOFF};
 use slab::Slab;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,15 +22,13 @@ const EVENTS_PER_POLL: usize = 1024;
 
 /// A connection named by slab slot and id, so a queued reference to a closed connection is not
 /// taken for a newer one in the same slot.
-type ConnRef = (usize, u64);
+pub type ConnRef = (usize, u64);
 
 pub struct EventLoop<'a> {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Conn<'a>>,
     next_id: u64,
-    /// Accepted, waiting for a `max_connections` slot, oldest first.
-    waiting: VecDeque<ConnRef>,
     sleepers: BinaryHeap<Reverse<(Instant, ConnRef)>>,
     /// Drive again without waiting for an edge (their read budget ran out).
     runnable: Vec<ConnRef>,
@@ -38,7 +36,10 @@ pub struct EventLoop<'a> {
     stopping: bool,
     config: &'a Config,
     host: &'a HostHandle,
+    /// Accepted connections not yet served wait in `limit`'s server-wide FIFO queue.
     limit: Option<&'a Limit>,
+    /// This thread's index in `limit` (0 without a limit).
+    thread: usize,
 }
 
 impl<'a> EventLoop<'a> {
@@ -53,15 +54,15 @@ impl<'a> EventLoop<'a> {
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        if let Some(limit) = limit {
-            limit.add_waker(Arc::new(Waker::new(poll.registry(), WAKER)?));
-        }
+        let thread = match limit {
+            Some(limit) => limit.add_thread(Arc::new(Waker::new(poll.registry(), WAKER)?)),
+            None => 0,
+        };
         Ok(EventLoop {
             poll,
             listener: Some(listener),
             conns: Slab::new(),
             next_id: 0,
-            waiting: VecDeque::new(),
             sleepers: BinaryHeap::new(),
             runnable: Vec::new(),
             accept_paused_until: None,
@@ -69,6 +70,7 @@ impl<'a> EventLoop<'a> {
             config,
             host,
             limit,
+            thread,
         })
     }
 
@@ -88,7 +90,7 @@ impl<'a> EventLoop<'a> {
             for &token in &ready {
                 match token {
                     LISTENER => self.accept(),
-                    WAKER => {} // a slot freed elsewhere: `grant` below takes it up
+                    WAKER => {} // a slot was handed to a waiting connection: see `grant`
                     Token(key) => {
                         if let Some(id) = self.conns.get(key).map(|c| c.id) {
                             self.drive((key, id));
@@ -155,7 +157,8 @@ impl<'a> EventLoop<'a> {
         }
     }
 
-    /// Registers a new connection; serves it now if a slot is free, else queues it.
+    /// Registers a new connection; serves it now if a slot is free and nobody waits, else queues
+    /// it behind the connections already waiting, on every thread.
     fn admit(&mut self, stream: TcpStream) {
         let id = self.next_id;
         self.next_id += 1;
@@ -172,10 +175,7 @@ impl<'a> EventLoop<'a> {
             return;
         }
         match self.limit {
-            Some(limit) if !limit.try_acquire() => {
-                limit.waiting_changed(1, 0);
-                self.waiting.push_back((key, id));
-            }
+            Some(limit) if !limit.acquire(self.thread, (key, id)) => {}
             limit => {
                 self.conns[key].has_slot = limit.is_some();
                 self.start((key, id));
@@ -193,24 +193,34 @@ impl<'a> EventLoop<'a> {
         self.drive((key, id));
     }
 
-    /// Hands free slots to waiting connections, oldest first.
+    /// Serves this thread's waiting connections that the limit handed a freed slot (it hands
+    /// slots out in accept order, over all threads).
     fn grant(&mut self) {
         let Some(limit) = self.limit else {
             return;
         };
-        while let Some(&conn) = self.waiting.front() {
-            if !self.is_current(conn) {
-                self.waiting.pop_front();
-                limit.waiting_changed(0, 1);
-                continue;
+        for conn in limit.take_granted(self.thread) {
+            if self.is_current(conn) {
+                self.conns[conn.0].has_slot = true;
+                self.start(conn);
+            } else {
+                limit.release();
             }
-            if !limit.try_acquire() {
-                return;
+        }
+    }
+
+    /// Takes this thread's connections out of the limit's queue; those already handed a slot
+    /// keep it until closed (`close` releases it).
+    fn withdraw_waiting(&mut self) {
+        let Some(limit) = self.limit else {
+            return;
+        };
+        for conn in limit.withdraw(self.thread) {
+            if self.is_current(conn) {
+                self.conns[conn.0].has_slot = true;
+            } else {
+                limit.release();
             }
-            self.waiting.pop_front();
-            limit.waiting_changed(0, 1);
-            self.conns[conn.0].has_slot = true;
-            self.start(conn);
         }
     }
 
@@ -266,10 +276,11 @@ impl<'a> EventLoop<'a> {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        let waiting = std::mem::take(&mut self.waiting);
-        if let Some(limit) = self.limit {
-            limit.waiting_changed(0, waiting.len());
-        }
+        self.withdraw_waiting();
+        let waiting: Vec<ConnRef> = (self.conns.iter())
+            .filter(|(_, c)| !c.is_served())
+            .map(|(k, c)| (k, c.id))
+            .collect();
         for conn in waiting {
             self.close(conn, Outcome::Clean);
         }
@@ -280,6 +291,7 @@ impl<'a> EventLoop<'a> {
     }
 
     fn close_all(&mut self, outcome: Outcome) {
+        self.withdraw_waiting();
         let all: Vec<ConnRef> = self.conns.iter().map(|(k, c)| (k, c.id)).collect();
         for conn in all {
             self.close(conn, outcome);

@@ -18,12 +18,15 @@
 //! handed to glommio with `FromRawFd`: glommio's own `TcpListener::bind` also sets SO_REUSEPORT but
 //! fixes the backlog at 1024, which refuses bursts of connects the other plugins accept.
 //!
-//! `max_connections` is one limit for the whole server: an `async-lock` semaphore shared by the
-//! executors (glommio wakes a task from another thread through its foreign-wake queue).
+//! `max_connections` is one limit for the whole server: a tokio `sync::Semaphore` (FIFO-fair,
+//! runtime-independent; only tokio's `sync` feature is built) shared by the executors (glommio
+//! wakes a task from another thread through its foreign-wake queue). glommio's own
+//! `sync::Semaphore` is fair but executor-local (`!Send`), so it cannot hold one count for all
+//! executors; `async-lock`'s is shareable but not fair (a newly accepted connection takes a
+//! freed permit before the connection that waited longest).
 
 mod system;
 
-use async_lock::Semaphore;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
@@ -35,6 +38,7 @@ use runbench_plugin_abi::{
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::pin::pin;
 use std::sync::{mpsc, Arc};
+use tokio::sync::Semaphore;
 
 struct Glommio;
 
@@ -177,8 +181,8 @@ async fn connection(
     permits: Option<Arc<Semaphore>>,
 ) {
     let _permit = match &permits {
-        Some(sem) => match race(sem.acquire_arc(), host.stop().stopping()).await {
-            Either::Left(p) => Some(p),
+        Some(sem) => match race(sem.clone().acquire_owned(), host.stop().stopping()).await {
+            Either::Left(p) => Some(p.expect("the semaphore is never closed")),
             Either::Right(()) => {
                 host.stats().finished(Outcome::Clean);
                 return;

@@ -12,10 +12,11 @@
 //! that changes what is measured, the fallback is logged as a warning naming the cause to check;
 //! the result row is still labelled `monoio`.
 //!
-//! `max_connections` is one limit for the whole server: an `async-lock` semaphore shared by all
-//! runtimes.
+//! `max_connections` is one limit for the whole server: a tokio `sync::Semaphore` (FIFO-fair,
+//! runtime-independent; only tokio's `sync` feature is built) shared by all runtimes. monoio has
+//! no cross-thread semaphore, and `async-lock`'s is not fair (a newly accepted connection takes
+//! a freed permit before the connection that waited longest).
 
-use async_lock::Semaphore;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use monoio::{FusionDriver, RuntimeBuilder};
@@ -24,6 +25,7 @@ use runbench_plugin_abi::{
     ECHO_BUFFER_BYTES, LISTEN_BACKLOG,
 };
 use std::sync::{mpsc, Arc};
+use tokio::sync::Semaphore;
 
 struct Monoio;
 
@@ -171,8 +173,8 @@ async fn connection(
     permits: Option<Arc<Semaphore>>,
 ) {
     let _permit = match &permits {
-        Some(sem) => match race(sem.acquire_arc(), host.stop().stopping()).await {
-            Either::Left(p) => Some(p),
+        Some(sem) => match race(sem.clone().acquire_owned(), host.stop().stopping()).await {
+            Either::Left(p) => Some(p.expect("the semaphore is never closed")),
             Either::Right(()) => {
                 host.stats().finished(Outcome::Clean);
                 return;

@@ -8,17 +8,20 @@
 //! `block_on` is doing so. The calling thread only waits for the server task (parked, not
 //! polling the reactor).
 //!
-//! `max_connections` uses smol's re-export of async-lock's `Semaphore`.
+//! `max_connections` uses tokio's `sync::Semaphore` (runtime-independent; only tokio's `sync`
+//! feature is built), not smol's re-export of async-lock's `Semaphore`: that one is not fair (a
+//! newly accepted connection's `acquire` takes a freed permit before the woken waiter does),
+//! and the contract is first-come first-served. tokio's hands permits out FIFO.
 
 use runbench_plugin_abi::{
     export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,
     ECHO_BUFFER_BYTES,
 };
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::lock::Semaphore;
 use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Timer};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 struct Smol;
 
@@ -103,8 +106,8 @@ async fn connection(
     permits: Option<Arc<Semaphore>>,
 ) {
     let _permit = match &permits {
-        Some(sem) => match race(sem.acquire_arc(), host.stop().stopping()).await {
-            Either::Left(p) => Some(p),
+        Some(sem) => match race(sem.clone().acquire_owned(), host.stop().stopping()).await {
+            Either::Left(p) => Some(p.expect("the semaphore is never closed")),
             Either::Right(()) => {
                 host.stats().finished(Outcome::Clean);
                 return;
