@@ -7,6 +7,7 @@
 
 mod connect;
 mod pattern;
+mod timer;
 mod worker;
 
 pub use worker::{new_histogram, HIST_MAX_NS};
