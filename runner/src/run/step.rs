@@ -144,7 +144,14 @@ pub(super) fn measure(
         if Instant::now() > hard_end {
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // After a stop signal during the load, poll finely: the servers' exit time is measured
+        // by this loop.
+        let tick = if signal_at.is_some_and(|at| Instant::now() >= at) {
+            2
+        } else {
+            20
+        };
+        std::thread::sleep(Duration::from_millis(tick));
     }
     let load_ran = started.elapsed();
     loadgens.poll(&mut results, timeline);
