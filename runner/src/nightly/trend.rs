@@ -17,33 +17,17 @@ use std::path::Path;
 const SIZE: (u32, u32) = (1000, 560);
 /// At most this many nights are drawn (the newest ones).
 pub const MAX_NIGHTS: usize = 60;
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(23, 190, 207),
-];
 const REGRESSION: RGBColor = RGBColor(214, 39, 40);
 const FONT_CAPTION: u32 = 22;
 const FONT_LABEL: u32 = 15;
 const FONT_SMALL: u32 = 14;
 const FOOTER_HEIGHT: u32 = 46;
 
-/// The font family every text in these plots uses. The TTF is embedded so plots look the same
-/// on a bare CI runner; this is the one place to change if the plots share a font helper.
+/// The font family of these plots: the embedded DejaVu Sans that every chart registers.
 pub fn plot_font() -> &'static str {
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-    REGISTER.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-        // plotters' own defaults (axis labels) ask for "sans-serif", so that is the name used.
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-            .unwrap_or_else(|_| panic!("the embedded DejaVuSans.ttf is not a valid font"));
-    });
-    "sans-serif"
+    // A font that fails to register falls back to plotters' default, which still draws.
+    let _ = crate::plot::style::register_font();
+    crate::plot::style::FONT
 }
 
 /// One line of a trend plot.
@@ -281,8 +265,9 @@ pub fn draw(trend: &Trend, path: &Path) -> anyhow::Result<()> {
         .map_err(|e| err(&e))?;
 
     let x = |i: usize| SegmentValue::CenterOf(i);
-    for (k, s) in trend.series.iter().enumerate() {
-        let color = PALETTE[k % PALETTE.len()];
+    for s in &trend.series {
+        // The same colour per runtime as in every other chart.
+        let color = crate::plot::palette::colour(&s.name);
         for &(i, _, lo, hi) in &s.points {
             chart
                 .draw_series(std::iter::once(PathElement::new(

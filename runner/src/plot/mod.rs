@@ -10,7 +10,7 @@ pub mod palette;
 mod resources;
 mod scale;
 mod select;
-mod style;
+pub(crate) mod style;
 mod sweep;
 mod throughput;
 mod timeline;
