@@ -23,7 +23,8 @@ test:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build --workspace
-    cargo test --workspace
+    # The closing line counts every test binary's results ("N passed, N failed").
+    cargo test --workspace 2>&1 | awk '{ print } /^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }'
 
 # Is the load generator the bottleneck? C epoll client vs runbench's, against a C epoll server.
 bench-loadgen:
