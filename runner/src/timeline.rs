@@ -2,7 +2,9 @@
 //! and what the server processes used, read from /proc at the same instants.
 
 use crate::loadgen::{decode_histogram, new_histogram};
+use crate::measure::percentile_us;
 use crate::procfs::{self, ProcSample};
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -34,20 +36,43 @@ struct LoadInterval {
     completed: u64,
     errors: u64,
     connections: u64,
-    histogram: Histogram<u64>,
+    /// Merged while processes report; once all have, it is reduced to what is kept (memory
+    /// stays small on long runs: a decoded histogram is ~100 KB, its compressed form ~1 KB).
+    histogram: Option<Histogram<u64>>,
+    p50_us: f64,
+    p99_us: f64,
+    /// HdrHistogram V2 (deflate) bytes, for the interval log.
+    encoded: Vec<u8>,
+}
+
+impl LoadInterval {
+    fn finish(&mut self) {
+        let Some(h) = self.histogram.take() else {
+            return;
+        };
+        self.p50_us = percentile_us(&h, 50.0);
+        self.p99_us = percentile_us(&h, 99.0);
+        let mut bytes = Vec::new();
+        if V2DeflateSerializer::new().serialize(&h, &mut bytes).is_ok() {
+            self.encoded = bytes;
+        }
+    }
 }
 
 pub struct TimelineRecorder {
     interval: Duration,
+    /// Load-generator processes, each reporting every interval.
+    processes: usize,
     load: BTreeMap<u64, LoadInterval>,
     server: BTreeMap<u64, ProcSample>,
     next_sample: u64,
 }
 
 impl TimelineRecorder {
-    pub fn new(interval: Duration) -> Self {
+    pub fn new(interval: Duration, processes: usize) -> Self {
         TimelineRecorder {
             interval,
+            processes: processes.max(1),
             load: BTreeMap::new(),
             server: BTreeMap::new(),
             next_sample: 0,
@@ -68,14 +93,20 @@ impl TimelineRecorder {
             completed: 0,
             errors: 0,
             connections: 0,
-            histogram: new_histogram(),
+            histogram: Some(new_histogram()),
+            p50_us: 0.0,
+            p99_us: 0.0,
+            encoded: Vec::new(),
         });
         e.reported += 1;
         e.completed += completed;
         e.errors += errors;
         e.connections += connections;
-        if let Ok(h) = decode_histogram(histogram) {
-            let _ = e.histogram.add(h);
+        if let (Some(merged), Ok(h)) = (e.histogram.as_mut(), decode_histogram(histogram)) {
+            let _ = merged.add(h);
+        }
+        if e.reported >= self.processes {
+            e.finish();
         }
     }
 
@@ -93,18 +124,19 @@ impl TimelineRecorder {
         }
     }
 
+    /// Ends the recording: intervals that not every process reported (a process that died) are
+    /// summarised from what arrived.
+    pub fn finish(&mut self) {
+        for l in self.load.values_mut() {
+            l.finish();
+        }
+    }
+
     pub fn rows(&self, runtime: &str, trial: u32, point: &str) -> Vec<TimelineRow> {
         self.load
             .iter()
             .map(|(&k, l)| {
                 let s = self.server.get(&k).copied().unwrap_or_default();
-                let pct = |p: f64| {
-                    if l.histogram.is_empty() {
-                        0.0
-                    } else {
-                        l.histogram.value_at_percentile(p) as f64 / 1000.0
-                    }
-                };
                 TimelineRow {
                     runtime: runtime.to_string(),
                     trial,
@@ -112,8 +144,8 @@ impl TimelineRecorder {
                     requests: l.completed,
                     errors: l.errors,
                     connections: l.connections,
-                    p50_us: pct(50.0),
-                    p99_us: pct(99.0),
+                    p50_us: l.p50_us,
+                    p99_us: l.p99_us,
                     server_cpu_user_s: s.cpu_user_s,
                     server_cpu_sys_s: s.cpu_sys_s,
                     server_rss_bytes: s.rss_bytes,
@@ -125,11 +157,11 @@ impl TimelineRecorder {
             .collect()
     }
 
-    /// (interval start since load start, histogram) for the interval log.
-    pub fn histograms(&self) -> Vec<(Duration, Histogram<u64>)> {
+    /// (interval start since load start, V2-deflate histogram bytes) for the interval log.
+    pub fn encoded_histograms(&self) -> Vec<(Duration, Vec<u8>)> {
         self.load
             .iter()
-            .map(|(&k, l)| (self.interval * k as u32, l.histogram.clone()))
+            .map(|(&k, l)| (self.interval * k as u32, l.encoded.clone()))
             .collect()
     }
 

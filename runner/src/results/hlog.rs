@@ -2,7 +2,7 @@
 //! so other HdrHistogram tools can read it and runs on several machines can be merged.
 
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +12,9 @@ pub struct HlogEntry {
     /// Since the run started.
     pub start: Duration,
     pub duration: Duration,
-    pub histogram: Histogram<u64>,
+    /// The interval's histogram, HdrHistogram V2 (deflate) bytes: a run keeps thousands of
+    /// these, so they stay compressed until written.
+    pub encoded: Vec<u8>,
 }
 
 pub fn hlog(base: SystemTime, entries: &[HlogEntry]) -> anyhow::Result<Vec<u8>> {
@@ -27,7 +29,11 @@ pub fn hlog(base: SystemTime, entries: &[HlogEntry]) -> anyhow::Result<Vec<u8>> 
             .begin_log_with(&mut out, &mut serializer)?;
         for e in entries {
             let tag = Tag::new(&e.tag);
-            w.write_histogram(&e.histogram, e.start, e.duration, tag)
+            // One decoded histogram at a time.
+            let h: Histogram<u64> = Deserializer::new()
+                .deserialize(&mut e.encoded.as_slice())
+                .map_err(|err| anyhow::anyhow!("an interval histogram: {err:?}"))?;
+            w.write_histogram(&h, e.start, e.duration, tag)
                 .map_err(|err| anyhow::anyhow!("writing the interval log: {err:?}"))?;
         }
     }

@@ -239,7 +239,7 @@ fn run_step(
         _ => format!("{name} #{} {}", step.trial + 1, point.label()),
     };
     let mut progress = RunProgress::start(&label, s.load.total());
-    let mut timeline = TimelineRecorder::new(s.run.interval);
+    let mut timeline = TimelineRecorder::new(s.run.interval, plan.shards(point).len());
     let step_start = SystemTime::now();
     let mut port = None;
     let result = measure(
@@ -253,6 +253,7 @@ fn run_step(
         &mut port,
     );
     progress.finish();
+    timeline.finish();
     let tag = hlog::tag(&[
         &name,
         &step.trial.to_string(),
@@ -260,13 +261,13 @@ fn run_step(
     ]);
     let offset = step_start.duration_since(base_time).unwrap_or_default();
     let hlog = timeline
-        .histograms()
+        .encoded_histograms()
         .into_iter()
-        .map(|(start, histogram)| HlogEntry {
+        .map(|(start, encoded)| HlogEntry {
             tag: tag.clone(),
             start: offset + start,
             duration: timeline.interval(),
-            histogram,
+            encoded,
         })
         .collect();
     let timeline_rows = timeline.rows(&name, step.trial as u32, &base.point);
