@@ -1,5 +1,10 @@
 //! Runtime-independent pieces of the echo protocol that every plugin shares.
 
+use crate::{race, Config, Either, HostHandle};
+use futures_io::{AsyncRead, AsyncWrite};
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 /// How a connection ended; each maps to one [`crate::ServeReport`] counter.
@@ -60,6 +65,68 @@ pub fn spin_for(d: Duration) {
     while start.elapsed() < d {
         std::hint::spin_loop();
     }
+}
+
+/// The echo loop of the contract (see [`crate::Plugin::serve`]) for any stream with the
+/// `futures-io` traits (async-std, smol/async-io, glommio): read, do the per-message `work` and
+/// `sleep` (`sleep` is the runtime's own timer), write back, and stop at a message boundary on
+/// the stop signal or anywhere once the grace period is over. Counts echoed bytes.
+pub async fn echo_futures_io<S, Sleep, Fut>(
+    stream: &mut S,
+    host: &HostHandle,
+    config: &Config,
+    sleep: Sleep,
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    Sleep: Fn(Duration) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut buf = vec![0u8; crate::ECHO_BUFFER_BYTES];
+    let mut tracker = MessageTracker::new(config.message_bytes);
+    let mut stopping = host.stop().stopping();
+    let mut forced = host.stop().forced();
+    loop {
+        let read = poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buf));
+        let read = if tracker.at_boundary() {
+            match race(read, &mut stopping).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Clean,
+            }
+        } else {
+            match race(read, &mut forced).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Cut,
+            }
+        };
+        let n = match read {
+            Ok(0) => return Outcome::PeerClosed,
+            Ok(n) => n,
+            Err(_) => return Outcome::IoError,
+        };
+        for _ in 0..tracker.consumed(n) {
+            spin_for(config.work);
+            if !config.sleep.is_zero() {
+                sleep(config.sleep).await;
+            }
+        }
+        match race(write_all(stream, &buf[..n]), &mut forced).await {
+            Either::Left(Ok(())) => host.stats().echoed(n),
+            Either::Left(Err(_)) => return Outcome::IoError,
+            Either::Right(()) => return Outcome::Cut,
+        }
+    }
+}
+
+async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, data)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        data = &data[n..];
+    }
+    Ok(())
 }
 
 #[cfg(test)]

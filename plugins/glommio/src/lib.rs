@@ -27,13 +27,11 @@
 
 mod system;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
 use glommio::{LocalExecutorBuilder, Placement};
 use runbench_plugin_abi::{
-    export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,
-    ECHO_BUFFER_BYTES,
+    echo_futures_io, export_plugin, os, race, Config, Either, HostHandle, Outcome, Plugin,
 };
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::pin::pin;
@@ -199,37 +197,5 @@ async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outc
     if stream.set_nodelay(true).is_err() {
         return Outcome::IoError;
     }
-    let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
-    let mut tracker = MessageTracker::new(config.message_bytes);
-    let mut stopping = host.stop().stopping();
-    let mut forced = host.stop().forced();
-    loop {
-        let read = if tracker.at_boundary() {
-            match race(stream.read(&mut buf), &mut stopping).await {
-                Either::Left(r) => r,
-                Either::Right(()) => return Outcome::Clean,
-            }
-        } else {
-            match race(stream.read(&mut buf), &mut forced).await {
-                Either::Left(r) => r,
-                Either::Right(()) => return Outcome::Cut,
-            }
-        };
-        let n = match read {
-            Ok(0) => return Outcome::PeerClosed,
-            Ok(n) => n,
-            Err(_) => return Outcome::IoError,
-        };
-        for _ in 0..tracker.consumed(n) {
-            spin_for(config.work);
-            if !config.sleep.is_zero() {
-                glommio::timer::sleep(config.sleep).await;
-            }
-        }
-        match race(stream.write_all(&buf[..n]), &mut forced).await {
-            Either::Left(Ok(())) => host.stats().echoed(n),
-            Either::Left(Err(_)) => return Outcome::IoError,
-            Either::Right(()) => return Outcome::Cut,
-        }
-    }
+    echo_futures_io(&mut stream, host, config, glommio::timer::sleep).await
 }
