@@ -23,8 +23,8 @@ mod limit;
 mod worker;
 
 use limit::Limit;
-use runbench_plugin_abi::{export_plugin, os, Config, HostHandle, Plugin};
-use std::sync::{mpsc, Arc};
+use runbench_plugin_abi::{export_plugin, os, serve_on_threads, Bound, Config, HostHandle, Plugin};
+use std::sync::Arc;
 use worker::EventLoop;
 
 struct Epoll;
@@ -36,50 +36,11 @@ impl Plugin for Epoll {
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let config = Arc::new(config.clone());
         let limit = config.max_connections.map(|n| Arc::new(Limit::new(n)));
-        // Each thread reports once its listener is registered, or why it could not start.
-        let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
-        let mut threads = Vec::with_capacity(config.threads);
-        for i in 0..config.threads {
-            let (config, worker_host, limit, bound) = (
-                config.clone(),
-                host.clone(),
-                limit.clone(),
-                bound_tx.clone(),
-            );
-            let spawned = std::thread::Builder::new()
-                .name(format!("epoll-{i}"))
-                .spawn(move || event_loop(i, &config, &worker_host, limit.as_deref(), bound));
-            match spawned {
-                Ok(handle) => threads.push(handle),
-                Err(e) => {
-                    host.stop().raise_forced();
-                    return Err(format!("spawning event-loop thread {i}: {e}"));
-                }
-            }
-        }
-        drop(bound_tx);
-        let mut result = Ok(());
-        let mut ready = 0;
-        for bound in bound_rx.iter() {
-            match bound {
-                Ok(()) => ready += 1,
-                Err(e) => result = result.and(Err(e)),
-            }
-        }
-        if ready == config.threads {
-            host.ready();
-        } else {
-            // Let the threads that did start wind down before reporting the failure.
-            host.stop().raise_forced();
-        }
-        for t in threads {
-            match t.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => result = result.and(Err(e)),
-                Err(_) => result = result.and(Err("an event-loop thread panicked".into())),
-            }
-        }
-        result
+        let (threads, worker_host) = (config.threads, host.clone());
+        // Each thread reports once its listener accepts, or why it could not start.
+        serve_on_threads(host, threads, "epoll", move |i, bound| {
+            event_loop(i, &config, &worker_host, limit.as_deref(), bound)
+        })
     }
 }
 
@@ -90,7 +51,7 @@ fn event_loop(
     config: &Config,
     host: &HostHandle,
     limit: Option<&Limit>,
-    bound: mpsc::Sender<Result<(), String>>,
+    bound: Bound,
 ) -> Result<(), String> {
     let setup = || -> Result<EventLoop<'_>, String> {
         if let Some(cpu) = config.cpu_for_worker(index) {

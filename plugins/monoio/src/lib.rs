@@ -21,10 +21,10 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use monoio::{FusionDriver, RuntimeBuilder};
 use runbench_plugin_abi::{
-    export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,
-    ECHO_BUFFER_BYTES, LISTEN_BACKLOG,
+    export_plugin, os, race, serve_on_threads, spin_for, Bound, Config, Either, HostHandle,
+    MessageTracker, Outcome, Plugin, ECHO_BUFFER_BYTES, LISTEN_BACKLOG,
 };
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 struct Monoio;
@@ -44,48 +44,12 @@ impl Plugin for Monoio {
         }
         let config = Arc::new(config.clone());
         let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
-        // Each runtime reports once its listener accepts, or why it could not start.
-        let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
-        let mut workers = Vec::with_capacity(config.threads);
-        for i in 0..config.threads {
-            let (config, worker_host, permits, bound) = (
-                config.clone(),
-                host.clone(),
-                permits.clone(),
-                bound_tx.clone(),
-            );
-            let spawned = std::thread::Builder::new()
-                .name(format!("monoio-{i}"))
-                .spawn(move || worker(i, &config, worker_host, permits, bound));
-            match spawned {
-                Ok(handle) => workers.push(handle),
-                Err(e) => {
-                    host.stop().raise_forced();
-                    return Err(format!("spawning runtime thread {i}: {e}"));
-                }
-            }
-        }
-        drop(bound_tx);
-        let mut result = Ok(());
-        let mut ready = 0;
-        for bound in bound_rx.iter() {
-            match bound {
-                Ok(()) => ready += 1,
-                Err(e) => result = result.and(Err(e)),
-            }
-        }
-        if ready == config.threads {
-            host.ready();
-        } else {
-            // Let the runtimes that did start wind down before reporting the failure.
-            host.stop().raise_forced();
-        }
-        for w in workers {
-            if w.join().is_err() {
-                result = result.and(Err("a monoio runtime thread panicked".into()));
-            }
-        }
-        result
+        let (threads, worker_host) = (config.threads, host.clone());
+        // Each thread reports once its listener accepts, or why it could not start.
+        serve_on_threads(host, threads, "monoio", move |i, bound| {
+            worker(i, &config, worker_host.clone(), permits.clone(), bound);
+            Ok(())
+        })
     }
 }
 
@@ -96,7 +60,7 @@ fn worker(
     config: &Arc<Config>,
     host: HostHandle,
     permits: Option<Arc<Semaphore>>,
-    bound: mpsc::Sender<Result<(), String>>,
+    bound: Bound,
 ) {
     if let Some(cpu) = config.cpu_for_worker(index) {
         if let Err(e) = os::pin_current_thread(cpu) {

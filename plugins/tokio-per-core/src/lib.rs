@@ -12,10 +12,10 @@
 //! even if another thread has a free slot, exactly as in the multi-thread plugin.
 
 use runbench_plugin_abi::{
-    export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,
-    ECHO_BUFFER_BYTES,
+    export_plugin, os, race, serve_on_threads, spin_for, Bound, Config, Either, HostHandle,
+    MessageTracker, Outcome, Plugin, ECHO_BUFFER_BYTES,
 };
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -29,48 +29,12 @@ impl Plugin for TokioPerCore {
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let config = Arc::new(config.clone());
         let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
-        // Each worker reports once its listener accepts (or why it could not start).
-        let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
-        let mut workers = Vec::with_capacity(config.threads);
-        for i in 0..config.threads {
-            let (config, worker_host, permits, bound) = (
-                config.clone(),
-                host.clone(),
-                permits.clone(),
-                bound_tx.clone(),
-            );
-            let spawned = std::thread::Builder::new()
-                .name(format!("tokio-per-core-{i}"))
-                .spawn(move || worker(i, &config, worker_host, permits, bound));
-            match spawned {
-                Ok(handle) => workers.push(handle),
-                Err(e) => {
-                    host.stop().raise_forced();
-                    return Err(format!("spawning worker thread {i}: {e}"));
-                }
-            }
-        }
-        drop(bound_tx);
-        let mut result = Ok(());
-        let mut ready = 0;
-        for bound in bound_rx.iter() {
-            match bound {
-                Ok(()) => ready += 1,
-                Err(e) => result = result.and(Err(e)),
-            }
-        }
-        if ready == config.threads {
-            host.ready();
-        } else {
-            // Let the workers that did start wind down before reporting the failure.
-            host.stop().raise_forced();
-        }
-        for w in workers {
-            if w.join().is_err() {
-                result = result.and(Err("a worker thread panicked".into()));
-            }
-        }
-        result
+        let (threads, worker_host) = (config.threads, host.clone());
+        // Each thread reports once its listener accepts, or why it could not start.
+        serve_on_threads(host, threads, "tokio-per-core", move |i, bound| {
+            worker(i, &config, worker_host.clone(), permits.clone(), bound);
+            Ok(())
+        })
     }
 }
 
@@ -81,7 +45,7 @@ fn worker(
     config: &Arc<Config>,
     host: HostHandle,
     permits: Option<Arc<Semaphore>>,
-    bound: mpsc::Sender<Result<(), String>>,
+    bound: Bound,
 ) {
     let setup = || -> Result<(tokio::runtime::Runtime, std::net::TcpListener), String> {
         if let Some(cpu) = config.cpu_for_worker(index) {
