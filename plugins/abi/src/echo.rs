@@ -67,6 +67,29 @@ pub fn spin_for(d: Duration) {
     }
 }
 
+/// One accepted connection under the contract: wait for a `max_connections` slot (`acquire`;
+/// a connection still waiting when the stop signal comes, or whose wait fails, closes clean),
+/// count it as served while `serve` runs, then count how it ended.
+pub async fn serve_connection<P, E, A, S>(host: &HostHandle, acquire: Option<A>, serve: S)
+where
+    A: Future<Output = Result<P, E>>,
+    S: Future<Output = Outcome>,
+{
+    let _permit = match acquire {
+        Some(wait) => match race(wait, host.stop().stopping()).await {
+            Either::Left(Ok(permit)) => Some(permit),
+            _ => {
+                host.stats().finished(Outcome::Clean);
+                return;
+            }
+        },
+        None => None,
+    };
+    let _serving = host.stats().serving();
+    let outcome = serve.await;
+    host.stats().finished(outcome);
+}
+
 /// The echo loop of the contract (see [`crate::Plugin::serve`]) for any stream with the
 /// `futures-io` traits (async-std, smol/async-io, glommio): read, do the per-message `work` and
 /// `sleep` (`sleep` is the runtime's own timer), write back, and stop at a message boundary on

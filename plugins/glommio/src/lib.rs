@@ -31,7 +31,8 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
 use glommio::{LocalExecutorBuilder, Placement};
 use runbench_plugin_abi::{
-    echo_futures_io, export_plugin, os, race, Config, Either, HostHandle, Outcome, Plugin,
+    echo_futures_io, export_plugin, os, race, serve_connection, Config, Either, HostHandle,
+    Outcome, Plugin,
 };
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::pin::pin;
@@ -178,19 +179,12 @@ async fn connection(
     config: &Config,
     permits: Option<Arc<Semaphore>>,
 ) {
-    let _permit = match &permits {
-        Some(sem) => match race(sem.clone().acquire_owned(), host.stop().stopping()).await {
-            Either::Left(p) => Some(p.expect("the semaphore is never closed")),
-            Either::Right(()) => {
-                host.stats().finished(Outcome::Clean);
-                return;
-            }
-        },
-        None => None,
-    };
-    let _serving = host.stats().serving();
-    let outcome = echo(stream, host, config).await;
-    host.stats().finished(outcome);
+    serve_connection(
+        host,
+        permits.map(|sem| sem.acquire_owned()),
+        echo(stream, host, config),
+    )
+    .await;
 }
 
 async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {

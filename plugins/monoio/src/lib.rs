@@ -21,8 +21,8 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use monoio::{FusionDriver, RuntimeBuilder};
 use runbench_plugin_abi::{
-    export_plugin, os, race, serve_on_threads, spin_for, Bound, Config, Either, HostHandle,
-    MessageTracker, Outcome, Plugin, ECHO_BUFFER_BYTES, LISTEN_BACKLOG,
+    export_plugin, os, race, serve_connection, serve_on_threads, spin_for, Bound, Config, Either,
+    HostHandle, MessageTracker, Outcome, Plugin, ECHO_BUFFER_BYTES, LISTEN_BACKLOG,
 };
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -136,19 +136,12 @@ async fn connection(
     config: &Config,
     permits: Option<Arc<Semaphore>>,
 ) {
-    let _permit = match &permits {
-        Some(sem) => match race(sem.clone().acquire_owned(), host.stop().stopping()).await {
-            Either::Left(p) => Some(p.expect("the semaphore is never closed")),
-            Either::Right(()) => {
-                host.stats().finished(Outcome::Clean);
-                return;
-            }
-        },
-        None => None,
-    };
-    let _serving = host.stats().serving();
-    let outcome = echo(stream, host, config).await;
-    host.stats().finished(outcome);
+    serve_connection(
+        host,
+        permits.map(|sem| sem.acquire_owned()),
+        echo(stream, host, config),
+    )
+    .await;
 }
 
 async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {

@@ -12,8 +12,8 @@
 //! even if another thread has a free slot, exactly as in the multi-thread plugin.
 
 use runbench_plugin_abi::{
-    export_plugin, os, race, serve_on_threads, spin_for, Bound, Config, Either, HostHandle,
-    MessageTracker, Outcome, Plugin, ECHO_BUFFER_BYTES,
+    export_plugin, os, race, serve_connection, serve_on_threads, spin_for, Bound, Config, Either,
+    HostHandle, MessageTracker, Outcome, Plugin, ECHO_BUFFER_BYTES,
 };
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -123,19 +123,12 @@ async fn connection(
     config: Arc<Config>,
     permits: Option<Arc<Semaphore>>,
 ) {
-    let _permit = match &permits {
-        Some(sem) => match race(sem.acquire(), host.stop().stopping()).await {
-            Either::Left(Ok(p)) => Some(p),
-            _ => {
-                host.stats().finished(Outcome::Clean);
-                return;
-            }
-        },
-        None => None,
-    };
-    let _serving = host.stats().serving();
-    let outcome = echo(stream, &host, &config).await;
-    host.stats().finished(outcome);
+    serve_connection(
+        &host,
+        permits.as_ref().map(|sem| sem.acquire()),
+        echo(stream, &host, &config),
+    )
+    .await;
 }
 
 async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
