@@ -20,6 +20,7 @@ pub mod trend;
 pub mod verdict;
 
 use crate::plan::{self, Overrides, Plan};
+use crate::results::{create_stamped_dir, point_latest, write_atomic};
 use crate::{progress, run, scenario};
 use history::HistoryRow;
 use metric::Metric;
@@ -106,7 +107,7 @@ pub fn run(opts: &Options) -> anyhow::Result<NightOutcome> {
 
     let started = chrono::Utc::now();
     let night = started.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let dir = create_night_dir(&opts.out, started)?;
+    let dir = create_stamped_dir(&opts.out.join("nightly"), started)?;
     let mut sections = Vec::new();
     let mut machine = None;
     let mut git_commit = crate::results::meta::GIT_COMMIT.to_string();
@@ -253,39 +254,6 @@ fn relative(path: &Path, root: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
-}
-
-fn create_night_dir(out: &Path, started: chrono::DateTime<chrono::Utc>) -> anyhow::Result<PathBuf> {
-    let parent = out.join("nightly");
-    let base = started.format("%Y-%m-%dT%H-%M-%SZ").to_string();
-    let mut dir = parent.join(&base);
-    let mut n = 1;
-    while dir.exists() {
-        n += 1;
-        dir = parent.join(format!("{base}-{n}"));
-    }
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-    Ok(dir)
-}
-
-fn point_latest(parent: &Path, dir: &Path) -> anyhow::Result<()> {
-    let name = dir.file_name().expect("night folder has a name");
-    let tmp = parent.join(format!(".latest-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(name, &tmp)?;
-    std::fs::rename(&tmp, parent.join("latest"))?;
-    Ok(())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| anyhow::anyhow!("replacing {}: {e}", path.display()))?;
-    Ok(())
 }
 
 /// `runbench compare A B`: the report, and how many regressions it found.

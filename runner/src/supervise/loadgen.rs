@@ -11,6 +11,28 @@ const START_DELAY: Duration = Duration::from_millis(50);
 /// How often waits check for an interruption (Ctrl-C).
 const POLL: Duration = Duration::from_millis(100);
 
+/// One load-generator process's event: its result, its progress, or a timeline interval.
+fn take_event(
+    e: LoadEvent,
+    result: &mut Option<Result<LoadResult, String>>,
+    completed: &mut u64,
+    timeline: &mut TimelineRecorder,
+) {
+    match e {
+        LoadEvent::Progress { completed: c, .. } => *completed = c,
+        LoadEvent::Interval {
+            index,
+            completed,
+            errors,
+            connections,
+            histogram,
+        } => timeline.on_interval(index, completed, errors, connections, &histogram),
+        LoadEvent::Result { result: r } => *result = Some(Ok(r)),
+        LoadEvent::Failed { message } => *result = Some(Err(message)),
+        LoadEvent::Connected { .. } => {}
+    }
+}
+
 pub struct Loadgens {
     procs: Vec<ChildProc<LoadEvent>>,
     /// Latest completed-request count per process.
@@ -104,19 +126,7 @@ impl Loadgens {
     ) -> u64 {
         for (i, p) in self.procs.iter().enumerate() {
             while let Some(e) = p.try_event() {
-                match e {
-                    LoadEvent::Progress { completed, .. } => self.completed[i] = completed,
-                    LoadEvent::Interval {
-                        index,
-                        completed,
-                        errors,
-                        connections,
-                        histogram,
-                    } => timeline.on_interval(index, completed, errors, connections, &histogram),
-                    LoadEvent::Result { result } => results[i] = Some(Ok(result)),
-                    LoadEvent::Failed { message } => results[i] = Some(Err(message)),
-                    LoadEvent::Connected { .. } => {}
-                }
+                take_event(e, &mut results[i], &mut self.completed[i], timeline);
             }
         }
         self.completed.iter().sum()
@@ -143,18 +153,7 @@ impl Loadgens {
             let Some(r) = p.poll_exit() else { continue };
             // Its last words may still be in the pipe.
             for e in p.remaining_events(Duration::from_secs(1)) {
-                match e {
-                    LoadEvent::Result { result } => results[i] = Some(Ok(result)),
-                    LoadEvent::Failed { message } => results[i] = Some(Err(message)),
-                    LoadEvent::Interval {
-                        index,
-                        completed,
-                        errors,
-                        connections,
-                        histogram,
-                    } => timeline.on_interval(index, completed, errors, connections, &histogram),
-                    _ => {}
-                }
+                take_event(e, &mut results[i], &mut self.completed[i], timeline);
             }
             if results[i].is_none() {
                 let how = match (r.exit_code, r.signal) {
