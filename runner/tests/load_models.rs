@@ -10,26 +10,7 @@ fn run(
     scenario: &str,
     plugin: &str,
 ) -> std::collections::HashMap<String, String> {
-    let file = write(dir, "s.toml", scenario);
-    let out_dir = dir.join("out");
-    let plugin = plugin_file(plugin);
-    let out = runbench(&[
-        "run",
-        file.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--plugin",
-        plugin.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let name = scenario
-        .lines()
-        .find_map(|l| l.strip_prefix("name = "))
-        .unwrap()
-        .trim_matches('"');
-    let mut rows = csv_rows(&out_dir.join(name).join("latest/summary.csv"));
-    assert_eq!(rows.len(), 1);
-    let row = rows.remove(0);
+    let row = only_row(&run_scenario(dir, scenario, Some(plugin)));
     assert_eq!(row["status"], "ok", "{}", row["error"]);
     row
 }

@@ -3,42 +3,7 @@
 
 mod support;
 
-use std::collections::HashMap;
 use support::*;
-
-type Row = HashMap<String, String>;
-
-/// Runs `scenario` (name from its first line) against `plugin` (None: no --plugin, e.g. an
-/// external target); returns the run folder.
-fn run_scenario(dir: &std::path::Path, scenario: &str, plugin: Option<&str>) -> std::path::PathBuf {
-    let file = write(dir, "s.toml", scenario);
-    let out_dir = dir.join("out");
-    let mut args = vec![
-        "run".to_string(),
-        file.display().to_string(),
-        "--out".into(),
-        out_dir.display().to_string(),
-    ];
-    if let Some(p) = plugin {
-        args.push("--plugin".into());
-        args.push(plugin_file(p).display().to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = runbench(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let name = scenario
-        .lines()
-        .find_map(|l| l.strip_prefix("name = "))
-        .unwrap()
-        .trim_matches('"');
-    out_dir.join(name).join("latest")
-}
-
-fn only_row(run: &std::path::Path) -> Row {
-    let mut rows = csv_rows(&run.join("summary.csv"));
-    assert_eq!(rows.len(), 1);
-    rows.remove(0)
-}
 
 #[test]
 fn phases_reach_their_connection_targets_within_one_percent() {
