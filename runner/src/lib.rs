@@ -5,8 +5,10 @@
 //! counters) -> [`results`] (CSV, JSON, written as each runtime finishes) -> [`render`] (PNG
 //! [`plot`]s and [`report`].md, drawn from the files alone).
 
+pub mod audit;
 pub mod authoring;
 pub mod cli;
+pub mod histograms;
 pub mod interrupt;
 pub mod loadgen;
 pub mod measure;

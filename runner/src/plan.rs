@@ -2,6 +2,7 @@
 //! and load-generator processes, which source addresses. Refuses (preflight) what cannot work.
 
 use crate::plugin::{self, PluginFile};
+use crate::protocol::Ramp;
 use crate::scenario::{Scenario, TargetSpec};
 use serde::Serialize;
 use std::net::Ipv4Addr;
@@ -91,6 +92,8 @@ pub struct Plan {
     /// The scenario with overrides applied (what meta.json records).
     pub scenario: Scenario,
     pub subjects: Vec<Subject>,
+    /// Per subject, what it can take part in.
+    pub limits: Vec<SubjectLimits>,
     pub points: Vec<Point>,
     pub server_processes: usize,
     pub nofile_limit: u64,
@@ -107,6 +110,55 @@ impl Plan {
             self.scenario.load.phases_peak(point.connections),
             self.nofile_limit,
         )
+    }
+
+    /// Why subject `k` cannot take part at `point` by its nature, if it cannot (its row is then
+    /// `skipped`, before anything runs).
+    pub fn skip_reason(&self, k: usize, point: &Point) -> Option<String> {
+        let l = &self.limits[k];
+        let peak = self.scenario.load.phases_peak(point.connections) as u64;
+        if l.needs_tap && self.server_processes > 1 {
+            let why = if self.scenario.server.processes_auto {
+                format!(
+                    "{peak} connections need {} server processes here (processes = \"auto\")",
+                    self.server_processes
+                )
+            } else {
+                format!(
+                    "this run asks for {} server processes",
+                    self.server_processes
+                )
+            };
+            return Some(format!(
+                "it drives one TAP device, which one server process holds, and {why}"
+            ));
+        }
+        match l.connection_limit {
+            Some(limit) if peak > limit => Some(format!(
+                "it serves at most {limit} connections at once by design, and this point needs {peak}"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The connections and (open model) the rate over time at `point`: its values, then the
+    /// phases' targets. What the load generators follow and the audit checks against.
+    pub fn ramps(&self, point: &Point) -> (Ramp, Option<Ramp>) {
+        let phases = |f: &dyn Fn(&crate::scenario::Phase) -> Option<f64>| {
+            let list = &self.scenario.load.phases;
+            list.iter()
+                .map(|p| (p.duration.as_millis() as u64, f(p)))
+                .collect::<Vec<_>>()
+        };
+        let connections = Ramp {
+            start: point.connections as f64,
+            phases: phases(&|p| p.connections.map(|c| c as f64)),
+        };
+        let rate = point.rate.map(|r| Ramp {
+            start: r as f64,
+            phases: phases(&|p| p.rate.map(|r| r as f64)),
+        });
+        (connections, rate)
     }
 
     /// Rough wall time of the whole plan, for --dry-run.
@@ -259,6 +311,7 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
             "--server-processes must be between 1 and 256"
         );
         scenario.server.processes = k;
+        scenario.server.processes_auto = false;
     }
     if let Some(r) = overrides.repeat {
         anyhow::ensure!(
@@ -289,7 +342,11 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
             .collect(),
     };
     let nofile_limit = crate::sys::raise_nofile()?;
+    if scenario.server.processes_auto {
+        scenario.server.processes = auto_processes(scenario.load.peak_connections(), nofile_limit);
+    }
     preflight(&scenario, nofile_limit)?;
+    let limits = subjects.iter().map(SubjectLimits::of).collect();
     let points = points(&scenario);
     let seed = scenario
         .run
@@ -301,11 +358,44 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
         server_processes: scenario.server.processes,
         scenario,
         subjects,
+        limits,
         points,
         nofile_limit,
         seed,
         steps,
     })
+}
+
+/// `processes = "auto"`: the fewest server processes whose share of `connections` fits one
+/// process's descriptors.
+pub fn auto_processes(connections: usize, nofile: u64) -> usize {
+    let per_process = (nofile as usize).saturating_sub(FD_RESERVE).max(1);
+    connections.div_ceil(per_process).clamp(1, 256)
+}
+
+/// What a subject can take part in by its nature, read from its plugin header at plan time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SubjectLimits {
+    /// Drives one TAP device, which one server process holds.
+    pub needs_tap: bool,
+    /// Most connections it can serve at once.
+    pub connection_limit: Option<u64>,
+}
+
+impl SubjectLimits {
+    fn of(subject: &Subject) -> SubjectLimits {
+        match subject {
+            // A plugin that cannot even be loaded fails its row when it runs, with the reason.
+            Subject::Plugin(p) => match plugin::load(&p.path) {
+                Ok(l) => SubjectLimits {
+                    needs_tap: l.needs_tap(),
+                    connection_limit: l.connection_limit(),
+                },
+                Err(_) => SubjectLimits::default(),
+            },
+            Subject::External(_) => SubjectLimits::default(),
+        }
+    }
 }
 
 /// Checks descriptor and port budgets for the largest point of the scenario.

@@ -35,6 +35,15 @@ pub fn peak_rss_self() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The sum over `pids`; `None` if any of them is gone (a partial sum would read as a drop).
+pub fn sample_all(pids: &[u32]) -> Option<ProcSample> {
+    let mut total = ProcSample::default();
+    for &pid in pids {
+        total.add(&sample(pid)?);
+    }
+    Some(total)
+}
+
 /// Reads `/proc/<pid>/stat` and `/proc/<pid>/status`; `None` once the process is gone.
 pub fn sample(pid: u32) -> Option<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

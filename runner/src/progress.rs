@@ -45,7 +45,7 @@ pub struct RunProgress {
     phase: Phase,
     load_total: Duration,
     last_plain: Instant,
-    last_count: (Instant, u64),
+    last_rate: Instant,
 }
 
 impl RunProgress {
@@ -71,7 +71,7 @@ impl RunProgress {
             phase: Phase::Starting,
             load_total,
             last_plain: Instant::now(),
-            last_count: (Instant::now(), 0),
+            last_rate: Instant::now(),
         };
         p.phase(Phase::Starting);
         p
@@ -85,8 +85,9 @@ impl RunProgress {
         }
     }
 
-    /// Load progress: time since the load started and requests completed so far.
-    pub fn load(&mut self, elapsed: Duration, completed: u64, warmup: Duration) {
+    /// Load progress: time since the load started; `rate` gives requests/s since its last call
+    /// (measured by the load processes' own clocks), asked at most twice a second.
+    pub fn load(&mut self, elapsed: Duration, warmup: Duration, rate: impl FnOnce() -> f64) {
         let want = if elapsed < warmup {
             Phase::Warmup
         } else {
@@ -95,13 +96,11 @@ impl RunProgress {
         if want != self.phase {
             self.phase(want);
         }
-        let (t0, c0) = self.last_count;
-        let dt = t0.elapsed().as_secs_f64();
-        if dt < 0.5 {
+        if self.last_rate.elapsed() < Duration::from_millis(500) {
             return;
         }
-        let rate = completed.saturating_sub(c0) as f64 / dt;
-        self.last_count = (Instant::now(), completed);
+        self.last_rate = Instant::now();
+        let rate = rate();
         match &self.bar {
             Some(bar) => {
                 bar.set_position(elapsed.min(self.load_total).as_millis() as u64);

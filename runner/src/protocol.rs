@@ -12,6 +12,9 @@ use std::sync::Mutex;
 /// never outlives a dead runner.
 pub const STOP: &str = "stop";
 pub const START: &str = "start";
+/// `window <start ns> <end ns>` (CLOCK_MONOTONIC) to a server: snapshot your counters and CPU
+/// time at those two instants (the measured window's edges) and report them.
+pub const WINDOW: &str = "window";
 
 /// What a `runbench serve` child runs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -84,6 +87,46 @@ pub enum ServerEvent {
         stage: String,
         message: String,
     },
+    /// The server's own reading at one edge of the measured window (see [`WINDOW`]).
+    Snapshot {
+        edge: WindowEdge,
+        snapshot: ServerSnapshot,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowEdge {
+    Start,
+    End,
+}
+
+/// What a server process reads of itself at one instant: the plugin's live counters (when it
+/// publishes them) and its CPU time from getrusage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerSnapshot {
+    /// When it was taken (CLOCK_MONOTONIC ns).
+    pub at_ns: u64,
+    /// `None`: the plugin publishes no live counters.
+    pub counts: Option<ServerCounts>,
+    pub cpu_user_s: f64,
+    pub cpu_sys_s: f64,
+}
+
+impl ServerSnapshot {
+    /// Sums over server processes (taken at the same instants).
+    pub fn add(&mut self, o: &ServerSnapshot) {
+        self.at_ns = self.at_ns.max(o.at_ns);
+        self.counts = match (self.counts, o.counts) {
+            (Some(mut a), Some(b)) => {
+                a.add(&b);
+                Some(a)
+            }
+            _ => None,
+        };
+        self.cpu_user_s += o.cpu_user_s;
+        self.cpu_sys_s += o.cpu_sys_s;
+    }
 }
 
 /// The child's writer for protocol lines. Takes over the process's stdout and points fd 1 at
@@ -179,63 +222,144 @@ pub struct LoadgenSpec {
     pub netns: Option<String>,
 }
 
-/// Failures seen by the load generator, counted by kind (never stored one by one).
+/// Connection failures seen by the load generator, counted by kind (never stored one by one).
+/// Requests that went unanswered are counted apart ([`LoadCounters::unanswered`]): these count
+/// connections, those requests.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LoadErrors {
     pub connect_failed: u64,
     pub connect_timeout: u64,
     pub reset: u64,
     pub closed_by_server: u64,
-    /// Requests still unanswered when the drain after the load ended.
-    pub unanswered: u64,
     pub other: u64,
 }
 
 impl LoadErrors {
     pub fn total(&self) -> u64 {
-        self.connect_failed
-            + self.connect_timeout
-            + self.reset
-            + self.closed_by_server
-            + self.unanswered
-            + self.other
+        self.connect_failed + self.connect_timeout + self.reset + self.closed_by_server + self.other
     }
-    pub fn add(&mut self, o: &LoadErrors) {
+
+    /// `kind=count` for every kind that happened, e.g. `reset=3 closed_by_server=1`.
+    pub fn kinds(&self) -> String {
+        [
+            ("connect_failed", self.connect_failed),
+            ("connect_timeout", self.connect_timeout),
+            ("reset", self.reset),
+            ("closed_by_server", self.closed_by_server),
+            ("other", self.other),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
+impl std::ops::AddAssign for LoadErrors {
+    fn add_assign(&mut self, o: LoadErrors) {
         self.connect_failed += o.connect_failed;
         self.connect_timeout += o.connect_timeout;
         self.reset += o.reset;
         self.closed_by_server += o.closed_by_server;
-        self.unanswered += o.unanswered;
         self.other += o.other;
     }
 }
 
-/// One load-generator process's measurement.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LoadResult {
+/// What load generators count. Every field adds up from worker threads to processes to the run
+/// (one `+=`, in [`LoadCounters::add_assign`]), so a new counter is one field here.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoadCounters {
+    /// Connections established before the load started.
     pub connections_ok: u64,
-    /// Requests that started after warmup and completed within the measured window.
+    /// Connections opened after the start (churn, ramps).
+    pub reconnects: u64,
+    /// Requests answered inside the measured window, whenever they were sent: requests/s is
+    /// this over the window (the timeline's intervals of the window add up to it).
     pub requests: u64,
+    /// Open model: requests the schedule puts inside the measured window.
+    pub scheduled: u64,
+    /// Requests written inside the measured window (open model: of those scheduled in it).
+    pub sent: u64,
+    /// Open model: scheduled requests written more than [`LATE_SEND`] after their intended time
+    /// (the generator was behind, the connection was reconnecting, or the socket was full).
+    pub sent_late: u64,
+    /// Open model: scheduled requests never written (their connection had failed, or was still
+    /// reconnecting when the load ended). They count as unanswered too.
+    pub not_sent: u64,
+    /// Open model: requests of the window that got no answer: still open at the end of the
+    /// drain, or lost with a failed connection. Their latency is recorded as (end of the drain
+    /// - intended send), so they weigh on the percentiles instead of vanishing.
+    pub unanswered: u64,
     pub mismatched_bytes: u64,
     pub errors: LoadErrors,
-    /// Latency in nanoseconds from the intended send time, HdrHistogram V2 serialisation, base64.
-    pub histogram: String,
-    /// Open model: latency from the actual send time (what a coordinated-omission-prone tool
-    /// would report). Empty for the closed model, where both are the same.
-    pub histogram_uncorrected: String,
-    /// Requests sent in the measured window (open model: scheduled).
-    pub sent: u64,
-    /// Connections opened after the start (churn, ramps) and their connect latency (ns).
-    pub reconnects: u64,
-    pub connect_histogram: String,
     /// Requests outstanding when the servers got the stop signal, and what became of them.
     pub in_flight_at_signal: u64,
     pub completed_after_signal: u64,
     pub cut_after_signal: u64,
-    /// Fraction of wall time the worker threads were not waiting in epoll (0..1), averaged.
-    pub busy_fraction: f64,
-    pub cpu_user_s: f64,
-    pub cpu_sys_s: f64,
+    /// Requests written but not yet answered when the window opened and when it closed: how far
+    /// the server's count of echoes in the window may differ from the client's.
+    pub in_flight_at_window_start: u64,
+    pub in_flight_at_window_end: u64,
+    /// Connections open when the window opened.
+    pub open_at_window_start: u64,
+    /// Closed model, for Little's law: the latency of every answer in the window, and the
+    /// client's own time between an answer and the next request on that connection (ns).
+    pub latency_sum_ns: u64,
+    pub resend_gap_sum_ns: u64,
+}
+
+impl std::ops::AddAssign for LoadCounters {
+    fn add_assign(&mut self, o: LoadCounters) {
+        self.connections_ok += o.connections_ok;
+        self.reconnects += o.reconnects;
+        self.requests += o.requests;
+        self.scheduled += o.scheduled;
+        self.sent += o.sent;
+        self.sent_late += o.sent_late;
+        self.not_sent += o.not_sent;
+        self.unanswered += o.unanswered;
+        self.mismatched_bytes += o.mismatched_bytes;
+        self.errors += o.errors;
+        self.in_flight_at_signal += o.in_flight_at_signal;
+        self.completed_after_signal += o.completed_after_signal;
+        self.cut_after_signal += o.cut_after_signal;
+        self.in_flight_at_window_start += o.in_flight_at_window_start;
+        self.in_flight_at_window_end += o.in_flight_at_window_end;
+        self.open_at_window_start += o.open_at_window_start;
+        self.latency_sum_ns += o.latency_sum_ns;
+        self.resend_gap_sum_ns += o.resend_gap_sum_ns;
+    }
+}
+
+/// A scheduled send this much after its intended time counts as late ([`LoadCounters::sent_late`]).
+pub const LATE_SEND: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// How hard the load generator worked, two ways: wall time outside `epoll_wait` (it merges as
+/// the busiest thread, the one that limits the load) and thread CPU time over wall time (the
+/// same for the busiest thread); they differ when a thread is runnable but not running.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LoadBusy {
+    pub wall: f64,
+    pub cpu: f64,
+    /// CPU seconds (user + system) of the load processes, summed.
+    pub cpu_s: f64,
+}
+
+impl LoadBusy {
+    pub fn merge(&mut self, o: &LoadBusy) {
+        self.wall = self.wall.max(o.wall);
+        self.cpu = self.cpu.max(o.cpu);
+        self.cpu_s += o.cpu_s;
+    }
+}
+
+/// One load-generator process's measurement.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LoadResult {
+    pub counters: LoadCounters,
+    pub busy: LoadBusy,
+    pub histograms: crate::histograms::EncodedHistograms,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -246,7 +370,10 @@ pub enum LoadEvent {
         errors: LoadErrors,
         first_error: Option<String>,
     },
+    /// Running totals (warmup included) at `at_ns` on the child's CLOCK_MONOTONIC, so the
+    /// runner computes rates from the child's own clock, not from when the line arrived.
     Progress {
+        at_ns: u64,
         completed: u64,
         errors: u64,
     },
@@ -259,7 +386,7 @@ pub enum LoadEvent {
         histogram: String,
     },
     Result {
-        result: LoadResult,
+        result: Box<LoadResult>,
     },
     Failed {
         message: String,

@@ -2,10 +2,14 @@
 //! here, and the runner reads this process's CPU time and peak RSS when it reaps it.
 
 use crate::plugin;
-use crate::protocol::{ProtocolOut, ServeSpec, ServerCounts, ServerEvent, STOP};
-use runbench_plugin_abi::{HostApi, RStr, ServeConfig, ServeReport, Status};
+use crate::protocol::{
+    ProtocolOut, ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge, STOP, WINDOW,
+};
+use runbench_plugin_abi::{HostApi, RStr, ServeConfig, ServeReport, Stats, Status};
 use std::ffi::c_void;
 use std::io::BufRead;
+use std::mem::size_of;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Condvar, Mutex};
 
 /// Exit codes of the serve child, read by the supervisor.
@@ -23,6 +27,8 @@ struct HostCtx {
     stop_cv: Condvar,
     stopped_at: Mutex<Option<std::time::Instant>>,
     failure: Mutex<Option<String>>,
+    /// The plugin's live counters, once it published them.
+    live: AtomicPtr<Stats>,
 }
 
 fn ctx<'a>(p: *mut c_void) -> &'a HostCtx {
@@ -56,6 +62,49 @@ extern "C" fn host_fail(p: *mut c_void, msg: RStr) {
     // SAFETY: as in `host_log`.
     let text = unsafe { msg.as_str() }.to_string();
     *ctx(p).failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+}
+
+extern "C" fn host_publish_counters(p: *mut c_void, counters: *const Stats) {
+    // SAFETY: the plugin promises the block outlives the process; a block from an older plugin
+    // with fewer counters is not read (see `snapshot`).
+    let ok = !counters.is_null() && unsafe { (*counters).size } as usize >= size_of::<Stats>();
+    if ok {
+        ctx(p).live.store(counters.cast_mut(), Ordering::Release);
+    }
+}
+
+/// This process's reading now: the plugin's counters (if published) and getrusage's CPU time.
+fn snapshot(c: &HostCtx) -> ServerSnapshot {
+    let live = c.live.load(Ordering::Acquire);
+    let (cpu_user_s, cpu_sys_s) = crate::sys::own_cpu_time();
+    ServerSnapshot {
+        at_ns: crate::sys::monotonic_ns(),
+        // SAFETY: published by the plugin as valid for the life of the process.
+        counts: (!live.is_null()).then(|| counts(&unsafe { &*live }.report())),
+        cpu_user_s,
+        cpu_sys_s,
+    }
+}
+
+/// `window <start> <end>`: a thread that reports a snapshot at each of the two instants.
+fn watch_window(c: &'static HostCtx, line: &str) {
+    let mut ns = line.split_whitespace().skip(1).map(str::parse::<u64>);
+    let (Some(Ok(start)), Some(Ok(end))) = (ns.next(), ns.next()) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("runbench-window".into())
+        .spawn(move || {
+            for (edge, at) in [(WindowEdge::Start, start), (WindowEdge::End, end)] {
+                std::thread::sleep(
+                    crate::sys::instant_at(at).saturating_duration_since(std::time::Instant::now()),
+                );
+                c.out.send(&ServerEvent::Snapshot {
+                    edge,
+                    snapshot: snapshot(c),
+                });
+            }
+        });
 }
 
 /// Runs the child to completion; returns the process exit code.
@@ -109,6 +158,7 @@ pub fn run(spec: &ServeSpec) -> i32 {
         stop_cv: Condvar::new(),
         stopped_at: Mutex::new(None),
         failure: Mutex::new(None),
+        live: AtomicPtr::new(std::ptr::null_mut()),
     }));
     let ctx_ptr = host as *const HostCtx as usize;
     std::thread::Builder::new()
@@ -118,6 +168,7 @@ pub fn run(spec: &ServeSpec) -> i32 {
             for line in std::io::stdin().lock().lines() {
                 match line {
                     Ok(l) if l.trim() == STOP => break,
+                    Ok(l) if l.starts_with(WINDOW) => watch_window(c, &l),
                     Ok(_) => continue,
                     Err(_) => break,
                 }
@@ -151,6 +202,7 @@ pub fn run(spec: &ServeSpec) -> i32 {
         ready: host_ready,
         wait_stop: host_wait_stop,
         fail: host_fail,
+        publish_counters: Some(host_publish_counters),
     };
     let mut report = ServeReport {
         size: std::mem::size_of::<ServeReport>() as u32,

@@ -70,12 +70,12 @@ pub fn try_reap(pid: u32) -> io::Result<Option<Reaped>> {
     if r == 0 {
         return Ok(None);
     }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let (user_s, sys_s) = cpu_seconds(&usage);
     Ok(Some(Reaped {
         exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
         signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
-        user_s: secs(usage.ru_utime),
-        sys_s: secs(usage.ru_stime),
+        user_s,
+        sys_s,
         max_rss_bytes: usage.ru_maxrss as u64 * 1024,
     }))
 }
@@ -138,6 +138,16 @@ pub fn instant_at(monotonic: u64) -> std::time::Instant {
     }
 }
 
+/// The CLOCK_MONOTONIC reading of an `Instant` (to tell another process about it).
+pub fn ns_at(t: std::time::Instant) -> u64 {
+    let (now_i, now_ns) = (std::time::Instant::now(), monotonic_ns());
+    if t >= now_i {
+        now_ns + (t - now_i).as_nanos() as u64
+    } else {
+        now_ns.saturating_sub((now_i - t).as_nanos() as u64)
+    }
+}
+
 /// Prepares a child command so that it belongs to the runner alone:
 /// - its own process group, so the terminal's Ctrl-C reaches only the runner, which then stops
 ///   the child in order (stop command, grace, report) instead of the child dying mid-report;
@@ -166,4 +176,30 @@ pub fn tie_to_runner(cmd: &mut std::process::Command) {
             Ok(())
         });
     }
+}
+
+/// CPU seconds (user, system) this process has used, from getrusage.
+pub fn own_cpu_time() -> (f64, f64) {
+    // SAFETY: getrusage into a zeroed local struct.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    cpu_seconds(&u)
+}
+
+/// (user, system) seconds of an rusage.
+fn cpu_seconds(u: &libc::rusage) -> (f64, f64) {
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(u.ru_utime), secs(u.ru_stime))
+}
+
+/// CPU time the calling thread has used (user + system), from CLOCK_THREAD_CPUTIME_ID.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into a local struct.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

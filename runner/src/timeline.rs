@@ -1,8 +1,7 @@
 //! The run's timeline: per interval, what the load generators completed (merged over processes)
 //! and what the server processes used, read from /proc at the same instants.
 
-use crate::loadgen::{decode_histogram, new_histogram};
-use crate::measure::percentile_us;
+use crate::histograms::{decode, new_histogram, percentile_us};
 use crate::procfs::{self, ProcSample};
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
@@ -102,12 +101,17 @@ impl TimelineRecorder {
         e.completed += completed;
         e.errors += errors;
         e.connections += connections;
-        if let (Some(merged), Ok(h)) = (e.histogram.as_mut(), decode_histogram(histogram)) {
+        if let (Some(merged), Ok(h)) = (e.histogram.as_mut(), decode(histogram)) {
             let _ = merged.add(h);
         }
         if e.reported >= self.processes {
             e.finish();
         }
+    }
+
+    /// When the next server sample is due (the end of the current interval).
+    pub fn next_sample_at(&self, started: Instant) -> Instant {
+        started + self.interval * (self.next_sample as u32 + 1)
     }
 
     /// Samples the servers when an interval boundary has passed since `started`.

@@ -81,6 +81,10 @@ macro_rules! conformance {
             fn reset_mid_message_does_not_disturb_others() {
                 cases::reset_mid_message_does_not_disturb_others(RUNTIME);
             }
+            #[test]
+            fn live_counters_match_what_was_echoed() {
+                cases::live_counters_match_what_was_echoed(RUNTIME);
+            }
         }
     )*};
 }
@@ -100,6 +104,7 @@ conformance! {
 
 mod cases {
     use super::*;
+    use runbench::protocol::WindowEdge;
 
     const MESSAGE: usize = 64;
 
@@ -489,5 +494,55 @@ mod cases {
             "the reset connection ends by error (or EOF): {c:?}"
         );
         assert_eq!(c.cut, 0, "{c:?}");
+    }
+
+    /// The counters the runner reads live (at the measured window's edges) are the plugin's
+    /// own and up to date: what was echoed before, between and after the two instants.
+    pub fn live_counters_match_what_was_echoed(runtime: &str) {
+        let _serial = serial();
+        let mut server = Server::start(runtime, Options::default());
+        let stream = connect(server.addr);
+        let mut rng = Rng::new(7);
+        let echo = |n: usize, rng: &mut Rng| {
+            for _ in 0..n {
+                echo_split(&stream, &rng.bytes(MESSAGE), rng);
+            }
+        };
+        echo(10, &mut rng);
+        let now = runbench::sys::monotonic_ns();
+        let (start, end) = (now + 100_000_000, now + 700_000_000);
+        server.watch_window(start, end);
+        let until = |ns: u64| std::time::Instant::now() + Duration::from_nanos(ns - now);
+        std::thread::sleep(
+            until(start + 100_000_000).saturating_duration_since(std::time::Instant::now()),
+        );
+        echo(20, &mut rng);
+        std::thread::sleep(
+            until(end + 100_000_000).saturating_duration_since(std::time::Instant::now()),
+        );
+        echo(5, &mut rng);
+        drop(stream);
+        let f = server.finish();
+        let at = |edge: WindowEdge| {
+            f.snapshots
+                .iter()
+                .find(|(e, _)| *e == edge)
+                .unwrap_or_else(|| panic!("no {edge:?} snapshot: {:?}", f.snapshots))
+                .1
+                .counts
+                .expect("the plugin publishes live counters")
+        };
+        let (a, b) = (at(WindowEdge::Start), at(WindowEdge::End));
+        assert_eq!(
+            (a.accepted, a.bytes_echoed),
+            (1, 10 * MESSAGE as u64),
+            "{a:?}"
+        );
+        assert_eq!(
+            b.bytes_echoed - a.bytes_echoed,
+            20 * MESSAGE as u64,
+            "{b:?}"
+        );
+        assert_eq!(f.counts.bytes_echoed, 35 * MESSAGE as u64);
     }
 }

@@ -9,9 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Connection counters, shared by all of a plugin's threads.
-#[derive(Default)]
+/// Connection counters, shared by all of a plugin's threads and read live by the host (see
+/// [`HostApi::publish_counters`]): `#[repr(C)]`, append-only like every struct of the ABI, and
+/// `size` says how many bytes the plugin's version has.
+#[repr(C)]
 pub struct Stats {
+    pub size: u64,
     accepted: AtomicU64,
     peer_closed: AtomicU64,
     closed_clean: AtomicU64,
@@ -29,6 +32,23 @@ pub struct Serving<'a>(&'a Stats);
 impl Drop for Serving<'_> {
     fn drop(&mut self) {
         self.0.serving.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            size: size_of::<Stats>() as u64,
+            accepted: AtomicU64::new(0),
+            peer_closed: AtomicU64::new(0),
+            closed_clean: AtomicU64::new(0),
+            cut: AtomicU64::new(0),
+            io_errors: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
+            bytes_echoed: AtomicU64::new(0),
+            serving: AtomicU64::new(0),
+            max_concurrent: AtomicU64::new(0),
+        }
     }
 }
 
@@ -57,7 +77,8 @@ impl Stats {
         };
         counter.fetch_add(1, Relaxed);
     }
-    fn report(&self) -> ServeReport {
+    /// The counters as they are now (the host's live reading; the final one is `serve`'s report).
+    pub fn report(&self) -> ServeReport {
         ServeReport {
             size: size_of::<ServeReport>() as u32,
             accepted: self.accepted.load(Relaxed),
@@ -74,7 +95,8 @@ impl Stats {
 
 struct Inner {
     api: HostApi,
-    stats: Stats,
+    /// Leaked: the host may read it after `serve` returned (see [`HostApi::publish_counters`]).
+    stats: &'static Stats,
     stop: StopToken,
 }
 
@@ -106,7 +128,7 @@ impl HostHandle {
         &self.0.stop
     }
     pub fn stats(&self) -> &Stats {
-        &self.0.stats
+        self.0.stats
     }
 }
 
@@ -170,6 +192,33 @@ fn spawn_stop_watcher(api: &HostApi, stop: StopToken, grace: Duration) {
         .expect("spawning the stop-watcher thread");
 }
 
+/// The host's `HostApi`, as much of it as the host has: fields appended after its version stay
+/// `None` (the appended fields are all nullable).
+///
+/// # Safety
+/// `host` must point at a `HostApi` of at least `(*host).size` bytes.
+unsafe fn read_host_api(host: *const HostApi) -> Result<HostApi, String> {
+    // SAFETY: upheld by the caller.
+    let size = unsafe { (*host).size } as usize;
+    if size < HostApi::V1_SIZE {
+        return Err(format!(
+            "host passed a HostApi of {size} bytes; this plugin needs at least {}",
+            HostApi::V1_SIZE
+        ));
+    }
+    let mut api = std::mem::MaybeUninit::<HostApi>::zeroed();
+    // SAFETY: copies the bytes the host has (the v1 fields at least, so every non-nullable field
+    // is written); the rest stays zero, which is `None` for the nullable appended fields.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            host.cast::<u8>(),
+            api.as_mut_ptr().cast::<u8>(),
+            size.min(size_of::<HostApi>()),
+        );
+        Ok(api.assume_init())
+    }
+}
+
 /// The body of every plugin's `serve` symbol (used by [`crate::export_plugin!`]).
 ///
 /// # Safety
@@ -180,14 +229,24 @@ pub unsafe fn serve_entry<P: Plugin>(
     report: *mut ServeReport,
 ) -> Status {
     // SAFETY: upheld by the caller.
-    let (raw_config, api) = unsafe { (&*config, std::ptr::read(host)) };
+    let raw_config = unsafe { &*config };
+    // SAFETY: as above.
+    let api = match unsafe { read_host_api(host) } {
+        Ok(api) => api,
+        // Without a readable HostApi there is no `fail` to call.
+        Err(_) => return Status::Failed,
+    };
     let fail = |msg: &str| (api.fail)(api.ctx, RStr::new(msg));
     let result = catch_unwind(AssertUnwindSafe(|| {
         let config = read_config(raw_config)?;
+        let stats: &'static Stats = Box::leak(Box::default());
+        if let Some(publish) = api.publish_counters {
+            publish(api.ctx, stats);
+        }
         let handle = HostHandle(Arc::new(Inner {
             // SAFETY: HostApi is plain data (pointers); the copy is never dropped specially.
             api: unsafe { std::ptr::read(&api) },
-            stats: Stats::default(),
+            stats,
             stop: StopToken::new(),
         }));
         spawn_stop_watcher(&api, handle.stop().clone(), config.grace);

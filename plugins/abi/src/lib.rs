@@ -22,6 +22,14 @@
 //! - [`PluginHeader::needs`] ([`NEEDS_TAP`]): a host reads it only from a header of at least
 //!   [`PluginHeader::NEEDS_END`] bytes and treats an older plugin as needing nothing; an older
 //!   host ignores it (and a [`NEEDS_TAP`] plugin then fails with a message naming the TAP device).
+//! - [`PluginHeader::connection_limit`]: the most connections the plugin can serve at once by its
+//!   nature (embassy's fixed socket pool), read from headers of at least
+//!   [`PluginHeader::LIMIT_END`] bytes; older plugins have none. The host skips a scenario that
+//!   needs more before anything runs.
+//! - [`HostApi::publish_counters`]: the host offers it; a plugin calls it (through
+//!   [`serve_entry`], so every plugin does) only when the host's [`HostApi::size`] covers it, to
+//!   tell the host where its live [`Stats`] are. The host reads them while the server runs (at the
+//!   measured window's edges) and treats a plugin that never publishes as having no live counts.
 //!
 //! # What a plugin does
 //! Implement [`Plugin`] and call [`export_plugin!`]. [`Plugin::serve`] runs an echo server until
@@ -134,6 +142,10 @@ pub struct PluginHeader {
     /// What the plugin needs from the host beyond a kernel socket: [`NEEDS_TAP`] bits. Zero for
     /// a plugin whose header ends before this field (it predates the field).
     pub needs: u32,
+    /// Most connections the plugin can serve at once by its nature (0 = no such limit): a
+    /// scenario wanting more is skipped with the reason instead of failing. Zero for a plugin
+    /// whose header ends before this field.
+    pub connection_limit: u64,
 }
 
 impl PluginHeader {
@@ -143,6 +155,9 @@ impl PluginHeader {
     /// End of the `needs` field: a header of at least this many bytes has it.
     pub const NEEDS_END: usize =
         std::mem::offset_of!(PluginHeader, needs) + std::mem::size_of::<u32>();
+    /// End of the `connection_limit` field.
+    pub const LIMIT_END: usize =
+        std::mem::offset_of!(PluginHeader, connection_limit) + std::mem::size_of::<u64>();
 }
 
 // SAFETY: the header only points at `'static` data and functions.
@@ -185,6 +200,20 @@ pub struct HostApi {
     pub wait_stop: extern "C" fn(ctx: *mut c_void),
     /// Why `serve` failed; called before returning a non-`Ok` status.
     pub fail: extern "C" fn(ctx: *mut c_void, msg: RStr),
+    // ---- appended after the first release; read only when `size` covers the field ----
+    /// Where the plugin's live counters are: called once before `ready`, with a block that stays
+    /// valid (and is only ever updated atomically) for the rest of the process. `None` when the
+    /// host does not read live counters.
+    pub publish_counters: Option<extern "C" fn(ctx: *mut c_void, counters: *const Stats)>,
+}
+
+impl HostApi {
+    /// Bytes of a host's `HostApi` from before any field was appended.
+    pub const V1_SIZE: usize =
+        std::mem::offset_of!(HostApi, fail) + std::mem::size_of::<extern "C" fn()>();
+    /// End of the `publish_counters` field.
+    pub const PUBLISH_END: usize = std::mem::offset_of!(HostApi, publish_counters)
+        + std::mem::size_of::<Option<extern "C" fn()>>();
 }
 
 /// Counters a plugin reports when `serve` returns. Append-only; all start at zero.
@@ -238,6 +267,8 @@ pub trait Plugin {
     /// [`NEEDS_TAP`] plugin does not bind a kernel listener: its own stack takes `config.addr`
     /// on the TAP device, and everything else in [`Plugin::serve`]'s contract holds as written.
     const NEEDS: u32 = 0;
+    /// Most connections the plugin can serve at once by its nature (0 = no such limit).
+    const CONNECTION_LIMIT: u64 = 0;
 
     /// Serve until stopped. The contract every plugin follows:
     /// - bind `config.addr` with [`os::reuseport_listener`] (one listener per thread for
@@ -283,6 +314,7 @@ macro_rules! export_plugin {
                 ),
                 serve,
                 needs: <$plugin as $crate::Plugin>::NEEDS,
+                connection_limit: <$plugin as $crate::Plugin>::CONNECTION_LIMIT,
             };
             &HEADER
         }

@@ -89,6 +89,7 @@ impl Plugin for Embassy {
     const RUNTIME: &'static str = "embassy";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     const NEEDS: u32 = NEEDS_TAP;
+    const CONNECTION_LIMIT: u64 = POOL_SIZE as u64;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         serve(config, host)

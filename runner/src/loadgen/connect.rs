@@ -6,7 +6,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-pub fn start_connect(source: IpAddr, target: SocketAddr) -> io::Result<mio::net::TcpStream> {
+/// A non-blocking socket connecting from `source` to `target` (the connect completes later).
+pub fn start_connect(source: IpAddr, target: SocketAddr) -> io::Result<std::net::TcpStream> {
     let socket = Socket::new(
         Domain::for_address(target),
         Type::STREAM,
@@ -23,7 +24,7 @@ pub fn start_connect(source: IpAddr, target: SocketAddr) -> io::Result<mio::net:
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Err(e),
     }
-    Ok(mio::net::TcpStream::from_std(socket.into()))
+    Ok(socket.into())
 }
 
 fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {

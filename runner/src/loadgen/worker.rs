@@ -1,26 +1,31 @@
-//! One load-generator thread: an edge-triggered epoll loop (mio) over its share of the
-//! connections.
+//! One load-generator thread: an edge-triggered epoll loop over its share of the connections.
 //!
 //! - Closed model: each connection has one request in flight; the next is sent when the echo of
 //!   the last has fully arrived (every byte checked).
-//! - Open model: each connection sends on a fixed schedule whether or not earlier replies came back
-//!   (requests are pipelined). Latency is measured from the request's *intended* send time, so a
+//! - Open model: requests follow the shared [`Schedule`] whether or not earlier replies came back
+//!   (they are pipelined). Latency is measured from each request's *intended* send time, so a
 //!   stalled server shows up in the percentiles instead of slowing the schedule down (wrk2's
-//!   lesson); the latency from the actual send time is kept beside it.
+//!   lesson); the latency from the actual send is kept beside it. A request that never gets an
+//!   answer (still open at the end of the drain, or lost with its connection) is recorded at
+//!   the end of the drain: it weighs on the percentiles instead of vanishing.
+//!
+//! Timing is honest about the generator itself: busy time is the wall time outside
+//! `epoll_wait` (sends included) and, independently, the thread's CPU time; the lateness of
+//! every scheduled send is recorded.
 //!
 //! Nothing is shared with other workers on the hot path except relaxed counters for progress.
 
 use super::connect::start_connect;
+use super::epoll::{Epoll, Ready};
 use super::pattern::Pattern;
-use super::timer::{Timer, TIMER_TOKEN};
-use crate::protocol::{LoadErrors, LoadgenSpec, Ramp};
+use super::schedule::{Due, Owned, Schedule};
+use crate::histograms::{new_histogram, record, LoadHistograms};
+use crate::protocol::{LoadBusy, LoadCounters, LoadErrors, LoadgenSpec, Ramp, LATE_SEND};
 use crate::scenario::Model;
 use hdrhistogram::Histogram;
-use mio::{Events, Interest, Poll, Token};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -28,18 +33,16 @@ use std::time::{Duration, Instant};
 
 /// Connects in flight at once per worker, so a burst does not overflow the server's backlog.
 const CONNECT_WINDOW: usize = 256;
-/// After the load ends, outstanding requests get this long to finish.
-const DRAIN: Duration = Duration::from_secs(1);
-/// Highest latency the histogram tracks (ns); larger values are clamped.
-pub const HIST_MAX_NS: u64 = 3_600_000_000_000;
-
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("static histogram bounds")
-}
-
-fn record(h: &mut Histogram<u64>, d: Duration) {
-    h.saturating_record((d.as_nanos().min(u128::from(HIST_MAX_NS)) as u64).max(1));
-}
+/// Open model: after the load ends, outstanding requests get this long to be answered.
+pub const DRAIN: Duration = Duration::from_secs(1);
+/// How often a ramp of the connection count is followed.
+const RAMP_EVERY: Duration = Duration::from_millis(10);
+/// Open model: requests a worker keeps queued at most (~40 MB). A server far slower than the
+/// rate would otherwise grow the queues without bound; beyond this a due request is not sent
+/// (counted, and recorded as unanswered).
+const MAX_QUEUED: usize = 1_000_000;
+/// Open model: scheduled requests handed out between two looks at the sockets.
+const SEND_BATCH: usize = 1024;
 
 /// Counters the child's main thread reads for progress lines.
 #[derive(Default)]
@@ -48,7 +51,8 @@ pub struct Live {
     pub errors: AtomicU64,
 }
 
-/// One timeline interval of one worker.
+/// One timeline interval of one worker: index k covers [k, k+1) intervals since the start, by
+/// the time each answer arrived.
 pub struct IntervalSample {
     pub index: u64,
     pub completed: u64,
@@ -64,29 +68,42 @@ pub struct Connected {
     pub first_error: Option<String>,
 }
 
-#[derive(Default)]
+/// What one worker measured.
 pub struct WorkerResult {
-    pub histogram: Option<Histogram<u64>>,
-    pub uncorrected: Option<Histogram<u64>>,
-    pub connect: Option<Histogram<u64>>,
-    pub requests: u64,
-    pub sent: u64,
-    pub reconnects: u64,
-    pub mismatched_bytes: u64,
-    pub errors: LoadErrors,
-    pub busy_fraction: f64,
-    pub in_flight_at_signal: u64,
-    pub completed_after_signal: u64,
-    pub cut_after_signal: u64,
+    pub counters: LoadCounters,
+    pub histograms: LoadHistograms,
+    pub busy: LoadBusy,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
-    Closed,
+    /// No socket: not opened yet, or retired (churn, ramp down); may be opened.
+    Idle,
     Connecting,
     Open,
     /// Failed; not reopened.
     Dead,
+}
+
+#[derive(Clone, Copy)]
+enum Failure {
+    ConnectFailed,
+    ConnectTimeout,
+    ClosedByServer,
+    Io(io::ErrorKind),
+}
+
+impl Failure {
+    fn count(self, e: &mut LoadErrors) {
+        use io::ErrorKind as K;
+        match self {
+            Failure::ConnectFailed => e.connect_failed += 1,
+            Failure::ConnectTimeout => e.connect_timeout += 1,
+            Failure::ClosedByServer => e.closed_by_server += 1,
+            Failure::Io(K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted) => e.reset += 1,
+            Failure::Io(_) => e.other += 1,
+        }
+    }
 }
 
 struct Req {
@@ -96,23 +113,25 @@ struct Req {
 }
 
 struct Conn {
+    /// Global connection index (selects the payload pattern and the ramp's threshold).
     index: usize,
     source: IpAddr,
     state: State,
-    stream: Option<mio::net::TcpStream>,
+    stream: Option<TcpStream>,
     connect_started: Instant,
-    /// Requests written or waiting to be written, oldest first; echoes complete them in order.
+    /// Requests of this connection, oldest first: the first `written` are on the wire, the rest
+    /// wait for the socket (or for the connection, while it reconnects).
     queue: VecDeque<Req>,
-    /// Requests at the front of `queue` that are fully written.
     written: usize,
+    /// Bytes of `queue[written]` written so far, and of `queue[0]`'s echo received so far.
     write_pos: usize,
     recv_pos: usize,
-    done_on_conn: u64,
+    /// Requests started and answered on the current TCP connection (churn counts them).
+    started_here: u64,
+    answered_here: u64,
     /// When the previous echo on this connection completed: a client that waits for each answer
     /// (wrk's kind) could not have sent the next request before it.
     last_completion: Option<Instant>,
-    /// Open model: when the next request is due.
-    next_due: Option<Instant>,
 }
 
 /// The worker's settings, derived from the process's spec.
@@ -148,44 +167,77 @@ impl Settings {
     }
 }
 
-pub struct Worker {
-    settings: Arc<Settings>,
-    poll: Poll,
-    conns: Vec<Conn>,
-    pattern: Pattern,
-    live: Arc<Live>,
-    r: WorkerResult,
-    histogram: Histogram<u64>,
-    uncorrected: Histogram<u64>,
-    connect_hist: Histogram<u64>,
-    interval_hist: Histogram<u64>,
-    interval_completed: u64,
-    interval_errors: u64,
-    /// Open model: (due, connection) min-heap.
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
-    connecting: usize,
-    /// Requests queued over all connections (kept incrementally: scanning 18k connections per
-    /// loop turn would cost more than the I/O).
-    queued: usize,
-    /// Timing of the run (set by `run`).
+/// The instants of one run.
+#[derive(Clone, Copy)]
+struct Clock {
     start: Instant,
     measure_from: Instant,
     end: Instant,
-    signalled: bool,
+    /// Open model: the end of the drain, when what is still unanswered is given up.
+    drain_until: Instant,
 }
 
-fn classify(e: &io::Error, errors: &mut LoadErrors) {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => errors.reset += 1,
-        _ => errors.other += 1,
+impl Clock {
+    fn new(start: Instant, s: &Settings) -> Clock {
+        let measure_from = start + s.warmup;
+        let end = measure_from + s.duration;
+        let drain = match s.model {
+            Model::Open => DRAIN,
+            Model::Closed => Duration::ZERO,
+        };
+        Clock {
+            start,
+            measure_from,
+            end,
+            drain_until: end + drain,
+        }
     }
+
+    fn in_window(&self, t: Instant) -> bool {
+        t >= self.measure_from && t < self.end
+    }
+}
+
+/// The current timeline interval's tallies.
+struct Interval {
+    index: u64,
+    ends: Instant,
+    completed: u64,
+    errors: u64,
+    histogram: Histogram<u64>,
+}
+
+pub struct Worker {
+    settings: Arc<Settings>,
+    owned: Owned,
+    epoll: Epoll,
+    conns: Vec<Conn>,
+    pattern: Pattern,
+    live: Arc<Live>,
+    counters: LoadCounters,
+    histograms: LoadHistograms,
+    interval: Interval,
+    clock: Clock,
+    /// Open model: this worker's part of the schedule and its next request.
+    schedule: Option<Schedule>,
+    next_due: Option<(Instant, Due)>,
+    connecting: usize,
+    /// Requests in all queues, and those of them on the wire (kept incrementally: scanning
+    /// thousands of connections per loop turn would cost more than the I/O).
+    queued: usize,
+    outstanding: usize,
+    window_opened: bool,
+    window_closed: bool,
+    signalled: bool,
+    first_error: Option<String>,
+    /// Finished intervals not yet handed to the process.
+    pending_intervals: Vec<IntervalSample>,
 }
 
 impl Worker {
     pub fn new(
         settings: Arc<Settings>,
+        owned: Owned,
         connections: Vec<(usize, IpAddr)>,
         live: Arc<Live>,
     ) -> io::Result<Worker> {
@@ -195,250 +247,280 @@ impl Worker {
             .map(|(index, source)| Conn {
                 index,
                 source,
-                state: State::Closed,
+                state: State::Idle,
                 stream: None,
                 connect_started: now,
                 queue: VecDeque::new(),
                 written: 0,
                 write_pos: 0,
                 recv_pos: 0,
-                done_on_conn: 0,
+                started_here: 0,
+                answered_here: 0,
                 last_completion: None,
-                next_due: None,
             })
             .collect();
         Ok(Worker {
             pattern: Pattern::new(settings.payload),
+            clock: Clock::new(now, &settings),
+            interval: Interval {
+                index: 0,
+                // Intervals count from the start of the load (set by `run`); nothing before.
+                ends: now + Duration::from_secs(86_400 * 365),
+                completed: 0,
+                errors: 0,
+                histogram: new_histogram(),
+            },
             settings,
-            poll: Poll::new()?,
+            owned,
+            epoll: Epoll::new()?,
             conns,
             live,
-            r: WorkerResult::default(),
-            histogram: new_histogram(),
-            uncorrected: new_histogram(),
-            connect_hist: new_histogram(),
-            interval_hist: new_histogram(),
-            interval_completed: 0,
-            interval_errors: 0,
-            timers: BinaryHeap::new(),
+            counters: LoadCounters::default(),
+            histograms: LoadHistograms::default(),
+            schedule: None,
+            next_due: None,
             connecting: 0,
             queued: 0,
-            start: now,
-            measure_from: now,
-            end: now,
+            outstanding: 0,
+            window_opened: false,
+            window_closed: false,
             signalled: false,
+            first_error: None,
+            pending_intervals: Vec::new(),
         })
     }
 
-    fn wanted(&self, i: usize, t: Duration) -> bool {
+    fn wanted(&self, i: usize, at: Instant) -> bool {
+        let t = at.saturating_duration_since(self.clock.start);
         (self.conns[i].index as f64) < self.settings.open_connections.at(t).round()
     }
 
+    // ---- connecting ----
+
+    /// Starts connecting slot `i`; a socket that cannot even start fails the connection.
     fn begin_connect(&mut self, i: usize, now: Instant) {
-        let (source, target) = (self.conns[i].source, self.settings.target);
-        match start_connect(source, target) {
-            Ok(mut stream) => {
-                if let Err(e) = self.poll.registry().register(
-                    &mut stream,
-                    Token(i),
-                    Interest::READABLE | Interest::WRITABLE,
-                ) {
-                    self.r.errors.connect_failed += 1;
-                    let _ = e;
-                    self.conns[i].state = State::Dead;
-                    return;
-                }
+        let started = start_connect(self.conns[i].source, self.settings.target).and_then(|s| {
+            self.epoll.add(&s, i)?;
+            Ok(s)
+        });
+        match started {
+            Ok(stream) => {
                 let c = &mut self.conns[i];
                 c.stream = Some(stream);
                 c.state = State::Connecting;
                 c.connect_started = now;
                 self.connecting += 1;
             }
-            Err(_) => {
-                self.r.errors.connect_failed += 1;
-                self.count_error();
-                self.conns[i].state = State::Dead;
+            Err(e) => {
+                let message = format!(
+                    "connect from {} to {}: {e}",
+                    self.conns[i].source, self.settings.target
+                );
+                self.first_error.get_or_insert(message);
+                self.lose(i, Failure::ConnectFailed, now);
             }
         }
     }
 
-    /// A connecting socket reported readiness: did the connect succeed?
-    fn finish_connect(&mut self, i: usize) -> Result<(), io::Error> {
+    /// A connecting socket reported readiness: open it, or fail it with the reason.
+    fn finish_connect(&mut self, i: usize, now: Instant) {
         self.connecting -= 1;
-        let stream = self.conns[i]
-            .stream
-            .as_ref()
-            .expect("connecting has a stream");
-        match stream.take_error() {
+        let stream = self.conns[i].stream.as_ref().expect("connecting");
+        let outcome = match stream.take_error() {
             Ok(Some(e)) | Err(e) => Err(e),
             Ok(None) => stream.peer_addr().map(|_| ()),
+        };
+        match outcome {
+            Ok(()) => {
+                self.conns[i].state = State::Open;
+                self.conns[i].started_here = 0;
+                self.conns[i].answered_here = 0;
+            }
+            Err(e) => {
+                let message = format!("connect to {}: {e}", self.settings.target);
+                self.first_error.get_or_insert(message);
+                self.lose(i, Failure::ConnectFailed, now);
+            }
         }
     }
 
-    /// Opens the connections wanted at the start; returns once each connected, failed or timed out.
+    /// Opens the connections wanted at the start; returns once each connected, failed or timed
+    /// out.
     pub fn connect_initial(&mut self) -> io::Result<Connected> {
-        let mut errors = LoadErrors::default();
-        let mut first_error = None;
-        let mut events = Events::with_capacity(1024);
         let deadline = Instant::now() + self.settings.connect_timeout;
         let wanted: Vec<usize> = (0..self.conns.len())
-            .filter(|&i| self.wanted(i, Duration::ZERO))
+            .filter(|&i| self.wanted(i, self.clock.start))
             .collect();
         let mut next = 0;
-        let mut ok = 0;
         while next < wanted.len() || self.connecting > 0 {
             while self.connecting < CONNECT_WINDOW && next < wanted.len() {
-                let i = wanted[next];
+                self.begin_connect(wanted[next], Instant::now());
                 next += 1;
-                self.begin_connect(i, Instant::now());
-                if self.conns[i].state == State::Dead {
-                    first_error.get_or_insert_with(|| {
-                        format!(
-                            "connect from {} to {} failed",
-                            self.conns[i].source, self.settings.target
-                        )
-                    });
-                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            self.poll
-                .poll(&mut events, Some(left.min(Duration::from_millis(100))))?;
-            for event in events.iter() {
-                let i = event.token().0;
-                if self.conns[i].state != State::Connecting {
-                    continue;
-                }
-                match self.finish_connect(i) {
-                    Ok(()) => {
-                        self.conns[i].state = State::Open;
-                        ok += 1;
-                    }
-                    Err(e) => {
-                        errors.connect_failed += 1;
-                        first_error.get_or_insert_with(|| {
-                            format!("connect to {}: {e}", self.settings.target)
-                        });
-                        self.close(i, State::Dead);
-                    }
+            let n = self.epoll.wait(left.min(Duration::from_millis(100)))?;
+            let now = Instant::now();
+            for e in 0..n {
+                let r = self.epoll.ready(e);
+                if self.conns[r.slot].state == State::Connecting {
+                    self.finish_connect(r.slot, now);
                 }
             }
         }
+        let now = Instant::now();
         for i in 0..self.conns.len() {
             if self.conns[i].state == State::Connecting {
                 self.connecting -= 1;
-                errors.connect_timeout += 1;
-                first_error.get_or_insert_with(|| {
-                    format!("connect to {} timed out", self.settings.target)
-                });
-                self.close(i, State::Dead);
+                let message = format!("connect to {} timed out", self.settings.target);
+                self.first_error.get_or_insert(message);
+                self.lose(i, Failure::ConnectTimeout, now);
             }
         }
-        self.r.errors.add(&errors);
+        let ok = self.open_count();
+        self.counters.connections_ok = ok;
         Ok(Connected {
             ok,
-            errors,
-            first_error,
+            errors: self.counters.errors,
+            first_error: self.first_error.clone(),
         })
     }
 
-    fn close(&mut self, i: usize, state: State) {
-        let c = &mut self.conns[i];
-        if let Some(mut s) = c.stream.take() {
-            let _ = self.poll.registry().deregister(&mut s);
+    fn open_count(&self) -> u64 {
+        self.conns.iter().filter(|c| c.state == State::Open).count() as u64
+    }
+
+    // ---- losing and retiring connections ----
+
+    /// Connection `i` failed (at any stage): count why, and give up its requests. In the open
+    /// model those of the window are unanswered, recorded at the end of the drain.
+    fn lose(&mut self, i: usize, why: Failure, now: Instant) {
+        if self.conns[i].state == State::Dead {
+            return;
         }
-        c.state = state;
-        self.queued -= c.queue.len();
-        c.queue.clear();
+        why.count(&mut self.counters.errors);
+        self.count_error(now);
+        let queue = std::mem::take(&mut self.conns[i].queue);
+        self.queued -= queue.len();
+        for req in &queue {
+            self.give_up(req, self.clock.drain_until);
+        }
+        self.drop_socket(i, State::Dead);
+    }
+
+    /// A request that will not be answered. Only the open model counts these (the closed
+    /// model's outstanding requests at the end are simply not finished).
+    fn give_up(&mut self, req: &Req, at: Instant) {
+        if req.at_signal {
+            self.counters.cut_after_signal += 1;
+        }
+        if self.settings.model == Model::Open && self.clock.in_window(req.intended) {
+            self.counters.unanswered += 1;
+            if req.sent.is_none() {
+                self.counters.not_sent += 1;
+            }
+            record(
+                &mut self.histograms.latency,
+                at.saturating_duration_since(req.intended),
+            );
+        }
+    }
+
+    /// Closes the socket. What is left in the queue (requests not yet written: a connection is
+    /// retired only when nothing is on the wire) goes out on the next connection.
+    fn drop_socket(&mut self, i: usize, state: State) {
+        let c = &mut self.conns[i];
+        if let Some(s) = c.stream.take() {
+            self.epoll.remove(&s);
+        }
+        if c.state == State::Connecting {
+            self.connecting -= 1;
+        }
+        self.outstanding -= c.written;
         c.written = 0;
         c.write_pos = 0;
         c.recv_pos = 0;
-        c.done_on_conn = 0;
-        c.last_completion = None;
-        c.next_due = None;
+        c.state = state;
     }
 
-    fn count_error(&mut self) {
-        self.interval_errors += 1;
+    /// Ends the current TCP connection after its last answer (churn, ramp down); reconnects when
+    /// the load still wants it.
+    fn retire(&mut self, i: usize, now: Instant) {
+        self.drop_socket(i, State::Idle);
+        self.conns[i].last_completion = None;
+        if now < self.clock.end && self.wanted(i, now) {
+            self.begin_connect(i, now);
+        }
+    }
+
+    fn count_error(&mut self, now: Instant) {
+        self.advance_interval(now);
+        self.interval.errors += 1;
         self.live.errors.fetch_add(1, Relaxed);
     }
 
-    /// The connection failed: its outstanding requests are lost.
-    fn fail(&mut self, i: usize, e: Option<&io::Error>) {
-        if self.conns[i].state != State::Open {
-            return;
-        }
-        let cut = self.conns[i].queue.iter().filter(|r| r.at_signal).count() as u64;
-        self.r.cut_after_signal += cut;
-        match e {
-            Some(e) => classify(e, &mut self.r.errors),
-            None => self.r.errors.closed_by_server += 1,
-        }
-        self.count_error();
-        self.close(i, State::Dead);
-    }
-
-    /// Per-connection interval of the open model at time `t`.
-    fn open_interval(&self, t: Duration) -> Option<Duration> {
-        let rate = self.settings.rate.as_ref()?.at(t);
-        let conns = self.settings.open_connections.at(t).round().max(1.0);
-        if rate <= 0.0 {
-            return Some(Duration::from_millis(100)); // re-check a paused schedule later
-        }
-        Some(Duration::from_secs_f64(conns / rate))
-    }
-
-    /// A connection just became usable at `now`: start its traffic.
-    fn start_traffic(&mut self, i: usize, now: Instant) {
-        match self.settings.model {
-            Model::Closed => self.enqueue(i, now, now),
-            Model::Open => {
-                let t = now.saturating_duration_since(self.start);
-                let Some(every) = self.open_interval(t) else {
-                    return;
-                };
-                // Spread first sends evenly over one interval, by connection index.
-                let conns = self.settings.open_connections.at(t).round().max(1.0);
-                let offset = every.mul_f64((self.conns[i].index as f64 % conns) / conns);
-                let due = now.max(self.start) + offset;
-                self.conns[i].next_due = Some(due);
-                self.timers.push(Reverse((due, i)));
-            }
-        }
-    }
+    // ---- requests ----
 
     /// Queues a request intended at `intended` and writes what the socket takes.
-    fn enqueue(&mut self, i: usize, intended: Instant, now: Instant) {
-        let at_signal = false;
+    fn enqueue(&mut self, i: usize, intended: Instant, sent: Option<Instant>) {
+        // Only what is in flight when the stop signal comes is marked (by `mark_instants`).
         self.conns[i].queue.push_back(Req {
             intended,
-            sent: None,
-            at_signal,
+            sent,
+            at_signal: false,
         });
         self.queued += 1;
-        if self.conns[i].queue.len() - self.conns[i].written == 1 {
-            self.write_more(i, now);
+        // With earlier requests still unwritten the socket is full (or the churn limit holds):
+        // edge-triggered EPOLLOUT (or the reconnect) resumes writing, a write now would not.
+        let c = &self.conns[i];
+        if c.state == State::Open && c.queue.len() - c.written == 1 {
+            self.write_more(i);
         }
     }
 
-    fn write_more(&mut self, i: usize, now: Instant) {
+    /// The churn limit allows another request on the current TCP connection.
+    fn may_start(&self, i: usize) -> bool {
+        self.settings
+            .requests_per_connection
+            .is_none_or(|n| self.conns[i].started_here < n)
+    }
+
+    fn write_more(&mut self, i: usize) {
         loop {
-            let c = &mut self.conns[i];
-            if c.written >= c.queue.len() {
+            let c = &self.conns[i];
+            if c.state != State::Open || c.written >= c.queue.len() {
                 return;
             }
+            if c.write_pos == 0 && !self.may_start(i) {
+                return;
+            }
+            let c = &mut self.conns[i];
+            let msg = self.pattern.message(c.index);
             let Some(stream) = c.stream.as_mut() else {
                 return;
             };
-            let msg = self.pattern.message(c.index);
-            if c.write_pos == 0 && c.queue[c.written].sent.is_none() {
-                c.queue[c.written].sent = Some(now);
-            }
             match stream.write(&msg[c.write_pos..]) {
-                Ok(0) => return self.fail(i, None),
+                Ok(0) => return self.lose(i, Failure::ClosedByServer, Instant::now()),
                 Ok(n) => {
+                    if c.write_pos == 0 {
+                        c.started_here += 1;
+                        self.outstanding += 1;
+                        let req = &mut c.queue[c.written];
+                        let now = *req.sent.get_or_insert_with(Instant::now);
+                        let counted = match self.settings.model {
+                            Model::Open => self.clock.in_window(req.intended),
+                            Model::Closed => self.clock.in_window(now),
+                        };
+                        if counted {
+                            self.counters.sent += 1;
+                            if now.saturating_duration_since(req.intended) > LATE_SEND {
+                                self.counters.sent_late += 1;
+                            }
+                        }
+                    }
+                    let c = &mut self.conns[i];
                     c.write_pos += n;
                     if c.write_pos == msg.len() {
                         c.write_pos = 0;
@@ -447,12 +529,13 @@ impl Worker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.fail(i, Some(&e)),
+                Err(e) => return self.lose(i, Failure::Io(e.kind()), Instant::now()),
             }
         }
     }
 
-    /// Reads what has arrived, completing requests in order.
+    /// Reads what has arrived, completing requests in order. Reads no further than what was
+    /// written (large messages echo while they are still being sent).
     fn read_more(&mut self, i: usize, scratch: &mut [u8], mut now: Instant) {
         let payload = self.settings.payload;
         loop {
@@ -460,317 +543,396 @@ impl Worker {
             let Some(stream) = c.stream.as_mut() else {
                 return;
             };
-            // Read no further than the oldest request's end (the request boundary) and no further
-            // than what was written of it (large messages echo while they are still being sent).
-            let limit = if c.written > 0 { payload } else { c.write_pos };
-            let want = limit.saturating_sub(c.recv_pos).min(scratch.len());
+            let echoable = c.written * payload + c.write_pos - c.recv_pos;
+            let want = echoable.min(scratch.len());
             if want == 0 {
                 return;
             }
             match stream.read(&mut scratch[..want]) {
-                Ok(0) => return self.fail(i, None),
+                Ok(0) => return self.lose(i, Failure::ClosedByServer, now),
                 Ok(n) => {
-                    self.r.mismatched_bytes +=
-                        self.pattern.mismatches(c.index, c.recv_pos, &scratch[..n]);
-                    c.recv_pos += n;
-                    if c.recv_pos == payload && c.written > 0 {
-                        c.recv_pos = 0;
-                        self.complete(i, now);
-                        // Later bytes in this loop arrived after this instant.
-                        now = Instant::now();
-                        if self.conns[i].state != State::Open {
-                            return;
+                    let mut pos = 0;
+                    while pos < n {
+                        let c = &mut self.conns[i];
+                        let take = (n - pos).min(payload - c.recv_pos);
+                        self.counters.mismatched_bytes +=
+                            self.pattern
+                                .mismatches(c.index, c.recv_pos, &scratch[pos..pos + take]);
+                        c.recv_pos += take;
+                        pos += take;
+                        if c.recv_pos == payload {
+                            c.recv_pos = 0;
+                            self.complete(i, now);
+                            if self.conns[i].state != State::Open {
+                                return;
+                            }
                         }
                     }
                     if n < want {
                         // A short read drained the socket; epoll reports the next arrival.
                         return;
                     }
+                    // Later bytes arrived after this instant.
+                    now = Instant::now();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.fail(i, Some(&e)),
+                Err(e) => return self.lose(i, Failure::Io(e.kind()), now),
             }
         }
     }
 
+    /// The oldest request of connection `i` was answered at `now`.
     fn complete(&mut self, i: usize, now: Instant) {
+        self.advance_interval(now);
         let c = &mut self.conns[i];
         let req = c.queue.pop_front().expect("a written request");
+        c.written -= 1;
+        c.answered_here += 1;
         self.queued -= 1;
+        self.outstanding -= 1;
+        let sent = req.sent.expect("written requests have a send time");
         // What a coordinated-omission-prone client would have measured: from the moment it could
         // have sent this request (written, and the previous answer in), not from the schedule.
-        let uncorrected_from = match (req.sent, c.last_completion) {
-            (Some(sent), Some(prev)) => sent.max(prev),
-            (Some(sent), None) => sent,
-            (None, _) => req.intended,
-        };
+        let uncorrected_from = c.last_completion.map_or(sent, |prev| sent.max(prev));
         c.last_completion = Some(now);
-        c.written -= 1;
-        c.done_on_conn += 1;
+        if self.clock.in_window(now) {
+            self.counters.requests += 1;
+            self.counters.latency_sum_ns += now.saturating_duration_since(sent).as_nanos() as u64;
+        }
         // Open model: every request scheduled in the window counts, however late its answer (that
         // lateness is the measurement). Closed model: requests that started and finished in the
-        // window, so the count divided by the window is the rate.
-        let in_window = req.intended >= self.measure_from
-            && match self.settings.model {
-                Model::Open => req.intended < self.end,
-                Model::Closed => now <= self.end,
-            };
-        if in_window {
-            record(
-                &mut self.histogram,
-                now.saturating_duration_since(req.intended),
-            );
-            if self.settings.model == Model::Open {
+        // window, so no request's latency is cut by the window's edges.
+        let latency = now.saturating_duration_since(req.intended);
+        match self.settings.model {
+            Model::Open if self.clock.in_window(req.intended) => {
+                record(&mut self.histograms.latency, latency);
                 record(
-                    &mut self.uncorrected,
+                    &mut self.histograms.uncorrected,
                     now.saturating_duration_since(uncorrected_from),
                 );
             }
-            self.r.requests += 1;
+            Model::Closed if req.intended >= self.clock.measure_from && now <= self.clock.end => {
+                record(&mut self.histograms.latency, latency)
+            }
+            _ => {}
         }
         if req.at_signal {
-            self.r.completed_after_signal += 1;
+            self.counters.completed_after_signal += 1;
         }
-        record(
-            &mut self.interval_hist,
-            now.saturating_duration_since(req.intended),
-        );
-        self.interval_completed += 1;
+        record(&mut self.interval.histogram, latency);
+        self.interval.completed += 1;
         self.live.completed.fetch_add(1, Relaxed);
+        self.after_answer(i, now);
+    }
 
-        let running = now < self.end;
-        let t = now.saturating_duration_since(self.start);
-        let churn = self
+    /// What a connection does after an answer: retire (churn, ramp down), or, in the closed
+    /// model, send the next request.
+    fn after_answer(&mut self, i: usize, now: Instant) {
+        let c = &self.conns[i];
+        let quiet = c.written == 0 && c.write_pos == 0;
+        let churn_done = self
             .settings
             .requests_per_connection
-            .is_some_and(|n| self.conns[i].done_on_conn >= n);
-        let retire = churn || !self.wanted(i, t);
-        if retire && self.conns[i].queue.is_empty() {
-            self.close(i, State::Closed);
-            if churn && running && self.wanted(i, t) {
-                self.begin_connect(i, now);
-            }
-            return;
+            .is_some_and(|n| c.answered_here >= n);
+        let wanted = self.wanted(i, now);
+        if quiet && (churn_done || (!wanted && c.queue.is_empty())) {
+            return self.retire(i, now);
         }
-        if running && self.settings.model == Model::Closed && !retire {
+        if self.settings.model == Model::Closed && now < self.clock.end && wanted && !churn_done {
             // The next request starts now, not at the instant the poll returned.
             let start = Instant::now();
-            self.enqueue(i, start, start);
+            if self.clock.in_window(start) {
+                self.counters.resend_gap_sum_ns +=
+                    start.saturating_duration_since(now).as_nanos() as u64;
+            }
+            self.enqueue(i, start, None);
         }
     }
 
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some(&Reverse((due, i))) = self.timers.peek() {
-            if due > now {
-                break;
-            }
-            self.timers.pop();
-            if self.conns[i].state != State::Open
-                || self.conns[i].next_due != Some(due)
-                || due >= self.end
-            {
-                continue;
-            }
-            if due >= self.measure_from && due < self.end {
-                self.r.sent += 1;
-            }
-            self.enqueue(i, due, now);
-            if self.conns[i].state != State::Open {
-                continue;
-            }
-            let t = due.saturating_duration_since(self.start);
-            let churn = self.settings.requests_per_connection.is_some_and(|n| {
-                self.conns[i].done_on_conn + self.conns[i].queue.len() as u64 >= n
-            });
-            if churn || !self.wanted(i, t) {
-                self.conns[i].next_due = None; // retire after the outstanding echoes
-                continue;
-            }
-            if let Some(every) = self.open_interval(t) {
-                let next = due + every;
-                self.conns[i].next_due = Some(next);
-                self.timers.push(Reverse((next, i)));
-            }
-        }
-    }
+    // ---- the schedule, ramps, intervals ----
 
-    /// Opens connections a ramp now wants and closes those it no longer wants.
-    fn follow_ramp(&mut self, now: Instant) {
-        let t = now.saturating_duration_since(self.start);
-        for i in 0..self.conns.len() {
-            let wanted = self.wanted(i, t);
+    /// Open model: hands the requests due by `now` to their connections, at most
+    /// [`SEND_BATCH`] at a time so a generator that fell behind still reads its answers.
+    fn send_due(&mut self, now: Instant) {
+        for _ in 0..SEND_BATCH {
+            let Some((at, due)) = self.next_due else {
+                return;
+            };
+            if at > now {
+                return;
+            }
+            self.next_due = self.next_scheduled();
+            let i = due.slot;
+            if self.clock.in_window(at) {
+                self.counters.scheduled += 1;
+                record(
+                    &mut self.histograms.send_lag,
+                    now.saturating_duration_since(at),
+                );
+            }
             match self.conns[i].state {
-                State::Closed if wanted && self.connecting < CONNECT_WINDOW => {
+                _ if self.queued >= MAX_QUEUED => self.give_up(
+                    &Req {
+                        intended: at,
+                        sent: None,
+                        at_signal: false,
+                    },
+                    self.clock.drain_until,
+                ),
+                State::Dead => self.give_up(
+                    &Req {
+                        intended: at,
+                        sent: None,
+                        at_signal: false,
+                    },
+                    self.clock.drain_until,
+                ),
+                State::Idle => {
+                    self.enqueue(i, at, None);
+                    self.begin_connect(i, now);
+                }
+                State::Connecting | State::Open => self.enqueue(i, at, None),
+            }
+        }
+    }
+
+    fn next_scheduled(&mut self) -> Option<(Instant, Due)> {
+        let due = self.schedule.as_mut()?.next_due()?;
+        Some((self.clock.start + due.at, due))
+    }
+
+    /// Opens connections a ramp now wants and retires those it no longer wants.
+    fn follow_ramp(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            let wanted = self.wanted(i, now);
+            let c = &self.conns[i];
+            match c.state {
+                State::Idle if wanted && self.connecting < CONNECT_WINDOW => {
                     self.begin_connect(i, now)
                 }
-                State::Open if !wanted && self.conns[i].queue.is_empty() => {
-                    self.close(i, State::Closed)
-                }
+                State::Open if !wanted && c.queue.is_empty() => self.retire(i, now),
                 _ => {}
             }
         }
     }
 
-    /// Runs the load from `start` for warmup + duration, then drains. Interval samples go to `tx`.
-    pub fn run(mut self, start: Instant, tx: Sender<IntervalSample>) -> io::Result<WorkerResult> {
-        let s = self.settings.clone();
-        self.start = start;
-        self.measure_from = start + s.warmup;
-        self.end = self.measure_from + s.duration;
-        let ramping = !s.open_connections.phases.is_empty();
-        let signal_at = s.signal_at.map(|d| start + d);
-        let mut scratch = vec![0u8; 64 * 1024];
-        let mut events = Events::with_capacity(1024);
-        let mut idle = Duration::ZERO;
-        let mut next_tick = start + s.interval;
-        let mut tick_index = 0u64;
-        let mut next_ramp = start;
-
-        let mut timer = match s.model {
-            Model::Open => Some(Timer::new(&self.poll)?),
-            Model::Closed => None,
-        };
-        std::thread::sleep(start.saturating_duration_since(Instant::now()));
-        let began = Instant::now();
-        for i in 0..self.conns.len() {
-            if self.conns[i].state == State::Open {
-                self.start_traffic(i, began);
-            }
+    /// Closes every interval that ended by `now` (empty ones too) and starts the current one.
+    fn advance_interval(&mut self, now: Instant) {
+        while now >= self.interval.ends {
+            let sample = IntervalSample {
+                index: self.interval.index,
+                completed: std::mem::take(&mut self.interval.completed),
+                errors: std::mem::take(&mut self.interval.errors),
+                connections: self.open_count(),
+                histogram: std::mem::replace(&mut self.interval.histogram, new_histogram()),
+            };
+            self.interval.index += 1;
+            self.interval.ends += self.settings.interval;
+            self.pending_intervals.push(sample);
         }
-        loop {
-            let top = Instant::now();
-            let now = top;
-            if let Some(at) = signal_at {
-                if !self.signalled && now >= at {
-                    self.signalled = true;
-                    for c in &mut self.conns {
-                        for r in &mut c.queue {
-                            r.at_signal = true;
-                        }
-                    }
-                    self.r.in_flight_at_signal = self.queued as u64;
+    }
+
+    /// Marks the instants the row's counters refer to: the window's edges and the stop signal.
+    fn mark_instants(&mut self, now: Instant) {
+        if !self.window_opened && now >= self.clock.measure_from {
+            self.window_opened = true;
+            self.counters.in_flight_at_window_start = self.outstanding as u64;
+            self.counters.open_at_window_start = self.open_count();
+        }
+        if !self.window_closed && now >= self.clock.end {
+            self.window_closed = true;
+            self.counters.in_flight_at_window_end = self.outstanding as u64;
+        }
+        let signal = self.settings.signal_at.map(|d| self.clock.start + d);
+        if !self.signalled && signal.is_some_and(|at| now >= at) {
+            self.signalled = true;
+            for c in &mut self.conns {
+                for r in &mut c.queue {
+                    r.at_signal = true;
                 }
             }
-            if now >= next_tick {
-                let histogram = std::mem::replace(&mut self.interval_hist, new_histogram());
-                let _ = tx.send(IntervalSample {
-                    index: tick_index,
-                    completed: std::mem::take(&mut self.interval_completed),
-                    errors: std::mem::take(&mut self.interval_errors),
-                    connections: self.conns.iter().filter(|c| c.state == State::Open).count()
-                        as u64,
-                    histogram,
-                });
-                tick_index += 1;
-                next_tick += s.interval;
-            }
-            // The closed model has nothing to wait for: its outstanding requests began too late to
-            // end inside the window. The open model waits for the answers it scheduled.
-            let drain = match s.model {
-                Model::Open => DRAIN,
-                Model::Closed => Duration::ZERO,
-            };
-            if now >= self.end && (self.queued == 0 || now >= self.end + drain) {
-                break;
-            }
-            if now < self.end {
-                self.fire_timers(now);
-                if ramping && now >= next_ramp {
-                    self.follow_ramp(now);
-                    next_ramp = now + Duration::from_millis(10);
-                }
-            }
-            let mut wake = if now < self.end {
-                self.end
-            } else {
-                self.end + drain
-            };
-            wake = wake.min(next_tick);
-            if let Some(&Reverse((due, _))) = self.timers.peek() {
-                wake = wake.min(due);
-            }
-            if ramping {
-                wake = wake.min(next_ramp);
-            }
-            if let Some(at) = signal_at.filter(|_| !self.signalled) {
+            self.counters.in_flight_at_signal = self.queued as u64;
+        }
+    }
+
+    /// The next instant the loop must act at, if nothing arrives before.
+    fn next_wake(&self, now: Instant, next_ramp: Option<Instant>) -> Instant {
+        let c = &self.clock;
+        let mut wake = if now < c.end { c.end } else { c.drain_until };
+        wake = wake.min(self.interval.ends);
+        if !self.window_opened {
+            wake = wake.min(c.measure_from);
+        }
+        if let Some((at, _)) = self.next_due {
+            wake = wake.min(at);
+        }
+        if let Some(at) = next_ramp {
+            wake = wake.min(at);
+        }
+        if let Some(at) = self.settings.signal_at.map(|d| c.start + d) {
+            if !self.signalled {
                 wake = wake.min(at);
             }
-            let timeout = match &mut timer {
-                // The open model's schedule needs sub-millisecond wake-ups; epoll's own timeout
-                // is in whole milliseconds (and would make every send up to 1 ms late).
-                Some(t) => {
-                    t.arm(wake)?;
-                    Duration::from_millis(50)
-                }
-                None => wake.saturating_duration_since(now),
-            };
-            self.poll
-                .poll(&mut events, Some(timeout.min(Duration::from_millis(50))))?;
-            let now = Instant::now();
-            idle += now - top;
-            for event in events.iter() {
-                let i = event.token().0;
-                if i == TIMER_TOKEN.0 {
-                    if let Some(t) = &timer {
-                        t.clear();
-                    }
-                    continue;
-                }
-                match self.conns[i].state {
-                    State::Connecting => match self.finish_connect(i) {
-                        Ok(()) => {
-                            record(
-                                &mut self.connect_hist,
-                                now.saturating_duration_since(self.conns[i].connect_started),
-                            );
-                            self.r.reconnects += 1;
-                            self.conns[i].state = State::Open;
-                            if now < self.end {
-                                self.start_traffic(i, now);
-                            }
-                        }
-                        Err(_) => {
-                            self.r.errors.connect_failed += 1;
-                            self.count_error();
-                            self.close(i, State::Dead);
-                        }
-                    },
-                    State::Open => {
-                        if event.is_writable() {
-                            self.write_more(i, now);
-                        }
-                        if self.conns[i].state == State::Open
-                            && (event.is_readable() || event.is_read_closed() || event.is_error())
-                        {
-                            self.read_more(i, &mut scratch, now);
-                        }
-                    }
-                    State::Closed | State::Dead => {}
+        }
+        wake
+    }
+
+    // ---- the run ----
+
+    /// Runs the load from `start` for warmup + duration (+ the open model's drain). Interval
+    /// samples go to `tx`.
+    pub fn run(mut self, start: Instant, tx: Sender<IntervalSample>) -> io::Result<WorkerResult> {
+        let s = self.settings.clone();
+        self.clock = Clock::new(start, &s);
+        self.interval.ends = start + s.interval;
+        if let Some(rate) = &s.rate {
+            self.schedule = Some(Schedule::new(
+                rate,
+                &s.open_connections,
+                self.owned,
+                s.warmup + s.duration,
+            ));
+            self.next_due = self.next_scheduled();
+        }
+        let ramping = !s.open_connections.phases.is_empty();
+        let mut next_ramp = ramping.then_some(start);
+        // SAFETY: prctl on the calling thread. The default 50 us timer slack would blur the
+        // schedule; epoll's timeouts are exact to the nanosecond otherwise.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
+        let mut scratch = vec![0u8; 64 * 1024];
+
+        std::thread::sleep(start.saturating_duration_since(Instant::now()));
+        let (began, cpu_began) = (Instant::now(), crate::sys::thread_cpu_time());
+        if s.model == Model::Closed {
+            for i in 0..self.conns.len() {
+                if self.conns[i].state == State::Open {
+                    self.enqueue(i, began, None);
                 }
             }
         }
-        if s.model == Model::Open {
-            self.r.errors.unanswered += self.queued as u64;
+        let mut waiting = Duration::ZERO;
+        loop {
+            let now = Instant::now();
+            self.mark_instants(now);
+            self.advance_interval(now);
+            for sample in self.pending_intervals.drain(..) {
+                let _ = tx.send(sample);
+            }
+            // The schedule holds only requests due before the end; this runs after the end too,
+            // for those due just before it.
+            self.send_due(now);
+            let idle = self.queued == 0 && self.next_due.is_none();
+            if now >= self.clock.end && (idle || now >= self.clock.drain_until) {
+                break;
+            }
+            if now < self.clock.end {
+                if let Some(at) = next_ramp.filter(|&at| now >= at) {
+                    self.follow_ramp(now);
+                    next_ramp = Some(at.max(now) + RAMP_EVERY);
+                }
+            }
+            let timeout = self
+                .next_wake(now, next_ramp)
+                .saturating_duration_since(Instant::now());
+            let before = Instant::now();
+            let n = self.epoll.wait(timeout)?;
+            let now = Instant::now();
+            waiting += now - before;
+            for e in 0..n {
+                let r = self.epoll.ready(e);
+                self.on_ready(r, &mut scratch, now);
+            }
         }
-        self.r.cut_after_signal += self
-            .conns
-            .iter()
-            .flat_map(|c| c.queue.iter())
-            .filter(|r| r.at_signal)
-            .count() as u64;
-        if self.settings.model == Model::Closed {
-            self.r.sent = self.r.requests;
+        let end = Instant::now();
+        self.finish(end);
+        for sample in self.pending_intervals.drain(..) {
+            let _ = tx.send(sample);
         }
-        let total = began.elapsed();
-        self.r.busy_fraction = if total.is_zero() {
-            0.0
-        } else {
-            (1.0 - idle.as_secs_f64() / total.as_secs_f64()).clamp(0.0, 1.0)
+        let total = end - began;
+        let cpu = crate::sys::thread_cpu_time().saturating_sub(cpu_began);
+        let fraction = |d: Duration| {
+            if total.is_zero() {
+                0.0
+            } else {
+                (d.as_secs_f64() / total.as_secs_f64()).clamp(0.0, 1.0)
+            }
         };
-        self.r.histogram = Some(self.histogram);
-        self.r.uncorrected = (self.settings.model == Model::Open).then_some(self.uncorrected);
-        self.r.connect = Some(self.connect_hist);
-        Ok(self.r)
+        Ok(WorkerResult {
+            counters: self.counters,
+            histograms: self.histograms,
+            busy: LoadBusy {
+                wall: fraction(total.saturating_sub(waiting)),
+                cpu: fraction(cpu),
+                cpu_s: 0.0,
+            },
+        })
+    }
+
+    fn on_ready(&mut self, r: Ready, scratch: &mut [u8], now: Instant) {
+        let i = r.slot;
+        match self.conns[i].state {
+            State::Connecting => {
+                self.finish_connect(i, now);
+                if self.conns[i].state != State::Open {
+                    return;
+                }
+                self.counters.reconnects += 1;
+                record(
+                    &mut self.histograms.connect,
+                    now.saturating_duration_since(self.conns[i].connect_started),
+                );
+                if self.settings.model == Model::Closed
+                    && now < self.clock.end
+                    && self.conns[i].queue.is_empty()
+                {
+                    self.enqueue(i, Instant::now(), None);
+                } else {
+                    // Requests that fell due while it reconnected go out now, late, with their
+                    // intended times.
+                    self.write_more(i);
+                }
+            }
+            State::Open => {
+                if r.writable {
+                    self.write_more(i);
+                }
+                if self.conns[i].state == State::Open && (r.readable || r.closed) {
+                    self.read_more(i, scratch, now);
+                }
+            }
+            State::Idle | State::Dead => {}
+        }
+    }
+
+    /// The end of the run: what is still unanswered is given up at `now` (the end of the open
+    /// model's drain).
+    fn finish(&mut self, now: Instant) {
+        self.mark_instants(now);
+        // A generator that fell far behind may not have handed out the last of the schedule.
+        while let Some((at, _)) = self.next_due {
+            self.next_due = self.next_scheduled();
+            if self.clock.in_window(at) {
+                self.counters.scheduled += 1;
+                record(
+                    &mut self.histograms.send_lag,
+                    now.saturating_duration_since(at),
+                );
+            }
+            let req = Req {
+                intended: at,
+                sent: None,
+                at_signal: false,
+            };
+            self.give_up(&req, now);
+        }
+        for i in 0..self.conns.len() {
+            let queue = std::mem::take(&mut self.conns[i].queue);
+            for req in &queue {
+                self.give_up(req, now);
+            }
+        }
+        // A partial last interval is left out: it would read as a whole one.
+        self.advance_interval(now);
     }
 }

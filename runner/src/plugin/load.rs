@@ -88,6 +88,15 @@ impl LoadedPlugin {
     pub fn needs_tap(&self) -> bool {
         self.needs() & NEEDS_TAP != 0
     }
+    /// [`PluginHeader::connection_limit`]: most connections it can serve at once by its nature.
+    pub fn connection_limit(&self) -> Option<u64> {
+        if self.header_size < PluginHeader::LIMIT_END {
+            return None;
+        }
+        // SAFETY: the plugin's own header_size says its static header extends over the field.
+        let limit = unsafe { std::ptr::addr_of!((*self.header).connection_limit).read() };
+        (limit > 0).then_some(limit)
+    }
 }
 
 /// Why `dlopen` refused `path`. glibc's own message for a library of another architecture is

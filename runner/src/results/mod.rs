@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 /// `ok`: measured, nothing wrong. `failed`: this runtime failed (the error says how; the other
 /// runtimes are unaffected). `interrupted`: the run was stopped (Ctrl-C, SIGTERM) while this
-/// runtime was being measured, so its measurement is incomplete.
+/// runtime was being measured, so its measurement is incomplete. `skipped`: the runtime cannot
+/// take part in this scenario by its nature (the error says why); decided before anything ran.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowStatus {
@@ -27,6 +28,7 @@ pub enum RowStatus {
     Ok,
     Failed,
     Interrupted,
+    Skipped,
 }
 
 /// One runtime at one point: a trial (trials.csv) or the median over trials (summary.csv).
@@ -51,17 +53,26 @@ pub struct SummaryRow {
     pub server_threads: usize,
     pub max_connections: usize,
     pub server_processes: usize,
+    /// `[server] processes = "auto"` chose `server_processes` (the fewest the open-files limit
+    /// allows).
+    pub server_processes_auto: bool,
     pub duration_s: f64,
+    /// Answers received inside the measured window (whenever the request was sent).
     pub requests: Option<u64>,
     pub requests_per_sec: Option<f64>,
+    /// With trials: a distribution-free confidence interval for the median over trials (order
+    /// statistics), and the probability it covers the true median (`ci_level`: 0.95 or more
+    /// from 6 trials; with 3-5 trials the interval is min-max and covers 75-94%).
     pub requests_per_sec_ci_low: Option<f64>,
     pub requests_per_sec_ci_high: Option<f64>,
+    pub requests_per_sec_ci_level: Option<f64>,
     pub requests_per_sec_cv: Option<f64>,
     pub p50_us: Option<f64>,
     pub p90_us: Option<f64>,
     pub p99_us: Option<f64>,
     pub p99_us_ci_low: Option<f64>,
     pub p99_us_ci_high: Option<f64>,
+    pub p99_us_ci_level: Option<f64>,
     pub p99_us_cv: Option<f64>,
     pub p999_us: Option<f64>,
     pub max_us: Option<f64>,
@@ -69,18 +80,32 @@ pub struct SummaryRow {
     /// Open model: latency from the actual send time, as a tool with coordinated omission sees it.
     pub p50_uncorrected_us: Option<f64>,
     pub p99_uncorrected_us: Option<f64>,
-    /// Requests sent (open model: scheduled) in the measured window.
+    /// Requests written in the measured window (open model: of those scheduled in it).
     pub sent: Option<u64>,
+    /// Open model: requests the schedule put in the window; of them, written more than 1 ms
+    /// late, never written, and never answered (those count in the percentiles at the end of
+    /// the drain); and the p99 of how late the generator got to a scheduled send.
+    pub scheduled: Option<u64>,
+    pub sent_late: Option<u64>,
+    pub not_sent: Option<u64>,
+    pub unanswered: Option<u64>,
+    pub send_lag_p99_us: Option<f64>,
+    /// Connection failures (connect failed or timed out, reset, closed by the server).
     pub errors: Option<u64>,
     /// Errors by kind, e.g. `reset=3 closed_by_server=1`.
     pub error_kinds: String,
     pub mismatched_bytes: Option<u64>,
     pub connections_ok: Option<u64>,
+    /// Server CPU seconds in the measured window (/proc at its edges, over all server
+    /// processes), and per request answered in it.
     pub server_cpu_user_s: Option<f64>,
     pub server_cpu_sys_s: Option<f64>,
-    /// (user + sys) CPU microseconds of the server per measured request, over the server's whole
-    /// life (start-up, connects and warmup included; comparable across runtimes of one scenario).
     pub server_cpu_us_per_request: Option<f64>,
+    /// Server CPU seconds over the processes' whole lives (start-up, connects, warmup, drain).
+    pub server_cpu_life_user_s: Option<f64>,
+    pub server_cpu_life_sys_s: Option<f64>,
+    /// Messages the servers echoed in the window, by their own count (a witness of `requests`).
+    pub server_echoes_window: Option<u64>,
     pub server_rss_peak_bytes: Option<u64>,
     /// Least-squares slope of the server's sampled RSS over the measured window (timeline.csv),
     /// in MiB per minute; empty with fewer than 5 samples in the window.
@@ -109,9 +134,15 @@ pub struct SummaryRow {
     pub reconnects: Option<u64>,
     pub connect_p50_us: Option<f64>,
     pub connect_p99_us: Option<f64>,
+    /// The busiest load-generator thread: wall time outside epoll_wait, and CPU time, as
+    /// fractions of the run; saturated when either is above 0.9 or (open model) the p99 send
+    /// lag is above 1 ms.
     pub loadgen_busy: Option<f64>,
+    pub loadgen_cpu_busy: Option<f64>,
     pub loadgen_saturated: Option<bool>,
     pub loadgen_cpu_s: Option<f64>,
+    /// `ok`, or what the run's own witnesses disagreed about (see `crate::audit`).
+    pub audit: String,
     /// The sweep point in words.
     pub point: String,
 }
@@ -122,6 +153,15 @@ impl SummaryRow {
         SummaryRow {
             status: RowStatus::Failed,
             error,
+            ..base.clone()
+        }
+    }
+
+    /// The same row, not run: the runtime cannot take part in this scenario.
+    pub fn skipped(base: &SummaryRow, reason: String) -> SummaryRow {
+        SummaryRow {
+            status: RowStatus::Skipped,
+            error: reason,
             ..base.clone()
         }
     }
@@ -157,6 +197,7 @@ pub fn console_table(rows: &[SummaryRow]) -> String {
                 RowStatus::Ok => "ok".to_string(),
                 RowStatus::Failed => format!("FAILED: {}", r.error),
                 RowStatus::Interrupted => format!("INTERRUPTED: {}", r.error),
+                RowStatus::Skipped => format!("skipped: {}", r.error),
             }
         ));
     }

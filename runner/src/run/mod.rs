@@ -8,8 +8,9 @@
 //! A server that dies ends its step at once; an interruption (Ctrl-C, SIGTERM) ends the step
 //! and the run after stopping the current server (see [`crate::interrupt`]).
 
+use crate::audit;
 use crate::measure::SPECTRUM;
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, Point, Step};
 use crate::progress::{self, RunProgress};
 use crate::results::hlog::{self, HlogEntry};
 use crate::results::{self, Meta, PercentileRow, RowStatus, RunDir, RunStatus, SummaryRow};
@@ -25,7 +26,6 @@ mod server;
 mod step;
 
 use row::{base_row, to_row, with_rss_trend};
-use step::measure;
 
 /// A load generator above this busy fraction may have limited the result.
 pub const SATURATED_BUSY: f64 = 0.9;
@@ -93,6 +93,18 @@ struct StepOutput {
     hlog: Vec<HlogEntry>,
 }
 
+impl StepOutput {
+    /// A step that measured nothing (skipped).
+    fn row_only(row: SummaryRow) -> StepOutput {
+        StepOutput {
+            row,
+            percentiles: Vec::new(),
+            timeline: Vec::new(),
+            hlog: Vec::new(),
+        }
+    }
+}
+
 /// What the run folder holds so far.
 #[derive(Default)]
 struct Collected {
@@ -123,6 +135,16 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::R
         plan.scenario.run.repeat,
         dir.path.display()
     ));
+    if plan.scenario.server.processes_auto {
+        progress::log(&format!(
+            "server processes: {} (processes = \"auto\": {} connections, at most {} per process \
+             under the open-files limit of {})",
+            plan.server_processes,
+            plan.scenario.load.peak_connections(),
+            (plan.nofile_limit as usize).saturating_sub(crate::plan::FD_RESERVE),
+            plan.nofile_limit
+        ));
+    }
 
     let mut all = Collected::default();
     let mut summary = Vec::new();
@@ -238,28 +260,38 @@ fn run_step(
         (1, _) => format!("{name} #{}", step.trial + 1),
         _ => format!("{name} #{} {}", step.trial + 1, point.label()),
     };
-    let mut progress = RunProgress::start(&label, s.load.total());
-    let mut timeline = TimelineRecorder::new(s.run.interval, plan.shards(point).len());
-    let step_start = SystemTime::now();
-    let mut port = None;
-    let result = measure(
+    if let Some(reason) = plan.skip_reason(step.subject, point) {
+        progress::log(&format!("[{label}] skipped: {reason}"));
+        let row = SummaryRow::skipped(&base, reason);
+        return (StepOutput::row_only(row), None);
+    }
+    let inputs = step::StepInputs {
         plan,
         exe,
         subject,
         point,
         options,
-        &mut progress,
-        &mut timeline,
-        &mut port,
-    );
-    progress.finish();
-    timeline.finish();
+    };
+    let mut st = step::StepState {
+        progress: RunProgress::start(&label, s.load.total()),
+        timeline: TimelineRecorder::new(s.run.interval, plan.shards(point).len()),
+        port: None,
+        load_started: None,
+    };
+    let result = step::measure(&inputs, &mut st);
+    st.progress.finish();
+    st.timeline.finish();
+    let timeline = &st.timeline;
     let tag = hlog::tag(&[
         &name,
         &step.trial.to_string(),
         &point.label().replace(' ', ";"),
     ]);
-    let offset = step_start.duration_since(base_time).unwrap_or_default();
+    // Interval k starts k intervals after the load started (not when the step began).
+    let offset = st
+        .load_started
+        .and_then(|t| t.duration_since(base_time).ok())
+        .unwrap_or_default();
     let hlog = timeline
         .encoded_histograms()
         .into_iter()
@@ -277,7 +309,7 @@ fn run_step(
         s.load.warmup,
         s.load.duration,
     );
-    match result {
+    let (row, percentiles) = match result {
         Err(end) => {
             let row = match end {
                 StepEnd::Failed(e) => {
@@ -289,18 +321,14 @@ fn run_step(
                     SummaryRow::interrupted(&base, e)
                 }
             };
-            (
-                StepOutput {
-                    row: with_rss_trend(row, trend),
-                    percentiles: Vec::new(),
-                    timeline: timeline_rows,
-                    hlog,
-                },
-                port,
-            )
+            (row, Vec::new())
         }
-        Ok((version, load, servers)) => {
-            let row = with_rss_trend(to_row(base, &version, &load, &servers), trend);
+        Ok(m) => {
+            let audit = audit::audit(&step_facts(plan, point), &m.load, &m.window);
+            if !audit.findings.is_empty() {
+                progress::log(&format!("[{label}] audit: {}", audit.column()));
+            }
+            let row = to_row(base, &m, &audit);
             if row.status == RowStatus::Failed {
                 progress::log(&format!("[{label}] FAILED: {}", row.error));
             }
@@ -310,7 +338,7 @@ fn run_step(
                     runtime: name.clone(),
                     trial: step.trial as u32,
                     percentile: p,
-                    latency_us: load.percentile_us(p),
+                    latency_us: m.load.percentile_us(p),
                     connections: Some(point.connections as u64),
                     payload_bytes: Some(point.payload_bytes),
                     server_threads: Some(point.threads as u64),
@@ -318,15 +346,36 @@ fn run_step(
                     target_rate: point.rate,
                 })
                 .collect();
-            (
-                StepOutput {
-                    row,
-                    percentiles,
-                    timeline: timeline_rows,
-                    hlog,
-                },
-                port,
-            )
+            (row, percentiles)
         }
+    };
+    (
+        StepOutput {
+            row: with_rss_trend(row, trend),
+            percentiles,
+            timeline: timeline_rows,
+            hlog,
+        },
+        st.port,
+    )
+}
+
+/// What the audit needs to know of the plan at `point`.
+fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
+    let s = &plan.scenario;
+    let shards = plan.shards(point);
+    let threads_per_process = |connections: usize| s.load.threads.max(1).min(connections.max(1));
+    audit::StepFacts {
+        model: s.load.model,
+        payload_bytes: point.payload_bytes,
+        steady_connections: s.load.phases.is_empty() && s.load.requests_per_connection.is_none(),
+        rate: plan.ramps(point).1,
+        warmup: s.load.warmup,
+        duration: s.load.duration,
+        server_processes: plan.server_processes,
+        load_threads: shards
+            .iter()
+            .map(|sh| threads_per_process(sh.connections))
+            .sum(),
     }
 }

@@ -44,6 +44,11 @@ impl Server {
             Server::External(e) => e.crashed(),
         }
     }
+    pub(super) fn watch_window(&mut self, start_ns: u64, end_ns: u64) {
+        if let Server::Plugins(s) = self {
+            s.watch_window(start_ns, end_ns);
+        }
+    }
     pub(super) fn signal_stop(&mut self) {
         if let Server::Plugins(s) = self {
             s.signal_stop();

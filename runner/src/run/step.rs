@@ -3,19 +3,18 @@
 
 use super::server::{start_server, tap_namespace};
 use super::{failed_or_interrupted, RunOptions, StepEnd, LOAD_MARGIN, RUN_SEQ};
-use crate::measure::LoadMeasurement;
+use crate::measure::{LoadMeasurement, WindowReadings};
 use crate::plan::{Plan, Point, Subject};
+use crate::procfs::ProcSample;
 use crate::progress::{self, Phase, RunProgress};
-use crate::protocol::{LoadResult, LoadgenSpec, Ramp};
+use crate::protocol::{LoadResult, LoadgenSpec};
 use crate::supervise::loadgen::Loadgens;
 use crate::supervise::server::ServersExit;
 use crate::timeline::TimelineRecorder;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
-
-type Measured = (String, LoadMeasurement, ServersExit);
+use std::time::{Duration, Instant, SystemTime};
 
 fn loadgen_specs(
     plan: &Plan,
@@ -25,22 +24,7 @@ fn loadgen_specs(
 ) -> Vec<LoadgenSpec> {
     let s = &plan.scenario;
     let run = RUN_SEQ.fetch_add(1, Ordering::Relaxed) + std::process::id() as usize;
-    let ramp_phases =
-        |f: &dyn Fn(&crate::scenario::Phase) -> Option<f64>| -> Vec<(u64, Option<f64>)> {
-            s.load
-                .phases
-                .iter()
-                .map(|p| (p.duration.as_millis() as u64, f(p)))
-                .collect()
-        };
-    let open_connections = Ramp {
-        start: point.connections as f64,
-        phases: ramp_phases(&|p| p.connections.map(|c| c as f64)),
-    };
-    let rate = point.rate.map(|r| Ramp {
-        start: r as f64,
-        phases: ramp_phases(&|p| p.rate.map(|r| r as f64)),
-    });
+    let (open_connections, rate) = plan.ramps(point);
     plan.shards(point)
         .iter()
         .map(|sh| LoadgenSpec {
@@ -65,17 +49,68 @@ fn loadgen_specs(
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn measure(
-    plan: &Plan,
-    exe: &Path,
-    subject: &Subject,
-    point: &Point,
-    options: &RunOptions,
-    progress: &mut RunProgress,
-    timeline: &mut TimelineRecorder,
-    port: &mut Option<u16>,
-) -> Result<Measured, StepEnd> {
+/// What one step works with.
+pub(super) struct StepInputs<'a> {
+    pub plan: &'a Plan,
+    pub exe: &'a Path,
+    pub subject: &'a Subject,
+    pub point: &'a Point,
+    pub options: &'a RunOptions,
+}
+
+/// What a step keeps whether or not it measures: progress, the timeline, the server's port
+/// (for the cooldown) and when the load started (for the interval log).
+pub(super) struct StepState {
+    pub progress: RunProgress,
+    pub timeline: TimelineRecorder,
+    pub port: Option<u16>,
+    pub load_started: Option<SystemTime>,
+}
+
+/// Everything a step measured.
+pub(super) struct Measured {
+    pub version: String,
+    pub load: LoadMeasurement,
+    pub servers: ServersExit,
+    pub window: WindowReadings,
+}
+
+/// /proc samples of the servers at the window's two edges, taken by the runner.
+struct ProcEdges {
+    at: [Instant; 2],
+    taken: [Option<Option<ProcSample>>; 2],
+}
+
+impl ProcEdges {
+    fn new(start: Instant, end: Instant) -> Self {
+        ProcEdges {
+            at: [start, end],
+            taken: [None, None],
+        }
+    }
+
+    fn sample(&mut self, pids: &[u32]) {
+        for k in 0..2 {
+            if self.taken[k].is_none() && Instant::now() >= self.at[k] {
+                self.taken[k] = Some(crate::procfs::sample_all(pids));
+            }
+        }
+    }
+
+    /// The next edge not yet sampled.
+    fn next(&self) -> Option<Instant> {
+        (0..2)
+            .find(|&k| self.taken[k].is_none())
+            .map(|k| self.at[k])
+    }
+
+    fn readings(&self) -> Option<(ProcSample, ProcSample)> {
+        Some((self.taken[0]??, self.taken[1]??))
+    }
+}
+
+pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, StepEnd> {
+    let (plan, point, subject) = (inp.plan, inp.point, inp.subject);
     let s = &plan.scenario;
     // Declared before the servers, so it is dropped (namespace deleted) after they are gone.
     let netns = match subject {
@@ -84,26 +119,27 @@ pub(super) fn measure(
     };
     let (mut server, target, version) = start_server(
         plan,
-        exe,
+        inp.exe,
         subject,
         point,
         netns.as_ref(),
-        options.ready_timeout,
+        inp.options.ready_timeout,
     )
     .map_err(failed_or_interrupted)?;
-    *port = Some(target.port());
+    st.port = Some(target.port());
 
-    progress.phase(Phase::Connecting);
+    st.progress.phase(Phase::Connecting);
     let netns_name = netns.as_ref().map(|ns| ns.name().to_string());
     let specs = loadgen_specs(plan, point, target, netns_name);
     let timeout = connect_timeout(point.connections) + Duration::from_secs(10);
-    let (mut loadgens, connected) = match Loadgens::connect(exe, &specs, subject.name(), timeout) {
-        Ok(v) => v,
-        Err(e) => {
-            server.stop(s.shutdown.grace);
-            return Err(failed_or_interrupted(e));
-        }
-    };
+    let (mut loadgens, connected) =
+        match Loadgens::connect(inp.exe, &specs, subject.name(), timeout) {
+            Ok(v) => v,
+            Err(e) => {
+                server.stop(s.shutdown.grace);
+                return Err(failed_or_interrupted(e));
+            }
+        };
     let expected = point.connections as u64;
     if connected.ok < expected {
         progress::log(&format!(
@@ -116,6 +152,14 @@ pub(super) fn measure(
     }
 
     let started = loadgens.start();
+    // `started` lies a moment ahead (the start command's lead time).
+    st.load_started = Some(SystemTime::now() + started.saturating_duration_since(Instant::now()));
+    let (window_start, window_end) = (started + s.load.warmup, started + s.load.total());
+    server.watch_window(
+        crate::sys::ns_at(window_start),
+        crate::sys::ns_at(window_end),
+    );
+    let mut edges = ProcEdges::new(window_start, window_end);
     let pids = server.pids();
     let hard_end = started + s.load.total() + LOAD_MARGIN;
     let signal_at = s.shutdown.at.map(|d| started + d);
@@ -123,10 +167,12 @@ pub(super) fn measure(
     let mut server_died = None;
     let mut interrupted = None;
     while results.iter().any(Option::is_none) {
-        let completed = loadgens.poll(&mut results, timeline);
-        progress.load(started.elapsed(), completed, s.load.warmup);
-        timeline.sample_servers(started, &pids);
-        loadgens.reap_dead(&mut results, timeline);
+        loadgens.poll(&mut results, &mut st.timeline);
+        st.progress
+            .load(started.elapsed(), s.load.warmup, || loadgens.rate());
+        st.timeline.sample_servers(started, &pids);
+        edges.sample(&pids);
+        loadgens.reap_dead(&mut results, &mut st.timeline);
         if server_died.is_none() {
             server_died = server.crashed();
         }
@@ -145,22 +191,27 @@ pub(super) fn measure(
             break;
         }
         // After a stop signal during the load, poll finely: the servers' exit time is measured
-        // by this loop.
+        // by this loop. Server samples are taken at their instants, not at the next tick.
         let tick = if signal_at.is_some_and(|at| Instant::now() >= at) {
-            2
+            Duration::from_millis(2)
         } else {
-            20
+            Duration::from_millis(20)
         };
-        std::thread::sleep(Duration::from_millis(tick));
+        let mut wake = Instant::now() + tick;
+        wake = wake.min(st.timeline.next_sample_at(started));
+        if let Some(at) = edges.next() {
+            wake = wake.min(at);
+        }
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
     }
     let load_ran = started.elapsed();
-    loadgens.poll(&mut results, timeline);
+    loadgens.poll(&mut results, &mut st.timeline);
     if server_died.is_some() || interrupted.is_some() {
         loadgens.abort();
     } else {
         loadgens.finish();
     }
-    progress.phase(Phase::Shutdown);
+    st.progress.phase(Phase::Shutdown);
     let exit = server.stop(s.shutdown.grace);
     if let Some(sig) = interrupted {
         let server_end = match &exit.failure {
@@ -192,7 +243,16 @@ pub(super) fn measure(
         }
     }
     let load = LoadMeasurement::merge(&ok, s.load.duration).map_err(|e| e.to_string())?;
-    Ok((version, load, exit))
+    let window = WindowReadings {
+        proc: edges.readings(),
+        own: exit.window,
+    };
+    Ok(Measured {
+        version,
+        load,
+        servers: exit,
+        window,
+    })
 }
 
 fn connect_timeout(connections: usize) -> Duration {

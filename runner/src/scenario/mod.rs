@@ -43,8 +43,11 @@ pub struct ServerSpec {
     pub cpus: Vec<usize>,
     /// 0 = no limit.
     pub max_connections: Vec<usize>,
-    /// Server processes sharing the port with SO_REUSEPORT.
+    /// Server processes sharing the port with SO_REUSEPORT (with `processes_auto`, the plan
+    /// decides and writes its choice here).
     pub processes: usize,
+    /// `processes = "auto"`: the fewest the open-files limit allows.
+    pub processes_auto: bool,
     #[serde(with = "as_text")]
     pub work: Duration,
     #[serde(with = "as_text")]
@@ -511,10 +514,22 @@ impl Checker<'_> {
                     .collect(),
                 None => vec![0],
             },
-            processes: match s.processes {
-                Some(n) => self.int("server.processes", n, 1, 256)? as usize,
+            processes: match &s.processes {
+                Some(raw::CountOrAuto::Count(n)) => {
+                    self.int("server.processes", *n, 1, 256)? as usize
+                }
+                Some(raw::CountOrAuto::Word(w)) if w.trim() == "auto" => 1,
+                Some(raw::CountOrAuto::Word(w)) => {
+                    return self.err(
+                        "server.processes",
+                        format!(
+                            "`{w}` is not a process count; give a number from 1 to 256 or \"auto\""
+                        ),
+                    )
+                }
                 None => 1,
             },
+            processes_auto: matches!(&s.processes, Some(raw::CountOrAuto::Word(w)) if w.trim() == "auto"),
             work: self.opt_duration("server.work", &s.work, Duration::ZERO, true)?,
             sleep: self.opt_duration("server.sleep", &s.sleep, Duration::ZERO, true)?,
             cpus,

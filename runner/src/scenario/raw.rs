@@ -22,6 +22,14 @@ impl<T: Clone> OneOrMany<T> {
     }
 }
 
+/// A number, or the word "auto".
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CountOrAuto {
+    Count(i64),
+    Word(String),
+}
+
 /// A runbench scenario: which runtimes, what server, what load, how to stop.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -52,8 +60,9 @@ pub struct RawServer {
     pub cpus: Option<Vec<i64>>,
     /// At most this many connections served at once, 0 = no limit (a list sweeps).
     pub max_connections: Option<OneOrMany<i64>>,
-    /// Server processes sharing the port with SO_REUSEPORT. Default 1.
-    pub processes: Option<i64>,
+    /// Server processes sharing the port with SO_REUSEPORT, or "auto": the fewest the
+    /// open-files limit allows for the connections (1 where it can). Default 1.
+    pub processes: Option<CountOrAuto>,
     /// CPU work per request: busy-spin this long before echoing, e.g. "50us".
     pub work: Option<String>,
     /// Await the runtime's timer this long before echoing, e.g. "1ms".

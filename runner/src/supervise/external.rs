@@ -92,6 +92,7 @@ impl External {
         loop {
             match crate::sys::try_reap(pid) {
                 Ok(Some(r)) => {
+                    exit.resources = true;
                     exit.cpu_user_s = r.user_s;
                     exit.cpu_sys_s = r.sys_s;
                     exit.rss_peak_bytes = r.max_rss_bytes;

@@ -11,15 +11,50 @@ const START_DELAY: Duration = Duration::from_millis(50);
 /// How often waits check for an interruption (Ctrl-C).
 const POLL: Duration = Duration::from_millis(100);
 
+/// A load process's completed-request count as it reported it, stamped with its own clock: the
+/// rate comes from the child's timestamps, not from when its lines happened to arrive (they
+/// arrive irregularly, and the runner's clock read 0.5x-1.5x the true rate).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChildRate {
+    latest: Option<(u64, u64)>,
+    shown: Option<(u64, u64)>,
+    rate: f64,
+}
+
+impl ChildRate {
+    /// A progress line: `completed` requests at `at_ns` on the child's CLOCK_MONOTONIC.
+    pub fn observe(&mut self, at_ns: u64, completed: u64) {
+        self.latest = Some((at_ns, completed));
+    }
+
+    /// Requests/s between the previous call and the newest report (the last rate again when no
+    /// newer report came in between).
+    pub fn take_rate(&mut self) -> f64 {
+        if let (Some((t1, c1)), Some((t0, c0))) = (self.latest, self.shown) {
+            if t1 > t0 {
+                self.rate = c1.saturating_sub(c0) as f64 / ((t1 - t0) as f64 / 1e9);
+            }
+        }
+        self.shown = self.latest;
+        self.rate
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.latest.map_or(0, |(_, c)| c)
+    }
+}
+
 /// One load-generator process's event: its result, its progress, or a timeline interval.
 fn take_event(
     e: LoadEvent,
     result: &mut Option<Result<LoadResult, String>>,
-    completed: &mut u64,
+    progress: &mut ChildRate,
     timeline: &mut TimelineRecorder,
 ) {
     match e {
-        LoadEvent::Progress { completed: c, .. } => *completed = c,
+        LoadEvent::Progress {
+            at_ns, completed, ..
+        } => progress.observe(at_ns, completed),
         LoadEvent::Interval {
             index,
             completed,
@@ -27,7 +62,7 @@ fn take_event(
             connections,
             histogram,
         } => timeline.on_interval(index, completed, errors, connections, &histogram),
-        LoadEvent::Result { result: r } => *result = Some(Ok(r)),
+        LoadEvent::Result { result: r } => *result = Some(Ok(*r)),
         LoadEvent::Failed { message } => *result = Some(Err(message)),
         LoadEvent::Connected { .. } => {}
     }
@@ -35,8 +70,8 @@ fn take_event(
 
 pub struct Loadgens {
     procs: Vec<ChildProc<LoadEvent>>,
-    /// Latest completed-request count per process.
-    completed: Vec<u64>,
+    /// Progress per process.
+    progress: Vec<ChildRate>,
 }
 
 /// What connecting achieved, over all processes.
@@ -93,7 +128,7 @@ impl Loadgens {
                     first_error,
                 }) => {
                     summary.ok += ok;
-                    summary.errors.add(&errors);
+                    summary.errors += errors;
                     if summary.first_error.is_none() {
                         summary.first_error = first_error;
                     }
@@ -104,8 +139,8 @@ impl Loadgens {
                 _ => return Err("load generator did not finish connecting in time".to_string()),
             }
         }
-        let completed = vec![0; procs.len()];
-        Ok((Loadgens { procs, completed }, summary))
+        let progress = vec![ChildRate::default(); procs.len()];
+        Ok((Loadgens { procs, progress }, summary))
     }
 
     /// Starts every process at one instant, `START_DELAY` from now; returns that instant.
@@ -117,19 +152,28 @@ impl Loadgens {
         crate::sys::instant_at(at)
     }
 
-    /// Latest total of completed requests (warmup included), after draining progress events.
-    /// Results that arrive are kept in `results`.
+    /// Takes the events that arrived: results are kept in `results`, intervals go to the
+    /// timeline, progress is kept for [`Loadgens::rate`].
     pub fn poll(
         &mut self,
         results: &mut [Option<Result<LoadResult, String>>],
         timeline: &mut TimelineRecorder,
-    ) -> u64 {
+    ) {
         for (i, p) in self.procs.iter().enumerate() {
             while let Some(e) = p.try_event() {
-                take_event(e, &mut results[i], &mut self.completed[i], timeline);
+                take_event(e, &mut results[i], &mut self.progress[i], timeline);
             }
         }
-        self.completed.iter().sum()
+    }
+
+    /// Requests/s over all processes since the last call, by the processes' own clocks.
+    pub fn rate(&mut self) -> f64 {
+        self.progress.iter_mut().map(ChildRate::take_rate).sum()
+    }
+
+    /// Requests completed so far (warmup included), as last reported.
+    pub fn completed(&self) -> u64 {
+        self.progress.iter().map(ChildRate::completed).sum()
     }
 
     pub fn len(&self) -> usize {
@@ -153,7 +197,7 @@ impl Loadgens {
             let Some(r) = p.poll_exit() else { continue };
             // Its last words may still be in the pipe.
             for e in p.remaining_events(Duration::from_secs(1)) {
-                take_event(e, &mut results[i], &mut self.completed[i], timeline);
+                take_event(e, &mut results[i], &mut self.progress[i], timeline);
             }
             if results[i].is_none() {
                 let how = match (r.exit_code, r.signal) {
@@ -180,5 +224,30 @@ impl Loadgens {
             p.close_stdin();
             p.wait_exit(deadline);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChildRate;
+
+    #[test]
+    fn the_rate_comes_from_the_childs_clock_however_irregularly_lines_arrive() {
+        // 75,000 req/s reported every 250 ms of the child's clock; the runner reads them in
+        // bursts (two at once, then none), which its own clock would turn into 0x-2x.
+        let mut r = ChildRate::default();
+        let mut rates = Vec::new();
+        for tick in 1..=12u64 {
+            r.observe(tick * 250_000_000, tick * 18_750);
+            if tick % 2 == 0 {
+                rates.push(r.take_rate());
+            }
+        }
+        // The first call has nothing to compare with.
+        for rate in &rates[1..] {
+            assert!((rate - 75_000.0).abs() < 1e-6, "{rate}");
+        }
+        // No new line since the last call: the last rate stands (not 0).
+        assert!((r.take_rate() - 75_000.0).abs() < 1e-6);
     }
 }

@@ -1,7 +1,7 @@
 //! The server side of a run: K `runbench serve` processes sharing one port.
 
 use super::{ChildProc, Reaped};
-use crate::protocol::{ServeSpec, ServerCounts, ServerEvent};
+use crate::protocol::{ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,11 @@ pub struct ServersExit {
     pub overran: bool,
     /// First failure reported or observed (crash, signal, plugin error).
     pub failure: Option<String>,
+    /// CPU and RSS above are real readings (false for an external target the run did not start).
+    pub resources: bool,
+    /// The servers' own snapshots at the window's edges, summed over processes; `None` unless
+    /// every process sent both.
+    pub window: Option<(ServerSnapshot, ServerSnapshot)>,
 }
 
 fn log_event(e: &ServerEvent) -> Option<String> {
@@ -181,6 +186,13 @@ impl Servers {
         })
     }
 
+    /// Asks every server to snapshot itself at the window's edges (CLOCK_MONOTONIC ns).
+    pub fn watch_window(&mut self, start_ns: u64, end_ns: u64) {
+        for p in &mut self.procs {
+            p.send_line(&format!("{} {start_ns} {end_ns}", crate::protocol::WINDOW));
+        }
+    }
+
     /// Sends the stop command to every server (once).
     pub fn signal_stop(&mut self) {
         if self.signalled.is_some() {
@@ -199,9 +211,14 @@ impl Servers {
         self.signal_stop();
         let signalled = self.signalled.expect("just signalled");
         let deadline = signalled + grace + EXIT_MARGIN;
-        let mut exit = ServersExit::default();
+        let mut exit = ServersExit {
+            resources: true,
+            ..ServersExit::default()
+        };
+        let mut window: Vec<(Option<ServerSnapshot>, Option<ServerSnapshot>)> = Vec::new();
         for p in &mut self.procs {
             let (reaped, killed) = p.wait_exit(deadline);
+            let mut edges = (None, None);
             exit.cpu_user_s += reaped.user_s;
             exit.cpu_sys_s += reaped.sys_s;
             // wait4's figure counts the memory the child had before exec; the child's own VmHWM
@@ -226,9 +243,14 @@ impl Servers {
                     ServerEvent::Failed { stage, message } => {
                         exit.failure.get_or_insert(format!("{stage}: {message}"));
                     }
+                    ServerEvent::Snapshot { edge, snapshot } => match edge {
+                        WindowEdge::Start => edges.0 = Some(snapshot),
+                        WindowEdge::End => edges.1 = Some(snapshot),
+                    },
                     _ => {}
                 }
             }
+            window.push(edges);
             exit.rss_peak_bytes += peak;
             if killed {
                 exit.overran = true;
@@ -251,6 +273,25 @@ impl Servers {
             .max()
             .unwrap_or_else(Instant::now);
         exit.shutdown = last_exit.saturating_duration_since(signalled);
+        exit.window = sum_snapshots(&window);
         exit
     }
+}
+
+/// Per-process (start, end) snapshots summed, if every process sent both.
+fn sum_snapshots(
+    per_process: &[(Option<ServerSnapshot>, Option<ServerSnapshot>)],
+) -> Option<(ServerSnapshot, ServerSnapshot)> {
+    let mut sum: Option<(ServerSnapshot, ServerSnapshot)> = None;
+    for &(a, b) in per_process {
+        let (a, b) = (a?, b?);
+        match &mut sum {
+            None => sum = Some((a, b)),
+            Some((sa, sb)) => {
+                sa.add(&a);
+                sb.add(&b);
+            }
+        }
+    }
+    sum
 }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use runbench::protocol::{ServeSpec, ServerCounts, ServerEvent, STOP};
+use runbench::protocol::{ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge, STOP};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -92,6 +92,8 @@ impl Default for Options {
 #[derive(Debug)]
 pub struct Finished {
     pub counts: ServerCounts,
+    /// Snapshots sent after [`Server::watch_window`].
+    pub snapshots: Vec<(WindowEdge, ServerSnapshot)>,
     /// From the stop command to the process's exit.
     pub exit_after: Duration,
 }
@@ -208,6 +210,14 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Asks for snapshots at two CLOCK_MONOTONIC instants (the runner's `window` command).
+    pub fn watch_window(&mut self, start_ns: u64, end_ns: u64) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = writeln!(stdin, "{} {start_ns} {end_ns}", runbench::protocol::WINDOW);
+            let _ = stdin.flush();
+        }
+    }
+
     /// Sends the stop command (the grace period starts now).
     pub fn stop(&mut self) {
         if let Some(stdin) = self.stdin.as_mut() {
@@ -224,9 +234,11 @@ impl Server {
         let stopped_at = self.stopped_at.unwrap();
         let limit = self.options.grace + EXIT_MARGIN;
         let deadline = stopped_at + limit;
+        let mut snapshots = Vec::new();
         let counts = loop {
             match self.next_event(deadline) {
                 Some(ServerEvent::Report { counts, .. }) => break counts,
+                Some(ServerEvent::Snapshot { edge, snapshot }) => snapshots.push((edge, snapshot)),
                 Some(ServerEvent::Failed { stage, message }) => {
                     panic!("{} server failed ({stage}): {message}", self.runtime)
                 }
@@ -258,6 +270,7 @@ impl Server {
         }
         Finished {
             counts,
+            snapshots,
             exit_after: stopped_at.elapsed(),
         }
     }

@@ -1,0 +1,254 @@
+//! A run audits itself: after every step, each figure the row reports is compared with a second,
+//! independent witness the run already has, and every disagreement beyond its tolerance is
+//! written into the row's `audit` column (and report.md's Flags). An audit never hides or
+//! changes a number; it says which ones a reader should not act on without a look.
+//!
+//! The witnesses and their tolerances (README, "Why the numbers can be trusted", says the same):
+//! - **Connections**: the client's established connections vs the connections the servers had
+//!   accepted when the window opened (the plugin's live counters). Fewer accepted means some
+//!   connections sat in the kernel's accept queue, never served: their traffic is not measured.
+//! - **Echoes**: the client's answers in the window vs the messages the servers echoed in it
+//!   (their live byte counters / message size). They may differ by the requests in flight at
+//!   the two edges (echoed before an edge, read after it), plus 1% and 10 messages for the
+//!   instants the two sides read at.
+//! - **Little's law** (closed model, constant connections, no churn): (Σ latency of the window's
+//!   answers + the client's own time between an answer and the next send) / window = the mean
+//!   number of requests in flight, which must be the connections open, within 5%. Less means a
+//!   share of the connections was stuck or idle.
+//! - **Schedule** (open model): the requests the load generators scheduled in the window vs the
+//!   integral of the rate over it (within one per load thread); requests not sent, sent late
+//!   (more than 1% of them), or never answered.
+//! - **Server CPU**: the window's CPU from /proc (the figure reported) vs the servers' own
+//!   getrusage at the same instants, within 5% or 20 ms per server process.
+//! - **Load generator**: its busy fraction from wall time outside `epoll_wait` vs its thread CPU
+//!   time: busy more than 0.15 above CPU means it was runnable but not running (another process
+//!   took its core). CPU above busy is expected: the kernel's work inside `epoll_wait`.
+
+use crate::loadgen::RateIntegral;
+use crate::measure::{LoadMeasurement, WindowReadings};
+use crate::protocol::Ramp;
+use crate::scenario::Model;
+use std::time::Duration;
+
+/// What the audit needs to know about the step beyond its measurements.
+pub struct StepFacts {
+    pub model: Model,
+    pub payload_bytes: u64,
+    /// Constant connections with no churn: the only case where Little's law has one `N`.
+    pub steady_connections: bool,
+    pub rate: Option<Ramp>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub server_processes: usize,
+    /// Load-generator threads over all processes.
+    pub load_threads: usize,
+}
+
+/// The audit's outcome.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Audit {
+    /// Messages the servers echoed in the window, when they publish live counters.
+    pub server_echoes: Option<u64>,
+    pub findings: Vec<String>,
+}
+
+impl Audit {
+    /// The `audit` column: `ok`, or the findings.
+    pub fn column(&self) -> String {
+        if self.findings.is_empty() {
+            "ok".into()
+        } else {
+            self.findings.join("; ")
+        }
+    }
+}
+
+pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> Audit {
+    let mut a = Audit {
+        server_echoes: window.echoed(f.payload_bytes),
+        findings: Vec::new(),
+    };
+    let c = &load.counters;
+    if let Some(accepted) = window.accepted_at_start() {
+        if accepted < c.connections_ok {
+            a.findings.push(format!(
+                "server had accepted {accepted} of the {} connections the client established \
+                 when the window opened",
+                c.connections_ok
+            ));
+        }
+    }
+    if let Some(echoed) = a.server_echoes {
+        let slack = c.in_flight_at_window_start + c.in_flight_at_window_end + c.requests / 100 + 10;
+        if echoed.abs_diff(c.requests) > slack {
+            a.findings.push(format!(
+                "server echoed {echoed} messages in the window, the client counted {} answers \
+                 (allowed difference {slack})",
+                c.requests
+            ));
+        }
+    }
+    let window_s = load.measured.as_secs_f64();
+    if f.model == Model::Closed && f.steady_connections && c.open_at_window_start > 0 {
+        let in_flight = (c.latency_sum_ns + c.resend_gap_sum_ns) as f64 / 1e9 / window_s;
+        let n = c.open_at_window_start as f64;
+        if (in_flight / n - 1.0).abs() > 0.05 {
+            a.findings.push(format!(
+                "Little's law: requests/s x (latency + client gap) = {in_flight:.0} requests in \
+                 flight on average, but {n:.0} connections were open ({:.0}%)",
+                in_flight / n * 100.0
+            ));
+        }
+    }
+    if f.model == Model::Open {
+        schedule_findings(f, load, &mut a.findings);
+    }
+    if let (Some((user, sys)), Some(own)) = (window.proc_cpu(), window.own_cpu()) {
+        let proc = user + sys;
+        let tolerance = (0.05 * own).max(0.02 * f.server_processes as f64);
+        if (proc - own).abs() > tolerance {
+            a.findings.push(format!(
+                "server CPU in the window: {proc:.3} s from /proc, {own:.3} s from the servers' \
+                 getrusage"
+            ));
+        }
+    }
+    // CPU may exceed the wall-time reading by the kernel's own work inside epoll_wait (a wake-up
+    // per send at modest rates); the other way round, the thread was runnable but not running.
+    let b = &load.busy;
+    if b.wall - b.cpu > 0.15 {
+        a.findings.push(format!(
+            "load generator busy {:.2} of the wall time but its CPU time says {:.2} (runnable \
+             but not running: another process shares its CPU)",
+            b.wall, b.cpu
+        ));
+    }
+    a
+}
+
+fn schedule_findings(f: &StepFacts, load: &LoadMeasurement, out: &mut Vec<String>) {
+    let c = &load.counters;
+    if let Some(rate) = &f.rate {
+        let g = RateIntegral::new(rate);
+        let from = f.warmup.as_secs_f64();
+        let due = g.requests_before(from + f.duration.as_secs_f64()) - g.requests_before(from);
+        if (c.scheduled as f64 - due).abs() > f.load_threads as f64 + 1.0 {
+            out.push(format!(
+                "scheduled {} requests in the window, the rate's integral over it is {due:.0}",
+                c.scheduled
+            ));
+        }
+    }
+    if c.not_sent > 0 {
+        out.push(format!(
+            "{} of {} scheduled requests were never sent",
+            c.not_sent, c.scheduled
+        ));
+    }
+    if c.sent_late * 100 > c.scheduled {
+        out.push(format!(
+            "{} of {} scheduled requests were sent more than {} ms late",
+            c.sent_late,
+            c.scheduled,
+            crate::protocol::LATE_SEND.as_millis()
+        ));
+    }
+    if c.unanswered > 0 {
+        out.push(format!(
+            "{} of {} requests of the window were never answered",
+            c.unanswered, c.scheduled
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{LoadBusy, ServerCounts, ServerSnapshot};
+
+    fn facts(model: Model) -> StepFacts {
+        StepFacts {
+            model,
+            payload_bytes: 100,
+            steady_connections: true,
+            rate: None,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            server_processes: 1,
+            load_threads: 1,
+        }
+    }
+
+    fn load(requests: u64) -> LoadMeasurement {
+        let mut m = LoadMeasurement::merge(&[], Duration::from_secs(1)).unwrap();
+        m.counters.requests = requests;
+        m.counters.connections_ok = 100;
+        m.counters.open_at_window_start = 100;
+        // 100 connections always busy for 1 s: Little's law holds.
+        m.counters.latency_sum_ns = 99_000_000_000;
+        m.counters.resend_gap_sum_ns = 1_000_000_000;
+        m.busy = LoadBusy {
+            wall: 0.5,
+            cpu: 0.45,
+            cpu_s: 0.5,
+        };
+        m
+    }
+
+    fn snap(accepted: u64, bytes: u64, cpu: f64) -> ServerSnapshot {
+        ServerSnapshot {
+            at_ns: 0,
+            counts: Some(ServerCounts {
+                accepted,
+                bytes_echoed: bytes,
+                ..Default::default()
+            }),
+            cpu_user_s: cpu,
+            cpu_sys_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_consistent_step_is_ok() {
+        let w = WindowReadings {
+            proc: None,
+            own: Some((snap(100, 0, 0.0), snap(100, 1_000_000, 0.5))),
+        };
+        let a = audit(&facts(Model::Closed), &load(10_000), &w);
+        assert_eq!(a.column(), "ok", "{:?}", a.findings);
+        assert_eq!(a.server_echoes, Some(10_000));
+    }
+
+    #[test]
+    fn each_witness_catches_its_disagreement() {
+        let w = WindowReadings {
+            proc: None,
+            own: Some((snap(80, 0, 0.0), snap(100, 500_000, 0.5))),
+        };
+        let mut l = load(10_000);
+        l.counters.latency_sum_ns /= 2; // half the connections stuck
+        l.busy.wall = 0.95; // busy, but little CPU
+        let a = audit(&facts(Model::Closed), &l, &w);
+        let text = a.column();
+        assert!(text.contains("accepted 80 of the 100"), "{text}");
+        assert!(text.contains("echoed 5000 messages"), "{text}");
+        assert!(text.contains("Little's law"), "{text}");
+        assert!(text.contains("runnable but not running"), "{text}");
+    }
+
+    #[test]
+    fn the_open_schedule_is_checked_against_the_rate_integral() {
+        let mut f = facts(Model::Open);
+        f.rate = Some(Ramp::constant(1000.0));
+        let mut l = load(1000);
+        l.counters.scheduled = 1000;
+        assert!(audit(&f, &l, &WindowReadings::default())
+            .findings
+            .is_empty());
+        l.counters.scheduled = 600;
+        l.counters.unanswered = 3;
+        let text = audit(&f, &l, &WindowReadings::default()).column();
+        assert!(text.contains("integral over it is 1000"), "{text}");
+        assert!(text.contains("3 of 600 requests"), "{text}");
+    }
+}

@@ -1,0 +1,366 @@
+//! Every number has a witness: the figures an audit found wrong, each pinned with a server that
+//! misbehaves in the way that made it wrong (burns CPU at start-up, goes silent, accepts slowly,
+//! leaves connections stuck, stalls) or a client pushed past its core, and the run's own audit
+//! catching each disagreement.
+
+mod support;
+
+use std::collections::HashMap;
+use support::*;
+
+type Row = HashMap<String, String>;
+
+fn run(dir: &std::path::Path, scenario: &str, plugin: &str) -> (std::path::PathBuf, Row) {
+    let run = run_scenario(dir, scenario, Some(plugin));
+    let row = only_row(&run);
+    assert_eq!(row["status"], "ok", "{}", row["error"]);
+    (run, row)
+}
+
+fn timeline(run: &std::path::Path) -> Vec<Row> {
+    csv_rows(&run.join("timeline.csv"))
+}
+
+/// Timeline rows whose interval lies inside (from, to] seconds of the load.
+fn window(rows: &[Row], from: f64, to: f64) -> impl Iterator<Item = &Row> {
+    rows.iter()
+        .filter(move |r| num(r, "t_s") > from + 1e-9 && num(r, "t_s") <= to + 1e-9)
+}
+
+fn cpu_at(rows: &[Row], t: f64) -> f64 {
+    let r = rows
+        .iter()
+        .find(|r| (num(r, "t_s") - t).abs() < 1e-6)
+        .unwrap_or_else(|| panic!("no interval ending at {t}s"));
+    num(r, "server_cpu_user_s") + num(r, "server_cpu_sys_s")
+}
+
+#[test]
+fn cpu_per_request_counts_the_window_not_the_start_up() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (run, row) = run(
+        dir.path(),
+        r#"name = "burn"
+[load]
+connections = 20
+payload_bytes = 64
+warmup = "500ms"
+duration = "2s"
+[run]
+interval = "500ms"
+"#,
+        "runbench_testplugin_burn_start",
+    );
+    let window_cpu = num(&row, "server_cpu_user_s") + num(&row, "server_cpu_sys_s");
+    let life_cpu = num(&row, "server_cpu_life_user_s") + num(&row, "server_cpu_life_sys_s");
+    assert!(
+        life_cpu - window_cpu >= 1.4,
+        "the 1.5 s start-up is in the life ({life_cpu:.2} s), not the window ({window_cpu:.2} s)"
+    );
+    // The independent reading: the timeline's /proc samples at the window's edges.
+    let tl = timeline(&run);
+    let proc_delta = cpu_at(&tl, 2.5) - cpu_at(&tl, 0.5);
+    let reported = num(&row, "server_cpu_us_per_request") * num(&row, "requests") / 1e6;
+    assert!(
+        (reported - proc_delta).abs() <= (0.05 * proc_delta).max(0.03),
+        "CPU/request covers {reported:.3} s, the timeline's window {proc_delta:.3} s"
+    );
+    // The servers' own getrusage agrees with /proc.
+    assert!(!row["audit"].contains("server CPU"), "{}", row["audit"]);
+}
+
+#[test]
+fn closed_requests_are_every_answer_inside_the_window() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    // 200 connections at ~10 ms each: the started-and-finished rule would lose ~200 answers.
+    let (run, row) = run(
+        dir.path(),
+        r#"name = "closed-count"
+[server]
+sleep = "10ms"
+[load]
+connections = 200
+payload_bytes = 64
+warmup = "500ms"
+duration = "2s"
+[run]
+interval = "500ms"
+"#,
+        "runbench_plugin_tokio",
+    );
+    let in_window: f64 = window(&timeline(&run), 0.5, 2.5)
+        .map(|r| num(r, "requests"))
+        .sum();
+    assert_eq!(num(&row, "requests"), in_window);
+    assert!(
+        (num(&row, "requests_per_sec") * 2.0 - in_window).abs() < 1.0,
+        "requests/s is the window's answers over the window"
+    );
+    // The servers echoed as many in the window, and Little's law holds.
+    assert!(!row["audit"].contains("echoed"), "{}", row["audit"]);
+    assert!(!row["audit"].contains("Little"), "{}", row["audit"]);
+}
+
+#[test]
+fn a_client_past_its_core_is_flagged_saturated_with_its_late_sends() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, row) = run(
+        dir.path(),
+        r#"name = "past-its-core"
+[load]
+model = "open"
+rate = 2000000
+connections = 100
+payload_bytes = 64
+warmup = "200ms"
+duration = "1s"
+"#,
+        "runbench_plugin_epoll",
+    );
+    assert_eq!(row["loadgen_saturated"], "true", "{row:?}");
+    assert!(
+        num(&row, "loadgen_cpu_busy") > 0.5,
+        "{}",
+        row["loadgen_cpu_busy"]
+    );
+    assert!(num(&row, "send_lag_p99_us") > 1000.0);
+    // The row says how many scheduled sends went out late or not at all.
+    let behind = num(&row, "sent_late") + num(&row, "not_sent");
+    assert!(behind > 0.0, "{row:?}");
+    assert!(
+        row["audit"].contains("late") || row["audit"].contains("never sent"),
+        "{}",
+        row["audit"]
+    );
+}
+
+#[test]
+fn unanswered_requests_weigh_on_the_percentiles() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    // The server goes silent 1.5 s after it is ready, about a second into the 2 s window.
+    let (_, row) = run(
+        dir.path(),
+        r#"name = "silent"
+[load]
+model = "open"
+rate = 2000
+connections = 50
+payload_bytes = 64
+warmup = "500ms"
+duration = "2s"
+"#,
+        "runbench_testplugin_silent",
+    );
+    let unanswered = num(&row, "unanswered");
+    let scheduled = num(&row, "scheduled");
+    assert!(
+        unanswered >= 0.2 * scheduled && unanswered < scheduled,
+        "{unanswered} of {scheduled}"
+    );
+    // Each is recorded at the end of the drain: at least a second late.
+    assert!(num(&row, "p99_us") >= 1_000_000.0, "p99 {}", row["p99_us"]);
+    // Unanswered requests are not connection errors.
+    assert_eq!(num(&row, "errors"), 0.0);
+    assert!(row["audit"].contains("never answered"), "{}", row["audit"]);
+}
+
+#[test]
+fn a_rate_ramp_sends_the_integral_of_its_rate() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, row) = run(
+        dir.path(),
+        r#"name = "rate-ramp"
+[load]
+model = "open"
+rate = 1
+connections = 100
+payload_bytes = 64
+[[load.phases]]
+duration = "3s"
+rate = 20000
+"#,
+        "runbench_plugin_epoll",
+    );
+    // (1 + 20000) / 2 * 3 s = 30,001.5 requests due.
+    let scheduled = num(&row, "scheduled");
+    assert!((scheduled - 30_002.0).abs() <= 2.0, "scheduled {scheduled}");
+    assert!(
+        num(&row, "sent") >= 0.99 * scheduled,
+        "sent {}",
+        row["sent"]
+    );
+    assert!(!row["audit"].contains("integral"), "{}", row["audit"]);
+}
+
+#[test]
+fn a_phase_at_rate_zero_sends_nothing() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (run, row) = run(
+        dir.path(),
+        r#"name = "rate-zero"
+[load]
+model = "open"
+rate = 1000
+connections = 10
+payload_bytes = 64
+[[load.phases]]
+duration = "1s"
+rate = 0
+[[load.phases]]
+duration = "1s"
+rate = 0
+[[load.phases]]
+duration = "1s"
+rate = 1000
+[run]
+interval = "500ms"
+"#,
+        "runbench_plugin_epoll",
+    );
+    // 1000 -> 0 over 1 s, nothing for 1 s, 0 -> 1000 over 1 s: 500 + 0 + 500.
+    assert!((num(&row, "scheduled") - 1000.0).abs() <= 2.0, "{row:?}");
+    let quiet: f64 = window(&timeline(&run), 1.0, 2.0)
+        .map(|r| num(r, "requests"))
+        .sum();
+    // Only answers to requests sent just before 1 s may land after it.
+    assert!(quiet <= 2.0, "{quiet} answers while the rate was 0");
+}
+
+#[test]
+fn churn_keeps_the_open_schedule() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    // The stall fixture freezes 200 ms every second; connections reconnect every 10 requests.
+    let (_, row) = run(
+        dir.path(),
+        r#"name = "churn-open"
+[load]
+model = "open"
+rate = 2000
+connections = 20
+payload_bytes = 64
+requests_per_connection = 10
+warmup = "500ms"
+duration = "3s"
+"#,
+        "runbench_testplugin_stall",
+    );
+    let scheduled = num(&row, "scheduled");
+    assert!((scheduled - 6000.0).abs() <= 2.0, "scheduled {scheduled}");
+    assert!(num(&row, "reconnects") > 100.0, "{}", row["reconnects"]);
+    // What fell due while a connection reconnected went out late, not never.
+    assert!(
+        num(&row, "sent") >= 0.99 * scheduled,
+        "sent {} of {scheduled}",
+        row["sent"]
+    );
+    assert_eq!(num(&row, "unanswered"), 0.0);
+}
+
+#[test]
+fn the_audit_flags_connections_the_server_never_accepted() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, row) = run(
+        dir.path(),
+        r#"name = "slow-accept"
+[load]
+connections = 60
+payload_bytes = 64
+warmup = "300ms"
+duration = "1s"
+"#,
+        "runbench_testplugin_slow_accept",
+    );
+    assert_eq!(num(&row, "connections_ok"), 60.0);
+    assert!(
+        row["audit"].contains("connections the client established"),
+        "{}",
+        row["audit"]
+    );
+}
+
+#[test]
+fn littles_law_shows_a_stuck_share_of_connections() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, row) = run(
+        dir.path(),
+        r#"name = "stuck-half"
+[load]
+connections = 20
+payload_bytes = 64
+warmup = "300ms"
+duration = "1500ms"
+"#,
+        "runbench_testplugin_stuck_half",
+    );
+    assert!(num(&row, "requests") > 0.0);
+    assert!(row["audit"].contains("Little's law"), "{}", row["audit"]);
+}
+
+#[test]
+fn the_interval_log_starts_when_the_load_starts() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    // The server takes 1.5 s to start; no interval may claim that time.
+    let (run, _) = run(
+        dir.path(),
+        r#"name = "hlog-start"
+[load]
+connections = 4
+payload_bytes = 64
+duration = "1s"
+[run]
+interval = "500ms"
+"#,
+        "runbench_testplugin_burn_start",
+    );
+    let log = std::fs::read_to_string(run.join("latency.hlog")).unwrap();
+    let first = log
+        .lines()
+        .find(|l| l.starts_with("Tag="))
+        .expect("an interval line");
+    let start: f64 = first.split(',').nth(1).unwrap().parse().unwrap();
+    assert!(start >= 1.5, "first interval starts at {start} s: {first}");
+}
+
+#[test]
+fn a_runtime_that_cannot_take_part_is_skipped_before_anything_runs() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        r#"name = "skip"
+runtimes = ["embassy", "tokio"]
+[load]
+connections = 300
+payload_bytes = 64
+duration = "500ms"
+"#,
+    );
+    let out = runbench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows = csv_rows(&dir.path().join("out/skip/latest/summary.csv"));
+    let embassy = rows.iter().find(|r| r["runtime"] == "embassy").unwrap();
+    assert_eq!(embassy["status"], "skipped");
+    assert!(
+        embassy["error"].contains("at most 256 connections"),
+        "{}",
+        embassy["error"]
+    );
+    let tokio = rows.iter().find(|r| r["runtime"] == "tokio").unwrap();
+    assert_eq!(tokio["status"], "ok", "{}", tokio["error"]);
+}
