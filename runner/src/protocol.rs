@@ -15,6 +15,8 @@ pub const START: &str = "start";
 /// `window <start ns> <end ns>` (CLOCK_MONOTONIC) to a server: snapshot your counters and CPU
 /// time at those two instants (the measured window's edges) and report them.
 pub const WINDOW: &str = "window";
+/// `counts` to a server: report your counters now ([`ServerEvent::Counts`]).
+pub const COUNTS: &str = "counts";
 
 /// What a `runbench serve` child runs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -86,6 +88,10 @@ pub enum ServerEvent {
     Failed {
         stage: String,
         message: String,
+    },
+    /// The answer to [`COUNTS`].
+    Counts {
+        snapshot: ServerSnapshot,
     },
     /// The server's own reading at one edge of the measured window (see [`WINDOW`]).
     Snapshot {
@@ -303,9 +309,13 @@ pub struct LoadCounters {
     pub in_flight_at_window_end: u64,
     /// Connections open when the window opened.
     pub open_at_window_start: u64,
-    /// Closed model, for Little's law: the latency of every answer in the window, and the
-    /// client's own time between an answer and the next request on that connection (ns).
-    pub latency_sum_ns: u64,
+    /// Requests still unanswered when the window closed that were already pending when it
+    /// opened: no answer in the whole window (stuck connections).
+    pub stuck_through_window: u64,
+    /// Closed model, for Little's law: the time-integral of the requests pending over the
+    /// window (request-ns), and the client's own time between an answer and the next request on
+    /// that connection (ns).
+    pub pending_ns: u64,
     pub resend_gap_sum_ns: u64,
 }
 
@@ -327,7 +337,8 @@ impl std::ops::AddAssign for LoadCounters {
         self.in_flight_at_window_start += o.in_flight_at_window_start;
         self.in_flight_at_window_end += o.in_flight_at_window_end;
         self.open_at_window_start += o.open_at_window_start;
-        self.latency_sum_ns += o.latency_sum_ns;
+        self.stuck_through_window += o.stuck_through_window;
+        self.pending_ns += o.pending_ns;
         self.resend_gap_sum_ns += o.resend_gap_sum_ns;
     }
 }
@@ -335,13 +346,19 @@ impl std::ops::AddAssign for LoadCounters {
 /// A scheduled send this much after its intended time counts as late ([`LoadCounters::sent_late`]).
 pub const LATE_SEND: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// How hard the load generator worked, two ways: wall time outside `epoll_wait` (it merges as
-/// the busiest thread, the one that limits the load) and thread CPU time over wall time (the
-/// same for the busiest thread); they differ when a thread is runnable but not running.
+/// How hard the load generator worked, measured independently three ways per thread: wall
+/// time outside `epoll_wait`, CPU time, and time runnable but waiting for a CPU (schedstat).
+/// Fractions merge as the busiest thread (the one that limits the load); seconds add up.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LoadBusy {
     pub wall: f64,
     pub cpu: f64,
+    /// Runnable but not running (another process, or another load process, had the CPU).
+    pub cpu_wait: f64,
+    /// The worker threads' CPU seconds, summed, and the longest worker's run (s): what the
+    /// load CPUs' utilisation is computed from.
+    pub thread_cpu_s: f64,
+    pub run_s: f64,
     /// CPU seconds (user + system) of the load processes, summed.
     pub cpu_s: f64,
 }
@@ -350,7 +367,21 @@ impl LoadBusy {
     pub fn merge(&mut self, o: &LoadBusy) {
         self.wall = self.wall.max(o.wall);
         self.cpu = self.cpu.max(o.cpu);
+        self.cpu_wait = self.cpu_wait.max(o.cpu_wait);
+        self.thread_cpu_s += o.thread_cpu_s;
+        self.run_s = self.run_s.max(o.run_s);
         self.cpu_s += o.cpu_s;
+    }
+
+    /// How busy the load CPUs were: the busiest thread, or all threads' CPU over the CPUs they
+    /// share (three load processes on one core are saturated at a third each).
+    pub fn cpu_busy(&self, load_cpus: usize) -> f64 {
+        let shared = if self.run_s > 0.0 {
+            self.thread_cpu_s / (self.run_s * load_cpus.max(1) as f64)
+        } else {
+            0.0
+        };
+        self.cpu.max(shared).min(1.0)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::plot::Plot;
 use crate::results::read::{Param, RunData, Summary, REFERENCE_RUNTIME};
+use crate::results::RowStatus;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -18,6 +19,14 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
     }
     let _ = writeln!(md, "- **Load:** {}", crate::plot::load_line(data));
     let _ = writeln!(md, "- **Machine:** {}", machine(data));
+    if let Some(r) = data.summary.iter().find(|r| r.row.server_processes_auto) {
+        let _ = writeln!(
+            md,
+            "- **Server processes:** {}, chosen by `processes = \"auto\"`: the fewest whose share \
+             of the connections fits the open-files limit",
+            r.row.server_processes
+        );
+    }
     let mut run = Vec::new();
     if let Some(s) = &m.started_at {
         run.push(format!("started {s}"));
@@ -184,7 +193,12 @@ fn table(data: &RunData) -> String {
             r.row.requests_per_sec_ci_low,
             r.row.requests_per_sec_ci_high,
         ) {
-            rps = format!("{rps} [{}–{}]", thousands(lo), thousands(hi));
+            let level = r
+                .row
+                .requests_per_sec_ci_level
+                .map(|l| format!(", {:.0}%", l * 100.0))
+                .unwrap_or_default();
+            rps = format!("{rps} [{}–{}{level}]", thousands(lo), thousands(hi));
         }
         c.push(rps);
         c.push(fixed(r.row.p50_us, 1));
@@ -206,10 +220,12 @@ fn table(data: &RunData) -> String {
         }
         c.push(fixed(r.row.server_cpu_us_per_request, 2));
         c.push(r.row.errors.map_or("-".into(), |e| e.to_string()));
-        c.push(if r.ok() {
-            "ok".into()
-        } else {
-            "**failed**".into()
+        c.push(match r.row.status {
+            RowStatus::Ok if r.row.audit.is_empty() || r.row.audit == "ok" => "ok".into(),
+            RowStatus::Ok => "ok, audit ⚠".into(),
+            RowStatus::Skipped => "skipped".into(),
+            RowStatus::Interrupted => "**interrupted**".into(),
+            RowStatus::Failed => "**failed**".into(),
         });
         let _ = writeln!(out, "| {} |", c.join(" | "));
     }
@@ -229,8 +245,17 @@ fn flags(data: &RunData, plots: &[Plot]) -> Vec<String> {
         } else {
             format!("**{}** at {}", r.runtime(), at.join(", "))
         };
-        if !r.ok() {
-            out.push(format!("{who} failed: {}", cell(&r.row.error)));
+        match r.row.status {
+            RowStatus::Ok => {}
+            RowStatus::Skipped => out.push(format!("{who} skipped: {}", cell(&r.row.error))),
+            _ => out.push(format!("{who} failed: {}", cell(&r.row.error))),
+        }
+        if !r.row.audit.is_empty() && r.row.audit != "ok" {
+            out.push(format!(
+                "{who}: the run's own witnesses disagree (the numbers are shown as measured; \
+                 look before acting on them): {}",
+                cell(&r.row.audit)
+            ));
         }
         if r.row.loadgen_saturated == Some(true) {
             let busy = r
@@ -249,7 +274,8 @@ fn flags(data: &RunData, plots: &[Plot]) -> Vec<String> {
             ));
         }
         if let Some(e) = r.row.errors.filter(|&e| e > 0) {
-            out.push(format!("{who}: {e} request errors."));
+            let kinds = cell(&r.row.error_kinds);
+            out.push(format!("{who}: {e} connection errors ({kinds})."));
         }
         if r.row.shutdown_overrun == Some(true) {
             out.push(format!(

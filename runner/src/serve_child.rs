@@ -3,7 +3,8 @@
 
 use crate::plugin;
 use crate::protocol::{
-    ProtocolOut, ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge, STOP, WINDOW,
+    ProtocolOut, ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge, COUNTS, STOP,
+    WINDOW,
 };
 use runbench_plugin_abi::{HostApi, RStr, ServeConfig, ServeReport, Stats, Status};
 use std::ffi::c_void;
@@ -169,6 +170,9 @@ pub fn run(spec: &ServeSpec) -> i32 {
                 match line {
                     Ok(l) if l.trim() == STOP => break,
                     Ok(l) if l.starts_with(WINDOW) => watch_window(c, &l),
+                    Ok(l) if l.trim() == COUNTS => c.out.send(&ServerEvent::Counts {
+                        snapshot: snapshot(c),
+                    }),
                     Ok(_) => continue,
                     Err(_) => break,
                 }

@@ -206,6 +206,15 @@ allow_shared_cpus = true
     assert_eq!(r["runtime"], "std-threads");
     assert!(num(&r, "requests") > 0.0);
     assert_eq!(num(&r, "mismatched_bytes"), 0.0);
+    // A target the run did not start has no CPU or memory reading: empty, not zero.
+    for col in [
+        "server_cpu_user_s",
+        "server_cpu_us_per_request",
+        "server_cpu_life_user_s",
+        "server_rss_peak_bytes",
+    ] {
+        assert_eq!(r[col], "", "{col}");
+    }
 }
 
 #[test]

@@ -232,6 +232,8 @@ pub struct Worker {
     first_error: Option<String>,
     /// Finished intervals not yet handed to the process.
     pending_intervals: Vec<IntervalSample>,
+    /// Up to when `counters.pending_ns` has integrated the queued requests.
+    pending_until: Instant,
 }
 
 impl Worker {
@@ -287,6 +289,7 @@ impl Worker {
             signalled: false,
             first_error: None,
             pending_intervals: Vec::new(),
+            pending_until: now,
         })
     }
 
@@ -591,14 +594,13 @@ impl Worker {
         c.answered_here += 1;
         self.queued -= 1;
         self.outstanding -= 1;
-        let sent = req.sent.expect("written requests have a send time");
+        let sent = req.sent.unwrap_or(req.intended);
         // What a coordinated-omission-prone client would have measured: from the moment it could
         // have sent this request (written, and the previous answer in), not from the schedule.
         let uncorrected_from = c.last_completion.map_or(sent, |prev| sent.max(prev));
         c.last_completion = Some(now);
         if self.clock.in_window(now) {
             self.counters.requests += 1;
-            self.counters.latency_sum_ns += now.saturating_duration_since(sent).as_nanos() as u64;
         }
         // Open model: every request scheduled in the window counts, however late its answer (that
         // lateness is the measurement). Closed model: requests that started and finished in the
@@ -733,6 +735,18 @@ impl Worker {
         }
     }
 
+    /// Adds the requests pending since the last call, over the part of it inside the window, to
+    /// their time-integral (Little's law's L). Called at every turn of the loop, before the
+    /// count changes by what the turn handles, so each stretch counts the requests pending in it.
+    fn integrate_pending(&mut self, now: Instant) {
+        let from = self.pending_until.max(self.clock.measure_from);
+        let to = now.min(self.clock.end);
+        if to > from {
+            self.counters.pending_ns += self.queued as u64 * (to - from).as_nanos() as u64;
+        }
+        self.pending_until = self.pending_until.max(now);
+    }
+
     /// Marks the instants the row's counters refer to: the window's edges and the stop signal.
     fn mark_instants(&mut self, now: Instant) {
         if !self.window_opened && now >= self.clock.measure_from {
@@ -743,6 +757,11 @@ impl Worker {
         if !self.window_closed && now >= self.clock.end {
             self.window_closed = true;
             self.counters.in_flight_at_window_end = self.outstanding as u64;
+            let opened = self.clock.measure_from;
+            self.counters.stuck_through_window = (self.conns.iter())
+                .flat_map(|c| c.queue.iter())
+                .filter(|r| r.intended < opened)
+                .count() as u64;
         }
         let signal = self.settings.signal_at.map(|d| self.clock.start + d);
         if !self.signalled && signal.is_some_and(|at| now >= at) {
@@ -804,6 +823,7 @@ impl Worker {
 
         std::thread::sleep(start.saturating_duration_since(Instant::now()));
         let (began, cpu_began) = (Instant::now(), crate::sys::thread_cpu_time());
+        let wait_began = crate::sys::thread_cpu_wait();
         if s.model == Model::Closed {
             for i in 0..self.conns.len() {
                 if self.conns[i].state == State::Open {
@@ -812,8 +832,10 @@ impl Worker {
             }
         }
         let mut waiting = Duration::ZERO;
+        self.pending_until = began;
         loop {
             let now = Instant::now();
+            self.integrate_pending(now);
             self.mark_instants(now);
             self.advance_interval(now);
             for sample in self.pending_intervals.drain(..) {
@@ -839,6 +861,7 @@ impl Worker {
             let n = self.epoll.wait(timeout)?;
             let now = Instant::now();
             waiting += now - before;
+            self.integrate_pending(now);
             for e in 0..n {
                 let r = self.epoll.ready(e);
                 self.on_ready(r, &mut scratch, now);
@@ -851,6 +874,10 @@ impl Worker {
         }
         let total = end - began;
         let cpu = crate::sys::thread_cpu_time().saturating_sub(cpu_began);
+        let cpu_wait = match (wait_began, crate::sys::thread_cpu_wait()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => Duration::ZERO,
+        };
         let fraction = |d: Duration| {
             if total.is_zero() {
                 0.0
@@ -864,6 +891,9 @@ impl Worker {
             busy: LoadBusy {
                 wall: fraction(total.saturating_sub(waiting)),
                 cpu: fraction(cpu),
+                cpu_wait: fraction(cpu_wait),
+                thread_cpu_s: cpu.as_secs_f64(),
+                run_s: total.as_secs_f64(),
                 cpu_s: 0.0,
             },
         })

@@ -134,11 +134,13 @@ pub struct SummaryRow {
     pub reconnects: Option<u64>,
     pub connect_p50_us: Option<f64>,
     pub connect_p99_us: Option<f64>,
-    /// The busiest load-generator thread: wall time outside epoll_wait, and CPU time, as
-    /// fractions of the run; saturated when either is above 0.9 or (open model) the p99 send
-    /// lag is above 1 ms.
+    /// The load generator's work as fractions of the run: wall time outside epoll_wait (busiest
+    /// thread), CPU (busiest thread, or all threads over the load CPUs they share), and time
+    /// runnable but waiting for a CPU (busiest thread). Saturated when busy or CPU is above 0.9
+    /// or (open model) the p99 send lag is above 1 ms.
     pub loadgen_busy: Option<f64>,
     pub loadgen_cpu_busy: Option<f64>,
+    pub loadgen_cpu_wait: Option<f64>,
     pub loadgen_saturated: Option<bool>,
     pub loadgen_cpu_s: Option<f64>,
     /// `ok`, or what the run's own witnesses disagreed about (see `crate::audit`).
@@ -194,7 +196,8 @@ pub fn console_table(rows: &[SummaryRow]) -> String {
             r.errors.map_or("-".into(), |e| e.to_string()),
             f(r.server_rss_peak_bytes.map(|b| b as f64 / 1048576.0), 1),
             match r.status {
-                RowStatus::Ok => "ok".to_string(),
+                RowStatus::Ok if r.audit.is_empty() || r.audit == "ok" => "ok".to_string(),
+                RowStatus::Ok => format!("ok; audit: {}", r.audit),
                 RowStatus::Failed => format!("FAILED: {}", r.error),
                 RowStatus::Interrupted => format!("INTERRUPTED: {}", r.error),
                 RowStatus::Skipped => format!("skipped: {}", r.error),

@@ -160,7 +160,7 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::R
         all.percentiles.extend(out.percentiles);
         all.timeline.extend(out.timeline);
         all.hlog.extend(out.hlog);
-        summary = results::aggregate(&all.trials, plan.seed);
+        summary = results::aggregate(&all.trials);
         write_all(&dir, &all, &summary, options, base_time)?;
         dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
         if n + 1 < plan.steps.len() && crate::interrupt::requested().is_none() {
@@ -324,11 +324,12 @@ fn run_step(
             (row, Vec::new())
         }
         Ok(m) => {
-            let audit = audit::audit(&step_facts(plan, point), &m.load, &m.window);
+            let facts = step_facts(plan, point);
+            let audit = audit::audit(&facts, &m.load, &m.window);
             if !audit.findings.is_empty() {
                 progress::log(&format!("[{label}] audit: {}", audit.column()));
             }
-            let row = to_row(base, &m, &audit);
+            let row = to_row(base, &m, &facts, &audit);
             if row.status == RowStatus::Failed {
                 progress::log(&format!("[{label}] FAILED: {}", row.error));
             }
@@ -377,5 +378,6 @@ fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
             .iter()
             .map(|sh| threads_per_process(sh.connections))
             .sum(),
+        load_cpus: s.load.cpus.len(),
     }
 }

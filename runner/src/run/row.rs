@@ -3,7 +3,7 @@
 
 use super::step::Measured;
 use super::SATURATED_BUSY;
-use crate::audit::Audit;
+use crate::audit::{Audit, StepFacts};
 use crate::histograms::percentile_us;
 use crate::plan::{Plan, Step};
 use crate::protocol::LATE_SEND;
@@ -56,7 +56,12 @@ pub(super) fn with_rss_trend(mut row: SummaryRow, trend: Option<RssTrend>) -> Su
     row
 }
 
-pub(super) fn to_row(base: SummaryRow, m: &Measured, audit: &Audit) -> SummaryRow {
+pub(super) fn to_row(
+    base: SummaryRow,
+    m: &Measured,
+    facts: &StepFacts,
+    audit: &Audit,
+) -> SummaryRow {
     let (load, servers) = (&m.load, &m.servers);
     let c = &load.counters;
     let open = base.model == "open";
@@ -82,8 +87,9 @@ pub(super) fn to_row(base: SummaryRow, m: &Measured, audit: &Audit) -> SummaryRo
     }
     let window_cpu = m.window.proc_cpu().filter(|_| servers.resources);
     let send_lag_p99 = percentile_us(&load.histograms.send_lag, 99.0);
+    let cpu_busy = load.busy.cpu_busy(facts.load_cpus);
     let saturated = load.busy.wall > SATURATED_BUSY
-        || load.busy.cpu > SATURATED_BUSY
+        || cpu_busy > SATURATED_BUSY
         || (open && send_lag_p99 > LATE_SEND.as_secs_f64() * 1e6);
     let h = &load.histograms;
     SummaryRow {
@@ -143,7 +149,8 @@ pub(super) fn to_row(base: SummaryRow, m: &Measured, audit: &Audit) -> SummaryRo
         connect_p50_us: (!h.connect.is_empty()).then(|| percentile_us(&h.connect, 50.0)),
         connect_p99_us: (!h.connect.is_empty()).then(|| percentile_us(&h.connect, 99.0)),
         loadgen_busy: Some(load.busy.wall),
-        loadgen_cpu_busy: Some(load.busy.cpu),
+        loadgen_cpu_busy: Some(cpu_busy),
+        loadgen_cpu_wait: Some(load.busy.cpu_wait),
         loadgen_saturated: Some(saturated),
         loadgen_cpu_s: Some(load.busy.cpu_s),
         audit: audit.column(),

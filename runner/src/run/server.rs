@@ -44,6 +44,13 @@ impl Server {
             Server::External(e) => e.crashed(),
         }
     }
+    /// Connections accepted so far, when the server can say (plugins with live counters).
+    pub(super) fn accepted_now(&mut self) -> Option<u64> {
+        match self {
+            Server::Plugins(s) => s.accepted_now(Duration::from_secs(1)),
+            Server::External(_) => None,
+        }
+    }
     pub(super) fn watch_window(&mut self, start_ns: u64, end_ns: u64) {
         if let Server::Plugins(s) = self {
             s.watch_window(start_ns, end_ns);

@@ -1,7 +1,7 @@
 //! One step's measurement: start the server, connect the load generators, run the load while
 //! sampling the timeline, stop the server, merge what the load generators measured.
 
-use super::server::{start_server, tap_namespace};
+use super::server::{start_server, tap_namespace, Server};
 use super::{failed_or_interrupted, RunOptions, StepEnd, LOAD_MARGIN, RUN_SEQ};
 use crate::measure::{LoadMeasurement, WindowReadings};
 use crate::plan::{Plan, Point, Subject};
@@ -151,6 +151,7 @@ pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, 
         ));
     }
 
+    await_accepted(&mut server, connected.ok, timeout, subject.name());
     let started = loadgens.start();
     // `started` lies a moment ahead (the start command's lead time).
     st.load_started = Some(SystemTime::now() + started.saturating_duration_since(Instant::now()));
@@ -254,6 +255,48 @@ pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, 
         window,
     })
 }
+
+/// Before the load starts, until the servers have accepted every connection the client holds:
+/// the kernel completes a connect into the accept queue, and a runtime whose accept loop falls
+/// behind (once its connections are busy, one accept per turn of a long run queue) would
+/// otherwise be measured with part of its connections never served. Gives up when the count
+/// stops growing for [`ACCEPT_STALL`] or at `limit` (the audit then reports what the server had
+/// accepted when the window opened).
+fn await_accepted(server: &mut Server, want: u64, limit: Duration, runtime: &str) {
+    let deadline = Instant::now() + limit;
+    let mut last = (0, Instant::now());
+    loop {
+        let Some(accepted) = server.accepted_now() else {
+            return;
+        };
+        if accepted >= want {
+            return;
+        }
+        if accepted > last.0 {
+            last = (accepted, Instant::now());
+        }
+        let stalled = last.1.elapsed() >= ACCEPT_STALL;
+        if stalled || Instant::now() >= deadline || crate::interrupt::requested().is_some() {
+            progress::log(&format!(
+                "[{runtime}] the server accepted {accepted} of the {want} connections the client \
+                 established{}; starting the load anyway",
+                if stalled {
+                    format!(" and no more for {}s", ACCEPT_STALL.as_secs())
+                } else {
+                    String::new()
+                }
+            ));
+            return;
+        }
+        if server.crashed().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How long the servers' accepted count may stand still before the load starts regardless.
+const ACCEPT_STALL: Duration = Duration::from_secs(2);
 
 fn connect_timeout(connections: usize) -> Duration {
     Duration::from_secs(10) + Duration::from_millis(connections as u64 / 2)

@@ -22,6 +22,8 @@ pub struct ChildProc<E> {
     pub pid: u32,
     stdin: Option<ChildStdin>,
     events: Receiver<E>,
+    /// Events taken out of order and put back (see [`ChildProc::keep`]); they come first.
+    kept: std::collections::VecDeque<E>,
     reaped: Option<Reaped>,
     /// When the exit was first seen (polling is frequent while a run is going on).
     pub exited_at: Option<Instant>,
@@ -79,6 +81,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
             pid: child.id(),
             stdin: child.stdin.take(),
             events: rx,
+            kept: Default::default(),
             reaped: None,
             exited_at: None,
             _child: child,
@@ -97,14 +100,23 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
     }
 
     /// Next event, waiting at most until `deadline`. `None`: timed out or the child is gone.
-    pub fn next_event(&self, deadline: Instant) -> Option<E> {
-        self.events
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok()
+    pub fn next_event(&mut self, deadline: Instant) -> Option<E> {
+        self.kept.pop_front().or_else(|| {
+            self.events
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .ok()
+        })
     }
 
-    pub fn try_event(&self) -> Option<E> {
-        self.events.try_recv().ok()
+    pub fn try_event(&mut self) -> Option<E> {
+        self.kept
+            .pop_front()
+            .or_else(|| self.events.try_recv().ok())
+    }
+
+    /// Puts back an event taken while looking for another one, for whoever reads next.
+    pub fn keep(&mut self, e: E) {
+        self.kept.push_back(e);
     }
 
     /// Reaps the child if it has exited.
@@ -159,9 +171,9 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
 
     /// After exit: every event left, until the child's stdout closes (or `timeout`), so a
     /// report written just before exiting is not missed.
-    pub fn remaining_events(&self, timeout: Duration) -> Vec<E> {
+    pub fn remaining_events(&mut self, timeout: Duration) -> Vec<E> {
         let deadline = Instant::now() + timeout;
-        let mut out = Vec::new();
+        let mut out: Vec<E> = self.kept.drain(..).collect();
         while let Ok(e) = self
             .events
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))

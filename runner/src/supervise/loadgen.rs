@@ -159,7 +159,7 @@ impl Loadgens {
         results: &mut [Option<Result<LoadResult, String>>],
         timeline: &mut TimelineRecorder,
     ) {
-        for (i, p) in self.procs.iter().enumerate() {
+        for (i, p) in self.procs.iter_mut().enumerate() {
             while let Some(e) = p.try_event() {
                 take_event(e, &mut results[i], &mut self.progress[i], timeline);
             }

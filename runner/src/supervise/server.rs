@@ -186,6 +186,30 @@ impl Servers {
         })
     }
 
+    /// Connections the servers have accepted by now, by their live counters; `None` when a
+    /// process does not answer within `wait` or its plugin publishes no live counters.
+    pub fn accepted_now(&mut self, wait: Duration) -> Option<u64> {
+        for p in &mut self.procs {
+            p.send_line(crate::protocol::COUNTS);
+        }
+        let deadline = Instant::now() + wait;
+        let mut total = 0;
+        for p in &mut self.procs {
+            loop {
+                match p.next_event(deadline)? {
+                    ServerEvent::Counts { snapshot } => {
+                        total += snapshot.counts?.accepted;
+                        break;
+                    }
+                    // Only counts are asked for before the load; anything else is kept for the
+                    // end (a failure is seen by `crashed` too).
+                    other => p.keep(other),
+                }
+            }
+        }
+        Some(total)
+    }
+
     /// Asks every server to snapshot itself at the window's edges (CLOCK_MONOTONIC ns).
     pub fn watch_window(&mut self, start_ns: u64, end_ns: u64) {
         for p in &mut self.procs {
