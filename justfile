@@ -30,6 +30,11 @@ test:
 bench-loadgen:
     benchmarks/c-epoll/run.sh
 
+# What the load generator costs per request, closed and open at several rates (`just
+# bench-loadgen-cost 20000 50000` for other rates).
+bench-loadgen-cost *RATES:
+    benchmarks/loadgen-cost/run.sh {{RATES}}
+
 # The nightly: every scenarios/nightly/*.toml, history, verdicts, trend plots, nightly.md.
 # Exit code 3 = a confirmed regression. `just nightly --out /tmp/n --trials 3`.
 nightly *ARGS: build

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# What does the load generator itself cost per request? The epoll plugin on CPU 0, runbench's
+# load generator on CPU 1, 100 connections of 64-byte echoes, 1 s warmup + 3 s: the closed model
+# at full speed, then the open model at fixed rates and at 90% of what the closed model reached.
+# Prints achieved requests/s, the load generator's CPU (seconds and share of its core), CPU per
+# request, and how many scheduled sends went out late. `benchmarks/loadgen-cost/run.sh 20000 50000`
+# measures other rates.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release -q
+rates=("$@")
+if [ ${#rates[@]} -eq 0 ]; then rates=(1000 20000 100000 200000); fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+scenario() { # name model [rate]
+    cat > "$dir/$1.toml" <<TOML
+name = "$1"
+runtimes = ["epoll"]
+[server]
+threads = 1
+cpus = [0]
+[load]
+model = "$2"
+${3:+rate = $3}
+connections = 100
+payload_bytes = 64
+warmup = "1s"
+duration = "3s"
+cpus = [1]
+TOML
+}
+
+row() { # name -> one table row from its summary.csv
+    python3 - "$dir/out/$1/latest/summary.csv" "$1" <<'PY'
+import csv, sys
+r = next(csv.DictReader(open(sys.argv[1])))
+rps, cpu = float(r["requests_per_sec"]), float(r["loadgen_cpu_s"])
+# Over the warmup (1 s) and the window: the processes' CPU includes connecting 100 sockets and
+# the drain, both negligible beside 4 s of load.
+life = float(r["duration_s"]) + 1.0
+served = rps * life
+late = r["sent_late"] or "-"
+print(f"| {sys.argv[2]:<14} | {rps:>10,.0f} | {cpu:5.2f} s = {cpu / life:4.2f} core | "
+      f"{cpu * 1e6 / served:6.2f} µs | {float(r['loadgen_cpu_busy']):4.2f} | {late:>7} | "
+      f"{float(r['p50_us']):>10,.1f} | {r['loadgen_saturated']:<5} |")
+PY
+}
+
+echo "| load           | achieved/s | load generator CPU      | CPU/req   | busy | late    | p50 µs     | sat.  |"
+echo "| ---            | ---:       | ---                     | ---:      | ---: | ---:    | ---:       | ---   |"
+scenario closed closed
+./target/release/runbench run "$dir/closed.toml" --out "$dir/out" >/dev/null 2>&1
+row closed
+max=$(python3 -c "import csv;print(int(float(next(csv.DictReader(open('$dir/out/closed/latest/summary.csv')))['requests_per_sec'])*0.9))")
+for rate in "${rates[@]}" "$max"; do
+    scenario "open-$rate" open "$rate"
+    ./target/release/runbench run "$dir/open-$rate.toml" --out "$dir/out" >/dev/null 2>&1
+    row "open-$rate"
+done
+echo "(the last row is 90% of the closed model's rate)"
