@@ -15,6 +15,8 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     /// `nightly` / `compare`: a confirmed regression (see `nightly::verdict`).
     pub const REGRESSION: i32 = 3;
+    /// `run`: every runtime ran, but a row failed the scenario's `[slo]` thresholds.
+    pub const SLO_FAILED: i32 = 4;
     /// Interrupted by Ctrl-C (128 + SIGINT); what was measured was written, marked interrupted.
     pub const INTERRUPTED: i32 = 130;
     /// Stopped by SIGTERM (128 + SIGTERM); as for [`INTERRUPTED`].
@@ -375,6 +377,11 @@ fn run_all(
             )
         }) {
             code = exit::SOME_FAILED;
+        } else if p.scenario.search.is_none() && outcome.summary.iter().any(|r| r.slo == "fail") {
+            // A capacity search fails probes by design; elsewhere a broken threshold is news.
+            if code == exit::OK {
+                code = exit::SLO_FAILED;
+            }
         }
     }
     Ok(code)

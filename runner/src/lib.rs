@@ -15,6 +15,7 @@ pub mod measure;
 pub mod netns;
 pub mod nightly;
 pub mod notes;
+pub mod objectives;
 pub mod plan;
 pub mod plot;
 pub mod plugin;

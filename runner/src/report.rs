@@ -45,6 +45,9 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
     }
     md.push('\n');
 
+    if let Some(c) = data.capacity.as_deref() {
+        md.push_str(&capacity_section(c));
+    }
     md.push_str("## Results\n\n");
     md.push_str(&table(data));
     md.push('\n');
@@ -167,12 +170,16 @@ fn table(data: &RunData) -> String {
         head.push(format!("vs {REFERENCE_RUNTIME}"));
     }
     head.extend(["CPU µs/req", "errors", "status"].map(String::from));
+    let has_slo = data.summary.iter().any(|s| !s.row.slo.is_empty());
+    if has_slo {
+        head.push("SLO".into());
+    }
     let mut out = format!("| {} |\n", head.join(" | "));
     let align: Vec<&str> = head
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            if i == 0 || h == "status" {
+            if i == 0 || h == "status" || h == "SLO" {
                 "---"
             } else {
                 "---:"
@@ -227,9 +234,58 @@ fn table(data: &RunData) -> String {
             RowStatus::Interrupted => "**interrupted**".into(),
             RowStatus::Failed => "**failed**".into(),
         });
+        if has_slo {
+            c.push(match r.row.slo.as_str() {
+                "fail" => format!("**fail**: {}", cell(&r.row.slo_broken)),
+                other => other.to_string(),
+            });
+        }
         let _ = writeln!(out, "| {} |", c.join(" | "));
     }
     out
+}
+
+/// The capacity search's answer first: "at p99 <= 5ms: monoio 212k/s, tokio 198k/s, ...".
+fn capacity_section(rows: &[crate::results::CapacityRow]) -> String {
+    let mut rows: Vec<_> = rows.iter().collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.capacity.unwrap_or(0)));
+    let slo = rows.first().map(|r| r.slo.clone()).unwrap_or_default();
+    let answer: Vec<String> = rows
+        .iter()
+        .map(|r| match (r.capacity, r.interval_high) {
+            (Some(c), Some(_)) => format!("{} {}/s", r.runtime, thousands(c as f64)),
+            (Some(c), None) => format!("{} ≥ {}/s", r.runtime, thousands(c as f64)),
+            (None, _) => format!("{} none", r.runtime),
+        })
+        .collect();
+    let mut md = format!(
+        "## Capacity\n\nAt {}: {}.\n\n",
+        cell(&slo),
+        answer.join(", ")
+    );
+    md.push_str(
+        "| runtime | capacity req/s | fails at req/s | binding limit | probes | note |\n\
+         | --- | ---: | ---: | --- | ---: | --- |\n",
+    );
+    for r in rows {
+        let num = |v: Option<u64>| v.map_or("-".into(), |v| thousands(v as f64));
+        let _ = writeln!(
+            md,
+            "| **{}** | {} | {} | {} | {} | {} |",
+            r.runtime,
+            num(r.capacity),
+            num(r.interval_high),
+            cell(&r.binding_limit),
+            r.probes,
+            cell(&r.note)
+        );
+    }
+    md.push_str(
+        "\nEach probe is a row of `trials.csv` (`probe`: step-up, bisect, confirm, recheck); \
+         a probe the load generator could not drive is inconclusive and ends the search at the \
+         client's ceiling.\n\n",
+    );
+    md
 }
 
 fn flags(data: &RunData, plots: &[Plot]) -> Vec<String> {

@@ -214,3 +214,44 @@ fn phases_ramp_linearly_from_the_previous_target() {
     assert_eq!(at(45.0), 5_000.0);
     assert_eq!(at(100.0), 0.0);
 }
+
+const OPEN_NO_RATE: &str = "name = \"x\"\n[load]\nmodel = \"open\"\nconnections = 10\npayload_bytes = 64\nduration = \"1s\"\n";
+const OPEN: &str = "name = \"x\"\n[load]\nmodel = \"open\"\nrate = 100\nconnections = 10\npayload_bytes = 64\nduration = \"1s\"\n";
+
+#[test]
+fn slo_and_search_are_checked_with_what_is_allowed() {
+    let search = "[search]\nrate = { from = 1000, max = 2000 }\n";
+    let msg = error(&format!("{OPEN_NO_RATE}{search}"));
+    assert_all(&msg, &["`search`", "needs `[slo]`"]);
+    let msg = error(&format!("{OPEN}[slo]\np99 = \"5ms\"\n{search}"));
+    assert_all(&msg, &["`load.rate`", "chosen by `[search]`"]);
+    let msg = error(&format!("{OPEN}[slo]\nerrors = 1.5\n"));
+    assert_all(&msg, &["`slo.errors`", "neither a count", "fraction"]);
+    let msg = error(&format!("{OPEN}[slo]\np99 = \"fast\"\n"));
+    assert_all(&msg, &["`slo.p99`", "not a duration"]);
+    let msg = error(&format!("{OPEN}[slo]\n"));
+    assert_all(&msg, &["`slo`", "is empty"]);
+    let msg = error(&format!(
+        "{OPEN_NO_RATE}[slo]\np99 = \"5ms\"\n[search]\nrate = {{ from = 1000, max = 500 }}\n"
+    ));
+    assert_all(&msg, &["`search.rate.max`", "must be above `from` (1000)"]);
+    let msg = error(&format!(
+        "{OPEN_NO_RATE}[slo]\np99 = \"5ms\"\n{search}[run]\nrepeat = 3\n"
+    ));
+    assert_all(&msg, &["`run.repeat`", "search.confirm"]);
+    let closed = "name = \"x\"\n[load]\nconnections = 10\npayload_bytes = 64\nduration = \"1s\"\n";
+    let msg = error(&format!("{closed}[slo]\nachieved = 0.99\n"));
+    assert_all(&msg, &["`slo.achieved`", "model = \"open\""]);
+    // The shipped example is valid.
+    let s = runbench::scenario::parse(
+        std::path::Path::new("capacity.toml"),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/capacity.toml"
+        ))
+        .unwrap(),
+        &host(),
+    )
+    .unwrap();
+    assert_eq!(s.search.unwrap().confirm, 3);
+}

@@ -4,6 +4,7 @@
 //! One file per chart, each a function from [`RunData`] to pixels; sizes at the top of each file,
 //! shared text sizes and colours in [`style`], runtime colours in [`palette`].
 
+mod capacity;
 mod hbars;
 mod latency;
 pub mod palette;
@@ -66,6 +67,27 @@ pub fn draw_all(data: &RunData) -> Vec<Plot> {
             timeline::SIZE,
             data,
             timeline::draw,
+        ));
+    }
+    if data.capacity.is_some() {
+        plots.push(plot(
+            "capacity.png",
+            "Capacity within the objectives per runtime",
+            capacity::SIZE,
+            data,
+            capacity::draw,
+        ));
+    }
+    if data
+        .swept()
+        .contains(&crate::results::read::Param::TargetRate)
+    {
+        plots.push(plot(
+            "latency-vs-rate.png",
+            "p50 and p99 latency against the offered rate",
+            sweep::SIZE,
+            data,
+            sweep::draw_knee,
         ));
     }
     for param in data.swept() {

@@ -81,6 +81,47 @@ pub fn draw(root: &Area, data: &RunData, param: Param) -> anyhow::Result<()> {
     panel(&right, &lines, &xa, &p99, p99_desc, |r| r.row.p99_us)
 }
 
+/// latency-vs-rate.png (capacity searches and rate sweeps): p50 and p99 against the offered rate,
+/// one line per runtime: where the knee is.
+pub fn draw_knee(root: &Area, data: &RunData) -> anyhow::Result<()> {
+    let param = Param::TargetRate;
+    let all: Vec<&Summary> = data.summary.iter().collect();
+    let subtitle = select::subtitle(data, &all, &[param], None);
+    let area = style::header(root, "Latency against offered rate", &subtitle)?;
+    let lines = lines(data, param);
+    let mut xs: Vec<f64> = all.iter().filter_map(|r| r.param(param)).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    if xs.is_empty() {
+        return style::no_data(&area, "no row has a target rate");
+    }
+    let x = Axis::for_values(xs.iter().copied(), xs.iter().all(|&v| v > 0.0));
+    let entries: Vec<(String, RGBColor)> =
+        lines.iter().map(|l| (l.label.clone(), l.colour)).collect();
+    let (w, _) = area.dim_in_pixel();
+    let labels: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
+    let (plots, legend_area) = area.split_horizontally(w - style::legend_width(&area, &labels)?);
+    style::legend_column(&legend_area, &entries, &[])?;
+    let (pw, _) = plots.dim_in_pixel();
+    let (left, right) = plots.split_horizontally(pw / 2);
+    let right = right.margin(0, 0, GUTTER, 0);
+    // One latency axis for both panels, so p50 and p99 compare by eye.
+    let y = Axis::for_values(
+        all.iter()
+            .flat_map(|r| [r.row.p50_us, r.row.p99_us])
+            .flatten(),
+        true,
+    );
+    let xa = XAxis {
+        param,
+        axis: &x,
+        values: &xs,
+    };
+    let desc = |p: &str| format!("{p} latency (µs{})", if y.log { ", log" } else { "" });
+    panel(&left, &lines, &xa, &y, &desc("p50"), |r| r.row.p50_us)?;
+    panel(&right, &lines, &xa, &y, &desc("p99"), |r| r.row.p99_us)
+}
+
 /// The swept parameter's axis, shared by both panels; ticks at the values that were run.
 struct XAxis<'a> {
     param: Param,

@@ -4,6 +4,7 @@
 //! lose what was already measured.
 
 mod aggregate;
+mod capacity;
 mod export;
 pub mod hlog;
 pub mod meta;
@@ -11,6 +12,7 @@ mod output;
 pub mod read;
 
 pub use aggregate::aggregate;
+pub use capacity::CapacityRow;
 pub use export::{percentiles_csv, summary_csv, to_csv, PercentileRow};
 pub use meta::{Meta, RunStatus};
 pub use output::{create_stamped_dir, point_latest, write_atomic, RunDir};
@@ -145,6 +147,11 @@ pub struct SummaryRow {
     pub loadgen_cpu_s: Option<f64>,
     /// `ok`, or what the run's own witnesses disagreed about (see `crate::audit`).
     pub audit: String,
+    /// With `[slo]`: `pass` or `fail`, and the limits broken.
+    pub slo: String,
+    pub slo_broken: String,
+    /// With `[search]`: why this probe ran (`step-up`, `bisect`, `confirm`, `recheck`).
+    pub probe: String,
     /// The sweep point in words.
     pub point: String,
 }

@@ -23,6 +23,8 @@ pub struct RunData {
     pub trials: Option<Vec<Summary>>,
     /// timeline.csv, when the run recorded one.
     pub timeline: Option<Vec<TimelineRow>>,
+    /// capacity.csv, when the run searched for capacities.
+    pub capacity: Option<Vec<super::CapacityRow>>,
     /// Things that could not be read but did not stop the drawing (shown in report.md).
     pub warnings: Vec<String>,
 }
@@ -400,6 +402,9 @@ impl RunData {
         let timeline = optional("timeline.csv")
             .map(|p| read_csv::<TimelineRow>(&p))
             .transpose()?;
+        let capacity = optional("capacity.csv")
+            .map(|p| read_csv::<super::CapacityRow>(&p))
+            .transpose()?;
         Ok(RunData {
             dir: dir.to_path_buf(),
             meta,
@@ -407,6 +412,7 @@ impl RunData {
             percentiles,
             trials,
             timeline,
+            capacity,
             warnings,
         })
     }

@@ -8,20 +8,25 @@
 //! A server that dies ends its step at once; an interruption (Ctrl-C, SIGTERM) ends the step
 //! and the run after stopping the current server (see [`crate::interrupt`]).
 
-use crate::audit;
 use crate::measure::SPECTRUM;
 use crate::plan::{Plan, Point, Step};
 use crate::progress::{self, RunProgress};
 use crate::results::hlog::{self, HlogEntry};
-use crate::results::{self, Meta, PercentileRow, RowStatus, RunDir, RunStatus, SummaryRow};
+use crate::results::{
+    self, CapacityRow, Meta, PercentileRow, RowStatus, RunDir, RunStatus, SummaryRow,
+};
 use crate::rss_trend;
+use crate::scenario::Search;
 use crate::supervise::server::READY_TIMEOUT;
 use crate::timeline::{TimelineRecorder, TimelineRow};
+use crate::{audit, objectives};
+use search::Probe;
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime};
 
 mod row;
+pub mod search;
 mod server;
 mod step;
 
@@ -60,6 +65,8 @@ impl Default for RunOptions {
 pub struct RunOutcome {
     /// The rows of summary.csv.
     pub summary: Vec<SummaryRow>,
+    /// With `[search]`: capacity.csv's rows.
+    pub capacity: Vec<CapacityRow>,
     /// The signal that interrupted the run, if one did (the files are marked so).
     pub interrupted: Option<i32>,
 }
@@ -114,25 +121,55 @@ struct Collected {
     hlog: Vec<HlogEntry>,
 }
 
-/// Runs every step of the plan, or until interrupted; returns the summary rows (also written to
-/// disk as they come).
+/// Runs every step of the plan (or, with `[search]`, every runtime's capacity search), or until
+/// interrupted; returns the summary rows (also written to disk as they come).
 pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
     let started = chrono::Utc::now();
-    let base_time = SystemTime::now();
     let dir = RunDir::create(out_root, &plan.scenario.name, started)?;
-    let exe = std::env::current_exe()?;
-    let mut meta = Meta::new(plan, started);
-    dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
+    let mut run = RunState {
+        plan,
+        options,
+        exe: std::env::current_exe()?,
+        base_time: SystemTime::now(),
+        meta: Meta::new(plan, started),
+        dir,
+        all: Collected::default(),
+        summary: Vec::new(),
+        capacity: Vec::new(),
+        last_port: None,
+    };
+    run.write_meta()?;
+    announce(plan, &run.dir);
+    for step in &plan.steps {
+        if crate::interrupt::requested().is_some() {
+            break;
+        }
+        match &plan.scenario.search {
+            None => {
+                let point = plan.points[step.point].clone();
+                run.measure(step.subject, &point, step.trial, "")?;
+            }
+            Some(search) => run.search_capacity(search, step)?,
+        }
+    }
+    run.finish()
+}
+
+/// The first lines of a run's log: what it will do, where the results go.
+fn announce(plan: &Plan, dir: &RunDir) {
     let target = match &plan.scenario.target {
         Some(t) => t.address.to_string(),
         None => "127.0.0.1 (a fresh port per runtime)".to_string(),
     };
+    let what = match &plan.scenario.search {
+        Some(_) => "a capacity search".to_string(),
+        None => format!("{} trial(s)", plan.scenario.run.repeat),
+    };
     progress::log(&format!(
-        "scenario {}: {} runtime(s) x {} point(s) x {} trial(s); target {target}; results in {}",
+        "scenario {}: {} runtime(s) x {} point(s) x {what}; target {target}; results in {}",
         plan.scenario.name,
         plan.subjects.len(),
         plan.points.len(),
-        plan.scenario.run.repeat,
         dir.path.display()
     ));
     if plan.scenario.server.processes_auto {
@@ -145,77 +182,173 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::R
             plan.nofile_limit
         ));
     }
-
-    let mut all = Collected::default();
-    let mut summary = Vec::new();
-    for (n, step) in plan.steps.iter().enumerate() {
-        if crate::interrupt::requested().is_some() {
-            break;
-        }
-        let (out, port) = run_step(plan, &exe, step, base_time, options);
-        if out.row.status != RowStatus::Interrupted {
-            meta.steps_done += 1;
-        }
-        all.trials.push(out.row);
-        all.percentiles.extend(out.percentiles);
-        all.timeline.extend(out.timeline);
-        all.hlog.extend(out.hlog);
-        summary = results::aggregate(&all.trials);
-        write_all(&dir, &all, &summary, options, base_time)?;
-        dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
-        if n + 1 < plan.steps.len() && crate::interrupt::requested().is_none() {
-            cooldown(port);
-        }
-    }
-    let interrupted = crate::interrupt::requested();
-    meta.status = match interrupted {
-        Some(_) => RunStatus::Interrupted,
-        None => RunStatus::Complete,
-    };
-    meta.interrupted_by = interrupted.map(crate::interrupt::name);
-    meta.finished_at = Some(chrono::Utc::now().to_rfc3339());
-    dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
-    draw_plots(&dir.path);
-    match interrupted {
-        Some(sig) => progress::log(&format!(
-            "interrupted by {}: {} of {} measurement(s) done; wrote what was measured to {}",
-            crate::interrupt::name(sig),
-            meta.steps_done,
-            meta.steps_planned,
-            dir.path.display()
-        )),
-        None => progress::log(&format!("wrote {}", dir.path.display())),
-    }
-    Ok(RunOutcome {
-        summary,
-        interrupted,
-    })
 }
 
-fn write_all(
-    dir: &RunDir,
-    all: &Collected,
-    summary: &[SummaryRow],
-    options: &RunOptions,
-    base: SystemTime,
-) -> anyhow::Result<()> {
-    dir.write("summary.csv", &results::summary_csv(summary)?)?;
-    if options.keep_trials {
-        dir.write("trials.csv", &results::summary_csv(&all.trials)?)?;
+/// A run in progress: its folder and everything measured so far, rewritten after each step.
+struct RunState<'a> {
+    plan: &'a Plan,
+    options: &'a RunOptions,
+    exe: std::path::PathBuf,
+    base_time: SystemTime,
+    meta: Meta,
+    dir: RunDir,
+    all: Collected,
+    summary: Vec<SummaryRow>,
+    capacity: Vec<CapacityRow>,
+    /// The last step's server port, for the cooldown before the next step.
+    last_port: Option<u16>,
+}
+
+impl RunState<'_> {
+    fn write_meta(&self) -> anyhow::Result<()> {
+        self.dir
+            .write("meta.json", &serde_json::to_vec_pretty(&self.meta)?)
     }
-    dir.write(
-        "percentiles.csv",
-        &results::percentiles_csv(&all.percentiles)?,
-    )?;
-    dir.write("timeline.csv", &results::to_csv(&all.timeline)?)?;
-    dir.write("latency.hlog", &hlog::hlog(base, &all.hlog)?)?;
-    Ok(())
+
+    /// Measures `subject` at `point` (trial `trial`), records the row and rewrites the files.
+    fn measure(
+        &mut self,
+        subject: usize,
+        point: &Point,
+        trial: usize,
+        probe: &str,
+    ) -> anyhow::Result<SummaryRow> {
+        if let Some(port) = self.last_port.take() {
+            cooldown(port);
+        }
+        let (mut out, port) = run_step(self, subject, point, trial);
+        self.last_port = port;
+        out.row.probe = probe.to_string();
+        objectives::apply(self.plan.scenario.slo.as_ref(), &mut out.row);
+        if out.row.status != RowStatus::Interrupted {
+            self.meta.steps_done += 1;
+        }
+        let row = out.row.clone();
+        self.all.trials.push(out.row);
+        self.all.percentiles.extend(out.percentiles);
+        self.all.timeline.extend(out.timeline);
+        self.all.hlog.extend(out.hlog);
+        self.summary = results::aggregate(&self.all.trials);
+        for r in &mut self.summary {
+            objectives::apply(self.plan.scenario.slo.as_ref(), r);
+        }
+        self.write_files()?;
+        Ok(row)
+    }
+
+    /// One runtime's capacity search at one point: probes until `search::find` is done.
+    fn search_capacity(&mut self, search: &Search, step: &Step) -> anyhow::Result<()> {
+        let plan = self.plan;
+        let base = plan.points[step.point].clone();
+        let name = plan.subjects[step.subject].name().to_string();
+        let settings = search::Settings {
+            from: search.from,
+            max: search.max,
+            resolution: search.resolution,
+            confirm: search.confirm,
+        };
+        let mut tries: std::collections::BTreeMap<u64, usize> = Default::default();
+        let mut failure = None;
+        let found = search::find(&settings, |rate, stage| {
+            let point = Point {
+                rate: Some(rate),
+                ..base.clone()
+            };
+            let trial = tries.entry(rate).or_default();
+            *trial += 1;
+            match self.measure(step.subject, &point, *trial - 1, stage.name()) {
+                Ok(row) => probe_verdict(&row),
+                Err(e) => {
+                    failure = Some(e);
+                    Probe::Interrupted
+                }
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let row = CapacityRow::new(plan, &name, &base, &found);
+        progress::log(&format!("[{name}] capacity: {}", row.describe()));
+        self.capacity.push(row);
+        self.write_files()
+    }
+
+    fn write_files(&self) -> anyhow::Result<()> {
+        let dir = &self.dir;
+        dir.write("summary.csv", &results::summary_csv(&self.summary)?)?;
+        // A search's probes at one rate are trials of it: keep them all.
+        if self.options.keep_trials || self.plan.scenario.search.is_some() {
+            dir.write("trials.csv", &results::summary_csv(&self.all.trials)?)?;
+        }
+        dir.write(
+            "percentiles.csv",
+            &results::percentiles_csv(&self.all.percentiles)?,
+        )?;
+        dir.write("timeline.csv", &results::to_csv(&self.all.timeline)?)?;
+        dir.write("latency.hlog", &hlog::hlog(self.base_time, &self.all.hlog)?)?;
+        if self.plan.scenario.search.is_some() {
+            dir.write("capacity.csv", &results::to_csv(&self.capacity)?)?;
+        }
+        self.write_meta()
+    }
+
+    /// Marks the run complete or interrupted, draws the plots, says where the results are.
+    fn finish(mut self) -> anyhow::Result<RunOutcome> {
+        let interrupted = crate::interrupt::requested();
+        self.meta.status = match interrupted {
+            Some(_) => RunStatus::Interrupted,
+            None => RunStatus::Complete,
+        };
+        self.meta.interrupted_by = interrupted.map(crate::interrupt::name);
+        self.meta.finished_at = Some(chrono::Utc::now().to_rfc3339());
+        self.write_meta()?;
+        draw_plots(&self.dir.path);
+        let dir = self.dir.path.display();
+        match interrupted {
+            Some(sig) => progress::log(&format!(
+                "interrupted by {}: {} of {} measurement(s) done; wrote what was measured to {dir}",
+                crate::interrupt::name(sig),
+                self.meta.steps_done,
+                self.meta.steps_planned,
+            )),
+            None => progress::log(&format!("wrote {dir}")),
+        }
+        Ok(RunOutcome {
+            summary: self.summary,
+            capacity: self.capacity,
+            interrupted,
+        })
+    }
+}
+
+/// A probe's row as the search sees it: the load generator's limit is inconclusive, a failed
+/// row or a broken objective a fail.
+fn probe_verdict(row: &SummaryRow) -> Probe {
+    match row.status {
+        RowStatus::Interrupted => return Probe::Interrupted,
+        RowStatus::Skipped => return Probe::Fail(row.error.clone()),
+        _ => {}
+    }
+    if row.loadgen_saturated == Some(true) {
+        return Probe::Inconclusive(format!(
+            "load generator saturated (busy {:.2}, CPU {:.2}, send lag p99 {:.0} µs)",
+            row.loadgen_busy.unwrap_or(0.0),
+            row.loadgen_cpu_busy.unwrap_or(0.0),
+            row.send_lag_p99_us.unwrap_or(0.0)
+        ));
+    }
+    if row.status == RowStatus::Failed {
+        return Probe::Fail(row.error.clone());
+    }
+    match row.slo.as_str() {
+        "pass" => Probe::Pass,
+        _ => Probe::Fail(row.slo_broken.clone()),
+    }
 }
 
 /// Waits until the kernel has let go of the last step's server sockets (anything but
 /// TIME_WAIT on loopback), so one runtime's teardown does not load the next one's start.
-fn cooldown(port: Option<u16>) {
-    let Some(port) = port else { return };
+fn cooldown(port: u16) {
     let deadline = Instant::now() + COOLDOWN_LIMIT;
     while Instant::now() < deadline
         && crate::sys::closing_sockets(port) > 0
@@ -244,23 +377,23 @@ fn draw_plots(dir: &Path) {
 /// One step. Never fails: a failure becomes the row's status and error. Also returns the port
 /// the server used, for the cooldown.
 fn run_step(
-    plan: &Plan,
-    exe: &Path,
-    step: &Step,
-    base_time: SystemTime,
-    options: &RunOptions,
+    run: &RunState,
+    subject_index: usize,
+    point: &Point,
+    trial: usize,
 ) -> (StepOutput, Option<u16>) {
+    let (plan, exe, options, base_time) = (run.plan, &run.exe, run.options, run.base_time);
     let s = &plan.scenario;
-    let subject = &plan.subjects[step.subject];
+    let subject = &plan.subjects[subject_index];
     let name = subject.name().to_string();
-    let point = &plan.points[step.point];
-    let base = base_row(plan, &name, step);
-    let label = match (plan.points.len(), s.run.repeat) {
-        (1, 1) => name.clone(),
-        (1, _) => format!("{name} #{}", step.trial + 1),
-        _ => format!("{name} #{} {}", step.trial + 1, point.label()),
+    let base = base_row(plan, &name, point, trial);
+    let label = match (plan.points.len(), s.run.repeat, &s.search) {
+        (_, _, Some(_)) => format!("{name} {}/s", point.rate.unwrap_or(0)),
+        (1, 1, None) => name.clone(),
+        (1, _, None) => format!("{name} #{}", trial + 1),
+        _ => format!("{name} #{} {}", trial + 1, point.label()),
     };
-    if let Some(reason) = plan.skip_reason(step.subject, point) {
+    if let Some(reason) = plan.skip_reason(subject_index, point) {
         progress::log(&format!("[{label}] skipped: {reason}"));
         let row = SummaryRow::skipped(&base, reason);
         return (StepOutput::row_only(row), None);
@@ -282,11 +415,7 @@ fn run_step(
     st.progress.finish();
     st.timeline.finish();
     let timeline = &st.timeline;
-    let tag = hlog::tag(&[
-        &name,
-        &step.trial.to_string(),
-        &point.label().replace(' ', ";"),
-    ]);
+    let tag = hlog::tag(&[&name, &trial.to_string(), &point.label().replace(' ', ";")]);
     // Interval k starts k intervals after the load started (not when the step began).
     let offset = st
         .load_started
@@ -302,7 +431,7 @@ fn run_step(
             encoded,
         })
         .collect();
-    let timeline_rows = timeline.rows(&name, step.trial as u32, &base.point);
+    let timeline_rows = timeline.rows(&name, trial as u32, &base.point);
     let trend = rss_trend::judge(
         &timeline_rows,
         timeline.interval(),
@@ -337,7 +466,7 @@ fn run_step(
                 .iter()
                 .map(|&p| PercentileRow {
                     runtime: name.clone(),
-                    trial: step.trial as u32,
+                    trial: trial as u32,
                     percentile: p,
                     latency_us: m.load.percentile_us(p),
                     connections: Some(point.connections as u64),

@@ -5,19 +5,18 @@ use super::step::Measured;
 use super::SATURATED_BUSY;
 use crate::audit::{Audit, StepFacts};
 use crate::histograms::percentile_us;
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, Point};
 use crate::protocol::LATE_SEND;
 use crate::results::{RowStatus, SummaryRow};
 use crate::rss_trend::RssTrend;
 use crate::scenario::Model;
 
-pub(super) fn base_row(plan: &Plan, subject: &str, step: &Step) -> SummaryRow {
+pub(super) fn base_row(plan: &Plan, subject: &str, p: &Point, trial: usize) -> SummaryRow {
     let s = &plan.scenario;
-    let p = &plan.points[step.point];
     SummaryRow {
         scenario: s.name.clone(),
         runtime: subject.to_string(),
-        trial: Some(step.trial as u32),
+        trial: Some(trial as u32),
         trials: 1,
         model: match s.load.model {
             Model::Closed => "closed".into(),
@@ -32,7 +31,8 @@ pub(super) fn base_row(plan: &Plan, subject: &str, step: &Step) -> SummaryRow {
         server_processes_auto: s.server.processes_auto,
         duration_s: s.load.duration.as_secs_f64(),
         shutdown_at_s: s.shutdown.at.map(|d| d.as_secs_f64()),
-        point: if plan.points.len() > 1 {
+        // A search's probes differ by rate: each names its point.
+        point: if plan.points.len() > 1 || s.search.is_some() {
             p.label()
         } else {
             String::new()

@@ -2,9 +2,11 @@
 //! and combination is checked here, with messages that point at the file, line and field.
 
 mod error;
+mod objectives;
 pub mod raw;
 
 pub use error::ScenarioError;
+pub use objectives::{ErrorBudget, Percentile, Search, Slo};
 
 use raw::{OneOrMany, RawScenario};
 use serde::Serialize;
@@ -35,6 +37,8 @@ pub struct Scenario {
     pub shutdown: ShutdownSpec,
     pub run: RunSpec,
     pub target: Option<TargetSpec>,
+    pub slo: Option<Slo>,
+    pub search: Option<Search>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -406,7 +410,7 @@ impl Checker<'_> {
         };
 
         let server = self.server(&raw.server)?;
-        let load = self.load(&raw.load, &server)?;
+        let load = self.load(&raw.load, &server, raw.search.is_some())?;
         let shutdown = ShutdownSpec {
             grace: self.opt_duration(
                 "shutdown.grace",
@@ -472,6 +476,42 @@ impl Checker<'_> {
                 })
             }
         };
+        let slo = match &raw.slo {
+            Some(r) => Some(self.slo(r, load.model)?),
+            None => None,
+        };
+        let search = match &raw.search {
+            Some(r) => Some(self.search(r)?),
+            None => None,
+        };
+        if search.is_some() {
+            if slo.is_none() {
+                return self.err(
+                    "search",
+                    "needs `[slo]`: the search finds the highest rate that meets it".into(),
+                );
+            }
+            if load.model != Model::Open {
+                return self.err(
+                    "load.model",
+                    "`[search]` needs model = \"open\": only an open load sets the rate".into(),
+                );
+            }
+            if !load.phases.is_empty() {
+                return self.err(
+                    "load.phases",
+                    "cannot be combined with `[search]`, which holds each probe at one rate".into(),
+                );
+            }
+            if run.repeat > 1 {
+                return self.err(
+                    "run.repeat",
+                    "cannot be combined with `[search]`: `search.confirm` sets the trials at the \
+                     found rate"
+                        .into(),
+                );
+            }
+        }
         if target.is_some() && runtimes.is_some() {
             return self.err(
                 "runtimes",
@@ -489,6 +529,8 @@ impl Checker<'_> {
             shutdown,
             run,
             target,
+            slo,
+            search,
         })
     }
 
@@ -536,7 +578,12 @@ impl Checker<'_> {
         })
     }
 
-    fn load(&self, l: &raw::RawLoad, server: &ServerSpec) -> Result<LoadSpec, ScenarioError> {
+    fn load(
+        &self,
+        l: &raw::RawLoad,
+        server: &ServerSpec,
+        searching: bool,
+    ) -> Result<LoadSpec, ScenarioError> {
         let model = match l.model.as_deref().map(str::trim) {
             None | Some("closed") => Model::Closed,
             Some("open") => Model::Open,
@@ -566,6 +613,13 @@ impl Checker<'_> {
             MAX_PAYLOAD_BYTES as i64,
         )?;
         let rate = match (&l.rate, model) {
+            (Some(_), Model::Open) if searching => {
+                return self.err(
+                    "load.rate",
+                    "is chosen by `[search]` (each probe's rate); remove it".into(),
+                )
+            }
+            (None, Model::Open) if searching => Vec::new(),
             (Some(r), Model::Open) => self.ints("load.rate", r, 1, 100_000_000)?,
             (Some(_), Model::Closed) => return self.err(
                 "load.rate",

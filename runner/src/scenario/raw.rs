@@ -49,6 +49,52 @@ pub struct RawScenario {
     pub run: RawRun,
     /// Benchmark an external echo server instead of the plugins.
     pub target: Option<RawTarget>,
+    /// Service-level objectives every row is judged against (pass / fail).
+    pub slo: Option<RawSlo>,
+    /// Open model: find each runtime's highest rate that meets `[slo]`.
+    pub search: Option<RawSearch>,
+}
+
+/// Limits on latency (durations, e.g. "5ms"), errors and the achieved rate.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlo {
+    pub p50: Option<String>,
+    pub p90: Option<String>,
+    pub p99: Option<String>,
+    pub p999: Option<String>,
+    pub max: Option<String>,
+    /// Connection errors and unanswered requests allowed: a count (integer) or a fraction of the
+    /// requests (a number below 1, e.g. 0.001).
+    pub errors: Option<CountOrFraction>,
+    /// Open model: the achieved rate at least this fraction of the target, e.g. 0.99.
+    pub achieved: Option<f64>,
+}
+
+/// An integer count, or a fraction written with a decimal point.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CountOrFraction {
+    Count(i64),
+    Fraction(f64),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSearch {
+    /// Rates to search between (requests/s): `{ from = 1000, max = 2000000 }`.
+    pub rate: RawRateRange,
+    /// Stop when the bracket is within this fraction, e.g. 0.05. Default 0.05.
+    pub resolution: Option<f64>,
+    /// Trials at the found rate, all of which must pass. Default 3.
+    pub confirm: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateRange {
+    pub from: i64,
+    pub max: i64,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -1,0 +1,169 @@
+//! `[slo]` thresholds and the capacity search, against servers whose capacity is known: a
+//! tokio server doing 100 µs of CPU work per request on one thread cannot exceed ~10,000/s.
+
+mod support;
+
+use std::collections::HashMap;
+use support::*;
+
+type Row = HashMap<String, String>;
+
+const WORK_SERVER: &str = r#"
+[server]
+work = "100us"
+[load]
+connections = 50
+payload_bytes = 64
+warmup = "200ms"
+duration = "600ms"
+"#;
+
+fn run_ok(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    run_scenario(
+        dir,
+        &format!("name = \"{name}\"\nruntimes = [\"tokio\"]\n{body}"),
+        None,
+    )
+}
+
+fn capacity_of(run: &std::path::Path) -> Row {
+    let mut rows = csv_rows(&run.join("capacity.csv"));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows.remove(0)
+}
+
+fn search(slo: &str) -> String {
+    WORK_SERVER.replace("[load]", "[load]\nmodel = \"open\"")
+        + &format!(
+            "[slo]\n{slo}\nerrors = 0\n[search]\nrate = {{ from = 1000, max = 1000000 }}\n\
+             resolution = 0.1\nconfirm = 2\n"
+        )
+}
+
+#[test]
+fn the_search_finds_a_known_capacity_and_a_tighter_slo_a_lower_one() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let closed = only_row(&run_ok(dir.path(), "closed-max", WORK_SERVER));
+    let max = num(&closed, "requests_per_sec");
+
+    let loose = run_ok(dir.path(), "loose", &search("p99 = \"50ms\""));
+    let c = capacity_of(&loose);
+    let (cap, hi) = (num(&c, "capacity"), num(&c, "interval_high"));
+    assert!(
+        cap <= max * 1.05 && cap >= 0.7 * max,
+        "capacity {cap}/s against a closed-loop maximum of {max}/s: {c:?}"
+    );
+    assert!(
+        hi <= cap * 1.1 + 1.0,
+        "the bracket is within the resolution: {c:?}"
+    );
+    assert!(c["binding_limit"].contains("p99"), "{c:?}");
+    // Every probe is in trials.csv: the found rate confirmed twice, the next step rechecked.
+    let trials = csv_rows(&loose.join("trials.csv"));
+    let at = |rate: f64, probe: &str| {
+        trials
+            .iter()
+            .filter(|t| num(t, "target_rate") == rate && t["probe"] == probe)
+            .count()
+    };
+    assert_eq!(at(cap, "confirm"), 2, "{trials:?}");
+    assert_eq!(at(hi, "recheck"), 1);
+    assert_eq!(trials.len(), num(&c, "probes") as usize);
+    assert!(loose.join("capacity.png").exists());
+    assert!(loose.join("latency-vs-rate.png").exists());
+    let report = std::fs::read_to_string(loose.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Capacity\n\nAt p99 <= 50ms, errors <= 0: tokio "),
+        "{report}"
+    );
+
+    let tight = capacity_of(&run_ok(dir.path(), "tight", &search("p99 = \"1ms\"")));
+    assert!(
+        num(&tight, "capacity") < cap,
+        "p99 <= 1 ms: {tight:?}; p99 <= 50 ms: {cap}"
+    );
+}
+
+#[test]
+fn a_client_that_cannot_keep_up_ends_the_search_at_its_ceiling() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    // The epoll server outruns this machine's load generator; no latency limit is reachable.
+    let run = run_scenario(
+        dir.path(),
+        r#"name = "ceiling"
+runtimes = ["epoll"]
+[load]
+model = "open"
+connections = 50
+payload_bytes = 64
+warmup = "200ms"
+duration = "500ms"
+[slo]
+p99 = "10s"
+[search]
+rate = { from = 50000, max = 100000000 }
+confirm = 1
+"#,
+        None,
+    );
+    let c = capacity_of(&run);
+    assert_eq!(c["interval_high"], "", "nothing failed: {c:?}");
+    assert!(c["note"].contains("load generator's ceiling"), "{c:?}");
+}
+
+#[test]
+fn a_row_that_breaks_a_threshold_fails_its_slo_with_its_own_exit_code() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        r#"name = "slo"
+runtimes = ["tokio"]
+[load]
+connections = 10
+payload_bytes = 64
+duration = "500ms"
+[slo]
+p99 = "1us"
+errors = 0
+"#,
+    );
+    let out_dir = dir.path().join("out");
+    let out = runbench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let row = only_row(&out_dir.join("slo/latest"));
+    assert_eq!(row["status"], "ok");
+    assert_eq!(row["slo"], "fail");
+    assert!(
+        row["slo_broken"].starts_with("p99 "),
+        "{}",
+        row["slo_broken"]
+    );
+    let report = std::fs::read_to_string(out_dir.join("slo/latest/report.md")).unwrap();
+    assert!(report.contains("**fail**: p99"), "{report}");
+
+    // Within its thresholds the same run passes and exits 0.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("1us", "10s"),
+    )
+    .unwrap();
+    let out = runbench(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(only_row(&out_dir.join("slo/latest"))["slo"], "pass");
+}
