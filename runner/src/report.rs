@@ -57,7 +57,7 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
     if !notes.is_empty() {
         md.push_str("## Notes\n\n");
         for (rt, text) in notes {
-            let _ = writeln!(md, "- **{rt}**: {text}");
+            let _ = writeln!(md, "- **{}**: {text}", cell(&rt));
         }
         md.push('\n');
     }
@@ -172,7 +172,8 @@ fn table(data: &RunData) -> String {
         .collect();
     let _ = writeln!(out, "| {} |", align.join(" | "));
     for r in ordered(data) {
-        let mut c: Vec<String> = vec![format!("**{}**", r.runtime())];
+        // Runtime names come from plugin headers too: escaped like every cell.
+        let mut c: Vec<String> = vec![format!("**{}**", cell(r.runtime()))];
         for &p in &swept {
             c.push(r.param(p).map_or("-".into(), |v| fmt_param(p, v)));
         }
@@ -225,9 +226,9 @@ fn flags(data: &RunData, plots: &[Plot]) -> Vec<String> {
             .filter_map(|&p| r.param(p).map(|v| p.describe(v)))
             .collect();
         let who = if at.is_empty() {
-            format!("**{}**", r.runtime())
+            format!("**{}**", cell(r.runtime()))
         } else {
-            format!("**{}** at {}", r.runtime(), at.join(", "))
+            format!("**{}** at {}", cell(r.runtime()), at.join(", "))
         };
         if !r.ok() {
             out.push(format!("{who} failed: {}", cell(&r.row.error)));

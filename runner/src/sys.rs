@@ -167,3 +167,33 @@ pub fn tie_to_runner(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// Opens `path` for reading if it is a regular file, refusing anything else before a byte is
+/// read: a FIFO with no writer would block in `open` (and Ctrl-C only sets a flag while a
+/// command runs, so it would wait forever), a device could stream without end. Opened
+/// non-blocking and checked on the descriptor, so the check and the read see the same file
+/// (O_NONBLOCK does nothing to a regular file's reads).
+pub fn open_regular(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let ft = file.metadata()?.file_type();
+    if ft.is_file() {
+        return Ok(file);
+    }
+    let what = if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("it is {what}; give a regular file"),
+    ))
+}
