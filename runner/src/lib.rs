@@ -6,6 +6,7 @@
 //! [`plot`]s and [`report`].md, drawn from the files alone).
 
 pub mod authoring;
+pub mod budget;
 pub mod cli;
 pub mod interrupt;
 pub mod loadgen;
