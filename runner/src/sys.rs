@@ -87,6 +87,14 @@ pub fn kill(pid: u32, signal: i32) {
     }
 }
 
+/// Signals every process of group `pgid` (a target command and whatever it started).
+pub fn kill_group(pgid: u32, signal: i32) {
+    // SAFETY: signalling a group led by our own child; kill(-pgid) only reaches that group.
+    unsafe {
+        libc::kill(-(pgid as i32), signal);
+    }
+}
+
 /// TCP sockets to or from `port` that are closing but not yet in TIME_WAIT (FIN_WAIT*,
 /// CLOSE_WAIT, LAST_ACK, CLOSING): what a just-stopped server leaves behind.
 pub fn closing_sockets(port: u16) -> usize {
