@@ -362,7 +362,7 @@ fn run_all(
     let mut code = exit::OK;
     for p in &plans {
         let outcome = run::run_plan(p, out, options)?;
-        eprintln!("{}", results::console_table(&outcome.summary));
+        eprint!("{}", crate::terminal::final_table(&outcome.summary));
         if let Some(sig) = outcome.interrupted {
             // The scenarios after this one are not started.
             return Ok(crate::interrupt::exit_code(sig));

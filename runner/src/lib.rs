@@ -30,4 +30,5 @@ pub mod serve_child;
 pub mod stats;
 pub mod supervise;
 pub mod sys;
+pub mod terminal;
 pub mod timeline;

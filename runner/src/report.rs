@@ -317,7 +317,7 @@ fn fixed(v: Option<f64>, decimals: usize) -> String {
 }
 
 /// 123456.7 -> "123,457".
-fn thousands(v: f64) -> String {
+pub(crate) fn thousands(v: f64) -> String {
     let n = v.round() as i64;
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();

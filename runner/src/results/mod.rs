@@ -135,30 +135,3 @@ impl SummaryRow {
         }
     }
 }
-
-/// A short table for the terminal.
-pub fn console_table(rows: &[SummaryRow]) -> String {
-    let mut s = format!(
-        "{:<16} {:>12} {:>10} {:>10} {:>10} {:>8} {:>12}  status\n",
-        "runtime", "req/s", "p50 us", "p99 us", "max us", "errors", "rss MiB"
-    );
-    let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
-    for r in rows {
-        s.push_str(&format!(
-            "{:<16} {:>12} {:>10} {:>10} {:>10} {:>8} {:>12}  {}\n",
-            r.runtime,
-            f(r.requests_per_sec, 0),
-            f(r.p50_us, 1),
-            f(r.p99_us, 1),
-            f(r.max_us, 1),
-            r.errors.map_or("-".into(), |e| e.to_string()),
-            f(r.server_rss_peak_bytes.map(|b| b as f64 / 1048576.0), 1),
-            match r.status {
-                RowStatus::Ok => "ok".to_string(),
-                RowStatus::Failed => format!("FAILED: {}", r.error),
-                RowStatus::Interrupted => format!("INTERRUPTED: {}", r.error),
-            }
-        ));
-    }
-    s
-}

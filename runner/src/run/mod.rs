@@ -14,6 +14,7 @@ use crate::progress::{self, RunProgress};
 use crate::results::hlog::{self, HlogEntry};
 use crate::results::{self, Meta, PercentileRow, RowStatus, RunDir, RunStatus, SummaryRow};
 use crate::rss_trend;
+use crate::terminal::Overall;
 use crate::supervise::server::READY_TIMEOUT;
 use crate::timeline::{TimelineRecorder, TimelineRow};
 use std::path::Path;
@@ -124,6 +125,7 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::R
         dir.path.display()
     ));
 
+    let mut overall = Overall::start(plan);
     let mut all = Collected::default();
     let mut summary = Vec::new();
     for (n, step) in plan.steps.iter().enumerate() {
@@ -134,6 +136,7 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::R
         if out.row.status != RowStatus::Interrupted {
             meta.steps_done += 1;
         }
+        overall.step_finished(&step_label(plan, step), &out.row, plan.step_estimate(step));
         all.trials.push(out.row);
         all.percentiles.extend(out.percentiles);
         all.timeline.extend(out.timeline);
@@ -145,6 +148,7 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::R
             cooldown(port);
         }
     }
+    overall.finish();
     let interrupted = crate::interrupt::requested();
     meta.status = match interrupted {
         Some(_) => RunStatus::Interrupted,
@@ -219,6 +223,17 @@ fn draw_plots(dir: &Path) {
         )),
     }
 }
+/// How a step is named in the log: the runtime, with the trial and point when there are several.
+fn step_label(plan: &Plan, step: &Step) -> String {
+    let name = plan.subjects[step.subject].name();
+    let point = &plan.points[step.point];
+    match (plan.points.len(), plan.scenario.run.repeat) {
+        (1, 1) => name.to_string(),
+        (1, _) => format!("{name} #{}", step.trial + 1),
+        _ => format!("{name} #{} {}", step.trial + 1, point.label()),
+    }
+}
+
 /// One step. Never fails: a failure becomes the row's status and error. Also returns the port
 /// the server used, for the cooldown.
 fn run_step(
@@ -233,11 +248,7 @@ fn run_step(
     let name = subject.name().to_string();
     let point = &plan.points[step.point];
     let base = base_row(plan, &name, step);
-    let label = match (plan.points.len(), s.run.repeat) {
-        (1, 1) => name.clone(),
-        (1, _) => format!("{name} #{}", step.trial + 1),
-        _ => format!("{name} #{} {}", step.trial + 1, point.label()),
-    };
+    let label = step_label(plan, step);
     let mut progress = RunProgress::start(&label, s.load.total());
     let mut timeline = TimelineRecorder::new(s.run.interval, plan.shards(point).len());
     let step_start = SystemTime::now();
