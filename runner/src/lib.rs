@@ -8,6 +8,7 @@
 pub mod authoring;
 pub mod budget;
 pub mod cli;
+pub mod error;
 pub mod interrupt;
 pub mod loadgen;
 pub mod measure;

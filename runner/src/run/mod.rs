@@ -8,16 +8,17 @@
 //! A server that dies ends its step at once; an interruption (Ctrl-C, SIGTERM) ends the step
 //! and the run after stopping the current server (see [`crate::interrupt`]).
 
+use crate::error::Error;
 use crate::measure::SPECTRUM;
 use crate::plan::{Plan, Step};
 use crate::progress::{self, RunProgress};
 use crate::results::hlog::{self, HlogEntry};
 use crate::results::{self, Meta, PercentileRow, RowStatus, RunDir, RunStatus, SummaryRow};
 use crate::rss_trend;
-use crate::terminal::Overall;
 use crate::supervise::server::READY_TIMEOUT;
+use crate::terminal::Overall;
 use crate::timeline::{TimelineRecorder, TimelineRow};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -57,12 +58,18 @@ impl Default for RunOptions {
 }
 
 /// What a run produced.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RunOutcome {
     /// The rows of summary.csv.
     pub summary: Vec<SummaryRow>,
     /// The signal that interrupted the run, if one did (the files are marked so).
     pub interrupted: Option<i32>,
+    /// The run folder (`latest` may name another run that started meanwhile).
+    pub dir: PathBuf,
+    /// What stopped the run after it started: a result file that could not be written. The
+    /// files hold every measurement up to the last complete write; meta.json says
+    /// `write_failed` when it could still be written.
+    pub stopped_by: Option<Error>,
 }
 
 /// How a step ended without a measurement.
@@ -104,14 +111,19 @@ struct Collected {
 }
 
 /// Runs every step of the plan, or until interrupted; returns the summary rows (also written to
-/// disk as they come).
-pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
+/// disk as they come). Errors only before the first measurement; a write that fails later ends
+/// the run with [`RunOutcome::stopped_by`], so the caller still has the rows to show.
+pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> Result<RunOutcome, Error> {
     let started = chrono::Utc::now();
     let base_time = SystemTime::now();
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::system(anyhow::anyhow!("finding runbench's own executable: {e}")))?;
     let dir = RunDir::create(out_root, &plan.scenario.name, started)?;
-    let exe = std::env::current_exe()?;
     let mut meta = Meta::new(plan, started);
-    dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
+    if let Err(e) = dir.write("meta.json", &meta_json(&meta)) {
+        dir.remove_if_empty();
+        return Err(e.into());
+    }
     let target = match &plan.scenario.target {
         Some(t) => t.address.to_string(),
         None => "127.0.0.1 (a fresh port per runtime)".to_string(),
@@ -128,12 +140,15 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::R
     let mut overall = Overall::start(plan);
     let mut all = Collected::default();
     let mut summary = Vec::new();
+    let mut stopped_by = None;
+    let mut latest_moved = false;
     for (n, step) in plan.steps.iter().enumerate() {
         if crate::interrupt::requested().is_some() {
             break;
         }
         let (out, port) = run_step(plan, &exe, step, base_time, options);
-        if out.row.status != RowStatus::Interrupted {
+        let measured = out.row.status != RowStatus::Interrupted;
+        if measured {
             meta.steps_done += 1;
         }
         overall.step_finished(&step_label(plan, step), &out.row, plan.step_estimate(step));
@@ -142,56 +157,108 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::R
         all.timeline.extend(out.timeline);
         all.hlog.extend(out.hlog);
         summary = results::aggregate(&all.trials, plan.seed);
-        write_all(&dir, &all, &summary, options, base_time)?;
-        dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
+        if let Err(e) = write_all(&dir, &all, &summary, &meta, options, base_time) {
+            // None of this step's files changed: the folder still holds the steps before it.
+            if measured {
+                meta.steps_done -= 1;
+            }
+            progress::log(&format!(
+                "stopping the run: {e}; this measurement is only in the table below, and no \
+                 more are made since they could not be kept"
+            ));
+            stopped_by = Some(e);
+            break;
+        }
+        // `latest` moves to this run once it has a measurement (ok or failed), not before.
+        if meta.steps_done > 0 && !latest_moved {
+            latest_moved = true;
+            if let Err(e) = dir.point_latest() {
+                progress::log(&format!("`latest` not moved: {e}"));
+            }
+        }
         if n + 1 < plan.steps.len() && crate::interrupt::requested().is_none() {
             cooldown(port);
         }
     }
     overall.finish();
     let interrupted = crate::interrupt::requested();
-    meta.status = match interrupted {
-        Some(_) => RunStatus::Interrupted,
-        None => RunStatus::Complete,
-    };
     meta.interrupted_by = interrupted.map(crate::interrupt::name);
     meta.finished_at = Some(chrono::Utc::now().to_rfc3339());
-    dir.write("meta.json", &serde_json::to_vec_pretty(&meta)?)?;
-    draw_plots(&dir.path);
-    match interrupted {
-        Some(sig) => progress::log(&format!(
+    if stopped_by.is_none() {
+        meta.status = match interrupted {
+            Some(_) => RunStatus::Interrupted,
+            None => RunStatus::Complete,
+        };
+        // The plots and report.md are drawn from the files, meta.json included.
+        stopped_by = dir
+            .write("meta.json", &meta_json(&meta))
+            .map_err(Error::from)
+            .and_then(|()| draw_plots(&dir.path))
+            .err();
+    }
+    if let Some(e) = &stopped_by {
+        meta.status = RunStatus::WriteFailed;
+        meta.write_error = Some(e.to_string());
+        // Best effort: with the failed file's temporary copy gone, a small file often fits.
+        let _ = dir.write("meta.json", &meta_json(&meta));
+    }
+    match (interrupted, &stopped_by) {
+        (_, Some(_)) => progress::log(&format!(
+            "{} of {} measurement(s) done; {} holds them up to the last complete write",
+            meta.steps_done,
+            meta.steps_planned,
+            dir.path.display()
+        )),
+        (Some(sig), None) => progress::log(&format!(
             "interrupted by {}: {} of {} measurement(s) done; wrote what was measured to {}",
             crate::interrupt::name(sig),
             meta.steps_done,
             meta.steps_planned,
             dir.path.display()
         )),
-        None => progress::log(&format!("wrote {}", dir.path.display())),
+        (None, None) => progress::log(&format!("wrote {}", dir.path.display())),
     }
     Ok(RunOutcome {
         summary,
         interrupted,
+        dir: dir.path,
+        stopped_by,
     })
 }
 
+fn meta_json(meta: &Meta) -> Vec<u8> {
+    serde_json::to_vec_pretty(meta).expect("meta.json holds only plain data")
+}
+
+/// Every file of the run folder after a step, replaced together so that a failed write (disk
+/// full) leaves all of them as they were after the previous step, meta.json's `steps_done`
+/// included.
 fn write_all(
     dir: &RunDir,
     all: &Collected,
     summary: &[SummaryRow],
+    meta: &Meta,
     options: &RunOptions,
     base: SystemTime,
-) -> anyhow::Result<()> {
-    dir.write("summary.csv", &results::summary_csv(summary)?)?;
+) -> Result<(), Error> {
+    // Rendered in memory first; only writing them can fail for outside reasons.
+    let mut files = vec![("summary.csv", results::summary_csv(summary))];
     if options.keep_trials {
-        dir.write("trials.csv", &results::summary_csv(&all.trials)?)?;
+        files.push(("trials.csv", results::summary_csv(&all.trials)));
     }
-    dir.write(
+    files.push((
         "percentiles.csv",
-        &results::percentiles_csv(&all.percentiles)?,
-    )?;
-    dir.write("timeline.csv", &results::to_csv(&all.timeline)?)?;
-    dir.write("latency.hlog", &hlog::hlog(base, &all.hlog)?)?;
-    Ok(())
+        results::percentiles_csv(&all.percentiles),
+    ));
+    files.push(("timeline.csv", results::to_csv(&all.timeline)));
+    files.push(("latency.hlog", hlog::hlog(base, &all.hlog)));
+    let mut bytes = Vec::new();
+    for (name, b) in files {
+        bytes.push((name, b.map_err(Error::system)?));
+    }
+    bytes.push(("meta.json", meta_json(meta)));
+    let files: Vec<(&str, &[u8])> = bytes.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    Ok(dir.write_together(&files)?)
 }
 
 /// Waits until the kernel has let go of the last step's server sockets (anything but
@@ -208,21 +275,30 @@ fn cooldown(port: Option<u16>) {
 }
 
 /// Plots and report.md from the files just written. The measured results are already on disk,
-/// so a failure here is reported and the run goes on.
-fn draw_plots(dir: &Path) {
+/// so a chart that cannot be drawn is reported and the run goes on; a file that cannot be
+/// written is a write failure like any other.
+fn draw_plots(dir: &Path) -> Result<(), Error> {
     match crate::render::render_dir(dir) {
         Ok(r) => {
             for f in &r.failures {
                 progress::log(&format!("plot not drawn: {f}"));
             }
+            Ok(())
         }
-        Err(e) => progress::log(&format!(
-            "plots and report.md not written: {e:#}; the CSV results are complete \
-             (retry with `runbench plot {}`)",
-            dir.display()
-        )),
+        Err(e) => match Error::system(e) {
+            Error::Write(w) => Err(Error::Write(w)),
+            other => {
+                progress::log(&format!(
+                    "plots and report.md not written: {other}; the CSV results are complete \
+                     (retry with `runbench plot {}`)",
+                    dir.display()
+                ));
+                Ok(())
+            }
+        },
     }
 }
+
 /// How a step is named in the log: the runtime, with the trial and point when there are several.
 fn step_label(plan: &Plan, step: &Step) -> String {
     let name = plan.subjects[step.subject].name();
