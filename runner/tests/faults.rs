@@ -361,20 +361,27 @@ fn start_run_under_load(plugin: &str, dir: &Path) -> std::process::Child {
     child
 }
 
+/// SIGTERM, and SIGHUP (a closed terminal or ssh session, which used to kill the run with
+/// meta.json still `running`), stop the run cleanly with 128 + the signal.
 #[test]
-fn sigterm_stops_the_run_with_exit_code_143_and_the_row_marked_interrupted() {
+fn sigterm_or_sighup_stops_the_run_with_128_plus_the_signal_and_the_row_marked_interrupted() {
     let _g = load_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = start_run_under_load("runbench_plugin_tokio", dir.path());
-    signal(&child, libc::SIGTERM);
-    let run = assert_stopped_by(&mut child, dir.path(), "SIGTERM", 143);
-    let rows = csv_rows(&run.join("summary.csv"));
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0]["status"], "interrupted");
-    assert!(rows[0]["error"].contains("SIGTERM"), "{}", rows[0]["error"]);
-    assert_eq!(read_meta(&run)["steps_done"], 0);
-    // Nothing was measured, so `latest` did not move to this run.
-    assert!(std::fs::symlink_metadata(dir.path().join("out/faults/latest")).is_err());
+    for (sig, name, code) in [
+        (libc::SIGTERM, "SIGTERM", 143),
+        (libc::SIGHUP, "SIGHUP", 129),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = start_run_under_load("runbench_plugin_tokio", dir.path());
+        signal(&child, sig);
+        let run = assert_stopped_by(&mut child, dir.path(), name, code);
+        let rows = csv_rows(&run.join("summary.csv"));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["status"], "interrupted");
+        assert!(rows[0]["error"].contains(name), "{}", rows[0]["error"]);
+        assert_eq!(read_meta(&run)["steps_done"], 0);
+        // Nothing was measured, so `latest` did not move to this run.
+        assert!(std::fs::symlink_metadata(dir.path().join("out/faults/latest")).is_err());
+    }
 }
 
 /// SIGKILL gives the runner no chance to clean up; its children must still go, even a server
@@ -449,6 +456,81 @@ fn a_serve_child_stops_by_itself_when_its_stdin_closes() {
     assert!(rest.iter().any(|l| l.contains("\"report\"")), "{rest:?}");
     drop(held);
     assert_no_children_left(dir.path());
+}
+
+/// The terminal itself goes away: its stderr is a pseudo-terminal whose other end is closed
+/// (every later write fails with EIO) and SIGHUP arrives. The run must still stop cleanly
+/// and mark its files, not die on its first log line.
+#[test]
+fn a_closed_terminal_does_not_kill_the_run_before_it_marks_its_files() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty fills two descriptors we then own.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // Not inherited by runbench: a copy of the master there would keep the terminal alive.
+    // SAFETY: fcntl on a descriptor we own.
+    assert_eq!(
+        unsafe { libc::fcntl(master, libc::F_SETFD, libc::FD_CLOEXEC) },
+        0
+    );
+    // SAFETY: both descriptors are ours and open.
+    let (master, slave) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    // The "terminal": drain what the run writes until told to hang up, then close it.
+    let hang_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let terminal = {
+        let hang_up = hang_up.clone();
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let mut master = master;
+            let mut buf = [0u8; 4096];
+            while !hang_up.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut pfd = libc::pollfd {
+                    fd: master.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: polling one descriptor we own.
+                if unsafe { libc::poll(&mut pfd, 1, 20) } > 0
+                    && std::io::Read::read(&mut master, &mut buf).is_err()
+                {
+                    break;
+                }
+            }
+            // Dropped here: the terminal is gone.
+        })
+    };
+    let scenario = write(dir.path(), "faults.toml", SCENARIO);
+    let lib = plugin_file("runbench_plugin_tokio");
+    let mut child = run_command(dir.path(), &scenario, &dir.path().join("out"), &[&lib])
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_process(dir.path(), " loadgen ", Duration::from_secs(20)),
+        "no load generator started"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // Hang up: the terminal's other end closes, then the signal comes.
+    hang_up.store(true, std::sync::atomic::Ordering::SeqCst);
+    terminal.join().unwrap();
+    signal(&child, libc::SIGHUP);
+    assert_stopped_by(&mut child, dir.path(), "SIGHUP", 129);
 }
 
 /// The nightly had no signal handling: the run folder stayed `running`, an empty
