@@ -769,6 +769,59 @@ fn two_runs_started_together_keep_separate_folders() {
     assert_no_children_left(dir.path());
 }
 
+/// A runner killed with SIGKILL during an embassy run cannot delete its network namespace. The
+/// next run, of any runtime (here tokio), removes it and says so.
+#[test]
+fn a_namespace_left_by_a_killed_run_is_removed_by_the_next_run_of_any_runtime() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: creating a network namespace needs root");
+        return;
+    }
+    if std::process::Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("skipped: iproute2's `ip` is not installed");
+        return;
+    }
+    let _g = load_lock();
+    // A pid that was a process and is no more: the namespace's owner is gone.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let name = format!("runbench-{pid}-0");
+    let added = std::process::Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .unwrap();
+    assert!(added.success(), "ip netns add {name}");
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "faults.toml",
+        &SCENARIO
+            .replace("duration = \"2s\"", "duration = \"200ms\"")
+            .replace("warmup = \"500ms\"", "warmup = \"0s\""),
+    );
+    let lib = plugin_file("runbench_plugin_tokio");
+    let out = run_command(dir.path(), &scenario, &dir.path().join("out"), &[&lib])
+        .output()
+        .unwrap();
+    let still_there = Path::new("/run/netns").join(&name).exists();
+    if still_there {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &name])
+            .status();
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!still_there, "{name} was not removed:\n{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "removed network namespace {name}: left by runbench process {pid}, which is gone"
+        )),
+        "{}",
+        text(&out)
+    );
+}
+
 /// A write that fails between two measurements: every file stays as it was after the first
 /// (the second step's files are replaced together or not at all), the run stops with exit 4,
 /// and the second measurement is still shown in the table. The failure is made by a folder

@@ -119,6 +119,8 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> Result<Ru
     let exe = std::env::current_exe()
         .map_err(|e| Error::system(anyhow::anyhow!("finding runbench's own executable: {e}")))?;
     let dir = RunDir::create(out_root, &plan.scenario.name, started)?;
+    // Whatever runtimes this run has: a namespace left by a killed run is cleaned now.
+    crate::netns::remove_stale();
     let mut meta = Meta::new(plan, started);
     if let Err(e) = dir.write("meta.json", &meta_json(&meta)) {
         dir.remove_if_empty();
