@@ -1,7 +1,9 @@
 //! Help for people writing scenarios: a commented starting file and the JSON Schema that editors
 //! use (via taplo's `#:schema` directive) to complete and check keys.
 
+use crate::error::{Error, WriteError};
 use crate::scenario::raw::RawScenario;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The schema of scenario files, generated from the same types the parser uses.
@@ -42,22 +44,30 @@ repeat = 1                          # trials per runtime, order shuffled per tri
 # seed = 42
 "#;
 
-/// Writes `<dir>/<name>.toml`; refuses to overwrite.
-pub fn new_scenario(name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
-    anyhow::ensure!(
-        !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
-        "scenario names use letters, digits, `-`, `_`, `.`"
-    );
-    std::fs::create_dir_all(dir)?;
+/// Writes `<dir>/<name>.toml`; refuses a name `run` would refuse, and to overwrite.
+pub fn new_scenario(name: &str, dir: &Path) -> Result<PathBuf, Error> {
+    crate::scenario::check_name(name)
+        .map_err(|e| Error::input(anyhow::anyhow!("scenario name `{name}`: {e}")))?;
+    std::fs::create_dir_all(dir).map_err(|e| WriteError::new(dir, e))?;
     let path = dir.join(format!("{name}.toml"));
-    anyhow::ensure!(
-        !path.exists(),
-        "{} exists; choose another name",
-        path.display()
-    );
-    std::fs::write(&path, TEMPLATE.replace("NAME", name))?;
+    // create_new: refuses an existing file without a window between the check and the write.
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::input(anyhow::anyhow!(
+                "{} exists; choose another name",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(WriteError::new(&path, e).into()),
+    };
+    if let Err(e) = file.write_all(TEMPLATE.replace("NAME", name).as_bytes()) {
+        let _ = std::fs::remove_file(&path);
+        return Err(WriteError::new(&path, e).into());
+    }
     Ok(path)
 }

@@ -1,27 +1,11 @@
-//! The command line. `main` only maps outcomes to exit codes; the work is in fallible functions.
+//! The command line. `main` only maps outcomes to exit codes; the work is in fallible functions
+//! that return an [`Exit`] or an [`Error`], whose kind decides the code (see [`crate::error`]).
 
+use crate::error::{Error, Exit};
 use crate::plan::{self, Overrides};
-use crate::{nightly, plugin, protocol, results, run, scenario};
+use crate::{nightly, plugin, protocol, run, scenario};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-
-/// Exit codes (also in README.md).
-pub mod exit {
-    /// Every runtime ran.
-    pub const OK: i32 = 0;
-    /// At least one runtime failed; the others' results were written.
-    pub const SOME_FAILED: i32 = 1;
-    /// Bad input (scenario, arguments, plugin) or a preflight refusal; nothing was run.
-    pub const BAD_INPUT: i32 = 2;
-    /// `nightly` / `compare`: a confirmed regression (see `nightly::verdict`).
-    pub const REGRESSION: i32 = 3;
-    /// `run`: every runtime ran, but a row failed the scenario's `[slo]` thresholds.
-    pub const SLO_FAILED: i32 = 4;
-    /// Interrupted by Ctrl-C (128 + SIGINT); what was measured was written, marked interrupted.
-    pub const INTERRUPTED: i32 = 130;
-    /// Stopped by SIGTERM (128 + SIGTERM); as for [`INTERRUPTED`].
-    pub const TERMINATED: i32 = 143;
-}
 
 #[derive(Parser)]
 #[command(
@@ -158,32 +142,60 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() {
-                exit::BAD_INPUT
+            let exit = if e.use_stderr() {
+                Exit::BadInput
             } else {
-                exit::OK
+                Exit::Ok
             };
             let _ = e.print();
-            return code;
+            return exit.code();
         }
     };
-    match cli.command {
-        Command::Serve { spec } => match serde_json::from_str::<protocol::ServeSpec>(&spec) {
-            Ok(spec) => crate::serve_child::run(&spec),
-            Err(e) => {
-                eprintln!("runbench serve: bad --spec: {e}");
-                exit::BAD_INPUT
+    let result = match cli.command {
+        // The children are in their own process group: the terminal's signals reach only the
+        // runner, which stops them in order.
+        Command::Serve { spec } => {
+            return match serde_json::from_str::<protocol::ServeSpec>(&spec) {
+                Ok(spec) => crate::serve_child::run(&spec),
+                Err(e) => {
+                    eprintln!("runbench serve: bad --spec: {e}");
+                    Exit::BadInput.code()
+                }
             }
-        },
-        Command::Loadgen { spec } => match serde_json::from_str::<protocol::LoadgenSpec>(&spec) {
-            Ok(spec) => crate::loadgen::child_main(&spec),
-            Err(e) => {
-                eprintln!("runbench loadgen: bad --spec: {e}");
-                exit::BAD_INPUT
+        }
+        Command::Loadgen { spec } => {
+            return match serde_json::from_str::<protocol::LoadgenSpec>(&spec) {
+                Ok(spec) => crate::loadgen::child_main(&spec),
+                Err(e) => {
+                    eprintln!("runbench loadgen: bad --spec: {e}");
+                    Exit::BadInput.code()
+                }
             }
-        },
-        Command::List { plugin_dir } => report(list(plugin_dir)),
-        Command::Plot { run_dir } => report(plot(&run_dir)),
+        }
+        command => crate::interrupt::install()
+            .map_err(|e| Error::system(anyhow::anyhow!("installing the signal handlers: {e}")))
+            .and_then(|()| dispatch(command)),
+    };
+    let exit = match result {
+        Ok(exit) => exit,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.kind()
+        }
+    };
+    // A signal that came while a short command finished its (atomic) writes still ends it as
+    // that signal would have.
+    match (exit, crate::interrupt::requested()) {
+        (Exit::Signal(_), _) | (_, None) => exit.code(),
+        (_, Some(sig)) => Exit::Signal(sig).code(),
+    }
+}
+
+fn dispatch(command: Command) -> Result<Exit, Error> {
+    match command {
+        Command::Serve { .. } | Command::Loadgen { .. } => unreachable!("handled by main"),
+        Command::List { plugin_dir } => list(plugin_dir),
+        Command::Plot { run_dir } => plot(&run_dir),
         Command::Nightly {
             scenarios,
             out,
@@ -191,32 +203,20 @@ pub fn main() -> i32 {
             noise,
             trials,
             plugin_dir,
-        } => match run_nightly(scenarios, out, baseline_nights, noise, trials, plugin_dir) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                exit::BAD_INPUT
-            }
-        },
-        Command::Compare { a, b, noise, force } => match compare(&a, &b, noise, force) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                exit::BAD_INPUT
-            }
-        },
+        } => run_nightly(scenarios, out, baseline_nights, noise, trials, plugin_dir),
+        Command::Compare { a, b, noise, force } => compare(&a, &b, noise, force),
         Command::Validate {
             scenarios,
             plugin_dir,
-        } => report(validate(&scenarios, plugin_dir)),
+        } => validate(&scenarios, plugin_dir),
         Command::New { name, dir } => {
-            report(crate::authoring::new_scenario(&name, &dir).map(|path| {
-                println!("wrote {}", path.display());
-            }))
+            let path = crate::authoring::new_scenario(&name, &dir)?;
+            println!("wrote {}", path.display());
+            Ok(Exit::Ok)
         }
         Command::Schema => {
             println!("{}", crate::authoring::schema_json());
-            exit::OK
+            Ok(Exit::Ok)
         }
         Command::Run {
             scenarios,
@@ -233,10 +233,6 @@ pub fn main() -> i32 {
             plugins,
             ready_timeout,
         } => {
-            if let Err(e) = crate::interrupt::install() {
-                eprintln!("error: installing the Ctrl-C handler: {e}");
-                return exit::BAD_INPUT;
-            }
             let overrides = Overrides {
                 runtimes,
                 connections,
@@ -250,42 +246,26 @@ pub fn main() -> i32 {
                 keep_trials,
                 ready_timeout,
             };
-            match run_all(&scenarios, &out, &overrides, &options, dry_run, plugin_dir) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    exit::BAD_INPUT
-                }
-            }
+            run_all(&scenarios, &out, &overrides, &options, dry_run, plugin_dir)
         }
     }
 }
 
-fn report(r: anyhow::Result<()>) -> i32 {
-    match r {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::BAD_INPUT
-        }
-    }
-}
-
-fn resolve_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+fn resolve_dir(dir: Option<PathBuf>) -> Result<PathBuf, Error> {
     match dir {
         Some(d) => Ok(d),
-        None => Ok(plugin::plugin_dir()?),
+        None => plugin::plugin_dir().map_err(Error::system),
     }
 }
 
-fn list(dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn list(dir: Option<PathBuf>) -> Result<Exit, Error> {
     let dir = resolve_dir(dir)?;
-    let files = plugin::discover(&dir)?;
+    let files = plugin::discover(&dir).map_err(Error::input)?;
     if files.is_empty() {
-        anyhow::bail!(
+        return Err(Error::input(anyhow::anyhow!(
             "no plugins in {}; build them with `cargo build --release`",
             dir.display()
-        );
+        )));
     }
     println!("{:<16} {:<12} path", "runtime", "version");
     for f in files {
@@ -299,34 +279,43 @@ fn list(dir: Option<PathBuf>) -> anyhow::Result<()> {
             Err(e) => println!("{:<16} {:<12} {} ({e})", f.name, "-", f.path.display()),
         }
     }
-    Ok(())
+    Ok(Exit::Ok)
 }
 
-fn plot(dir: &std::path::Path) -> anyhow::Result<()> {
-    let r = crate::render::render_dir(dir)?;
+fn plot(dir: &std::path::Path) -> Result<Exit, Error> {
+    let r = crate::render::render_dir(dir).map_err(Error::input)?;
     println!("{}: wrote {}", dir.display(), r.files.join(", "));
-    if !r.failures.is_empty() {
-        for f in &r.failures {
-            eprintln!("plot not drawn: {f}");
-        }
-        anyhow::bail!(
-            "{} plot(s) could not be drawn (listed above and in report.md)",
-            r.failures.len()
-        );
+    for w in &r.warnings {
+        eprintln!("note: {w}");
     }
-    Ok(())
+    if r.failures.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    for f in &r.failures {
+        eprintln!("plot not drawn: {f}");
+    }
+    eprintln!(
+        "{} plot(s) could not be drawn (listed above and in report.md)",
+        r.failures.len()
+    );
+    Ok(Exit::SomeFailed)
 }
 
-fn validate(paths: &[PathBuf], dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn validate(paths: &[PathBuf], dir: Option<PathBuf>) -> Result<Exit, Error> {
     let dir = resolve_dir(dir)?;
     let host = scenario::Host::current();
     let mut failed = 0;
     for path in paths {
         let checked = scenario::load(path, &host)
             .map_err(anyhow::Error::from)
-            .and_then(|s| plan::resolve_runtimes(&s, None, &dir).map(|_| s));
+            .and_then(|s| plan::check(&s, &dir).map(|notes| (s, notes)));
         match checked {
-            Ok(s) => println!("{}: ok ({})", path.display(), s.name),
+            Ok((s, notes)) => {
+                println!("{}: ok ({})", path.display(), s.name);
+                for n in notes {
+                    println!("  note: {n}");
+                }
+            }
             Err(e) => {
                 eprintln!("error: {e:#}");
                 failed += 1;
@@ -334,9 +323,12 @@ fn validate(paths: &[PathBuf], dir: Option<PathBuf>) -> anyhow::Result<()> {
         }
     }
     if failed > 0 {
-        anyhow::bail!("{failed} of {} scenario(s) invalid", paths.len());
+        return Err(Error::input(anyhow::anyhow!(
+            "{failed} of {} scenario(s) invalid",
+            paths.len()
+        )));
     }
-    Ok(())
+    Ok(Exit::Ok)
 }
 
 fn run_all(
@@ -346,52 +338,57 @@ fn run_all(
     options: &run::RunOptions,
     dry_run: bool,
     dir: Option<PathBuf>,
-) -> anyhow::Result<i32> {
+) -> Result<Exit, Error> {
     let dir = resolve_dir(dir)?;
     let host = scenario::Host::current();
     // Check every scenario before running any, so a typo in the third file costs nothing.
     let mut plans = Vec::new();
     for path in paths {
         let s = scenario::load(path, &host)?;
-        plans.push(plan::plan(&s, overrides, &dir)?);
+        plans.push(plan::plan(&s, overrides, &dir).map_err(Error::input)?);
     }
     if dry_run {
         for p in &plans {
             print!("{}", plan::describe(p));
         }
-        return Ok(exit::OK);
+        return Ok(Exit::Ok);
     }
-    let mut code = exit::OK;
+    let mut exit = Exit::Ok;
     for p in &plans {
         let outcome = run::run_plan(p, out, options)?;
-        eprintln!("{}", results::console_table(&outcome.summary));
+        eprint!("{}", crate::terminal::final_table(&outcome.summary));
+        if let Some(e) = outcome.stopped_by {
+            return Err(e);
+        }
         if let Some(sig) = outcome.interrupted {
             // The scenarios after this one are not started.
-            return Ok(crate::interrupt::exit_code(sig));
+            return Ok(Exit::Signal(sig));
         }
         // A skipped runtime cannot take part by its nature; it is not a failure.
         if outcome.summary.iter().any(|r| {
             matches!(
                 r.status,
-                results::RowStatus::Failed | results::RowStatus::Interrupted
+                crate::results::RowStatus::Failed | crate::results::RowStatus::Interrupted
             )
         }) {
-            code = exit::SOME_FAILED;
-        } else if p.scenario.search.is_none() && outcome.summary.iter().any(|r| r.slo == "fail") {
+            exit = Exit::SomeFailed;
+        } else if p.scenario.search.is_none()
+            && outcome.summary.iter().any(|r| r.slo == "fail")
+            && exit == Exit::Ok
+        {
             // A capacity search fails probes by design; elsewhere a broken threshold is news.
-            if code == exit::OK {
-                code = exit::SLO_FAILED;
-            }
+            exit = Exit::SloFailed;
         }
     }
-    Ok(code)
+    Ok(exit)
 }
 
-fn settings(baseline_nights: usize, noise_pct: f64) -> anyhow::Result<nightly::verdict::Settings> {
-    anyhow::ensure!(
-        noise_pct.is_finite() && (0.0..100.0).contains(&noise_pct),
-        "--noise is a percentage between 0 and 100, got {noise_pct}"
-    );
+fn settings(baseline_nights: usize, noise_pct: f64) -> Result<nightly::verdict::Settings, Error> {
+    if !(noise_pct.is_finite() && (0.0..100.0).contains(&noise_pct)) {
+        return Err(Error::input(anyhow::anyhow!(
+            "--noise is a percentage between 0 and 100, got {noise_pct}"
+        )));
+    }
     Ok(nightly::verdict::Settings {
         baseline_nights,
         noise: noise_pct / 100.0,
@@ -406,7 +403,7 @@ fn run_nightly(
     noise: f64,
     trials: usize,
     plugin_dir: Option<PathBuf>,
-) -> anyhow::Result<i32> {
+) -> Result<Exit, Error> {
     let opts = nightly::Options {
         scenarios_dir: scenarios,
         out,
@@ -417,12 +414,14 @@ fn run_nightly(
     let night = nightly::run(&opts)?;
     let md = std::fs::read_to_string(night.dir.join("nightly.md")).unwrap_or_default();
     println!("{md}");
-    Ok(if night.regressions > 0 {
-        exit::REGRESSION
+    Ok(if let Some(sig) = night.interrupted {
+        Exit::Signal(sig)
+    } else if night.regressions > 0 {
+        Exit::Regression
     } else if night.failed_trials > 0 {
-        exit::SOME_FAILED
+        Exit::SomeFailed
     } else {
-        exit::OK
+        Exit::Ok
     })
 }
 
@@ -431,12 +430,13 @@ fn compare(
     b: &std::path::Path,
     noise: f64,
     force: bool,
-) -> anyhow::Result<i32> {
-    let (md, regressions) = nightly::compare(a, b, &settings(1, noise)?, force)?;
+) -> Result<Exit, Error> {
+    let (md, regressions) =
+        nightly::compare(a, b, &settings(1, noise)?, force).map_err(Error::input)?;
     println!("{md}");
     Ok(if regressions > 0 {
-        exit::REGRESSION
+        Exit::Regression
     } else {
-        exit::OK
+        Exit::Ok
     })
 }

@@ -7,7 +7,9 @@
 
 pub mod audit;
 pub mod authoring;
+pub mod budget;
 pub mod cli;
+pub mod error;
 pub mod histograms;
 pub mod interrupt;
 pub mod loadgen;
@@ -32,4 +34,5 @@ pub mod serve_child;
 pub mod stats;
 pub mod supervise;
 pub mod sys;
+pub mod terminal;
 pub mod timeline;

@@ -56,7 +56,6 @@ impl TapNamespace {
         if !Path::new("/dev/net/tun").exists() {
             return Err(NetnsError::NoTun);
         }
-        remove_stale();
         let name = format!(
             "{PREFIX}{}-{}",
             std::process::id(),
@@ -150,24 +149,56 @@ fn ip(args: &[&str]) -> Result<(), NetnsError> {
 }
 
 /// Deletes namespaces left by runbench processes that no longer exist (a runner killed with
-/// SIGKILL cannot run its guards). Namespaces of live processes, and any not named by this
-/// module, are left alone.
-fn remove_stale() {
+/// SIGKILL cannot run its guards), saying so in the log; called at the start of every run.
+/// Namespaces whose owner process still exists, and any not named by this module, are left
+/// alone.
+pub fn remove_stale() {
     let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
+        let Some(pid) = owner(&name) else { continue };
+        if owner_alive(pid) {
             continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = ip(&["-n", &name, "link", "del", TAP_DEVICE]);
-            let _ = ip(&["netns", "del", &name]);
         }
+        let _ = ip(&["-n", &name, "link", "del", TAP_DEVICE]);
+        match ip(&["netns", "del", &name]) {
+            Ok(()) => {
+                crate::progress::log(&format!(
+                    "removed network namespace {name}: left by runbench process {pid}, which is \
+                     gone (killed before it could clean up)"
+                ));
+            }
+            Err(e) => crate::progress::log(&format!(
+                "stale network namespace {name} (its runbench process {pid} is gone) could not \
+                 be removed: {e}"
+            )),
+        }
+    }
+}
+
+/// The runner pid in a `runbench-<pid>-<n>` name.
+fn owner(name: &str) -> Option<u32> {
+    let (pid, n) = name.strip_prefix(PREFIX)?.split_once('-')?;
+    n.parse::<u32>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether process `pid` still exists. Any process counts, not only one called runbench: the
+/// namespace may belong to a test binary or a program embedding the library, and a reused pid
+/// only delays the clean-up to a later run.
+fn owner_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_runbench_names_have_an_owner() {
+        assert_eq!(super::owner("runbench-123-0"), Some(123));
+        assert_eq!(super::owner("runbench-123"), None);
+        assert_eq!(super::owner("other-123-0"), None);
+        assert_eq!(super::owner("runbench-x-0"), None);
     }
 }

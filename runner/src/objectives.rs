@@ -10,6 +10,21 @@ pub struct Judgement {
     pub pass: bool,
     /// What was broken, e.g. `p99 6.20 ms > 5 ms`.
     pub broken: Vec<String>,
+    /// The same, as values (what the capacity search weighs against the client's lateness).
+    pub limits: Vec<Broken>,
+}
+
+/// One broken limit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Broken {
+    Latency {
+        measured_us: f64,
+        limit_us: f64,
+    },
+    /// The row has no value for a limited percentile.
+    Missing,
+    Errors,
+    Achieved,
 }
 
 fn latency_us(row: &SummaryRow, p: Percentile) -> Option<f64> {
@@ -28,17 +43,27 @@ pub fn judge(slo: &Slo, row: &SummaryRow) -> Option<Judgement> {
         return None;
     }
     let mut broken = Vec::new();
+    let mut limits = Vec::new();
     for &(p, limit) in &slo.latency {
         let limit_us = limit.as_secs_f64() * 1e6;
         match latency_us(row, p) {
             Some(v) if v <= limit_us => {}
-            Some(v) => broken.push(format!(
-                "{} {} > {}",
-                p.key(),
-                fmt_us(v),
-                humantime::format_duration(limit)
-            )),
-            None => broken.push(format!("{} not measured", p.key())),
+            Some(v) => {
+                broken.push(format!(
+                    "{} {} > {}",
+                    p.key(),
+                    fmt_us(v),
+                    humantime::format_duration(limit)
+                ));
+                limits.push(Broken::Latency {
+                    measured_us: v,
+                    limit_us,
+                });
+            }
+            None => {
+                broken.push(format!("{} not measured", p.key()));
+                limits.push(Broken::Missing);
+            }
         }
     }
     if let Some(budget) = slo.errors {
@@ -58,6 +83,7 @@ pub fn judge(slo: &Slo, row: &SummaryRow) -> Option<Judgement> {
             broken.push(format!(
                 "errors {errors} (connection errors + unanswered) > {allowed}"
             ));
+            limits.push(Broken::Errors);
         }
     }
     if let (Some(min), Some(target), Some(achieved)) =
@@ -70,11 +96,13 @@ pub fn judge(slo: &Slo, row: &SummaryRow) -> Option<Judgement> {
                 ratio * 100.0,
                 min * 100.0
             ));
+            limits.push(Broken::Achieved);
         }
     }
     Some(Judgement {
         pass: broken.is_empty(),
         broken,
+        limits,
     })
 }
 
@@ -138,10 +166,7 @@ mod tests {
             errors: Some(ErrorBudget::Count(0)),
             achieved: Some(0.99),
         };
-        assert_eq!(
-            judge(&slo, &row(4_000.0, 0, 0, 10_000.0)).unwrap().pass,
-            true
-        );
+        assert!(judge(&slo, &row(4_000.0, 0, 0, 10_000.0)).unwrap().pass);
         let j = judge(&slo, &row(6_200.0, 1, 2, 9_000.0)).unwrap();
         assert!(!j.pass);
         assert_eq!(

@@ -161,24 +161,16 @@ impl Plan {
         (connections, rate)
     }
 
-    /// Rough wall time of the whole plan, for --dry-run.
+    /// Rough wall time of the whole plan, for --dry-run and the progress line.
     pub fn estimate(&self) -> Duration {
-        let s = &self.scenario;
-        let per_step = |p: &Point| {
-            STEP_OVERHEAD
-                + Duration::from_millis(p.connections as u64 / 20)
-                + s.load.total()
-                + s.shutdown.grace.min(Duration::from_secs(1))
-        };
-        self.steps
-            .iter()
-            .map(|st| per_step(&self.points[st.point]))
-            .sum()
+        self.steps.iter().map(|st| self.step_estimate(st)).sum()
+    }
+
+    /// Rough wall time of one step.
+    pub fn step_estimate(&self, step: &Step) -> Duration {
+        crate::budget::plan_step_time(&self.scenario, self.points[step.point].connections)
     }
 }
-
-/// Start-up, connect and cooldown per measurement, beyond the load itself (observed on loopback).
-const STEP_OVERHEAD: Duration = Duration::from_millis(700);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -193,6 +185,76 @@ pub enum PlanError {
     NoPlugins { dir: std::path::PathBuf },
     #[error("{0}")]
     Preflight(String),
+    /// Bad command-line options (combinations the scenario alone cannot have).
+    #[error("{0}")]
+    Options(String),
+    #[error("{}: {}", scenario.display(), message)]
+    TooBig {
+        scenario: std::path::PathBuf,
+        message: String,
+    },
+}
+
+/// Refuses `--runtimes` that would run a runtime twice (as two "trials"), or that would be
+/// ignored beside `--plugin` or a `[target]`.
+fn check_runtime_options(s: &Scenario, o: &Overrides) -> Result<(), PlanError> {
+    let Some(names) = &o.runtimes else {
+        return Ok(());
+    };
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = names.iter().find(|n| !seen.insert(n.as_str())) {
+        return Err(PlanError::Options(format!(
+            "--runtimes lists `{twice}` twice; give each runtime once (use --repeat N for trials)"
+        )));
+    }
+    if !o.plugins.is_empty() {
+        return Err(PlanError::Options(
+            "--runtimes cannot be combined with --plugin: the plugin files given are what runs"
+                .into(),
+        ));
+    }
+    if s.target.is_some() {
+        return Err(PlanError::Options(format!(
+            "--runtimes cannot be used with {}: its [target] is the only server measured",
+            s.source.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Why `run` would refuse this scenario's target without `--allow-remote`, if it would.
+fn remote_target(s: &Scenario) -> Option<String> {
+    let t = s.target.as_ref()?;
+    (!t.address.ip().is_loopback()).then(|| {
+        format!(
+            "target {} is not a loopback address; runbench only loads other machines with \
+             --allow-remote",
+            t.address
+        )
+    })
+}
+
+/// What `validate` checks beyond the file itself: the runtimes exist and the plan's size with
+/// them. Returns notes on what `run` needs beyond the scenario (e.g. `--allow-remote`).
+pub fn check(s: &Scenario, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let subjects = match &s.target {
+        Some(_) => 1,
+        None => resolve_runtimes(s, None, dir)?.len(),
+    };
+    check_size(s, subjects)?;
+    Ok(remote_target(s)
+        .map(|why| format!("{why}: `runbench run` refuses it without that option"))
+        .into_iter()
+        .collect())
+}
+
+fn check_size(s: &Scenario, subjects: usize) -> Result<(), PlanError> {
+    crate::budget::check(s, subjects)
+        .map(|_| ())
+        .map_err(|message| PlanError::TooBig {
+            scenario: s.source.clone(),
+            message,
+        })
 }
 
 /// The plugins a scenario asks for (or every built one), in the order given.
@@ -323,15 +385,13 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
     if overrides.seed.is_some() {
         scenario.run.seed = overrides.seed;
     }
+    check_runtime_options(&scenario, overrides)?;
     let subjects = match &scenario.target {
         Some(t) => {
-            if !t.address.ip().is_loopback() && !overrides.allow_remote {
-                return Err(PlanError::Preflight(format!(
-                    "{}: target {} is not a loopback address; runbench only loads other machines with --allow-remote",
-                    scenario.source.display(),
-                    t.address
-                ))
-                .into());
+            if let Some(why) = remote_target(&scenario).filter(|_| !overrides.allow_remote) {
+                return Err(
+                    PlanError::Preflight(format!("{}: {why}", scenario.source.display())).into(),
+                );
             }
             vec![Subject::External(t.clone())]
         }
@@ -341,6 +401,8 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
             .map(Subject::Plugin)
             .collect(),
     };
+    // Before any point or step is built: a sweep may multiply to more than memory holds.
+    check_size(&scenario, subjects.len())?;
     let nofile_limit = crate::sys::raise_nofile()?;
     if scenario.server.processes_auto {
         scenario.server.processes = auto_processes(scenario.load.peak_connections(), nofile_limit);

@@ -23,7 +23,12 @@ impl ProcSample {
 /// This process's peak resident set since its last exec (VmHWM). Unlike wait4's ru_maxrss it does
 /// not count the memory the process had before exec (the parent's, for a spawned child).
 pub fn peak_rss_self() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss("self")
+}
+
+/// VmHWM of `/proc/<pid>` (`self` for this process).
+fn peak_rss(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))?
@@ -76,6 +81,50 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces), from field
+/// 3 (state) on.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// The live processes of process group `pgid` (zombies excluded: they hold nothing but a pid).
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            // proc(5): state is field 3, pgrp field 5.
+            stat_fields(pid).is_some_and(|f| {
+                f.first().is_some_and(|s| s != "Z" && s != "X")
+                    && f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+            })
+        })
+        .collect()
+}
+
+/// CPU time (user, system; each process's own plus its reaped children's) and the sum of the
+/// peak RSS of every live process of group `pgid`: what a command that forks used so far.
+pub fn group_usage(pgid: u32) -> Option<(f64, f64, u64)> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut total: Option<(f64, f64, u64)> = None;
+    for pid in group_members(pgid) {
+        let Some(f) = stat_fields(pid) else { continue };
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) as f64;
+        // utime 14, stime 15, cutime 16, cstime 17; `f` starts at field 3.
+        let t = total.get_or_insert((0.0, 0.0, 0));
+        t.0 += (num(11) + num(13)) / ticks;
+        t.1 += (num(12) + num(14)) / ticks;
+        t.2 += peak_rss(&pid.to_string()).unwrap_or(0);
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -83,5 +132,36 @@ mod tests {
         let s = super::sample(std::process::id()).expect("own /proc entry");
         assert!(s.threads >= 1);
         assert!(s.rss_bytes > 0);
+    }
+
+    #[test]
+    fn a_process_group_is_found_and_measured_whole() {
+        use std::os::unix::process::CommandExt;
+        // A shell leading its own group, with a child of its own (`sleep` is not exec'd: the
+        // shell waits to run `true` after it).
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "sleep 5; true"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = sh.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut members = super::group_members(pgid);
+        while members.len() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            members = super::group_members(pgid);
+        }
+        assert_eq!(members.len(), 2, "{members:?}");
+        assert!(members.contains(&pgid));
+        let (_, _, rss) = super::group_usage(pgid).unwrap();
+        assert!(rss > 0);
+        // SAFETY: signalling the group of our own child.
+        unsafe { libc::kill(-(pgid as i32), libc::SIGKILL) };
+        sh.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !super::group_members(pgid).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(super::group_members(pgid).is_empty());
     }
 }

@@ -9,24 +9,27 @@ use std::path::Path;
 /// What was (and was not) written.
 pub struct Rendered {
     pub files: Vec<String>,
-    /// `file: why` for each chart that could not be drawn or written.
+    /// `file: why` for each chart that could not be drawn.
     pub failures: Vec<String>,
+    /// What could not be read but did not stop the drawing (also in report.md).
+    pub warnings: Vec<String>,
 }
 
-/// Draws every chart that applies and writes report.md. A chart that fails is named in
-/// `failures` and in the report; the others are still written.
+/// Draws every chart that applies and writes report.md. A chart that cannot be drawn is named
+/// in `failures` and in the report; the others are still written. A file that cannot be
+/// written ends the rendering with that [`crate::error::WriteError`] (disk full: the next
+/// would fail too), its temporary file removed.
 pub fn render_dir(dir: &Path) -> anyhow::Result<Rendered> {
     let data = RunData::load(dir)?;
-    let mut plots = plot::draw_all(&data);
+    let plots = plot::draw_all(&data);
     let mut rendered = Rendered {
         files: Vec::new(),
         failures: Vec::new(),
+        warnings: data.warnings.clone(),
     };
-    for p in &mut plots {
+    for p in &plots {
         if let Ok(png) = &p.png {
-            if let Err(e) = write_atomic(&dir.join(&p.file), png) {
-                p.png = Err(format!("{e:#}"));
-            }
+            write_atomic(&dir.join(&p.file), png)?;
         }
         match &p.png {
             Ok(_) => rendered.files.push(p.file.clone()),

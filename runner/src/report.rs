@@ -69,7 +69,7 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
     if !notes.is_empty() {
         md.push_str("## Notes\n\n");
         for (rt, text) in notes {
-            let _ = writeln!(md, "- **{rt}**: {text}");
+            let _ = writeln!(md, "- **{}**: {text}", cell(&rt));
         }
         md.push('\n');
     }
@@ -188,7 +188,8 @@ fn table(data: &RunData) -> String {
         .collect();
     let _ = writeln!(out, "| {} |", align.join(" | "));
     for r in ordered(data) {
-        let mut c: Vec<String> = vec![format!("**{}**", r.runtime())];
+        // Runtime names come from plugin headers too: escaped like every cell.
+        let mut c: Vec<String> = vec![format!("**{}**", cell(r.runtime()))];
         for &p in &swept {
             c.push(r.param(p).map_or("-".into(), |v| fmt_param(p, v)));
         }
@@ -297,9 +298,9 @@ fn flags(data: &RunData, plots: &[Plot]) -> Vec<String> {
             .filter_map(|&p| r.param(p).map(|v| p.describe(v)))
             .collect();
         let who = if at.is_empty() {
-            format!("**{}**", r.runtime())
+            format!("**{}**", cell(r.runtime()))
         } else {
-            format!("**{}** at {}", r.runtime(), at.join(", "))
+            format!("**{}** at {}", cell(r.runtime()), at.join(", "))
         };
         match r.row.status {
             RowStatus::Ok => {}
@@ -398,7 +399,7 @@ fn fixed(v: Option<f64>, decimals: usize) -> String {
 }
 
 /// 123456.7 -> "123,457".
-fn thousands(v: f64) -> String {
+pub(crate) fn thousands(v: f64) -> String {
     let n = v.round() as i64;
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();

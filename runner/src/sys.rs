@@ -87,6 +87,14 @@ pub fn kill(pid: u32, signal: i32) {
     }
 }
 
+/// Signals every process of group `pgid` (a target command and whatever it started).
+pub fn kill_group(pgid: u32, signal: i32) {
+    // SAFETY: signalling a group led by our own child; kill(-pgid) only reaches that group.
+    unsafe {
+        libc::kill(-(pgid as i32), signal);
+    }
+}
+
 /// TCP sockets to or from `port` that are closing but not yet in TIME_WAIT (FIN_WAIT*,
 /// CLOSE_WAIT, LAST_ACK, CLOSING): what a just-stopped server leaves behind.
 pub fn closing_sockets(port: u16) -> usize {
@@ -210,4 +218,34 @@ pub fn thread_cpu_wait() -> Option<std::time::Duration> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
     Some(std::time::Duration::from_nanos(ns))
+}
+
+/// Opens `path` for reading if it is a regular file, refusing anything else before a byte is
+/// read: a FIFO with no writer would block in `open` (and Ctrl-C only sets a flag while a
+/// command runs, so it would wait forever), a device could stream without end. Opened
+/// non-blocking and checked on the descriptor, so the check and the read see the same file
+/// (O_NONBLOCK does nothing to a regular file's reads).
+pub fn open_regular(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let ft = file.metadata()?.file_type();
+    if ft.is_file() {
+        return Ok(file);
+    }
+    let what = if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("it is {what}; give a regular file"),
+    ))
 }

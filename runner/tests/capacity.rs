@@ -50,8 +50,11 @@ fn the_search_finds_a_known_capacity_and_a_tighter_slo_a_lower_one() {
     let loose = run_ok(dir.path(), "loose", &search("p99 = \"50ms\""));
     let c = capacity_of(&loose);
     let (cap, hi) = (num(&c, "capacity"), num(&c, "interval_high"));
+    // 100 µs of CPU per request on one thread: never more than 10,000/s. The open load may beat
+    // the closed loop's maximum a little (pipelined requests share the server's syscalls), but
+    // not by the tail-latency margin an SLO leaves, nor fall far below it.
     assert!(
-        cap <= max * 1.05 && cap >= 0.7 * max,
+        cap < 10_000.0 && cap >= 0.7 * max,
         "capacity {cap}/s against a closed-loop maximum of {max}/s: {c:?}"
     );
     assert!(
@@ -138,7 +141,7 @@ errors = 0
         "--out",
         out_dir.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
     let row = only_row(&out_dir.join("slo/latest"));
     assert_eq!(row["status"], "ok");
     assert_eq!(row["slo"], "fail");

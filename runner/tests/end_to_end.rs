@@ -74,18 +74,44 @@ fn smoke_run_against_tokio_writes_a_clean_row() {
 }
 
 #[test]
-fn fifty_thousand_connections_stop_at_the_preflight_with_exit_code_2() {
+fn fifty_thousand_connections_in_one_server_process_stop_at_the_preflight_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
     let out = runbench(&[
         "run",
         concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/50k.toml"),
+        "--server-processes",
+        "1",
         "--out",
-        "/nonexistent",
+        dir.path().join("o").to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let msg = text(&out);
     assert!(msg.contains("50000 connections"), "{msg}");
     assert!(msg.contains("--server-processes 3"), "{msg}");
     assert!(msg.contains("--connections"), "{msg}");
+    assert!(!dir.path().join("o").exists(), "nothing written");
+}
+
+#[test]
+fn fifty_thousand_connections_get_as_many_server_processes_as_the_open_files_limit_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = runbench(&[
+        "run",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/50k.toml"),
+        "--runtimes",
+        "tokio,embassy",
+        "--dry-run",
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (_, hard) = runbench::sys::nofile_limit().unwrap();
+    let want = runbench::plan::auto_processes(50_000, hard);
+    let msg = text(&out);
+    assert!(
+        msg.contains(&format!("{want} server process(es)")),
+        "processes = \"auto\" under a limit of {hard}: {msg}"
+    );
 }
 
 #[test]

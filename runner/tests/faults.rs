@@ -154,18 +154,7 @@ fn a_server_that_never_becomes_ready_is_killed_at_the_startup_timeout() {
 #[test]
 fn a_server_that_ignores_the_stop_signal_is_killed_and_reported_as_an_overrun() {
     let (row, _, _) = run_fault("ignore-stop", &[]);
-    assert!(
-        row["error"].contains("shutdown overrun"),
-        "{}",
-        row["error"]
-    );
-    assert_eq!(row["shutdown_overrun"], "true");
-    // Killed at grace (1 s) + the runner's 2 s margin, not left running.
-    let shutdown = num(&row, "shutdown_ms");
-    assert!(
-        (3000.0..6000.0).contains(&shutdown),
-        "shutdown_ms {shutdown}"
-    );
+    assert_killed_as_overrun(&row);
     // What it measured before is still there.
     assert!(num(&row, "requests") > 0.0);
 }
@@ -209,22 +198,6 @@ fn a_steady_leak_shows_in_the_timeline_and_fails_the_row() {
     assert!(rss("tokio").iter().all(|&b| b > 0.0));
 }
 
-/// Waits for `child` at most `limit`; kills it (and fails) past that.
-fn wait_with_limit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("runbench did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The run folder's CSV files and `latest` link, read while the run may be rewriting them:
 /// each must parse whole (the csv reader refuses rows of unequal length).
 fn check_files_whole(run_root: &Path) {
@@ -256,23 +229,11 @@ fn ctrl_c_mid_run_stops_the_server_keeps_what_was_measured_and_exits_130() {
     let stall = plugin_file("runbench_testplugin_stall");
     // In a process group of its own, as a shell runs a command, so that Ctrl-C can be sent the
     // way a terminal sends it: to the whole foreground group.
-    let mut child = tagged_command(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--plugin",
-            tokio.to_str().unwrap(),
-            "--plugin",
-            stall.to_str().unwrap(),
-        ],
-        dir.path(),
-    )
-    .process_group(0)
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = run_command(dir.path(), &scenario, &out_dir, &[&tokio, &stall])
+        .process_group(0)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let run_root = out_dir.join("faults");
     // The first runtime is done once summary.csv has a row; then wait for the second one's
     // load, reading the files all the while.
@@ -345,24 +306,53 @@ fn ctrl_c_mid_run_stops_the_server_keeps_what_was_measured_and_exits_130() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
+/// Waits for a run (of `start_run_under_load`) that `signal` stopped: its exit code, no child
+/// left, and its one run folder marked interrupted by it. Returns the folder.
+fn assert_stopped_by(
+    child: &mut std::process::Child,
+    dir: &Path,
+    signal: &str,
+    code: i32,
+) -> std::path::PathBuf {
+    let status = wait_with_limit(child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(code), "{signal}");
+    assert_no_children_left(dir);
+    let run = only_run_folder(&dir.join("out/faults"));
+    let meta = read_meta(&run);
+    assert_eq!(meta["status"], "interrupted");
+    assert_eq!(meta["interrupted_by"], signal);
+    run
+}
+
+/// `runbench run <scenario> --out <out> --plugin <lib>...`, its processes tagged with `tag`.
+fn run_command(
+    tag: &Path,
+    scenario: &Path,
+    out: &Path,
+    plugins: &[&Path],
+) -> std::process::Command {
+    let mut args = vec![
+        "run".to_string(),
+        scenario.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    for p in plugins {
+        args.push("--plugin".into());
+        args.push(p.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    tagged_command(&args, tag)
+}
+
 /// Starts a one-runtime run of `plugin` and returns once its load is running.
 fn start_run_under_load(plugin: &str, dir: &Path) -> std::process::Child {
     let scenario = write(dir, "faults.toml", SCENARIO);
     let lib = plugin_file(plugin);
-    let child = tagged_command(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            dir.join("out").to_str().unwrap(),
-            "--plugin",
-            lib.to_str().unwrap(),
-        ],
-        dir,
-    )
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let child = run_command(dir, &scenario, &dir.join("out"), &[&lib])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     assert!(
         wait_for_process(dir, " loadgen ", Duration::from_secs(20)),
         "no load generator started"
@@ -371,23 +361,27 @@ fn start_run_under_load(plugin: &str, dir: &Path) -> std::process::Child {
     child
 }
 
+/// SIGTERM, and SIGHUP (a closed terminal or ssh session, which used to kill the run with
+/// meta.json still `running`), stop the run cleanly with 128 + the signal.
 #[test]
-fn sigterm_stops_the_run_with_exit_code_143_and_the_row_marked_interrupted() {
+fn sigterm_or_sighup_stops_the_run_with_128_plus_the_signal_and_the_row_marked_interrupted() {
     let _g = load_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = start_run_under_load("runbench_plugin_tokio", dir.path());
-    signal(&child, libc::SIGTERM);
-    let status = wait_with_limit(&mut child, Duration::from_secs(15));
-    assert_eq!(status.code(), Some(143));
-    assert_no_children_left(dir.path());
-    let rows = csv_rows(&dir.path().join("out/faults/latest/summary.csv"));
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0]["status"], "interrupted");
-    assert!(rows[0]["error"].contains("SIGTERM"), "{}", rows[0]["error"]);
-    let meta = std::fs::read_to_string(dir.path().join("out/faults/latest/meta.json")).unwrap();
-    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
-    assert_eq!(meta["interrupted_by"], "SIGTERM");
-    assert_eq!(meta["steps_done"], 0);
+    for (sig, name, code) in [
+        (libc::SIGTERM, "SIGTERM", 143),
+        (libc::SIGHUP, "SIGHUP", 129),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = start_run_under_load("runbench_plugin_tokio", dir.path());
+        signal(&child, sig);
+        let run = assert_stopped_by(&mut child, dir.path(), name, code);
+        let rows = csv_rows(&run.join("summary.csv"));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["status"], "interrupted");
+        assert!(rows[0]["error"].contains(name), "{}", rows[0]["error"]);
+        assert_eq!(read_meta(&run)["steps_done"], 0);
+        // Nothing was measured, so `latest` did not move to this run.
+        assert!(std::fs::symlink_metadata(dir.path().join("out/faults/latest")).is_err());
+    }
 }
 
 /// SIGKILL gives the runner no chance to clean up; its children must still go, even a server
@@ -461,5 +455,440 @@ fn a_serve_child_stops_by_itself_when_its_stdin_closes() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("\"report\"")), "{rest:?}");
     drop(held);
+    assert_no_children_left(dir.path());
+}
+
+/// The terminal itself goes away: its stderr is a pseudo-terminal whose other end is closed
+/// (every later write fails with EIO) and SIGHUP arrives. The run must still stop cleanly
+/// and mark its files, not die on its first log line.
+#[test]
+fn a_closed_terminal_does_not_kill_the_run_before_it_marks_its_files() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty fills two descriptors we then own.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // Not inherited by runbench: a copy of the master there would keep the terminal alive.
+    // SAFETY: fcntl on a descriptor we own.
+    assert_eq!(
+        unsafe { libc::fcntl(master, libc::F_SETFD, libc::FD_CLOEXEC) },
+        0
+    );
+    // SAFETY: both descriptors are ours and open.
+    let (master, slave) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    // The "terminal": drain what the run writes until told to hang up, then close it.
+    let hang_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let terminal = {
+        let hang_up = hang_up.clone();
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let mut master = master;
+            let mut buf = [0u8; 4096];
+            while !hang_up.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut pfd = libc::pollfd {
+                    fd: master.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: polling one descriptor we own.
+                if unsafe { libc::poll(&mut pfd, 1, 20) } > 0
+                    && std::io::Read::read(&mut master, &mut buf).is_err()
+                {
+                    break;
+                }
+            }
+            // Dropped here: the terminal is gone.
+        })
+    };
+    let scenario = write(dir.path(), "faults.toml", SCENARIO);
+    let lib = plugin_file("runbench_plugin_tokio");
+    let mut child = run_command(dir.path(), &scenario, &dir.path().join("out"), &[&lib])
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_process(dir.path(), " loadgen ", Duration::from_secs(20)),
+        "no load generator started"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // Hang up: the terminal's other end closes, then the signal comes.
+    hang_up.store(true, std::sync::atomic::Ordering::SeqCst);
+    terminal.join().unwrap();
+    signal(&child, libc::SIGHUP);
+    assert_stopped_by(&mut child, dir.path(), "SIGHUP", 129);
+}
+
+/// The nightly had no signal handling: the run folder stayed `running`, an empty
+/// nightly/<time>/ was left, nothing said what happened. Now a signal stops it like `run`
+/// (130 / 143), its run folder is marked interrupted, nothing is judged and the history file
+/// is byte for byte what it was.
+#[test]
+fn an_interrupted_nightly_judges_nothing_and_leaves_the_history_untouched() {
+    let _g = load_lock();
+    for (sig, code, name) in [
+        (libc::SIGINT, 130, "SIGINT"),
+        (libc::SIGTERM, 143, "SIGTERM"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let scenarios = dir.path().join("nightly");
+        std::fs::create_dir(&scenarios).unwrap();
+        write(
+            &scenarios,
+            "echo.toml",
+            &SCENARIO.replace(
+                "name = \"faults\"",
+                "name = \"echo\"\nruntimes = [\"tokio\"]",
+            ),
+        );
+        let out_dir = dir.path().join("out");
+        let history = out_dir.join("history/echo.csv");
+        std::fs::create_dir_all(history.parent().unwrap()).unwrap();
+        let before = "timestamp,git_commit,runtime,runtime_version,connections,payload_bytes,\
+            server_threads,max_connections,target_rate,trial,host_cpu,host_cores,host_kernel,\
+            requests_per_sec,p99_us,p50_us,server_cpu_us_per_request,server_rss_peak_bytes,run_dir\n\
+            2025-01-01T00:00:00Z,abc,tokio,1.0,20,64,1,0,,0,CPU,2,6.1,1000.0,900.0,100.0,10.0,8000000,echo/x\n";
+        std::fs::write(&history, before).unwrap();
+        let mut child = tagged_command(
+            &[
+                "nightly",
+                "--scenarios",
+                scenarios.to_str().unwrap(),
+                "--out",
+                out_dir.to_str().unwrap(),
+                "--trials",
+                "2",
+                "--plugin-dir",
+                target_dir().to_str().unwrap(),
+            ],
+            dir.path(),
+        )
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        assert!(
+            wait_for_process(dir.path(), " loadgen ", Duration::from_secs(20)),
+            "no load generator started"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: signalling the process group of our own child, as a terminal would.
+        assert_eq!(unsafe { libc::kill(-(child.id() as i32), sig) }, 0);
+        let status = wait_with_limit(&mut child, Duration::from_secs(15));
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+        assert_eq!(status.code(), Some(code), "{log}");
+        assert_no_children_left(dir.path());
+        assert_eq!(
+            std::fs::read_to_string(&history).unwrap(),
+            before,
+            "history changed"
+        );
+        let run = only_run_folder(&out_dir.join("echo"));
+        let meta = read_meta(&run);
+        assert_eq!(meta["status"], "interrupted", "{name}");
+        assert_eq!(meta["interrupted_by"], name);
+        let night = only_run_folder(&out_dir.join("nightly"));
+        let md = std::fs::read_to_string(night.join("nightly.md")).unwrap();
+        assert!(
+            md.contains(&format!(
+                "**Interrupted by {name}** after 0 of 1 scenario(s)"
+            )),
+            "{md}"
+        );
+        assert!(md.contains("no history file was changed"), "{md}");
+        assert!(
+            !night.join("verdicts.csv").exists(),
+            "verdicts from a partial night"
+        );
+        assert!(
+            std::fs::symlink_metadata(out_dir.join("nightly/latest")).is_err(),
+            "nightly/latest moved to a partial night"
+        );
+    }
+}
+
+/// A write that fails after measuring exited 2 ("bad input; nothing was run"), printed no table
+/// and left temporary files. Now: exit 4, the message names the file, the table of what was
+/// measured is printed, no temporary file is left, the CSV files hold the measurement and
+/// meta.json says `write_failed`. Files of 48 KB fit, the plots (about 100 KB) do not.
+#[test]
+fn a_write_that_fails_after_measuring_exits_4_naming_the_file_and_keeps_the_results() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "faults.toml", SCENARIO);
+    let out_dir = dir.path().join("out");
+    let lib = plugin_file("runbench_plugin_tokio");
+    let mut cmd = run_command(dir.path(), &scenario, &out_dir, &[&lib]);
+    limit(&mut cmd, Limit::FileSize(48 * 1024));
+    let out = output_within(&mut cmd, Duration::from_secs(60));
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{log}");
+    assert_no_children_left(dir.path());
+    let run = only_run_folder(&out_dir.join("faults"));
+    assert!(
+        log.contains(&format!("error: could not write {}/", run.display()))
+            && log.contains(".png: File too large"),
+        "{log}"
+    );
+    // The table of what was measured is on the terminal.
+    assert!(
+        log.lines()
+            .any(|l| l.trim_start().starts_with("tokio") && l.ends_with("ok")),
+        "{log}"
+    );
+    assert!(
+        temporary_files(&run).is_empty(),
+        "{:?}",
+        temporary_files(&run)
+    );
+    let rows = csv_rows(&run.join("summary.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "ok");
+    assert!(num(&rows[0], "requests") > 0.0);
+    let meta = read_meta(&run);
+    assert_eq!(meta["status"], "write_failed");
+    assert!(
+        meta["write_error"]
+            .as_str()
+            .unwrap()
+            .contains(".png: File too large"),
+        "{meta}"
+    );
+    assert_eq!(meta["steps_done"], 1);
+    // Something was measured: `latest` points here.
+    assert_eq!(
+        std::fs::canonicalize(out_dir.join("faults/latest")).unwrap(),
+        std::fs::canonicalize(&run).unwrap()
+    );
+
+    // So small that not even meta.json fits: exit 4 before measuring, and no empty run folder.
+    let mut cmd = run_command(dir.path(), &scenario, &dir.path().join("out2"), &[&lib]);
+    limit(&mut cmd, Limit::FileSize(512));
+    let out = output_within(&mut cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("meta.json: File too large"),
+        "{}",
+        text(&out)
+    );
+    assert!(run_folders(&dir.path().join("out2/faults")).is_empty());
+}
+
+/// A plan over an hour says how long it will take, and how to stop it, before it starts.
+#[test]
+fn a_plan_over_an_hour_prints_its_estimate_before_it_starts() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "faults.toml",
+        &SCENARIO.replace("duration = \"2s\"", "duration = \"2h\""),
+    );
+    let lib = plugin_file("runbench_plugin_tokio");
+    let mut child = run_command(dir.path(), &scenario, &dir.path().join("out"), &[&lib])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        let starting = line.contains("[tokio] starting");
+        seen.push(line);
+        if starting {
+            break;
+        }
+    }
+    signal(&child, libc::SIGTERM);
+    let status = wait_with_limit(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(143), "{seen:?}");
+    let plan = seen
+        .iter()
+        .position(|l| l.starts_with("plan: 1 measurement(s), estimated 2h"))
+        .unwrap_or_else(|| panic!("no estimate line: {seen:?}"));
+    assert!(
+        seen[plan].contains("Ctrl-C stops it and keeps what was measured"),
+        "{seen:?}"
+    );
+    assert!(
+        plan < seen.len() - 1,
+        "the estimate comes before the first step: {seen:?}"
+    );
+    assert_no_children_left(dir.path());
+}
+
+/// Two runs started in the same second shared one folder and one summary was lost. Each now
+/// gets its own folder with its own rows.
+#[test]
+fn two_runs_started_together_keep_separate_folders() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "faults.toml",
+        &SCENARIO.replace("duration = \"2s\"", "duration = \"1s\""),
+    );
+    let out_dir = dir.path().join("out");
+    let spawn = |lib: &str| {
+        let lib = plugin_file(lib);
+        run_command(dir.path(), &scenario, &out_dir, &[&lib])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = spawn("runbench_plugin_tokio");
+    let mut b = spawn("runbench_plugin_epoll");
+    for c in [&mut a, &mut b] {
+        let status = wait_with_limit(c, Duration::from_secs(60));
+        assert_eq!(status.code(), Some(0));
+    }
+    let folders = run_folders(&out_dir.join("faults"));
+    assert_eq!(folders.len(), 2, "{folders:?}");
+    let mut runtimes: Vec<String> = folders
+        .iter()
+        .flat_map(|f| csv_rows(&f.join("summary.csv")))
+        .map(|r| r["runtime"].clone())
+        .collect();
+    runtimes.sort();
+    assert_eq!(runtimes, ["epoll", "tokio"]);
+    assert_no_children_left(dir.path());
+}
+
+/// A runner killed with SIGKILL during an embassy run cannot delete its network namespace. The
+/// next run, of any runtime (here tokio), removes it and says so.
+#[test]
+fn a_namespace_left_by_a_killed_run_is_removed_by_the_next_run_of_any_runtime() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: creating a network namespace needs root");
+        return;
+    }
+    if std::process::Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("skipped: iproute2's `ip` is not installed");
+        return;
+    }
+    let _g = load_lock();
+    // A pid that was a process and is no more: the namespace's owner is gone.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let name = format!("runbench-{pid}-0");
+    let added = std::process::Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .unwrap();
+    assert!(added.success(), "ip netns add {name}");
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "faults.toml",
+        &SCENARIO
+            .replace("duration = \"2s\"", "duration = \"200ms\"")
+            .replace("warmup = \"500ms\"", "warmup = \"0s\""),
+    );
+    let lib = plugin_file("runbench_plugin_tokio");
+    let out = run_command(dir.path(), &scenario, &dir.path().join("out"), &[&lib])
+        .output()
+        .unwrap();
+    let still_there = Path::new("/run/netns").join(&name).exists();
+    if still_there {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &name])
+            .status();
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!still_there, "{name} was not removed:\n{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "removed network namespace {name}: left by runbench process {pid}, which is gone"
+        )),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A write that fails between two measurements: every file stays as it was after the first
+/// (the second step's files are replaced together or not at all), the run stops with exit 4,
+/// and the second measurement is still shown in the table. The failure is made by a folder
+/// where the second step's temporary latency.hlog would go.
+#[test]
+fn a_write_failing_mid_run_leaves_every_file_as_after_the_last_complete_step() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "faults.toml", SCENARIO);
+    let out_dir = dir.path().join("out");
+    let tokio = plugin_file("runbench_plugin_tokio");
+    let epoll = plugin_file("runbench_plugin_epoll");
+    let child = run_command(dir.path(), &scenario, &out_dir, &[&tokio, &epoll])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let root = out_dir.join("faults");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        assert!(Instant::now() < deadline, "the first step did not finish");
+        let done = std::fs::read_to_string(root.join("latest/summary.csv"))
+            .is_ok_and(|t| t.lines().count() == 2);
+        if done {
+            break std::fs::canonicalize(root.join("latest")).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let before: Vec<(String, Vec<u8>)> = ["summary.csv", "latency.hlog", "meta.json"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(run.join(f)).unwrap()))
+        .collect();
+    let blocker = run.join(format!(".latency.hlog.tmp-{pid}"));
+    std::fs::create_dir(&blocker).unwrap();
+    let mut child = child;
+    let status = wait_with_limit(&mut child, Duration::from_secs(30));
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert_eq!(status.code(), Some(4), "{log}");
+    assert!(
+        log.contains(&format!(
+            "error: could not write {}",
+            run.join("latency.hlog").display()
+        )),
+        "{log}"
+    );
+    std::fs::remove_dir(&blocker).unwrap();
+    assert!(
+        temporary_files(&run).is_empty(),
+        "{:?}",
+        temporary_files(&run)
+    );
+    // The CSV files and the histogram log are those of the first step.
+    for (f, bytes) in &before[..2] {
+        assert_eq!(&std::fs::read(run.join(f)).unwrap(), bytes, "{f} changed");
+    }
+    let meta = read_meta(&run);
+    assert_eq!(meta["status"], "write_failed");
+    assert_eq!(meta["steps_done"], 1);
+    // Both measurements are on the terminal.
+    for runtime in ["tokio", "epoll"] {
+        assert!(
+            log.lines()
+                .any(|l| l.trim_start().starts_with(runtime) && l.ends_with("ok")),
+            "{runtime}: {log}"
+        );
+    }
     assert_no_children_left(dir.path());
 }

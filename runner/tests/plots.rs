@@ -2,6 +2,8 @@
 //! documented size with something drawn on it, `runbench plot` redraws the same bytes from the
 //! CSV files, and a sweep gets its sweep chart.
 
+mod support;
+
 use runbench::measure::SPECTRUM;
 use runbench::render::render_dir;
 use runbench::results::{self, PercentileRow, RowStatus, SummaryRow};
@@ -322,4 +324,51 @@ fn runbench_plot_on_a_folder_without_results_names_what_it_needs() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has no summary.csv"), "{err}");
+}
+
+/// `runbench plot` on a summary holding `inf` and 1.7e308 looped forever allocating (24 GB
+/// before the kernel killed it). Now every chart is drawn from the finite values, the others
+/// are named, and the whole command stays within 1 GiB and a few seconds.
+#[test]
+fn plot_on_infinite_or_huge_values_draws_the_rest_and_says_what_it_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tokio = row("tokio", 100, Some(50_000.0));
+    tokio.requests_per_sec = Some(f64::INFINITY);
+    tokio.p99_us = Some(1.7e308);
+    let rows = vec![tokio, row("smol", 100, Some(40_000.0))];
+    std::fs::write(
+        dir.path().join("summary.csv"),
+        results::summary_csv(&rows).unwrap(),
+    )
+    .unwrap();
+    let mut pct = spectrum("tokio", 1.0);
+    pct[3].latency_us = f64::INFINITY;
+    pct.extend(spectrum("smol", 1.5));
+    std::fs::write(
+        dir.path().join("percentiles.csv"),
+        results::percentiles_csv(&pct).unwrap(),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbench"));
+    cmd.arg("plot").arg(dir.path());
+    support::limit(&mut cmd, support::Limit::Memory(1 << 30));
+    let out = support::output_within(&mut cmd, std::time::Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for part in [
+        "summary.csv row 2: `requests_per_sec` = inf is not a finite number",
+        "summary.csv row 2: `p99_us` = 1.7e308 is not a finite number",
+        "percentiles.csv row 5: `latency_us` = inf",
+        "left out of the plots",
+    ] {
+        assert!(err.contains(part), "missing {part:?} in:\n{err}");
+    }
+    check_png(&dir.path().join("throughput.png"), THROUGHPUT);
+    check_png(&dir.path().join("latency.png"), LATENCY);
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("`requests_per_sec` = inf is not a finite number"),
+        "{md}"
+    );
+    assert!(md.contains("| **smol** |"), "{md}");
 }

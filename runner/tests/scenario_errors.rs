@@ -255,3 +255,102 @@ fn slo_and_search_are_checked_with_what_is_allowed() {
     .unwrap();
     assert_eq!(s.search.unwrap().confirm, 3);
 }
+
+#[test]
+fn names_that_would_climb_out_of_the_output_folder_are_refused() {
+    for bad in ["..", ".", ".hidden", "a/b", ""] {
+        let msg = error(&GOOD.replace("name = \"t\"", &format!("name = \"{bad}\"")));
+        assert_all(
+            &msg,
+            &[
+                "scen/x.toml:1:8",
+                "`name`",
+                "starting with a letter or digit",
+            ],
+        );
+    }
+    let long = "n".repeat(101);
+    let msg = error(&GOOD.replace("name = \"t\"", &format!("name = \"{long}\"")));
+    assert_all(&msg, &["`name`", "1 to 100"]);
+}
+
+#[test]
+fn a_target_name_that_would_break_report_tables_is_refused() {
+    for bad in ["a|b", "two\\nlines", "x y"] {
+        let text =
+            GOOD.to_string() + &format!("[target]\naddress = \"127.0.0.1:7\"\nname = \"{bad}\"\n");
+        let msg = error(&text);
+        assert_all(
+            &msg,
+            &["scen/x.toml:12:8", "`target.name`", "letters, digits"],
+        );
+    }
+}
+
+#[test]
+fn a_measured_window_too_short_to_measure_is_refused() {
+    let msg = error(&GOOD.replace("duration = \"5s\"", "duration = \"1ns\""));
+    assert_all(
+        &msg,
+        &[
+            "scen/x.toml:8:",
+            "`load.duration`",
+            "at least 100ms",
+            "got 1ns",
+        ],
+    );
+    let phased = GOOD.replace("duration = \"5s\"", "").replace(
+        "warmup = \"1s\"",
+        "warmup = \"1s\"\nphases = [{ duration = \"1050ms\", connections = 10 }]",
+    );
+    assert_all(&error(&phased), &["`load.warmup`", "less than 100ms"]);
+}
+
+#[test]
+fn a_stop_signal_inside_the_warmup_is_refused() {
+    let msg = error(&GOOD.replace("cpus = [1]", "cpus = [1]\n[shutdown]\nat = \"500ms\""));
+    assert_all(
+        &msg,
+        &[
+            "`shutdown.at`",
+            "inside the warmup (1s)",
+            "between 1s and 6s",
+        ],
+    );
+    let ok = GOOD.replace("cpus = [1]", "cpus = [1]\n[shutdown]\nat = \"3s\"");
+    assert!(parse(Path::new("x.toml"), &ok, &host()).is_ok());
+}
+
+/// A 200 KB line of brackets: the message shows a window of it, not the whole line.
+#[test]
+fn an_error_on_a_huge_line_does_not_echo_it() {
+    let text = format!(
+        "{GOOD}[run]\nseed = {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let msg = error(&text);
+    assert!(msg.len() < 2_000, "{} bytes of message", msg.len());
+    assert_all(&msg, &["scen/x.toml:11:", "..."]);
+}
+
+/// Duplicate checks use sets: 80,000 runtime names (about a megabyte) check in well under the
+/// time the old quadratic scan took (minutes).
+#[test]
+fn many_runtime_names_validate_in_linear_time() {
+    let names: Vec<String> = (0..80_000).map(|i| format!("\"r{i}\"")).collect();
+    let text = GOOD.replace(
+        "name = \"t\"",
+        &format!("name = \"t\"\nruntimes = [{}]", names.join(",")),
+    );
+    let started = std::time::Instant::now();
+    let s = parse(Path::new("x.toml"), &text, &host()).unwrap();
+    assert_eq!(s.runtimes.unwrap().len(), 80_000);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let dup = text.replace("\"r79999\"", "\"r0\"");
+    assert_all(&error(&dup), &["`runtimes.79999`", "`r0` is listed twice"]);
+}

@@ -239,3 +239,128 @@ fn a_non_loopback_target_is_refused_without_allow_remote() {
     );
     assert!(!dir.path().join("o").exists(), "nothing written");
 }
+
+/// A threaded Python echo server, for targets started through a shell.
+const PY_ECHO: &str = r#"
+import socket, sys, threading
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(128)
+def serve(c):
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with c:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            c.sendall(d)
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+/// Runs a target started as `sh -c "<shell>"` (the shell forks: `python3 echo.py PORT; true`
+/// cannot be an exec) and returns its row, after checking that no process of it is left.
+/// `None` (with the reason printed) when python3 is missing.
+fn run_forking_target(shell: &str) -> Option<std::collections::HashMap<String, String>> {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: python3 is not installed (the forking target is a Python server)");
+        return None;
+    }
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let script = write(dir.path(), "echo.py", PY_ECHO);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let shell = shell
+        .replace("SCRIPT", script.to_str().unwrap())
+        .replace("PORT", &port.to_string());
+    let scenario = write(
+        dir.path(),
+        "s.toml",
+        &format!(
+            r#"name = "forking"
+[target]
+address = "127.0.0.1:{port}"
+command = ["sh", "-c", "{shell}"]
+name = "python"
+[load]
+connections = 4
+payload_bytes = 64
+warmup = "200ms"
+duration = "1s"
+allow_shared_cpus = true
+[shutdown]
+grace = "1s"
+[run]
+interval = "250ms"
+"#
+        ),
+    );
+    let mut child = tagged_command(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+        dir.path(),
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_with_limit(&mut child, std::time::Duration::from_secs(60));
+    let left = tagged_processes(dir.path());
+    for (pid, _) in &left {
+        // SAFETY: killing what this test's run left behind (its tag says so).
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+    }
+    assert!(left.is_empty(), "the target outlived the run: {left:?}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "something still listens on the target's port"
+    );
+    let row = only_row(&dir.path().join("out/forking/latest"));
+    let timeline = csv_rows(&dir.path().join("out/forking/latest/timeline.csv"));
+    // The timeline samples the whole group: python's threads are there, not only the shell's.
+    assert!(
+        timeline.iter().any(|r| num(r, "server_threads") >= 5.0),
+        "{timeline:?}"
+    );
+    Some(row)
+}
+
+/// `sh -c "python3 srv.py; true"` left python running and listening after the run (the next
+/// run would measure the orphan), and its CPU and memory were the shell's.
+#[test]
+fn a_target_command_that_forks_is_stopped_and_measured_as_a_whole() {
+    let Some(row) = run_forking_target("python3 SCRIPT PORT; true") else {
+        return;
+    };
+    assert_eq!(row["status"], "ok", "{}", row["error"]);
+    assert!(num(&row, "requests") > 0.0);
+    // Python's own memory (an interpreter is several MiB; the shell alone is under 2 MiB).
+    let rss = num(&row, "server_rss_peak_bytes");
+    assert!(rss > 6.0 * 1024.0 * 1024.0, "{rss}");
+    assert!(num(&row, "server_cpu_user_s") + num(&row, "server_cpu_sys_s") > 0.0);
+}
+
+/// A target that ignores the stop signal is killed, group and all, and fails its row, as a
+/// plugin that does so does.
+#[test]
+fn a_target_that_ignores_the_stop_signal_fails_its_row_and_is_killed() {
+    let Some(row) = run_forking_target("trap '' TERM; python3 SCRIPT PORT; true") else {
+        return;
+    };
+    assert_eq!(row["status"], "failed", "{row:?}");
+    assert_killed_as_overrun(&row);
+}

@@ -19,8 +19,9 @@ pub mod run_folder;
 pub mod trend;
 pub mod verdict;
 
+use crate::error::Error;
 use crate::plan::{self, Overrides, Plan};
-use crate::results::{create_stamped_dir, point_latest, write_atomic};
+use crate::results::{create_stamped_dir, point_latest, write_atomic, write_together};
 use crate::{progress, run, scenario};
 use history::HistoryRow;
 use metric::Metric;
@@ -49,6 +50,9 @@ pub struct NightOutcome {
     pub dir: PathBuf,
     pub regressions: usize,
     pub failed_trials: usize,
+    /// The signal that stopped the night before its last measurement: nothing was judged and
+    /// no history changed (nightly.md says so; the run folders are marked interrupted).
+    pub interrupted: Option<i32>,
 }
 
 /// The scenario files of a nightly, sorted by name.
@@ -68,7 +72,9 @@ pub fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub fn run(opts: &Options) -> anyhow::Result<NightOutcome> {
+/// Checks every scenario (and its history file) before running any, so a typo in the last file
+/// costs nothing and a broken history is found before the night, not after it.
+fn plans(opts: &Options) -> anyhow::Result<Vec<Plan>> {
     anyhow::ensure!(
         (1..=1000).contains(&opts.trials),
         "--trials must be between 1 and 1000"
@@ -78,7 +84,6 @@ pub fn run(opts: &Options) -> anyhow::Result<NightOutcome> {
         "--baseline-nights must be at least 1"
     );
     let host = scenario::Host::current();
-    // Check every scenario before running any, so a typo in the last file costs nothing.
     let mut plans: Vec<Plan> = Vec::new();
     for path in scenario_files(&opts.scenarios_dir)? {
         let s = scenario::load(&path, &host)?;
@@ -97,6 +102,7 @@ pub fn run(opts: &Options) -> anyhow::Result<NightOutcome> {
                 s.name
             );
         }
+        history::read(&history::path(&opts.out, &s.name))?;
         // A scenario's own `[run] repeat` wins; otherwise --trials.
         let overrides = Overrides {
             repeat: (s.run.repeat == 1).then_some(opts.trials),
@@ -104,58 +110,78 @@ pub fn run(opts: &Options) -> anyhow::Result<NightOutcome> {
         };
         plans.push(plan::plan(&s, &overrides, &opts.plugin_dir)?);
     }
+    Ok(plans)
+}
 
+/// The night: every scenario is measured first, and only a night measured to the end is
+/// recorded and judged. An interrupted night (SIGINT, SIGTERM, SIGHUP) leaves every history
+/// untouched and judges nothing; a history is appended whole or not at all.
+pub fn run(opts: &Options) -> Result<NightOutcome, Error> {
+    let plans = plans(opts).map_err(Error::input)?;
     let started = chrono::Utc::now();
     let night = started.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let dir = create_stamped_dir(&opts.out.join("nightly"), started)?;
+
+    let mut measured: Vec<(&Plan, RunFolder)> = Vec::new();
+    for p in &plans {
+        // A signal between two scenarios: the next one is not started.
+        let (sig, cut) = match crate::interrupt::requested() {
+            Some(sig) => (sig, None),
+            None => {
+                progress::log(&format!(
+                    "nightly: {}, {} trial(s) per runtime",
+                    p.scenario.name, p.scenario.run.repeat
+                ));
+                let outcome = run::run_plan(p, &opts.out, &run_options())?;
+                if let Some(e) = outcome.stopped_by {
+                    return Err(e);
+                }
+                match outcome.interrupted {
+                    Some(sig) => (sig, Some(outcome.dir)),
+                    None => {
+                        let folder = run_folder::read(&outcome.dir).map_err(Error::system)?;
+                        measured.push((p, folder));
+                        continue;
+                    }
+                }
+            }
+        };
+        let done: Vec<String> = measured
+            .iter()
+            .map(|(_, f)| relative(&f.path, &opts.out))
+            .collect();
+        let cut = cut.map(|d| relative(&d, &opts.out));
+        let name = crate::interrupt::name(sig);
+        let md = report::interrupted_md(&night, &name, plans.len(), &done, cut.as_deref());
+        write_atomic(&dir.join("nightly.md"), md.as_bytes())?;
+        progress::log(&format!(
+            "nightly: interrupted by {name}; nothing judged, no history changed ({})",
+            dir.join("nightly.md").display()
+        ));
+        return Ok(NightOutcome {
+            dir,
+            regressions: 0,
+            failed_trials: 0,
+            interrupted: Some(sig),
+        });
+    }
+
     let mut sections = Vec::new();
+    let mut bmf = bmf::Bmf::new();
     let mut machine = None;
     let mut git_commit = crate::results::meta::GIT_COMMIT.to_string();
-    for p in &plans {
-        let (folders, trials_note) = run_trials(p, &opts.out)?;
-        let rows = night_rows(&folders, &night, &opts.out);
-        if let Some(f) = folders.first() {
-            machine.get_or_insert_with(|| f.fingerprint.clone());
-            git_commit = f.git_commit.clone();
-        }
-        let name = &p.scenario.name;
-        let hist_path = history::path(&opts.out, name);
-        history::append(&hist_path, &rows)?;
-        let history = history::read(&hist_path)?;
-        let verdicts = verdict::nightly_verdicts(&history, &night, &opts.settings);
-        let mut plots = Vec::new();
-        if let Some(fp) = rows.first().map(HistoryRow::fingerprint) {
-            let marks = trend::regressions(&history, &fp, &opts.settings);
-            for metric in Metric::ALL {
-                let t = trend::prepare(name, &history, &fp, metric, &marks);
-                if t.series.is_empty() {
-                    continue;
-                }
-                let file = trend::file_name(name, metric);
-                trend::draw(&t, &dir.join(&file))?;
-                plots.push((metric, file));
-            }
-        }
-        sections.push(ScenarioSection {
-            name: name.clone(),
-            verdicts,
-            plots,
-            failures: folders.iter().flat_map(|f| f.failures.clone()).collect(),
-            trials_note,
-            runs: folders
-                .iter()
-                .map(|f| relative(&f.path, &opts.out))
-                .collect(),
-        });
-        write_reports(&dir, &night, &git_commit, &machine, opts, &sections)?;
+    for (p, folder) in &measured {
+        let rows = night_rows(std::slice::from_ref(folder), &night, &opts.out);
+        bmf::add(&mut bmf, &p.scenario.name, &rows);
+        machine.get_or_insert_with(|| folder.fingerprint.clone());
+        git_commit = folder.git_commit.clone();
+        sections.push(record(opts, &dir, &night, p, folder, &rows).map_err(Error::system)?);
     }
-    let mut bmf = bmf::Bmf::new();
-    for sec in &sections {
-        let hist = history::read(&history::path(&opts.out, &sec.name))?;
-        let tonight: Vec<HistoryRow> = hist.into_iter().filter(|r| r.timestamp == night).collect();
-        bmf::add(&mut bmf, &sec.name, &tonight);
-    }
-    write_atomic(&dir.join("bmf.json"), &bmf::to_json(&bmf)?)?;
+    write_reports(&dir, &night, &git_commit, &machine, opts, &sections).map_err(Error::system)?;
+    write_atomic(
+        &dir.join("bmf.json"),
+        &bmf::to_json(&bmf).map_err(Error::system)?,
+    )?;
     point_latest(&opts.out.join("nightly"), &dir)?;
     progress::log(&format!(
         "nightly: wrote {}",
@@ -168,10 +194,60 @@ pub fn run(opts: &Options) -> anyhow::Result<NightOutcome> {
             .sum(),
         failed_trials: sections.iter().map(|s| s.failures.len()).sum(),
         dir,
+        interrupted: None,
     })
 }
 
-/// nightly.md and verdicts.csv, rewritten after each scenario so a later failure keeps them.
+fn run_options() -> run::RunOptions {
+    run::RunOptions {
+        keep_trials: true,
+        ..Default::default()
+    }
+}
+
+/// Appends tonight's rows of one scenario to its history, then judges them and draws its trend
+/// plots: the scenario's part of nightly.md.
+fn record(
+    opts: &Options,
+    dir: &Path,
+    night: &str,
+    plan: &Plan,
+    folder: &RunFolder,
+    rows: &[HistoryRow],
+) -> anyhow::Result<ScenarioSection> {
+    let name = &plan.scenario.name;
+    let hist_path = history::path(&opts.out, name);
+    history::append(&hist_path, rows)?;
+    let history = history::read(&hist_path)?;
+    let verdicts = verdict::nightly_verdicts(&history, night, &opts.settings);
+    let mut plots = Vec::new();
+    if let Some(fp) = rows.first().map(HistoryRow::fingerprint) {
+        let marks = trend::regressions(&history, &fp, &opts.settings);
+        for metric in Metric::ALL {
+            let t = trend::prepare(name, &history, &fp, metric, &marks);
+            if t.series.is_empty() {
+                continue;
+            }
+            let file = trend::file_name(name, metric);
+            trend::draw(&t, &dir.join(&file))?;
+            plots.push((metric, file));
+        }
+    }
+    Ok(ScenarioSection {
+        name: name.clone(),
+        verdicts,
+        plots,
+        failures: folder.failures.clone(),
+        trials_note: format!(
+            "Trials: {} per runtime from the run's trials.csv (runtimes in shuffled order per \
+             trial).",
+            plan.scenario.run.repeat
+        ),
+        runs: vec![relative(&folder.path, &opts.out)],
+    })
+}
+
+/// nightly.md and verdicts.csv.
 fn write_reports(
     dir: &Path,
     night: &str,
@@ -187,43 +263,12 @@ fn write_reports(
         settings: opts.settings,
         sections: sections.to_vec(),
     });
-    write_atomic(&dir.join("nightly.md"), md.as_bytes())?;
-    write_atomic(&dir.join("verdicts.csv"), &report::verdicts_csv(sections)?)
-}
-
-/// Runs a plan (which repeats every runtime `[run] repeat` times itself, in shuffled order) and
-/// reads its trials.
-fn run_trials(plan: &Plan, out: &Path) -> anyhow::Result<(Vec<RunFolder>, String)> {
-    let name = &plan.scenario.name;
-    progress::log(&format!(
-        "nightly: {name}, {} trial(s) per runtime",
-        plan.scenario.run.repeat
-    ));
-    let folder = run_once(plan, out)?;
-    let note = format!(
-        "Trials: {} per runtime from the run's trials.csv (runtimes in shuffled order per trial).",
-        plan.scenario.run.repeat
-    );
-    Ok((vec![folder], note))
-}
-
-fn run_once(plan: &Plan, out: &Path) -> anyhow::Result<RunFolder> {
-    let options = run::RunOptions {
-        keep_trials: true,
-        ..Default::default()
-    };
-    let outcome = run::run_plan(plan, out, &options)?;
-    if let Some(sig) = outcome.interrupted {
-        anyhow::bail!(
-            "interrupted by {}; the nightly stops without judging a partial night",
-            crate::interrupt::name(sig)
-        );
-    }
-    let parent = out.join(&plan.scenario.name);
-    let link = parent.join("latest");
-    let target = std::fs::read_link(&link)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", link.display()))?;
-    run_folder::read(&parent.join(target))
+    let csv = report::verdicts_csv(sections)?;
+    write_together(
+        dir,
+        &[("nightly.md", md.as_bytes()), ("verdicts.csv", &csv)],
+    )?;
+    Ok(())
 }
 
 /// Tonight's history rows: every trial of every folder, stamped with the night. Repeated runs

@@ -187,6 +187,33 @@ pub fn nightly_md(r: &NightReport) -> String {
     s
 }
 
+/// nightly.md of a night stopped by a signal: what ran, and that nothing was judged. `done` are
+/// the run folders measured to the end, `cut` the one the signal interrupted.
+pub fn interrupted_md(
+    night: &str,
+    signal: &str,
+    scenarios: usize,
+    done: &[String],
+    cut: Option<&str>,
+) -> String {
+    let mut s = format!(
+        "# runbench nightly {night}\n\n**Interrupted by {signal}** after {} of {scenarios} \
+         scenario(s) had been measured. A partial night is not judged: no verdicts, no trend \
+         plots, and no history file was changed.\n",
+        done.len()
+    );
+    if !done.is_empty() {
+        let runs: Vec<String> = done.iter().map(|r| format!("`{r}`")).collect();
+        s.push_str(&format!("\nMeasured: {}\n", runs.join(", ")));
+    }
+    if let Some(cut) = cut {
+        s.push_str(&format!(
+            "\nInterrupted (its meta.json says so; its rows so far are kept): `{cut}`\n"
+        ));
+    }
+    s
+}
+
 /// The `compare` command's report.
 pub fn compare_md(a: &str, b: &str, verdicts: &[Verdict], settings: &Settings) -> String {
     let mut s = format!("# runbench compare\n\nbaseline A: `{a}`\n\ncompared B: `{b}`\n\n");

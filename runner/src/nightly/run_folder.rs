@@ -31,13 +31,15 @@ pub struct RunFolder {
 
 pub fn read(dir: &Path) -> anyhow::Result<RunFolder> {
     let meta_path = dir.join("meta.json");
-    let meta_text = std::fs::read_to_string(&meta_path).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a run folder: reading {}: {e}",
-            dir.display(),
-            meta_path.display()
-        )
-    })?;
+    let meta_text = crate::sys::open_regular(&meta_path)
+        .and_then(std::io::read_to_string)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a run folder: reading {}: {e}",
+                dir.display(),
+                meta_path.display()
+            )
+        })?;
     let meta: serde_json::Value = serde_json::from_str(&meta_text)
         .map_err(|e| anyhow::anyhow!("{}: not valid JSON: {e}", meta_path.display()))?;
     let text = |ptr: &str| meta.pointer(ptr).and_then(|v| v.as_str()).map(String::from);
@@ -79,8 +81,10 @@ pub fn read(dir: &Path) -> anyhow::Result<RunFolder> {
         failures: Vec::new(),
     };
 
-    let mut reader = csv::Reader::from_path(&csv_path)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", csv_path.display()))?;
+    let mut reader = csv::Reader::from_reader(
+        crate::sys::open_regular(&csv_path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", csv_path.display()))?,
+    );
     let headers = reader.headers()?.clone();
     for (i, record) in reader.records().enumerate() {
         let record = record.map_err(|e| anyhow::anyhow!("{}: {e}", csv_path.display()))?;

@@ -200,11 +200,18 @@ fn y_range(trend: &Trend) -> (f64, f64) {
     (0.0, hi * 1.12)
 }
 
+/// Draws the chart in memory and writes it atomically, like a run's charts, so a full disk
+/// leaves no half-written PNG (and fails with the [`crate::error::WriteError`]).
 pub fn draw(trend: &Trend, path: &Path) -> anyhow::Result<()> {
+    let png = crate::plot::render_png(SIZE, |root| draw_on(trend, root))
+        .map_err(|e| anyhow::anyhow!("drawing {}: {e:#}", path.display()))?;
+    crate::results::write_atomic(path, &png)?;
+    Ok(())
+}
+
+fn draw_on(trend: &Trend, root: &crate::plot::Area) -> anyhow::Result<()> {
     let font = plot_font();
-    let err = |e: &dyn std::fmt::Debug| anyhow::anyhow!("drawing {}: {e:?}", path.display());
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let err = |e: &dyn std::fmt::Debug| anyhow::anyhow!("{e:?}");
     let (main, footer) = root.split_vertically(SIZE.1 - FOOTER_HEIGHT);
     let grey = (font, FONT_SMALL).into_font().color(&RGBColor(80, 80, 80));
     footer
@@ -318,7 +325,6 @@ pub fn draw(trend: &Trend, path: &Path) -> anyhow::Result<()> {
         .label_font((font, FONT_LABEL))
         .draw()
         .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
     Ok(())
 }
 

@@ -142,7 +142,7 @@ fn plot(
 }
 
 /// Draws into a white RGB canvas of `size` and encodes it as PNG.
-fn render_png(
+pub(crate) fn render_png(
     (w, h): (u32, u32),
     draw: impl FnOnce(&Area) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<u8>> {

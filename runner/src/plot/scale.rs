@@ -6,6 +6,10 @@ use std::ops::Range;
 
 /// max/min above which an axis switches to a log scale.
 pub const LOG_WHEN_RATIO: f64 = 20.0;
+/// The largest axis end; far beyond any measurement, far below where rounding up overflows.
+const MAX_AXIS: f64 = 1e300;
+/// More ticks than any axis draws (a linear axis has about 8).
+const MAX_TICKS: usize = 64;
 
 /// A value axis: its range and tick positions; `log` axes hold log10 of the values.
 #[derive(Clone, Debug)]
@@ -38,7 +42,11 @@ impl Axis {
     /// An axis for `values`: log when they span widely (and are all positive), otherwise linear
     /// from zero (bars and rates must start at zero to be compared by length).
     pub fn for_values(values: impl IntoIterator<Item = f64>, allow_log: bool) -> Axis {
-        let vals: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+        let vals: Vec<f64> = values
+            .into_iter()
+            .filter(|v| v.is_finite())
+            .map(|v| v.min(MAX_AXIS))
+            .collect();
         let max = vals.iter().copied().fold(0.0, f64::max);
         let min_pos = vals
             .iter()
@@ -58,13 +66,15 @@ impl Axis {
 
     /// 0 up to a round number a little above `max` (room for value labels).
     pub fn linear_from_zero(max: f64) -> Axis {
-        let top = if max > 0.0 {
-            nice_ceil(max * 1.08)
+        // The values are bounded when read (`results::read::MAX_VALUE`); this is the last
+        // guard: a top that overflows to infinity would ask for endless ticks.
+        let top = if max > 0.0 && max.is_finite() {
+            nice_ceil(max.min(MAX_AXIS) * 1.08)
         } else {
             1.0
         };
         let step = nice_step(top / 7.0);
-        let ticks = (0..)
+        let ticks = (0..MAX_TICKS)
             .map(|i| i as f64 * step)
             .take_while(|&t| t <= top * (1.0 + 1e-9))
             .collect();
@@ -104,6 +114,11 @@ pub fn log_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<f64>) {
         .collect();
     if ticks.len() > 10 {
         ticks.retain(|t| is_power_of_ten(*t));
+    }
+    if ticks.len() > 10 {
+        // Decades apart: every n-th power of ten, so the labels do not overlap.
+        let every = ticks.len().div_ceil(10);
+        ticks = ticks.into_iter().step_by(every).collect();
     }
     (lo_n, hi_n, ticks)
 }
@@ -198,6 +213,20 @@ mod tests {
         assert_eq!(a.range.start, 0.0);
         assert!(a.range.end >= 108_000.0);
         assert_eq!(a.ticks[0], 0.0);
+    }
+
+    #[test]
+    fn values_near_the_end_of_f64_give_a_bounded_axis() {
+        for max in [1.7e308, f64::MAX, f64::INFINITY, f64::NAN] {
+            let a = Axis::linear_from_zero(max);
+            assert!(a.range.end.is_finite(), "{max}: {:?}", a.range);
+            assert!(!a.ticks.is_empty() && a.ticks.len() <= MAX_TICKS, "{max}");
+        }
+        let a = Axis::for_values([1.0, 1.7e308], true);
+        assert!(
+            a.log && a.ticks.len() <= 10 && a.range.end.is_finite(),
+            "{a:?}"
+        );
     }
 
     #[test]

@@ -5,19 +5,23 @@ use crate::scenario::Scenario;
 use serde::Serialize;
 
 /// Where the run stands: `running` until it ends (a run that still says so was killed),
-/// `complete`, or `interrupted` (Ctrl-C or SIGTERM; `interrupted_by` names the signal).
+/// `complete`, `interrupted` (SIGINT, SIGTERM or SIGHUP; `interrupted_by` names the signal), or
+/// `write_failed` (a result file could not be written, `write_error` says which; the run stopped
+/// there and the files hold the measurements up to the last complete write).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
     Complete,
     Interrupted,
+    WriteFailed,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Meta {
     pub status: RunStatus,
     pub interrupted_by: Option<String>,
+    pub write_error: Option<String>,
     /// Measurements planned (trials x points x runtimes) and those that ran to the end.
     pub steps_planned: usize,
     pub steps_done: usize,
@@ -55,6 +59,7 @@ impl Meta {
         Meta {
             status: RunStatus::Running,
             interrupted_by: None,
+            write_error: None,
             steps_planned: plan.steps.len(),
             steps_done: 0,
             runbench_version: env!("CARGO_PKG_VERSION"),

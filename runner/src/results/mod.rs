@@ -15,7 +15,7 @@ pub use aggregate::aggregate;
 pub use capacity::CapacityRow;
 pub use export::{percentiles_csv, summary_csv, to_csv, PercentileRow};
 pub use meta::{Meta, RunStatus};
-pub use output::{create_stamped_dir, point_latest, write_atomic, RunDir};
+pub use output::{create_stamped_dir, point_latest, write_atomic, write_together, RunDir};
 
 use serde::{Deserialize, Serialize};
 
@@ -183,33 +183,4 @@ impl SummaryRow {
             ..base.clone()
         }
     }
-}
-
-/// A short table for the terminal.
-pub fn console_table(rows: &[SummaryRow]) -> String {
-    let mut s = format!(
-        "{:<16} {:>12} {:>10} {:>10} {:>10} {:>8} {:>12}  status\n",
-        "runtime", "req/s", "p50 us", "p99 us", "max us", "errors", "rss MiB"
-    );
-    let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
-    for r in rows {
-        s.push_str(&format!(
-            "{:<16} {:>12} {:>10} {:>10} {:>10} {:>8} {:>12}  {}\n",
-            r.runtime,
-            f(r.requests_per_sec, 0),
-            f(r.p50_us, 1),
-            f(r.p99_us, 1),
-            f(r.max_us, 1),
-            r.errors.map_or("-".into(), |e| e.to_string()),
-            f(r.server_rss_peak_bytes.map(|b| b as f64 / 1048576.0), 1),
-            match r.status {
-                RowStatus::Ok if r.audit.is_empty() || r.audit == "ok" => "ok".to_string(),
-                RowStatus::Ok => format!("ok; audit: {}", r.audit),
-                RowStatus::Failed => format!("FAILED: {}", r.error),
-                RowStatus::Interrupted => format!("INTERRUPTED: {}", r.error),
-                RowStatus::Skipped => format!("skipped: {}", r.error),
-            }
-        ));
-    }
-    s
 }

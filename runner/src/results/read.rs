@@ -308,13 +308,126 @@ fn scalar(v: &serde_json::Value) -> String {
     }
 }
 
-/// Reads a CSV file into rows of `T` (columns matched by header name; unknown ones ignored).
-fn read_csv<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+/// The largest number a chart or report.md shows: far beyond any measurement (a petabyte of
+/// RSS, 31 years in microseconds). A cell above it, `inf` or `NaN` is left out, with a warning,
+/// when a run folder is read: an axis sized to 1.7e308 cannot be drawn (rounding it up
+/// overflows), and no chart is worth an unbounded loop.
+pub const MAX_VALUE: f64 = 1e15;
+/// Columns that hold text (a runtime may be called `inf`); every other number is bounded.
+const TEXT_COLUMNS: [&str; 9] = [
+    "scenario",
+    "runtime",
+    "runtime_version",
+    "status",
+    "error",
+    "model",
+    "error_kinds",
+    "point",
+    "note",
+];
+/// Warnings about left-out values per file; the rest are counted.
+const MAX_WARNINGS: usize = 10;
+
+/// One CSV record, with "file row N" for messages and whether out-of-range cells were emptied.
+struct Record {
+    at: String,
+    cells: csv::StringRecord,
+    emptied: bool,
+}
+
+impl Record {
+    /// The row as `T`. A row whose emptied cell `T` requires is left out with a warning (the
+    /// cell itself was named already); any other unreadable row is an error.
+    fn parse<T: DeserializeOwned>(
+        &self,
+        headers: &csv::StringRecord,
+        warnings: &mut Vec<String>,
+    ) -> anyhow::Result<Option<T>> {
+        match self.cells.deserialize(Some(headers)) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if self.emptied => {
+                warnings.push(format!("{}: the whole row is left out ({e})", self.at));
+                Ok(None)
+            }
+            Err(e) => Err(anyhow::Error::from(e).context(self.at.clone())),
+        }
+    }
+}
+
+/// A CSV file's header and records, numbers beyond [`MAX_VALUE`] emptied with a warning. Only
+/// regular files are opened ([`crate::sys::open_regular`]).
+fn read_records(
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<(csv::StringRecord, Vec<Record>)> {
+    let file =
+        crate::sys::open_regular(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut r = csv::Reader::from_reader(file);
+    let headers = r
+        .headers()
+        .with_context(|| format!("reading the header of {}", path.display()))?
+        .clone();
     let mut out = Vec::new();
-    for (i, rec) in r.deserialize().enumerate() {
-        out.push(rec.with_context(|| format!("{} row {}", path.display(), i + 2))?);
+    let mut left_out = 0;
+    for (i, rec) in r.records().enumerate() {
+        let at = format!("{} row {}", path.display(), i + 2);
+        let rec = rec.with_context(|| at.clone())?;
+        let bad = |h: &str, c: &str| {
+            !TEXT_COLUMNS.contains(&h)
+                && c.trim()
+                    .parse::<f64>()
+                    .is_ok_and(|v| !v.is_finite() || v.abs() > MAX_VALUE)
+        };
+        if !headers.iter().zip(rec.iter()).any(|(h, c)| bad(h, c)) {
+            out.push(Record {
+                at,
+                cells: rec,
+                emptied: false,
+            });
+            continue;
+        }
+        let mut cells = Vec::with_capacity(rec.len());
+        for (j, c) in rec.iter().enumerate() {
+            let h = headers.get(j).unwrap_or("");
+            if bad(h, c) {
+                left_out += 1;
+                if left_out <= MAX_WARNINGS {
+                    warnings.push(format!(
+                        "{at}: `{h}` = {} is not a finite number within ±1e15; left out of \
+                         the plots and the report",
+                        c.chars().take(40).collect::<String>()
+                    ));
+                }
+                cells.push("");
+            } else {
+                cells.push(c);
+            }
+        }
+        out.push(Record {
+            cells: csv::StringRecord::from(cells),
+            at,
+            emptied: true,
+        });
+    }
+    if left_out > MAX_WARNINGS {
+        warnings.push(format!(
+            "{}: {} more value(s) out of range left out",
+            path.display(),
+            left_out - MAX_WARNINGS
+        ));
+    }
+    Ok((headers, out))
+}
+
+/// Reads a CSV file into rows of `T` (columns matched by header name; unknown ones ignored).
+fn read_csv<T: DeserializeOwned>(
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Vec<T>> {
+    let (headers, records) = read_records(path, warnings)?;
+    let mut out = Vec::new();
+    for r in &records {
+        out.extend(r.parse(&headers, warnings)?);
     }
     Ok(out)
 }
@@ -322,26 +435,23 @@ fn read_csv<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
 /// Reads rows that are a known struct plus optional columns, from the same record.
 fn read_csv_pair<A: DeserializeOwned, B: DeserializeOwned>(
     path: &Path,
+    warnings: &mut Vec<String>,
 ) -> anyhow::Result<Vec<(A, B)>> {
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
-    let headers = r
-        .headers()
-        .with_context(|| format!("reading the header of {}", path.display()))?
-        .clone();
+    let (headers, records) = read_records(path, warnings)?;
     let mut out = Vec::new();
-    for (i, rec) in r.records().enumerate() {
-        let at = || format!("{} row {}", path.display(), i + 2);
-        let rec = rec.with_context(at)?;
-        let a = rec.deserialize(Some(&headers)).with_context(at)?;
-        let b = rec.deserialize(Some(&headers)).with_context(at)?;
-        out.push((a, b));
+    for r in &records {
+        let Some(a) = r.parse(&headers, warnings)? else {
+            continue;
+        };
+        if let Some(b) = r.parse(&headers, warnings)? {
+            out.push((a, b));
+        }
     }
     Ok(out)
 }
 
-fn read_summaries(path: &Path) -> anyhow::Result<Vec<Summary>> {
-    Ok(read_csv_pair::<SummaryRow, SummaryExtra>(path)?
+fn read_summaries(path: &Path, warnings: &mut Vec<String>) -> anyhow::Result<Vec<Summary>> {
+    Ok(read_csv_pair::<SummaryRow, SummaryExtra>(path, warnings)?
         .into_iter()
         .map(|(row, extra)| Summary { row, extra })
         .collect())
@@ -357,12 +467,12 @@ impl RunData {
                 dir.display()
             );
         }
-        let summary = read_summaries(&summary_path)?;
         let mut warnings = Vec::new();
+        let summary = read_summaries(&summary_path, &mut warnings)?;
         let meta_path = dir.join("meta.json");
-        let mut meta = match std::fs::read(&meta_path)
+        let mut meta = match crate::sys::open_regular(&meta_path)
             .map_err(anyhow::Error::from)
-            .and_then(|b| Ok(serde_json::from_slice::<serde_json::Value>(&b)?))
+            .and_then(|f| Ok(serde_json::from_reader::<_, serde_json::Value>(f)?))
         {
             Ok(v) => MetaView::from_json(&v),
             Err(e) => {
@@ -381,7 +491,7 @@ impl RunData {
         }
         let pct_path = dir.join("percentiles.csv");
         let percentiles = if pct_path.exists() {
-            read_csv_pair::<PercentileRow, PointColumns>(&pct_path)?
+            read_csv_pair::<PercentileRow, PointColumns>(&pct_path, &mut warnings)?
                 .into_iter()
                 .map(|(row, point)| Percentile { row, point })
                 .collect()
@@ -397,13 +507,13 @@ impl RunData {
             p.exists().then_some(p)
         };
         let trials = optional("trials.csv")
-            .map(|p| read_summaries(&p))
+            .map(|p| read_summaries(&p, &mut warnings))
             .transpose()?;
         let timeline = optional("timeline.csv")
-            .map(|p| read_csv::<TimelineRow>(&p))
+            .map(|p| read_csv::<TimelineRow>(&p, &mut warnings))
             .transpose()?;
         let capacity = optional("capacity.csv")
-            .map(|p| read_csv::<super::CapacityRow>(&p))
+            .map(|p| read_csv::<super::CapacityRow>(&p, &mut warnings))
             .transpose()?;
         Ok(RunData {
             dir: dir.to_path_buf(),

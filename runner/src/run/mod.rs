@@ -8,6 +8,7 @@
 //! A server that dies ends its step at once; an interruption (Ctrl-C, SIGTERM) ends the step
 //! and the run after stopping the current server (see [`crate::interrupt`]).
 
+use crate::error::Error;
 use crate::measure::SPECTRUM;
 use crate::plan::{Plan, Point, Step};
 use crate::progress::{self, RunProgress};
@@ -18,6 +19,7 @@ use crate::results::{
 use crate::rss_trend;
 use crate::scenario::Search;
 use crate::supervise::server::READY_TIMEOUT;
+use crate::terminal::Overall;
 use crate::timeline::{TimelineRecorder, TimelineRow};
 use crate::{audit, objectives};
 use search::Probe;
@@ -61,7 +63,7 @@ impl Default for RunOptions {
 }
 
 /// What a run produced.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RunOutcome {
     /// The rows of summary.csv.
     pub summary: Vec<SummaryRow>,
@@ -69,6 +71,12 @@ pub struct RunOutcome {
     pub capacity: Vec<CapacityRow>,
     /// The signal that interrupted the run, if one did (the files are marked so).
     pub interrupted: Option<i32>,
+    /// The run folder (`latest` may name another run that started meanwhile).
+    pub dir: std::path::PathBuf,
+    /// What stopped the run after it started: a result file that could not be written. The
+    /// files hold every measurement up to the last complete write; meta.json says
+    /// `write_failed` when it could still be written.
+    pub stopped_by: Option<Error>,
 }
 
 /// How a step ended without a measurement.
@@ -122,14 +130,20 @@ struct Collected {
 }
 
 /// Runs every step of the plan (or, with `[search]`, every runtime's capacity search), or until
-/// interrupted; returns the summary rows (also written to disk as they come).
-pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::Result<RunOutcome> {
+/// interrupted; returns the summary rows (also written to disk as they come). Errors only
+/// before the first measurement; a write that fails later ends the run with
+/// [`RunOutcome::stopped_by`], so the caller still has the rows to show.
+pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> Result<RunOutcome, Error> {
     let started = chrono::Utc::now();
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::system(anyhow::anyhow!("finding runbench's own executable: {e}")))?;
     let dir = RunDir::create(out_root, &plan.scenario.name, started)?;
+    // Whatever runtimes this run has: a namespace left by a killed run is cleaned now.
+    crate::netns::remove_stale();
     let mut run = RunState {
         plan,
         options,
-        exe: std::env::current_exe()?,
+        exe,
         base_time: SystemTime::now(),
         meta: Meta::new(plan, started),
         dir,
@@ -137,22 +151,37 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> anyhow::R
         summary: Vec::new(),
         capacity: Vec::new(),
         last_port: None,
+        overall: Overall::start(plan),
+        latest_moved: false,
     };
-    run.write_meta()?;
+    if let Err(e) = run.dir.write("meta.json", &meta_json(&run.meta)) {
+        run.dir.remove_if_empty();
+        return Err(e.into());
+    }
     announce(plan, &run.dir);
+    let mut stopped_by = None;
     for step in &plan.steps {
         if crate::interrupt::requested().is_some() {
             break;
         }
-        match &plan.scenario.search {
+        let done = match &plan.scenario.search {
             None => {
                 let point = plan.points[step.point].clone();
-                run.measure(step.subject, &point, step.trial, "")?;
+                run.measure(step.subject, &point, step.trial, "")
+                    .map(|_| ())
             }
-            Some(search) => run.search_capacity(search, step)?,
+            Some(search) => run.search_capacity(search, step),
+        };
+        if let Err(e) = done {
+            progress::log(&format!(
+                "stopping the run: {e}; this measurement is only in the table below, and no \
+                 more are made since they could not be kept"
+            ));
+            stopped_by = Some(e);
+            break;
         }
     }
-    run.finish()
+    Ok(run.finish(stopped_by))
 }
 
 /// The first lines of a run's log: what it will do, where the results go.
@@ -184,6 +213,10 @@ fn announce(plan: &Plan, dir: &RunDir) {
     }
 }
 
+fn meta_json(meta: &Meta) -> Vec<u8> {
+    serde_json::to_vec_pretty(meta).expect("meta.json holds only plain data")
+}
+
 /// A run in progress: its folder and everything measured so far, rewritten after each step.
 struct RunState<'a> {
     plan: &'a Plan,
@@ -197,22 +230,21 @@ struct RunState<'a> {
     capacity: Vec<CapacityRow>,
     /// The last step's server port, for the cooldown before the next step.
     last_port: Option<u16>,
+    overall: Overall,
+    /// `latest` moves to this run once it has a measurement (ok or failed), not before.
+    latest_moved: bool,
 }
 
 impl RunState<'_> {
-    fn write_meta(&self) -> anyhow::Result<()> {
-        self.dir
-            .write("meta.json", &serde_json::to_vec_pretty(&self.meta)?)
-    }
-
     /// Measures `subject` at `point` (trial `trial`), records the row and rewrites the files.
+    /// A failed write leaves every file as after the previous step and ends the run.
     fn measure(
         &mut self,
         subject: usize,
         point: &Point,
         trial: usize,
         probe: &str,
-    ) -> anyhow::Result<SummaryRow> {
+    ) -> Result<SummaryRow, Error> {
         if let Some(port) = self.last_port.take() {
             cooldown(port);
         }
@@ -220,9 +252,13 @@ impl RunState<'_> {
         self.last_port = port;
         out.row.probe = probe.to_string();
         objectives::apply(self.plan.scenario.slo.as_ref(), &mut out.row);
-        if out.row.status != RowStatus::Interrupted {
+        let measured = out.row.status != RowStatus::Interrupted;
+        if measured {
             self.meta.steps_done += 1;
         }
+        let label = step_label(self.plan, subject, point, trial);
+        let estimate = crate::budget::step_time(&self.plan.scenario, point.connections);
+        self.overall.step_finished(&label, &out.row, estimate);
         let row = out.row.clone();
         self.all.trials.push(out.row);
         self.all.percentiles.extend(out.percentiles);
@@ -232,12 +268,24 @@ impl RunState<'_> {
         for r in &mut self.summary {
             objectives::apply(self.plan.scenario.slo.as_ref(), r);
         }
-        self.write_files()?;
+        if let Err(e) = self.write_files() {
+            // None of this step's files changed: the folder still holds the steps before it.
+            if measured {
+                self.meta.steps_done -= 1;
+            }
+            return Err(e);
+        }
+        if self.meta.steps_done > 0 && !self.latest_moved {
+            self.latest_moved = true;
+            if let Err(e) = self.dir.point_latest() {
+                progress::log(&format!("`latest` not moved: {e}"));
+            }
+        }
         Ok(row)
     }
 
     /// One runtime's capacity search at one point: probes until `search::find` is done.
-    fn search_capacity(&mut self, search: &Search, step: &Step) -> anyhow::Result<()> {
+    fn search_capacity(&mut self, search: &Search, step: &Step) -> Result<(), Error> {
         let plan = self.plan;
         let base = plan.points[step.point].clone();
         let name = plan.subjects[step.subject].name().to_string();
@@ -257,7 +305,7 @@ impl RunState<'_> {
             let trial = tries.entry(rate).or_default();
             *trial += 1;
             match self.measure(step.subject, &point, *trial - 1, stage.name()) {
-                Ok(row) => probe_verdict(&row),
+                Ok(row) => probe_verdict(&row, plan.scenario.slo.as_ref()),
                 Err(e) => {
                     failure = Some(e);
                     Probe::Interrupted
@@ -273,76 +321,155 @@ impl RunState<'_> {
         self.write_files()
     }
 
-    fn write_files(&self) -> anyhow::Result<()> {
-        let dir = &self.dir;
-        dir.write("summary.csv", &results::summary_csv(&self.summary)?)?;
+    /// Every file of the run folder, replaced together so that a failed write (disk full)
+    /// leaves all of them as they were after the previous step, meta.json's `steps_done`
+    /// included.
+    fn write_files(&self) -> Result<(), Error> {
+        let all = &self.all;
+        // Rendered in memory first; only writing them can fail for outside reasons.
+        let mut files = vec![("summary.csv", results::summary_csv(&self.summary))];
         // A search's probes at one rate are trials of it: keep them all.
         if self.options.keep_trials || self.plan.scenario.search.is_some() {
-            dir.write("trials.csv", &results::summary_csv(&self.all.trials)?)?;
+            files.push(("trials.csv", results::summary_csv(&all.trials)));
         }
-        dir.write(
+        files.push((
             "percentiles.csv",
-            &results::percentiles_csv(&self.all.percentiles)?,
-        )?;
-        dir.write("timeline.csv", &results::to_csv(&self.all.timeline)?)?;
-        dir.write("latency.hlog", &hlog::hlog(self.base_time, &self.all.hlog)?)?;
+            results::percentiles_csv(&all.percentiles),
+        ));
+        files.push(("timeline.csv", results::to_csv(&all.timeline)));
+        files.push(("latency.hlog", hlog::hlog(self.base_time, &all.hlog)));
         if self.plan.scenario.search.is_some() {
-            dir.write("capacity.csv", &results::to_csv(&self.capacity)?)?;
+            files.push(("capacity.csv", results::to_csv(&self.capacity)));
         }
-        self.write_meta()
+        let mut bytes = Vec::new();
+        for (name, b) in files {
+            bytes.push((name, b.map_err(Error::system)?));
+        }
+        bytes.push(("meta.json", meta_json(&self.meta)));
+        let files: Vec<(&str, &[u8])> = bytes.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        Ok(self.dir.write_together(&files)?)
     }
 
-    /// Marks the run complete or interrupted, draws the plots, says where the results are.
-    fn finish(mut self) -> anyhow::Result<RunOutcome> {
+    /// Marks the run complete, interrupted or stopped by a failed write, draws the plots, says
+    /// where the results are.
+    fn finish(mut self, mut stopped_by: Option<Error>) -> RunOutcome {
+        self.overall.finish();
         let interrupted = crate::interrupt::requested();
-        self.meta.status = match interrupted {
-            Some(_) => RunStatus::Interrupted,
-            None => RunStatus::Complete,
-        };
-        self.meta.interrupted_by = interrupted.map(crate::interrupt::name);
-        self.meta.finished_at = Some(chrono::Utc::now().to_rfc3339());
-        self.write_meta()?;
-        draw_plots(&self.dir.path);
+        let meta = &mut self.meta;
+        meta.interrupted_by = interrupted.map(crate::interrupt::name);
+        meta.finished_at = Some(chrono::Utc::now().to_rfc3339());
+        if stopped_by.is_none() {
+            meta.status = match interrupted {
+                Some(_) => RunStatus::Interrupted,
+                None => RunStatus::Complete,
+            };
+            // The plots and report.md are drawn from the files, meta.json included.
+            stopped_by = self
+                .dir
+                .write("meta.json", &meta_json(meta))
+                .map_err(Error::from)
+                .and_then(|()| draw_plots(&self.dir.path))
+                .err();
+        }
+        if let Some(e) = &stopped_by {
+            meta.status = RunStatus::WriteFailed;
+            meta.write_error = Some(e.to_string());
+            // Best effort: with the failed file's temporary copy gone, a small file often fits.
+            let _ = self.dir.write("meta.json", &meta_json(meta));
+        }
         let dir = self.dir.path.display();
-        match interrupted {
-            Some(sig) => progress::log(&format!(
+        match (interrupted, &stopped_by) {
+            (_, Some(_)) => progress::log(&format!(
+                "{} of {} measurement(s) done; {dir} holds them up to the last complete write",
+                meta.steps_done, meta.steps_planned,
+            )),
+            (Some(sig), None) => progress::log(&format!(
                 "interrupted by {}: {} of {} measurement(s) done; wrote what was measured to {dir}",
                 crate::interrupt::name(sig),
-                self.meta.steps_done,
-                self.meta.steps_planned,
+                meta.steps_done,
+                meta.steps_planned,
             )),
-            None => progress::log(&format!("wrote {dir}")),
+            (None, None) => progress::log(&format!("wrote {dir}")),
         }
-        Ok(RunOutcome {
+        RunOutcome {
             summary: self.summary,
             capacity: self.capacity,
             interrupted,
-        })
+            dir: self.dir.path,
+            stopped_by,
+        }
     }
 }
 
-/// A probe's row as the search sees it: the load generator's limit is inconclusive, a failed
-/// row or a broken objective a fail.
-fn probe_verdict(row: &SummaryRow) -> Probe {
+/// How a step is named in the log: the runtime, with the trial and point when there are several
+/// (a search's probe by its rate).
+fn step_label(plan: &Plan, subject: usize, point: &Point, trial: usize) -> String {
+    let name = plan.subjects[subject].name();
+    match (
+        plan.points.len(),
+        plan.scenario.run.repeat,
+        &plan.scenario.search,
+    ) {
+        (_, _, Some(_)) => format!("{name} {}/s", point.rate.unwrap_or(0)),
+        (1, 1, None) => name.to_string(),
+        (1, _, None) => format!("{name} #{}", trial + 1),
+        _ => format!("{name} #{} {}", trial + 1, point.label()),
+    }
+}
+
+/// A probe's row as the search sees it. The load generator measures latency from the intended
+/// send time, so its own lateness can only make a server look worse: a pass stands whenever the
+/// generator sent everything it scheduled. A fail is inconclusive when the generator could
+/// explain every limit it broke: a latency within its p99 send lag of the limit, errors while it
+/// left requests unsent, an achieved rate it did not offer (saturated, or unsent requests).
+fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe {
+    use crate::objectives::Broken;
     match row.status {
         RowStatus::Interrupted => return Probe::Interrupted,
         RowStatus::Skipped => return Probe::Fail(row.error.clone()),
         _ => {}
     }
-    if row.loadgen_saturated == Some(true) {
-        return Probe::Inconclusive(format!(
-            "load generator saturated (busy {:.2}, CPU {:.2}, send lag p99 {:.0} µs)",
+    let not_sent = row.not_sent.unwrap_or(0);
+    let lag_us = row.send_lag_p99_us.unwrap_or(0.0);
+    let saturated = row.loadgen_saturated == Some(true);
+    let client = || {
+        format!(
+            "load generator busy {:.2}, CPU {:.2}, send lag p99 {lag_us:.0} µs, {not_sent} \
+             scheduled requests not sent",
             row.loadgen_busy.unwrap_or(0.0),
             row.loadgen_cpu_busy.unwrap_or(0.0),
-            row.send_lag_p99_us.unwrap_or(0.0)
-        ));
-    }
+        )
+    };
     if row.status == RowStatus::Failed {
         return Probe::Fail(row.error.clone());
     }
-    match row.slo.as_str() {
-        "pass" => Probe::Pass,
-        _ => Probe::Fail(row.slo_broken.clone()),
+    let Some(j) = slo.and_then(|s| crate::objectives::judge(s, row)) else {
+        return Probe::Fail("not judged".into());
+    };
+    if j.pass {
+        return if not_sent == 0 {
+            Probe::Pass
+        } else {
+            Probe::Inconclusive(client())
+        };
+    }
+    let explained = j.limits.iter().all(|b| match *b {
+        Broken::Latency {
+            measured_us,
+            limit_us,
+        } => measured_us - lag_us <= limit_us,
+        Broken::Missing => false,
+        Broken::Errors => not_sent > 0,
+        Broken::Achieved => saturated || not_sent > 0,
+    });
+    if explained {
+        Probe::Inconclusive(format!(
+            "{} could be the client's: {}",
+            j.broken.join("; "),
+            client()
+        ))
+    } else {
+        Probe::Fail(j.broken.join("; "))
     }
 }
 
@@ -359,21 +486,30 @@ fn cooldown(port: u16) {
 }
 
 /// Plots and report.md from the files just written. The measured results are already on disk,
-/// so a failure here is reported and the run goes on.
-fn draw_plots(dir: &Path) {
+/// so a chart that cannot be drawn is reported and the run goes on; a file that cannot be
+/// written is a write failure like any other.
+fn draw_plots(dir: &Path) -> Result<(), Error> {
     match crate::render::render_dir(dir) {
         Ok(r) => {
             for f in &r.failures {
                 progress::log(&format!("plot not drawn: {f}"));
             }
+            Ok(())
         }
-        Err(e) => progress::log(&format!(
-            "plots and report.md not written: {e:#}; the CSV results are complete \
-             (retry with `runbench plot {}`)",
-            dir.display()
-        )),
+        Err(e) => match Error::system(e) {
+            Error::Write(w) => Err(Error::Write(w)),
+            other => {
+                progress::log(&format!(
+                    "plots and report.md not written: {other}; the CSV results are complete \
+                     (retry with `runbench plot {}`)",
+                    dir.display()
+                ));
+                Ok(())
+            }
+        },
     }
 }
+
 /// One step. Never fails: a failure becomes the row's status and error. Also returns the port
 /// the server used, for the cooldown.
 fn run_step(
@@ -387,12 +523,7 @@ fn run_step(
     let subject = &plan.subjects[subject_index];
     let name = subject.name().to_string();
     let base = base_row(plan, &name, point, trial);
-    let label = match (plan.points.len(), s.run.repeat, &s.search) {
-        (_, _, Some(_)) => format!("{name} {}/s", point.rate.unwrap_or(0)),
-        (1, 1, None) => name.clone(),
-        (1, _, None) => format!("{name} #{}", trial + 1),
-        _ => format!("{name} #{} {}", trial + 1, point.label()),
-    };
+    let label = step_label(plan, subject_index, point, trial);
     if let Some(reason) = plan.skip_reason(subject_index, point) {
         progress::log(&format!("[{label}] skipped: {reason}"));
         let row = SummaryRow::skipped(&base, reason);

@@ -2,9 +2,9 @@
 //! holds. Coarse steps up (doubling from `from`) until a probe fails, then bisection until the
 //! bracket is within `resolution`; near the boundary each probe runs twice and passes only if
 //! both do; then the found rate must pass `confirm` more trials and the lowest failing rate must
-//! fail again, because one lucky probe is not a capacity. A probe the load generator could not
-//! drive (saturated, sends late) is inconclusive, not a pass or a fail: the search stops there,
-//! at the client's ceiling, and says so.
+//! fail again, because one lucky probe is not a capacity. A probe the load generator may have
+//! decided (see `run::probe_verdict`) is inconclusive, not a pass or a fail: the search stops
+//! there, at the client's ceiling, and says so.
 //!
 //! The algorithm is a pure function of a probe callback, so it is tested against synthetic
 //! servers; `run::run_plan` gives it real probes.
@@ -53,6 +53,14 @@ pub struct Settings {
 
 /// Probes at most, so a noisy server cannot keep the search going for ever.
 pub const MAX_PROBES: usize = 40;
+
+/// Probes a search usually takes (for estimates): half the doublings up to `max` (a capacity
+/// lies somewhere below it), the bisection, the confirmations and the recheck.
+pub fn typical_probes(s: &crate::scenario::Search) -> usize {
+    let doublings = (s.max as f64 / s.from as f64).log2().ceil().max(1.0) as usize / 2;
+    let halvings = (1.0 / s.resolution).log2().ceil() as usize;
+    (doublings + halvings + s.confirm + 1).min(MAX_PROBES)
+}
 
 /// What the search found.
 #[derive(Clone, Debug, PartialEq)]

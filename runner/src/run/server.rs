@@ -35,7 +35,7 @@ impl Server {
     pub(super) fn pids(&self) -> Vec<u32> {
         match self {
             Server::Plugins(s) => s.pids(),
-            Server::External(e) => e.pid().into_iter().collect(),
+            Server::External(e) => e.pids(),
         }
     }
     pub(super) fn crashed(&mut self) -> Option<String> {

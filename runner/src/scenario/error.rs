@@ -48,17 +48,17 @@ impl ScenarioError {
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let line = text[..start].matches('\n').count() + 1;
         let column = text[line_start..start].chars().count() + 1;
-        let source_line = &text[line_start..line_end];
         let width = text[start..span.end.clamp(start, line_end)]
             .chars()
             .count()
             .max(1);
+        let (shown, caret_at, width) = window(&text[line_start..line_end], column - 1, width);
         let gutter = line.to_string().len();
         let snippet = format!(
-            "{:gutter$} |\n{line} | {source_line}\n{:gutter$} | {}{}",
+            "{:gutter$} |\n{line} | {shown}\n{:gutter$} | {}{}",
             "",
             "",
-            " ".repeat(column - 1),
+            " ".repeat(caret_at),
             "^".repeat(width)
         );
         ScenarioError::Invalid {
@@ -66,7 +66,7 @@ impl ScenarioError {
             line,
             column,
             field,
-            message,
+            message: shorten(&message, MAX_MESSAGE_CHARS),
             snippet,
         }
     }
@@ -87,10 +87,52 @@ impl ScenarioError {
     }
 }
 
+/// At most this much of the offending line is shown (a 200 KB line of brackets must not be
+/// echoed whole), centred on the column.
+const SNIPPET_CHARS: usize = 100;
+/// Messages quote what was written (an unknown key); this much of it is enough.
+const MAX_MESSAGE_CHARS: usize = 300;
+/// Keys longer than this are no typo of a real key (and the edit distance would cost
+/// memory in proportion).
+const MAX_TYPO_CHARS: usize = 64;
+
+/// The part of `line` to show around char `column`: (text, where the caret starts, caret width).
+fn window(line: &str, column: usize, width: usize) -> (String, usize, usize) {
+    let len = line.chars().count();
+    if len <= SNIPPET_CHARS {
+        return (line.to_string(), column, width);
+    }
+    let start = column
+        .saturating_sub(SNIPPET_CHARS / 3)
+        .min(len - SNIPPET_CHARS);
+    let end = start + SNIPPET_CHARS;
+    let body: String = line.chars().skip(start).take(SNIPPET_CHARS).collect();
+    let (lead, tail) = (
+        if start > 0 { "..." } else { "" },
+        if end < len { "..." } else { "" },
+    );
+    let caret_at = lead.len() + (column - start);
+    let width = width.min(end.saturating_sub(column)).max(1);
+    (format!("{lead}{body}{tail}"), caret_at, width)
+}
+
+/// `s` cut to `max` chars, saying how much was left out.
+fn shorten(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(max).collect();
+    format!("{head}... ({} more characters)", n - max)
+}
+
 /// For serde's "unknown field `x`, expected one of `a`, `b`" the closest expected key.
 fn suggest_key(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     let (typo, expected) = rest.split_once('`')?;
+    if typo.chars().count() > MAX_TYPO_CHARS {
+        return None;
+    }
     expected
         .split('`')
         .skip(1)
@@ -133,6 +175,33 @@ mod tests {
         assert_eq!(suggest_key(m).as_deref(), Some("connections"));
         let far = "unknown field `zzzzzz`, expected `connections`";
         assert_eq!(suggest_key(far), None);
+    }
+
+    #[test]
+    fn a_huge_line_is_shown_as_a_window_around_the_column() {
+        let text = format!("work = {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let at = 7 + 5_000;
+        let e = ScenarioError::at(
+            Path::new("x.toml"),
+            &text,
+            at..at + 1,
+            Some("work".into()),
+            "x".repeat(10_000),
+        );
+        let msg = e.to_string();
+        assert!(msg.len() < 1_000, "{} bytes", msg.len());
+        assert!(msg.contains("x.toml:1:5008"), "{msg}");
+        assert!(msg.contains("(9700 more characters)"), "{msg}");
+        let lines: Vec<&str> = msg.lines().collect();
+        // The caret sits under the character at the column.
+        let shown = lines[2].split_once(" | ").unwrap().1;
+        let caret = lines[3].split_once(" | ").unwrap().1;
+        assert!(
+            shown.starts_with("...[") && shown.ends_with("[..."),
+            "{shown}"
+        );
+        assert_eq!(caret.trim_start().len(), 1);
+        assert_eq!(&shown[caret.len() - 1..caret.len()], "[");
     }
 
     #[test]

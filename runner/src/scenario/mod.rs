@@ -22,6 +22,14 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Upper bound for connection counts (far above what one machine can hold; the preflight is the
 /// real check).
 pub const MAX_CONNECTIONS: i64 = 1_000_000;
+/// The shortest measured window: below it no request may complete inside the window, and the
+/// load generator's millisecond schedule rounds it to nothing.
+pub const MIN_DURATION: Duration = Duration::from_millis(100);
+/// Scenario files above this size are refused before they are read (the shipped ones are under
+/// 2 KB), so no input makes the parser allocate without bound.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Longest scenario or target name: it becomes a folder name and a table entry.
+pub const MAX_NAME_LEN: usize = 100;
 
 /// A validated scenario. Lists are sweeps: every combination is a point of the plan.
 #[derive(Clone, Debug, Serialize)]
@@ -190,11 +198,53 @@ pub fn load(path: &Path, host: &Host) -> Result<Scenario, ScenarioError> {
                 .unwrap_or_default(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|reason| ScenarioError::Read {
+    let text = read_regular(path, MAX_FILE_BYTES).map_err(|reason| ScenarioError::Read {
         path: path.to_path_buf(),
         reason,
     })?;
     parse(path, &text, host)
+}
+
+/// Reads a regular file of at most `limit` bytes as text (see [`crate::sys::open_regular`]).
+pub fn read_regular(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = crate::sys::open_regular(path)?;
+    let len = file.metadata()?.len();
+    if len > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {len} bytes; scenario files are at most {limit}"),
+        ));
+    }
+    let mut text = String::new();
+    // `take`: the file may grow after the check.
+    file.take(limit).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The rule for names that become a folder and a table entry (scenario and target names):
+/// letters, digits, `-`, `_` and `.`, starting with a letter or digit, so `.` and `..` cannot
+/// climb out of the output folder and `|` or a newline cannot break report.md.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = (1..=MAX_NAME_LEN).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        return Ok(());
+    }
+    let shown: String = name
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    let more = if name.chars().count() > 40 { "..." } else { "" };
+    Err(format!(
+        "must be 1 to {MAX_NAME_LEN} letters, digits, `-`, `_` or `.`, starting with a letter or \
+         digit (it names a folder and a table row), got \"{shown}{more}\""
+    ))
 }
 
 /// The `.toml` files directly in `dir`, sorted.
@@ -302,13 +352,14 @@ impl Checker<'_> {
             );
         }
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (i, n) in values.iter().enumerate() {
             let at = match v {
                 OneOrMany::One(_) => field.to_string(),
                 OneOrMany::Many(_) => format!("{field}.{i}"),
             };
             let n = self.int(&at, *n, min, max)?;
-            if out.contains(&n) {
+            if !seen.insert(n) {
                 return self.err(&at, format!("{n} is listed twice"));
             }
             out.push(n);
@@ -379,12 +430,8 @@ impl Checker<'_> {
 
     fn check(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
         let name = raw.name.trim();
-        let name_ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !name_ok {
-            return self.err("name", "must be non-empty and use only letters, digits, `-`, `_`, `.` (it names the output folder)".into());
+        if let Err(e) = check_name(name) {
+            return self.err("name", e);
         }
         let runtimes = match &raw.runtimes {
             None => None,
@@ -396,14 +443,16 @@ impl Checker<'_> {
                 )
             }
             Some(list) => {
+                // A set, not `Vec::contains`: a long list must not take quadratic time.
+                let mut seen = std::collections::HashSet::new();
                 let mut names: Vec<String> = Vec::new();
                 for (i, item) in list.iter().enumerate() {
-                    let n = item.trim().to_string();
-                    if names.contains(&n) {
+                    let n = item.trim();
+                    if !seen.insert(n) {
                         return self
                             .err(&format!("runtimes.{i}"), format!("`{n}` is listed twice"));
                     }
-                    names.push(n);
+                    names.push(n.to_string());
                 }
                 Some(names)
             }
@@ -425,6 +474,20 @@ impl Checker<'_> {
                         return self.err(
                             "shutdown.at",
                             format!("must fall inside the load ({} long); leave it out to stop after the load", humantime::format_duration(load.total())),
+                        );
+                    }
+                    // Inside the warmup the stop would come before the measured window
+                    // begins: nothing would be measured.
+                    if at <= load.warmup {
+                        return self.err(
+                            "shutdown.at",
+                            format!(
+                                "falls inside the warmup ({}), before the measured window starts; \
+                                 give a time between {} and {}",
+                                humantime::format_duration(load.warmup),
+                                humantime::format_duration(load.warmup),
+                                humantime::format_duration(load.total())
+                            ),
                         );
                     }
                     Some(at)
@@ -469,10 +532,14 @@ impl Checker<'_> {
                         "is empty; give the program and its arguments, or leave it out".into(),
                     );
                 }
+                let name = t.name.clone().unwrap_or_else(|| "external".into());
+                if let Err(e) = check_name(&name) {
+                    return self.err("target.name", e);
+                }
                 Some(TargetSpec {
                     address,
                     command: t.command.clone(),
-                    name: t.name.clone().unwrap_or_else(|| "external".into()),
+                    name,
                 })
             }
         };
@@ -666,7 +733,21 @@ impl Checker<'_> {
         }
         let duration = if phases.is_empty() {
             match &l.duration {
-                Some(t) => self.duration("load.duration", t, false)?,
+                Some(t) => {
+                    let d = self.duration("load.duration", t, false)?;
+                    if d < MIN_DURATION {
+                        return self.err(
+                            "load.duration",
+                            format!(
+                                "must be at least {} (the measured window; shorter ones measure \
+                                 nothing), got {}",
+                                humantime::format_duration(MIN_DURATION),
+                                humantime::format_duration(d)
+                            ),
+                        );
+                    }
+                    d
+                }
                 None => {
                     return self.err(
                         "load",
@@ -688,10 +769,14 @@ impl Checker<'_> {
                 );
             }
             let total: Duration = phases.iter().map(|p| p.duration).sum();
-            if total <= warmup {
+            if total < warmup + MIN_DURATION {
                 return self.err(
                     "load.warmup",
-                    "is as long as all phases together; nothing would be measured".into(),
+                    format!(
+                        "leaves less than {} of the phases ({} together) to measure",
+                        humantime::format_duration(MIN_DURATION),
+                        humantime::format_duration(total)
+                    ),
                 );
             }
             total - warmup

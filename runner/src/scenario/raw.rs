@@ -34,7 +34,8 @@ pub enum CountOrAuto {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
-    /// Names the output folder: letters, digits, `-`, `_`, `.`.
+    /// Names the output folder: 1 to 100 letters, digits, `-`, `_`, `.`, starting with a letter
+    /// or digit.
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -128,7 +129,7 @@ pub struct RawLoad {
     pub rate: Option<OneOrMany<i64>>,
     /// Excluded from the measurement, e.g. "1s".
     pub warmup: Option<String>,
-    /// The measured window, e.g. "10s". Not used with phases.
+    /// The measured window, e.g. "10s"; at least "100ms". Not used with phases.
     pub duration: Option<String>,
     /// CPUs the load generator is pinned to. Default: every CPU but the server's.
     pub cpus: Option<Vec<i64>>,
@@ -157,7 +158,8 @@ pub struct RawPhase {
 pub struct RawShutdown {
     /// Drain deadline after the stop signal. Default "2s".
     pub grace: Option<String>,
-    /// Send the stop signal this long after the load starts (while it runs). Default: after it.
+    /// Send the stop signal this long after the load starts, after the warmup. Default: after
+    /// the load.
     pub at: Option<String>,
 }
 
@@ -177,8 +179,9 @@ pub struct RawRun {
 pub struct RawTarget {
     /// `ip:port` of the echo server. Only loopback unless --allow-remote.
     pub address: String,
-    /// Started before and stopped after the load (argv, no shell).
+    /// Started before and stopped after the load (argv, no shell); its process group is
+    /// measured and stopped as a whole.
     pub command: Option<Vec<String>>,
-    /// Name used in results. Default "external".
+    /// Name used in results (the characters of a scenario name). Default "external".
     pub name: Option<String>,
 }

@@ -1,7 +1,12 @@
 //! An external echo server as the measured subject: optionally started from the scenario's
 //! `command` (and stopped afterwards), otherwise assumed to be running already.
+//!
+//! A command may fork (`sh -c "python3 srv.py"`): it leads a process group of its own (see
+//! [`crate::sys::tie_to_runner`]), and that whole group is measured, signalled and waited for.
+//! A process that leaves the group (a daemon calling setsid) escapes both.
 
 use super::server::ServersExit;
+use crate::procfs;
 use crate::scenario::TargetSpec;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -9,9 +14,16 @@ use std::time::{Duration, Instant};
 
 /// How long a started command may take before its address accepts connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Beyond the grace period, how long the group may take to exit before it is killed (as for
+/// plugin servers, `supervise::server::EXIT_MARGIN`).
+const EXIT_MARGIN: Duration = Duration::from_secs(2);
+/// After SIGKILL, how long before a group still there is reported as left behind.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 pub struct External {
     child: Option<Child>,
+    /// The command's process group while it may have members (its pid: it leads the group).
+    pgid: Option<u32>,
     signalled: Option<Instant>,
 }
 
@@ -32,6 +44,7 @@ impl External {
                 }
             };
         let mut ext = External {
+            pgid: child.as_ref().map(Child::id),
             child,
             signalled: None,
         };
@@ -62,8 +75,9 @@ impl External {
         }
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+    /// Every live process of the command's group (sampled for the timeline).
+    pub fn pids(&self) -> Vec<u32> {
+        self.pgid.map(procfs::group_members).unwrap_or_default()
     }
 
     pub fn crashed(&mut self) -> Option<String> {
@@ -77,47 +91,96 @@ impl External {
         })
     }
 
-    /// SIGTERM, then SIGKILL after `grace` + 2s (giving up on it 5s later, should it be stuck
-    /// in the kernel); the command's CPU and peak RSS when it was ours.
+    /// SIGTERM to the command's process group, then SIGKILL to it after `grace` +
+    /// [`EXIT_MARGIN`] (an overrun, which fails the row), giving up [`KILL_WAIT`] later should
+    /// a process be stuck in the kernel. Done when the command is reaped and its group empty.
+    /// CPU and peak RSS are the group's, read from /proc just before the stop signal (the sum
+    /// of each process's peak; the shutdown itself is not included).
     pub fn stop(mut self, grace: Duration) -> ServersExit {
         let mut exit = ServersExit::default();
-        let Some(child) = self.child.take() else {
+        let Some(pgid) = self.pgid else {
             return exit;
         };
-        let pid = child.id();
+        let usage = procfs::group_usage(pgid);
         let signalled = *self.signalled.get_or_insert_with(Instant::now);
-        crate::sys::kill(pid, libc::SIGTERM);
-        let deadline = signalled + grace + Duration::from_secs(2);
-        let give_up = deadline + Duration::from_secs(5);
+        crate::sys::kill_group(pgid, libc::SIGTERM);
+        let deadline = signalled + grace + EXIT_MARGIN;
+        let give_up = deadline + KILL_WAIT;
+        let mut reaped = None;
         loop {
-            match crate::sys::try_reap(pid) {
-                Ok(Some(r)) => {
-                    exit.resources = true;
-                    exit.cpu_user_s = r.user_s;
-                    exit.cpu_sys_s = r.sys_s;
-                    exit.rss_peak_bytes = r.max_rss_bytes;
-                    break;
+            if let Some(child) = &self.child {
+                match crate::sys::try_reap(child.id()) {
+                    Ok(Some(r)) => {
+                        reaped = Some(r);
+                        self.child = None;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        exit.failure = Some(format!("waiting for the target command: {e}"));
+                        self.child = None;
+                    }
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    exit.failure = Some(format!("waiting for the target command: {e}"));
-                    break;
-                }
+            }
+            let members = procfs::group_members(pgid);
+            if self.child.is_none() && members.is_empty() {
+                // The group is gone, and its id may be reused: never signal it again.
+                self.pgid = None;
+                break;
             }
             let now = Instant::now();
             if now >= give_up {
                 exit.failure = Some(format!(
-                    "target command (pid {pid}) still exists 5s after SIGKILL; left behind"
+                    "target command's process group {pgid} still has process(es) {members:?} \
+                     {}s after SIGKILL; left behind",
+                    KILL_WAIT.as_secs()
                 ));
                 break;
             }
             if now >= deadline && !exit.overran {
-                crate::sys::kill(pid, libc::SIGKILL);
+                crate::sys::kill_group(pgid, libc::SIGKILL);
                 exit.overran = true;
+                exit.failure = Some(format!(
+                    "shutdown overrun: the target command's process group was still running \
+                     {:.1}s after SIGTERM (grace {:.1}s); killed",
+                    signalled.elapsed().as_secs_f64(),
+                    grace.as_secs_f64()
+                ));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(10));
         }
         exit.shutdown = signalled.elapsed();
+        match (usage, reaped) {
+            (Some((user, sys, rss)), _) => {
+                exit.resources = true;
+                exit.cpu_user_s = user;
+                exit.cpu_sys_s = sys;
+                exit.rss_peak_bytes = rss;
+            }
+            (None, Some(r)) => {
+                exit.resources = true;
+                exit.cpu_user_s = r.user_s;
+                exit.cpu_sys_s = r.sys_s;
+                exit.rss_peak_bytes = r.max_rss_bytes;
+            }
+            (None, None) => {}
+        }
         exit
+    }
+}
+
+impl Drop for External {
+    /// On any path that did not stop the group (a failed start, a panic), nothing of it stays.
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            crate::sys::kill_group(pgid, libc::SIGKILL);
+            if let Some(child) = self.child.take() {
+                let deadline = Instant::now() + KILL_WAIT;
+                while !matches!(crate::sys::try_reap(child.id()), Ok(Some(_)) | Err(_))
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
     }
 }

@@ -164,3 +164,137 @@ pub fn only_row(run: &std::path::Path) -> std::collections::HashMap<String, Stri
     assert_eq!(rows.len(), 1);
     rows.remove(0)
 }
+
+/// The stamped run folders under `<out>/<scenario>` (not `latest`), sorted.
+pub fn run_folders(scenario_dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(scenario_dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", scenario_dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "latest") && p.is_dir())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    found.sort();
+    found
+}
+
+/// The one run folder under `<out>/<scenario>`.
+pub fn only_run_folder(scenario_dir: &Path) -> PathBuf {
+    let mut found = run_folders(scenario_dir);
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+/// Temporary files (`.<name>.tmp-<pid>`, `.latest-<pid>`) left in `dir`.
+pub fn temporary_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// Waits for `child` at most `limit`; kills it (and fails) past that.
+pub fn wait_with_limit(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("runbench did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Runs `cmd` to its end within `limit` (killed and failed past it), with its output.
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runbench starts");
+    // Read both pipes while waiting, so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_with_limit(&mut child, limit);
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// A resource limit for a command's process (set between fork and exec).
+#[derive(Clone, Copy)]
+pub enum Limit {
+    /// RLIMIT_AS: an allocation without bound fails fast instead of exhausting the machine.
+    Memory(u64),
+    /// RLIMIT_FSIZE: a write past this size fails with EFBIG (SIGXFSZ ignored), a full disk for
+    /// one file without root or a small filesystem.
+    FileSize(u64),
+}
+
+pub fn limit(cmd: &mut Command, limit: Limit) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal and setrlimit are async-signal-safe and allocate nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let (resource, bytes) = match limit {
+                Limit::Memory(b) => (libc::RLIMIT_AS, b),
+                Limit::FileSize(b) => {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    (libc::RLIMIT_FSIZE, b)
+                }
+            };
+            let lim = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(resource, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A server that ignored the stop signal was killed at grace + the runner's 2 s margin (not
+/// left running) and its row says so.
+pub fn assert_killed_as_overrun(row: &std::collections::HashMap<String, String>) {
+    assert!(
+        row["error"].contains("shutdown overrun"),
+        "{}",
+        row["error"]
+    );
+    assert_eq!(row["shutdown_overrun"], "true");
+    // The scenarios of these tests have a grace of 1 s.
+    let shutdown = num(row, "shutdown_ms");
+    assert!(
+        (3000.0..6000.0).contains(&shutdown),
+        "shutdown_ms {shutdown}"
+    );
+}
+
+/// A run folder's meta.json.
+pub fn read_meta(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("meta.json"))
+        .unwrap_or_else(|e| panic!("{}/meta.json: {e}", run.display()));
+    serde_json::from_str(&text).expect("meta.json whole")
+}

@@ -1,0 +1,417 @@
+//! What a person at the terminal sees of a whole run (a 50k run is minutes, a nightly an hour):
+//! the plan's estimate before it starts, one line per finished step (runtime, requests/s, p99,
+//! status) with the run's place in it (step k of n, ETA), and at the end a table sorted fastest
+//! first with the share of the `epoll` limit and, as hyperfine does, "tokio ran 1.12 ± 0.03
+//! times faster than smol". On a terminal the place is also a line that stays under the step's
+//! bar; elsewhere (CI, a log file) everything is plain lines.
+//!
+//! The texts are pure functions of the rows, so they are tested without a terminal.
+
+use crate::budget;
+use crate::plan::Plan;
+use crate::report::thousands;
+use crate::results::read::REFERENCE_RUNTIME;
+use crate::results::{RowStatus, SummaryRow};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::fmt::Write;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The bars of the current run, on a terminal: the step's (see [`crate::progress`]) above the
+/// overall line.
+static MULTI: Mutex<Option<(MultiProgress, ProgressBar)>> = Mutex::new(None);
+
+fn multi() -> std::sync::MutexGuard<'static, Option<(MultiProgress, ProgressBar)>> {
+    MULTI.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Draws a step's bar above the overall line when there is one (a hook for
+/// [`crate::progress::RunProgress`]).
+pub fn attach(bar: ProgressBar) -> ProgressBar {
+    match multi().as_ref() {
+        Some((m, overall)) => m.insert_before(overall, bar),
+        None => bar,
+    }
+}
+
+/// Prints a line above the bars, or plainly when there are none.
+pub fn println(line: &str) {
+    match multi().as_ref() {
+        Some((m, _)) => {
+            let _ = m.println(line);
+        }
+        None => eprintln!("{line}"),
+    }
+}
+
+/// The run's place among its steps.
+pub struct Overall {
+    total: usize,
+    done: usize,
+    started: Instant,
+    /// The plan's estimate of the steps done so far and of those left.
+    estimated_done: Duration,
+    estimated_left: Duration,
+}
+
+impl Overall {
+    /// Says what the plan will take (and, over an hour, how to stop it) before it starts.
+    pub fn start(plan: &Plan) -> Overall {
+        let estimate = plan.estimate();
+        let mut line = format!(
+            "plan: {} measurement(s), estimated {}",
+            plan.steps.len(),
+            budget::hours(estimate.as_secs_f64())
+        );
+        if estimate > budget::LONG_PLAN {
+            let end = chrono::Utc::now() + estimate;
+            let _ = write!(
+                line,
+                " (until about {}); Ctrl-C stops it and keeps what was measured",
+                end.format("%Y-%m-%d %H:%M UTC")
+            );
+        }
+        crate::progress::log(&line);
+        if std::io::stderr().is_terminal() {
+            let m = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let bar = m.add(ProgressBar::new(plan.steps.len() as u64));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>14.bold} {msg}").expect("static template"),
+            );
+            bar.set_prefix("overall");
+            *multi() = Some((m, bar));
+        }
+        let o = Overall {
+            total: plan.steps.len(),
+            done: 0,
+            started: Instant::now(),
+            estimated_done: Duration::ZERO,
+            estimated_left: estimate,
+        };
+        o.show();
+        o
+    }
+
+    fn eta(&self) -> Duration {
+        eta(
+            self.estimated_done,
+            self.estimated_left,
+            self.started.elapsed(),
+        )
+    }
+
+    fn show(&self) {
+        if let Some((_, bar)) = multi().as_ref() {
+            bar.set_position(self.done as u64);
+            bar.set_message(format!(
+                "step {} of {} · ETA {}",
+                (self.done + 1).min(self.total),
+                self.total,
+                budget::hours(self.eta().as_secs_f64())
+            ));
+        }
+    }
+
+    /// One line for a finished step.
+    pub fn step_finished(&mut self, label: &str, row: &SummaryRow, estimate: Duration) {
+        self.done += 1;
+        self.estimated_done += estimate;
+        self.estimated_left = self.estimated_left.saturating_sub(estimate);
+        let eta = (self.done < self.total).then(|| self.eta());
+        crate::progress::log(&step_line(self.done, self.total, label, row, eta));
+        self.show();
+    }
+
+    pub fn finish(self) {
+        if let Some((_, bar)) = multi().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The time left: the plan's estimate of the steps left, scaled by how the estimate compared
+/// with the steps done (a slow machine's steps all run long), within a factor of 5 either way.
+pub fn eta(estimated_done: Duration, estimated_left: Duration, elapsed: Duration) -> Duration {
+    if estimated_done.is_zero() {
+        return estimated_left;
+    }
+    let ratio = (elapsed.as_secs_f64() / estimated_done.as_secs_f64()).clamp(0.2, 5.0);
+    Duration::from_secs_f64(estimated_left.as_secs_f64() * ratio)
+}
+
+/// `[3/12] tokio: 123,456 req/s, p99 812.0 µs, ok · ETA 4m 10s`.
+pub fn step_line(
+    k: usize,
+    n: usize,
+    label: &str,
+    row: &SummaryRow,
+    eta: Option<Duration>,
+) -> String {
+    let mut s = format!("[{k}/{n}] {label}: ");
+    if let (Some(rps), Some(p99)) = (row.requests_per_sec, row.p99_us) {
+        let _ = write!(s, "{} req/s, p99 {}, ", thousands(rps), micros(p99));
+    }
+    s.push_str(&status(row, 100));
+    if let Some(eta) = eta {
+        let _ = write!(s, " · ETA {}", budget::hours(eta.as_secs_f64()));
+    }
+    s
+}
+
+fn status(row: &SummaryRow, width: usize) -> String {
+    let cut = |e: &str| {
+        let one_line = e.replace(['\n', '\r'], " ");
+        match one_line.char_indices().nth(width) {
+            Some((i, _)) => format!("{}...", &one_line[..i]),
+            None => one_line,
+        }
+    };
+    let mut s = match row.status {
+        RowStatus::Ok => "ok".into(),
+        RowStatus::Failed => format!("FAILED: {}", cut(&row.error)),
+        RowStatus::Interrupted => format!("INTERRUPTED: {}", cut(&row.error)),
+        RowStatus::Skipped => format!("skipped: {}", cut(&row.error)),
+    };
+    if row.slo == "fail" {
+        s.push_str(&format!("; SLO failed: {}", cut(&row.slo_broken)));
+    }
+    if !row.audit.is_empty() && row.audit != "ok" {
+        s.push_str(&format!("; audit: {}", cut(&row.audit)));
+    }
+    s
+}
+
+/// The summary at the end, per sweep point: runtimes fastest first, the `epoll` share, and how
+/// much faster the fastest ran than each other runtime (± from the trials' spread).
+pub fn final_table(rows: &[SummaryRow]) -> String {
+    let mut points: Vec<&str> = Vec::new();
+    for r in rows {
+        if !points.contains(&r.point.as_str()) {
+            points.push(&r.point);
+        }
+    }
+    let mut out = String::new();
+    for point in points {
+        let mut group: Vec<&SummaryRow> = rows.iter().filter(|r| r.point == point).collect();
+        group.sort_by(|a, b| rps(b).total_cmp(&rps(a)));
+        if !point.is_empty() {
+            let _ = writeln!(out, "{point}:");
+        }
+        out.push_str(&point_table(&group));
+        out.push_str(&comparisons(&group));
+        out.push('\n');
+    }
+    out
+}
+
+/// Requests/s of a row that has one (ok rows first when sorting), else -1.
+fn rps(r: &SummaryRow) -> f64 {
+    match (r.status, r.requests_per_sec) {
+        (RowStatus::Ok, Some(v)) if v.is_finite() => v,
+        _ => -1.0,
+    }
+}
+
+fn point_table(group: &[&SummaryRow]) -> String {
+    let reference = group
+        .iter()
+        .find(|r| r.runtime == REFERENCE_RUNTIME && rps(r) > 0.0)
+        .map(|r| rps(r));
+    let trials = group.iter().any(|r| r.requests_per_sec_ci_low.is_some());
+    let mut s = format!("  {:<16} {:>12}", "runtime", "req/s");
+    if trials {
+        let _ = write!(s, " {:>21}", "95% CI");
+    }
+    let _ = write!(s, " {:>10} {:>10}", "p50", "p99");
+    if reference.is_some() {
+        let _ = write!(s, " {:>9}", "vs epoll");
+    }
+    s.push_str("  status\n");
+    for r in group {
+        let cell = |v: Option<f64>, f: fn(f64) -> String| v.map_or("-".to_string(), f);
+        let _ = write!(
+            s,
+            "  {:<16} {:>12}",
+            r.runtime,
+            cell(r.requests_per_sec, thousands)
+        );
+        if trials {
+            let ci = match (r.requests_per_sec_ci_low, r.requests_per_sec_ci_high) {
+                (Some(lo), Some(hi)) => format!("[{} – {}]", thousands(lo), thousands(hi)),
+                _ => "-".into(),
+            };
+            let _ = write!(s, " {ci:>21}");
+        }
+        let _ = write!(
+            s,
+            " {:>10} {:>10}",
+            cell(r.p50_us, micros),
+            cell(r.p99_us, micros)
+        );
+        if let Some(e) = reference {
+            let share = (rps(r) > 0.0).then(|| format!("{:.0}%", rps(r) / e * 100.0));
+            let _ = write!(s, " {:>9}", share.unwrap_or_else(|| "-".into()));
+        }
+        let _ = writeln!(s, "  {}", status(r, 60));
+    }
+    s
+}
+
+/// "tokio ran 1.12 ± 0.03 times faster than smol": the fastest against each other measured
+/// runtime. The ± propagates the two coefficients of variation over trials (as hyperfine does
+/// with standard deviations); it is left out when a row has a single trial.
+fn comparisons(group: &[&SummaryRow]) -> String {
+    let measured: Vec<&&SummaryRow> = group.iter().filter(|r| rps(r) > 0.0).collect();
+    let Some((fastest, rest)) = measured.split_first() else {
+        return String::new();
+    };
+    let mut s = String::new();
+    for other in rest {
+        let ratio = rps(fastest) / rps(other);
+        let spread = match (fastest.requests_per_sec_cv, other.requests_per_sec_cv) {
+            (Some(a), Some(b)) if a.is_finite() && b.is_finite() => {
+                format!(" ± {:.2}", ratio * (a * a + b * b).sqrt())
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  {} ran {ratio:.2}{spread} times faster than {}",
+            fastest.runtime, other.runtime
+        );
+    }
+    s
+}
+
+/// Microseconds in the unit that reads best: `812.0 µs`, `1.23 ms`.
+fn micros(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.1} µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(runtime: &str, rps: f64, cv: Option<f64>) -> SummaryRow {
+        SummaryRow {
+            runtime: runtime.into(),
+            requests_per_sec: Some(rps),
+            requests_per_sec_cv: cv,
+            requests_per_sec_ci_low: cv.map(|c| rps * (1.0 - c)),
+            requests_per_sec_ci_high: cv.map(|c| rps * (1.0 + c)),
+            p50_us: Some(400.0),
+            p99_us: Some(1234.0),
+            trials: if cv.is_some() { 5 } else { 1 },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_final_table_is_sorted_fastest_first_with_the_epoll_share_and_ratios() {
+        let failed = SummaryRow {
+            runtime: "monoio".into(),
+            status: RowStatus::Failed,
+            error: "server process killed by signal 11 (SIGSEGV)".into(),
+            ..Default::default()
+        };
+        let rows = vec![
+            row("smol", 100_000.0, Some(0.02)),
+            failed,
+            row("epoll", 150_000.0, Some(0.01)),
+            row("tokio", 112_000.0, Some(0.02)),
+        ];
+        let t = final_table(&rows);
+        let order: Vec<&str> = t
+            .lines()
+            .skip(1)
+            .take(4)
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(order, ["epoll", "tokio", "smol", "monoio"], "{t}");
+        assert!(t.contains("vs epoll"), "{t}");
+        let tokio = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("tokio"))
+            .unwrap();
+        assert!(
+            tokio.contains("112,000") && tokio.contains("75%"),
+            "{tokio}"
+        );
+        assert!(tokio.contains("[109,760 – 114,240]"), "{tokio}");
+        assert!(
+            t.contains("FAILED: server process killed by signal 11"),
+            "{t}"
+        );
+        // 150000/112000 = 1.339; ± 1.339 * sqrt(0.01² + 0.02²) = 0.030.
+        assert!(
+            t.contains("epoll ran 1.34 ± 0.03 times faster than tokio"),
+            "{t}"
+        );
+        assert!(
+            t.contains("epoll ran 1.50 ± 0.03 times faster than smol"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("than monoio"),
+            "a failed runtime is not compared: {t}"
+        );
+    }
+
+    #[test]
+    fn without_trials_ratios_have_no_interval_and_there_is_no_ci_column() {
+        let t = final_table(&[row("tokio", 112_000.0, None), row("smol", 100_000.0, None)]);
+        assert!(t.contains("tokio ran 1.12 times faster than smol"), "{t}");
+        assert!(!t.contains("95% CI") && !t.contains("vs epoll"), "{t}");
+    }
+
+    #[test]
+    fn a_sweep_gets_one_table_per_point() {
+        let mut a = row("tokio", 1000.0, None);
+        a.point = "connections=10".into();
+        let mut b = row("tokio", 2000.0, None);
+        b.point = "connections=100".into();
+        let t = final_table(&[a, b]);
+        assert!(
+            t.contains("connections=10:\n") && t.contains("connections=100:\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn a_step_line_says_where_the_run_stands() {
+        let line = step_line(
+            3,
+            12,
+            "tokio #2",
+            &row("tokio", 123_456.7, None),
+            Some(Duration::from_secs(250)),
+        );
+        assert_eq!(
+            line,
+            "[3/12] tokio #2: 123,457 req/s, p99 1.23 ms, ok · ETA 4m 10s"
+        );
+        let mut failed = row("x", 1.0, None);
+        failed.requests_per_sec = None;
+        failed.status = RowStatus::Failed;
+        failed.error = "a\nb".into();
+        assert_eq!(
+            step_line(12, 12, "x", &failed, None),
+            "[12/12] x: FAILED: a b"
+        );
+    }
+
+    #[test]
+    fn the_eta_scales_the_estimate_by_how_the_done_steps_compared() {
+        let s = Duration::from_secs;
+        assert_eq!(eta(Duration::ZERO, s(100), s(0)), s(100));
+        // Steps ran twice as long as estimated: so will the rest.
+        assert_eq!(eta(s(10), s(100), s(20)), s(200));
+        // Never more than 5x off the estimate.
+        assert_eq!(eta(s(1), s(100), s(60)), s(500));
+    }
+}
