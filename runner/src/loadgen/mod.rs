@@ -105,6 +105,10 @@ fn run(spec: &LoadgenSpec, out: &ProtocolOut) -> anyhow::Result<LoadResult> {
     crate::sys::raise_nofile()?;
     crate::sys::pin_process(&spec.cpus)?;
     let workers = spawn_workers(spec)?;
+    // This thread only relays intervals and progress; on a shared core it must never delay a
+    // worker's sends (lowest priority, for this thread alone: the workers keep theirs).
+    // SAFETY: setpriority on the calling thread's own id.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
     out.send(&await_connected(&workers)?);
     let start = await_start()?;
     for tx in &workers.starts {

@@ -54,6 +54,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         let stderr = child.stderr.take().expect("piped");
         let l = label.to_string();
         std::thread::spawn(move || {
+            background_priority();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 match serde_json::from_str::<E>(&line) {
@@ -71,6 +72,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         });
         let l = label.to_string();
         std::thread::spawn(move || {
+            background_priority();
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 progress::log(&format!("[{l}] {line}"));
@@ -182,6 +184,13 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         }
         out
     }
+}
+
+/// The readers of a child's output parse every line it writes (interval histograms among them);
+/// on a machine whose cores the server and the load generator own, they must not delay either.
+fn background_priority() {
+    // SAFETY: setpriority on the calling thread's own id.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
 }
 
 impl<E> Drop for ChildProc<E> {
