@@ -412,7 +412,7 @@ fn run_nightly(
         plugin_dir: resolve_dir(plugin_dir)?,
     };
     let night = nightly::run(&opts)?;
-    let md = std::fs::read_to_string(night.dir.join("nightly.md")).unwrap_or_default();
+    let md = &night.markdown;
     println!("{md}");
     Ok(if let Some(sig) = night.interrupted {
         Exit::Signal(sig)

@@ -4,7 +4,6 @@
 use crate::plugin::{self, PluginFile};
 use crate::protocol::Ramp;
 use crate::scenario::{Scenario, TargetSpec};
-use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
@@ -52,32 +51,8 @@ impl Subject {
     }
 }
 
-/// One combination of the swept parameters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Point {
-    pub connections: usize,
-    pub payload_bytes: u64,
-    /// Open model only.
-    pub rate: Option<u64>,
-    pub threads: usize,
-    pub max_connections: usize,
-}
-
-impl Point {
-    pub fn label(&self) -> String {
-        let mut s = format!(
-            "connections={} payload={}B threads={}",
-            self.connections, self.payload_bytes, self.threads
-        );
-        if self.max_connections > 0 {
-            s.push_str(&format!(" max_connections={}", self.max_connections));
-        }
-        if let Some(r) = self.rate {
-            s.push_str(&format!(" rate={r}/s"));
-        }
-        s
-    }
-}
+/// The sweep point (one type for the plan and every result file).
+pub use crate::results::Point;
 
 /// One measurement to make: which trial, point and subject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One interval of one runtime's trial (timeline.csv), written by the run and read back by
+/// `runbench plot`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TimelineRow {
     pub runtime: String,
     pub trial: u32,

@@ -81,10 +81,12 @@ fn the_search_finds_a_known_capacity_and_a_tighter_slo_a_lower_one() {
         "{report}"
     );
 
-    let tight = capacity_of(&run_ok(dir.path(), "tight", &search("p99 = \"1ms\"")));
+    // A median limit: robust against the p99 spikes a virtual machine's idle CPUs add at low
+    // rates (which would fail the search at its first rate).
+    let tight = capacity_of(&run_ok(dir.path(), "tight", &search("p50 = \"2ms\"")));
     assert!(
         num(&tight, "capacity") < cap,
-        "p99 <= 1 ms: {tight:?}; p99 <= 50 ms: {cap}"
+        "p50 <= 2 ms: {tight:?}; p99 <= 50 ms: {cap}"
     );
 }
 

@@ -37,6 +37,7 @@ pub fn measure(metric: Metric) -> &'static str {
         Metric::P99Us => "latency-p99-us",
         Metric::ServerCpuUsPerRequest => "server-cpu-us-per-request",
         Metric::ServerRssPeakBytes => "server-rss-peak-bytes",
+        Metric::Capacity => "capacity",
     }
 }
 
@@ -100,7 +101,8 @@ mod tests {
             "smoke/tokio/connections=100,payload_bytes=64,server_threads=1,max_connections=0"
         );
         let m = measures.as_object().unwrap();
-        assert_eq!(m.len(), Metric::ALL.len());
+        // Every metric but capacity, which only a capacity search measures.
+        assert_eq!(m.len(), Metric::ALL.len() - 1);
         let t = &m["throughput"];
         assert_eq!(t["value"], 100.0);
         let (lo, hi) = (

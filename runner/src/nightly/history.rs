@@ -7,9 +7,9 @@
 //! leaves either the old history or the new one, never half a row; an advisory lock keeps two
 //! nightly processes from losing each other's rows.
 
+pub use crate::results::Point;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The machine a measurement comes from. Numbers from different machines (or kernels) are not
@@ -31,50 +31,9 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-/// The parameters that make one measurement of a (sweep) scenario: what `summary.csv` varies.
-#[derive(Clone, Debug, PartialEq, PartialOrd)]
-pub struct Point {
-    pub connections: u64,
-    pub payload_bytes: u64,
-    pub server_threads: u64,
-    pub max_connections: Option<u64>,
-    pub target_rate: Option<f64>,
-}
-
-impl Point {
-    /// A canonical text form, used as a grouping key and in benchmark names.
-    pub fn key(&self) -> String {
-        let mut s = format!(
-            "connections={},payload_bytes={},server_threads={}",
-            self.connections, self.payload_bytes, self.server_threads
-        );
-        if let Some(m) = self.max_connections {
-            s.push_str(&format!(",max_connections={m}"));
-        }
-        if let Some(r) = self.target_rate {
-            s.push_str(&format!(",target_rate={r}"));
-        }
-        s
-    }
-
-    /// A short human label, e.g. `100 conn, 64 B, 1 thr`.
-    pub fn label(&self) -> String {
-        let mut s = format!(
-            "{} conn, {} B, {} thr",
-            self.connections, self.payload_bytes, self.server_threads
-        );
-        if let Some(m) = self.max_connections.filter(|&m| m > 0) {
-            s.push_str(&format!(", max {m} conn"));
-        }
-        if let Some(r) = self.target_rate {
-            s.push_str(&format!(", {r} req/s offered"));
-        }
-        s
-    }
-}
-
+crate::results::point::point_columns! {
 /// One trial of one runtime at one point, on one night.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HistoryRow {
     /// When the night started (RFC 3339, UTC, second precision; every row of a night shares it,
     /// so it sorts and groups as text).
@@ -82,13 +41,6 @@ pub struct HistoryRow {
     pub git_commit: String,
     pub runtime: String,
     pub runtime_version: String,
-    pub connections: u64,
-    pub payload_bytes: u64,
-    pub server_threads: u64,
-    #[serde(default)]
-    pub max_connections: Option<u64>,
-    #[serde(default)]
-    pub target_rate: Option<f64>,
     pub trial: u32,
     pub host_cpu: String,
     pub host_cores: u64,
@@ -103,23 +55,17 @@ pub struct HistoryRow {
     pub server_cpu_us_per_request: Option<f64>,
     #[serde(default)]
     pub server_rss_peak_bytes: Option<f64>,
+    /// A capacity search's answer (requests/s within the `[slo]`); its rows have no other metric.
+    #[serde(default)]
+    pub capacity: Option<f64>,
     /// The run folder the trial came from (relative to the output root), for tracing a number
     /// back to its raw files.
     #[serde(default)]
     pub run_dir: String,
 }
+}
 
 impl HistoryRow {
-    pub fn point(&self) -> Point {
-        Point {
-            connections: self.connections,
-            payload_bytes: self.payload_bytes,
-            server_threads: self.server_threads,
-            max_connections: self.max_connections,
-            target_rate: self.target_rate,
-        }
-    }
-
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint {
             cpu_model: self.host_cpu.clone(),
@@ -134,8 +80,40 @@ pub fn path(out_root: &Path, scenario: &str) -> PathBuf {
     out_root.join("history").join(format!("{scenario}.csv"))
 }
 
+/// `<out>/history/<scenario>.verdicts.csv`: every night's verdicts as they were made, so the
+/// trend plots mark past regressions without judging every past night again.
+pub fn verdicts_path(out_root: &Path, scenario: &str) -> PathBuf {
+    out_root
+        .join("history")
+        .join(format!("{scenario}.verdicts.csv"))
+}
+
+/// One verdict of one night, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VerdictRow {
+    pub timestamp: String,
+    pub runtime: String,
+    /// [`Point::key`].
+    pub point: String,
+    /// [`crate::nightly::metric::Metric::column`].
+    pub metric: String,
+    /// `regressed`, `improved`, `unchanged`, `no-baseline`.
+    pub outcome: String,
+}
+
 /// Every row of a history file; an absent file is an empty history.
 pub fn read(path: &Path) -> anyhow::Result<Vec<HistoryRow>> {
+    read_rows(path)
+}
+
+/// Appends rows and returns the whole history as it now is, read under the same lock (another
+/// night's rows appended meanwhile are kept, and nothing is read twice).
+pub fn append(path: &Path, rows: &[HistoryRow]) -> anyhow::Result<Vec<HistoryRow>> {
+    append_rows(path, rows)
+}
+
+fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -143,7 +121,7 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<HistoryRow>> {
     };
     let mut rows = Vec::new();
     for (i, r) in csv::Reader::from_reader(file).deserialize().enumerate() {
-        let row: HistoryRow = r.map_err(|e| {
+        let row: T = r.map_err(|e| {
             anyhow::anyhow!(
                 "history {} row {} is unreadable ({e}); fix or move the file, a new one is started \
                  when it is absent",
@@ -156,40 +134,25 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<HistoryRow>> {
     Ok(rows)
 }
 
-/// Appends rows: reads the file, writes old + new rows to a temporary file beside it, flushes it
-/// to disk and renames it over the original. A history that cannot be read is left alone and
-/// reported rather than overwritten.
-pub fn append(path: &Path, rows: &[HistoryRow]) -> anyhow::Result<()> {
+/// Appends rows under an advisory lock: reads the file, writes old + new rows to a temporary
+/// file beside it, flushes it to disk and renames it over the original. A file that cannot be
+/// read is left alone and reported rather than overwritten.
+pub fn append_rows<T: Serialize + serde::de::DeserializeOwned + Clone>(
+    path: &Path,
+    rows: &[T],
+) -> anyhow::Result<Vec<T>> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     let _lock = Lock::take(path)?;
-    let mut all = read(path)?;
+    let mut all: Vec<T> = read_rows(path)?;
     all.extend_from_slice(rows);
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in &all {
         w.serialize(r)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("history");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()
-    };
-    write().map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::anyhow!("replacing {}: {e}", path.display())
-    })?;
-    // Make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::results::write_atomic(path, &bytes)?;
+    Ok(all)
 }
 
 /// An exclusive `flock` on `<history>.lock`, released when dropped (or when the process dies).
@@ -238,8 +201,6 @@ pub(crate) mod tests {
             connections: 100,
             payload_bytes: 64,
             server_threads: 1,
-            max_connections: Some(0),
-            target_rate: None,
             trial,
             host_cpu: "Test CPU".into(),
             host_cores: 2,
@@ -250,6 +211,9 @@ pub(crate) mod tests {
             server_cpu_us_per_request: Some(10.0),
             server_rss_peak_bytes: Some(8e6),
             run_dir: format!("smoke/{night}"),
+            capacity: None,
+            max_connections: 0,
+            target_rate: None,
         }
     }
 
@@ -264,11 +228,12 @@ pub(crate) mod tests {
             row("2025-01-02T00:00:00Z", "tokio", 1, 99.25),
         ];
         night2[1].p99_us = None; // a metric that was not measured stays absent
-        night2[1].target_rate = Some(5000.0);
+        night2[1].target_rate = Some(5000);
         append(&p, &night1).unwrap();
-        append(&p, &night2).unwrap();
+        let all = append(&p, &night2).unwrap();
         let back = read(&p).unwrap();
         assert_eq!(back, [night1, night2].concat());
+        assert_eq!(all, back, "append returns the history as written");
         let leftovers: Vec<_> = std::fs::read_dir(p.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -292,7 +257,7 @@ pub(crate) mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].requests_per_sec, Some(1234.5));
         assert_eq!(rows[0].p99_us, None);
-        assert_eq!(rows[0].max_connections, None);
+        assert_eq!(rows[0].max_connections, 0);
     }
 
     #[test]

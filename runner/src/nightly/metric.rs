@@ -9,6 +9,8 @@ pub enum Metric {
     P99Us,
     ServerCpuUsPerRequest,
     ServerRssPeakBytes,
+    /// A capacity search's answer: the highest rate within the scenario's `[slo]`.
+    Capacity,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,12 +20,13 @@ pub enum Better {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 5] = [
+    pub const ALL: [Metric; 6] = [
         Metric::RequestsPerSec,
         Metric::P50Us,
         Metric::P99Us,
         Metric::ServerCpuUsPerRequest,
         Metric::ServerRssPeakBytes,
+        Metric::Capacity,
     ];
 
     /// The column name in summary.csv and the history (also used in file names).
@@ -34,6 +37,7 @@ impl Metric {
             Metric::P99Us => "p99_us",
             Metric::ServerCpuUsPerRequest => "server_cpu_us_per_request",
             Metric::ServerRssPeakBytes => "server_rss_peak_bytes",
+            Metric::Capacity => "capacity",
         }
     }
 
@@ -45,6 +49,7 @@ impl Metric {
             Metric::P99Us => "p99 latency (µs)",
             Metric::ServerCpuUsPerRequest => "server CPU per request (µs)",
             Metric::ServerRssPeakBytes => "server peak RSS (MiB)",
+            Metric::Capacity => "capacity within the SLO (requests/s)",
         }
     }
 
@@ -58,7 +63,7 @@ impl Metric {
 
     pub fn better(self) -> Better {
         match self {
-            Metric::RequestsPerSec => Better::Higher,
+            Metric::RequestsPerSec | Metric::Capacity => Better::Higher,
             _ => Better::Lower,
         }
     }
@@ -70,6 +75,7 @@ impl Metric {
             Metric::P99Us => r.p99_us,
             Metric::ServerCpuUsPerRequest => r.server_cpu_us_per_request,
             Metric::ServerRssPeakBytes => r.server_rss_peak_bytes,
+            Metric::Capacity => r.capacity,
         };
         v.filter(|v| v.is_finite())
     }

@@ -48,6 +48,8 @@ pub struct Options {
 #[derive(Clone, Debug)]
 pub struct NightOutcome {
     pub dir: PathBuf,
+    /// nightly.md, as written.
+    pub markdown: String,
     pub regressions: usize,
     pub failed_trials: usize,
     /// The signal that stopped the night before its last measurement: nothing was judged and
@@ -139,7 +141,14 @@ pub fn run(opts: &Options) -> Result<NightOutcome, Error> {
                 match outcome.interrupted {
                     Some(sig) => (sig, Some(outcome.dir)),
                     None => {
-                        let folder = run_folder::read(&outcome.dir).map_err(Error::system)?;
+                        let folder = RunFolder::from_rows(
+                            &outcome.dir,
+                            &outcome.meta,
+                            &outcome.trials,
+                            &outcome.capacity,
+                            "trials.csv",
+                        )
+                        .map_err(Error::system)?;
                         measured.push((p, folder));
                         continue;
                     }
@@ -154,12 +163,14 @@ pub fn run(opts: &Options) -> Result<NightOutcome, Error> {
         let name = crate::interrupt::name(sig);
         let md = report::interrupted_md(&night, &name, plans.len(), &done, cut.as_deref());
         write_atomic(&dir.join("nightly.md"), md.as_bytes())?;
+        let markdown = md;
         progress::log(&format!(
             "nightly: interrupted by {name}; nothing judged, no history changed ({})",
             dir.join("nightly.md").display()
         ));
         return Ok(NightOutcome {
             dir,
+            markdown,
             regressions: 0,
             failed_trials: 0,
             interrupted: Some(sig),
@@ -177,7 +188,8 @@ pub fn run(opts: &Options) -> Result<NightOutcome, Error> {
         git_commit = folder.git_commit.clone();
         sections.push(record(opts, &dir, &night, p, folder, &rows).map_err(Error::system)?);
     }
-    write_reports(&dir, &night, &git_commit, &machine, opts, &sections).map_err(Error::system)?;
+    let markdown = write_reports(&dir, &night, &git_commit, &machine, opts, &sections)
+        .map_err(Error::system)?;
     write_atomic(
         &dir.join("bmf.json"),
         &bmf::to_json(&bmf).map_err(Error::system)?,
@@ -194,6 +206,7 @@ pub fn run(opts: &Options) -> Result<NightOutcome, Error> {
             .sum(),
         failed_trials: sections.iter().map(|s| s.failures.len()).sum(),
         dir,
+        markdown,
         interrupted: None,
     })
 }
@@ -216,13 +229,22 @@ fn record(
     rows: &[HistoryRow],
 ) -> anyhow::Result<ScenarioSection> {
     let name = &plan.scenario.name;
-    let hist_path = history::path(&opts.out, name);
-    history::append(&hist_path, rows)?;
-    let history = history::read(&hist_path)?;
+    let history = history::append(&history::path(&opts.out, name), rows)?;
     let verdicts = verdict::nightly_verdicts(&history, night, &opts.settings);
+    let stored: Vec<history::VerdictRow> = verdicts
+        .iter()
+        .map(|v| history::VerdictRow {
+            timestamp: night.to_string(),
+            runtime: v.runtime.clone(),
+            point: v.point.key(),
+            metric: v.metric.column().to_string(),
+            outcome: v.outcome().as_str().to_string(),
+        })
+        .collect();
+    let all_verdicts = history::append_rows(&history::verdicts_path(&opts.out, name), &stored)?;
     let mut plots = Vec::new();
     if let Some(fp) = rows.first().map(HistoryRow::fingerprint) {
-        let marks = trend::regressions(&history, &fp, &opts.settings);
+        let marks = trend::regressions(&history, &all_verdicts, &fp);
         for metric in Metric::ALL {
             let t = trend::prepare(name, &history, &fp, metric, &marks);
             if t.series.is_empty() {
@@ -255,7 +277,7 @@ fn write_reports(
     machine: &Option<history::Fingerprint>,
     opts: &Options,
     sections: &[ScenarioSection],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let md = report::nightly_md(&NightReport {
         night: night.to_string(),
         git_commit: git_commit.to_string(),
@@ -268,7 +290,7 @@ fn write_reports(
         dir,
         &[("nightly.md", md.as_bytes()), ("verdicts.csv", &csv)],
     )?;
-    Ok(())
+    Ok(md)
 }
 
 /// Tonight's history rows: every trial of every folder, stamped with the night. Repeated runs
@@ -308,8 +330,8 @@ pub fn compare(
     settings: &Settings,
     force: bool,
 ) -> anyhow::Result<(String, usize)> {
-    let fa = run_folder::read(a)?;
-    let fb = run_folder::read(b)?;
+    let fa = RunFolder::open(a)?;
+    let fb = RunFolder::open(b)?;
     verdict::check_comparable(&fa, &fb, force)?;
     if fa.scenario != fb.scenario {
         progress::log(&format!(
@@ -381,7 +403,7 @@ mod tests {
         let (a, b) = (dir.path().join("smoke/r1"), dir.path().join("smoke/r2"));
         write_run(&a, "CPU X", &[("tokio", 0, 1000.0), ("other", 0, 10.0)]);
         write_run(&b, "CPU X", &[("tokio", 0, 1001.0), ("other", 0, 11.0)]);
-        let folders = vec![run_folder::read(&a).unwrap(), run_folder::read(&b).unwrap()];
+        let folders = vec![RunFolder::open(&a).unwrap(), RunFolder::open(&b).unwrap()];
         let rows = night_rows(&folders, "2025-01-01T00:00:00Z", dir.path());
         let trials: Vec<(String, u32, String)> = rows
             .iter()

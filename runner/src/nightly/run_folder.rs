@@ -1,10 +1,10 @@
-//! Reads a finished run folder (`meta.json` + `trials.csv`, or `summary.csv` when the run had no
-//! repeated trials) into history rows.
-//!
-//! Columns are looked up by name and a missing column is an absent value, never zero: the result
-//! files gain columns over time and old folders must stay comparable.
+//! A run's trials as the nightly and `compare` judge them: history rows, and the trials that
+//! produced none, with the machine they ran on. Built from a run just made (the nightly: its rows
+//! are in memory, nothing is read back) or from a run folder on disk (`compare`), with the same
+//! types the run writes its files with.
 
 use super::history::{Fingerprint, HistoryRow};
+use crate::results::{CapacityRow, Meta, RowStatus, SummaryRow};
 use std::path::{Path, PathBuf};
 
 /// A trial that did not produce numbers.
@@ -24,164 +24,143 @@ pub struct RunFolder {
     pub started_at: String,
     /// `trials.csv` or `summary.csv`.
     pub source: &'static str,
-    /// Successful trials; `timestamp` is the run's start and `run_dir` its path.
+    /// Measured trials; `timestamp` is the run's start and `run_dir` its path.
     pub rows: Vec<HistoryRow>,
     pub failures: Vec<Failure>,
 }
 
-pub fn read(dir: &Path) -> anyhow::Result<RunFolder> {
-    let meta_path = dir.join("meta.json");
-    let meta_text = crate::sys::open_regular(&meta_path)
-        .and_then(std::io::read_to_string)
-        .map_err(|e| {
+impl RunFolder {
+    /// A run's trials as the run itself holds them (the nightly: nothing is read back).
+    pub fn from_rows(
+        path: &Path,
+        meta: &Meta,
+        trials: &[SummaryRow],
+        capacity: &[CapacityRow],
+        source: &'static str,
+    ) -> anyhow::Result<RunFolder> {
+        let fingerprint = fingerprint(meta).map_err(|missing| {
             anyhow::anyhow!(
-                "{} is not a run folder: reading {}: {e}",
-                dir.display(),
-                meta_path.display()
+                "{}: meta.json lacks `{missing}`, so the machine is unknown",
+                path.display()
             )
         })?;
-    let meta: serde_json::Value = serde_json::from_str(&meta_text)
-        .map_err(|e| anyhow::anyhow!("{}: not valid JSON: {e}", meta_path.display()))?;
-    let text = |ptr: &str| meta.pointer(ptr).and_then(|v| v.as_str()).map(String::from);
-    let need = |ptr: &str| {
-        text(ptr).ok_or_else(|| anyhow::anyhow!("{}: missing `{ptr}`", meta_path.display()))
-    };
-    let fingerprint = Fingerprint {
-        cpu_model: need("/host/cpu_model")?,
-        cores: meta
-            .pointer("/host/cores")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| anyhow::anyhow!("{}: missing `/host/cores`", meta_path.display()))?,
-        kernel: need("/host/kernel")?,
-    };
-    let scenario_max_connections = meta
-        .pointer("/scenario/server/max_connections")
-        .and_then(|v| v.as_u64());
-
-    let (source, csv_path) = ["trials.csv", "summary.csv"]
-        .into_iter()
-        .map(|f| (f, dir.join(f)))
-        .find(|(_, p)| p.exists())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: neither trials.csv nor summary.csv is there (did the run stop before its \
-                 first runtime finished?)",
-                dir.display()
-            )
-        })?;
-    let started_at = need("/started_at")?;
-    let mut folder = RunFolder {
-        path: dir.to_path_buf(),
-        scenario: need("/scenario/name")?,
-        fingerprint,
-        git_commit: text("/git_commit").unwrap_or_else(|| "unknown".into()),
-        started_at,
-        source,
-        rows: Vec::new(),
-        failures: Vec::new(),
-    };
-
-    let mut reader = csv::Reader::from_reader(
-        crate::sys::open_regular(&csv_path)
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", csv_path.display()))?,
-    );
-    let headers = reader.headers()?.clone();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| anyhow::anyhow!("{}: {e}", csv_path.display()))?;
-        let row = Cells {
-            headers: &headers,
-            record: &record,
-            file: &csv_path,
-            line: i + 2,
+        let mut folder = RunFolder {
+            path: path.to_path_buf(),
+            scenario: meta.scenario_name(),
+            git_commit: Some(meta.git_commit.clone())
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "unknown".into()),
+            started_at: meta.started_at.clone(),
+            fingerprint,
+            source,
+            rows: Vec::new(),
+            failures: Vec::new(),
         };
-        let runtime = row.required("runtime")?.to_string();
-        let trial = row.number::<u32>("trial")?.unwrap_or(0);
-        if row.get("status").is_some_and(|s| s != "ok") {
-            folder.failures.push(Failure {
-                runtime,
-                trial,
-                error: row.get("error").unwrap_or("failed").to_string(),
-            });
-            continue;
+        // A capacity search's probes are not trials to judge: its answer is.
+        let searched = !capacity.is_empty();
+        for c in capacity.iter().filter(|c| c.capacity.is_some()) {
+            let mut row = folder.history_row(&SummaryRow::default(), c.trial);
+            row.runtime = c.runtime.clone();
+            row.capacity = c.capacity.map(|v| v as f64);
+            row.requests_per_sec = None;
+            row.set_point(&c.point());
+            folder.rows.push(row);
         }
-        folder.rows.push(HistoryRow {
-            timestamp: folder.started_at.clone(),
-            git_commit: folder.git_commit.clone(),
-            runtime,
-            runtime_version: row.get("runtime_version").unwrap_or("").to_string(),
-            connections: row.required_number("connections")?,
-            payload_bytes: row.required_number("payload_bytes")?,
-            server_threads: row.required_number("server_threads")?,
-            max_connections: row.number("max_connections")?.or(scenario_max_connections),
-            target_rate: row.number("target_rate")?,
+        for t in trials.iter().filter(|_| !searched) {
+            let trial = t.trial.unwrap_or(0);
+            match t.status {
+                RowStatus::Ok => folder.rows.push(folder.history_row(t, trial)),
+                RowStatus::Failed | RowStatus::Interrupted => folder.failures.push(Failure {
+                    runtime: t.runtime.clone(),
+                    trial,
+                    error: t.error.clone(),
+                }),
+                // Not a failure: the runtime cannot take part by its nature.
+                RowStatus::Skipped => {}
+            }
+        }
+        Ok(folder)
+    }
+
+    /// A run folder on disk (`compare`): meta.json and trials.csv (or summary.csv when the run
+    /// had one trial), read with the types the run wrote them with.
+    pub fn open(dir: &Path) -> anyhow::Result<RunFolder> {
+        let meta_path = dir.join("meta.json");
+        let meta: Meta = crate::sys::open_regular(&meta_path)
+            .map_err(anyhow::Error::from)
+            .and_then(|f| Ok(serde_json::from_reader(f)?))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not a run folder: reading {}: {e}",
+                    dir.display(),
+                    meta_path.display()
+                )
+            })?;
+        let (source, csv_path) = ["trials.csv", "summary.csv"]
+            .into_iter()
+            .map(|f| (f, dir.join(f)))
+            .find(|(_, p)| p.exists())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: neither trials.csv nor summary.csv is there (did the run stop before its \
+                     first runtime finished?)",
+                    dir.display()
+                )
+            })?;
+        let mut warnings = Vec::new();
+        let rows = crate::results::read::summary_rows(&csv_path, &mut warnings)?;
+        let capacity_path = dir.join("capacity.csv");
+        let capacity = if capacity_path.exists() {
+            crate::results::read::capacity_rows(&capacity_path, &mut warnings)?
+        } else {
+            Vec::new()
+        };
+        for w in warnings {
+            crate::progress::log(&format!("note: {w}"));
+        }
+        RunFolder::from_rows(dir, &meta, &rows, &capacity, source)
+    }
+
+    fn history_row(&self, t: &SummaryRow, trial: u32) -> HistoryRow {
+        let mut row = HistoryRow {
+            timestamp: self.started_at.clone(),
+            git_commit: self.git_commit.clone(),
+            runtime: t.runtime.clone(),
+            runtime_version: t.runtime_version.clone(),
             trial,
-            host_cpu: folder.fingerprint.cpu_model.clone(),
-            host_cores: folder.fingerprint.cores,
-            host_kernel: folder.fingerprint.kernel.clone(),
-            requests_per_sec: row.number("requests_per_sec")?,
-            p99_us: row.number("p99_us")?,
-            p50_us: row.number("p50_us")?,
-            server_cpu_us_per_request: row.number("server_cpu_us_per_request")?,
-            server_rss_peak_bytes: row.number("server_rss_peak_bytes")?,
-            run_dir: dir.display().to_string(),
-        });
+            host_cpu: self.fingerprint.cpu_model.clone(),
+            host_cores: self.fingerprint.cores,
+            host_kernel: self.fingerprint.kernel.clone(),
+            requests_per_sec: t.requests_per_sec,
+            p99_us: t.p99_us,
+            p50_us: t.p50_us,
+            server_cpu_us_per_request: t.server_cpu_us_per_request,
+            server_rss_peak_bytes: t.server_rss_peak_bytes.map(|b| b as f64),
+            run_dir: self.path.display().to_string(),
+            ..Default::default()
+        };
+        row.set_point(&t.point());
+        row
     }
-    Ok(folder)
 }
 
-struct Cells<'a> {
-    headers: &'a csv::StringRecord,
-    record: &'a csv::StringRecord,
-    file: &'a Path,
-    line: usize,
-}
-
-impl Cells<'_> {
-    /// A cell by column name; an absent column or an empty cell is `None`.
-    fn get(&self, column: &str) -> Option<&str> {
-        let i = self.headers.iter().position(|h| h == column)?;
-        self.record.get(i).filter(|s| !s.is_empty())
+/// The machine of a run, or the first field meta.json lacks for it.
+fn fingerprint(meta: &Meta) -> Result<Fingerprint, &'static str> {
+    let h = &meta.host;
+    if h.cpu_model.is_empty() {
+        return Err("/host/cpu_model");
     }
-
-    fn required(&self, column: &str) -> anyhow::Result<&str> {
-        self.get(column).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} line {}: column `{column}` is missing or empty",
-                self.file.display(),
-                self.line
-            )
-        })
+    if h.cores == 0 {
+        return Err("/host/cores");
     }
-
-    fn number<T: std::str::FromStr>(&self, column: &str) -> anyhow::Result<Option<T>>
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.get(column)
-            .map(|s| {
-                s.parse::<T>().map_err(|e| {
-                    anyhow::anyhow!(
-                        "{} line {}: `{column}` = `{s}` is not a number ({e})",
-                        self.file.display(),
-                        self.line
-                    )
-                })
-            })
-            .transpose()
+    if h.kernel.is_empty() {
+        return Err("/host/kernel");
     }
-
-    fn required_number<T: std::str::FromStr>(&self, column: &str) -> anyhow::Result<T>
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.number(column)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} line {}: column `{column}` is missing or empty",
-                self.file.display(),
-                self.line
-            )
-        })
-    }
+    Ok(Fingerprint {
+        cpu_model: h.cpu_model.clone(),
+        cores: h.cores as u64,
+        kernel: h.kernel.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -222,7 +201,7 @@ pub(crate) mod tests {
             "CPU X",
             &[("tokio", 0, 1000.0), ("tokio", 1, 1010.0)],
         );
-        let f = read(dir.path()).unwrap();
+        let f = RunFolder::open(dir.path()).unwrap();
         assert_eq!(f.source, "summary.csv");
         assert_eq!(f.scenario, "smoke");
         assert_eq!(f.fingerprint.cpu_model, "CPU X");
@@ -230,11 +209,7 @@ pub(crate) mod tests {
         let r = &f.rows[1];
         assert_eq!(r.trial, 1);
         assert_eq!(r.requests_per_sec, Some(1010.0));
-        assert_eq!(
-            r.max_connections,
-            Some(0),
-            "taken from meta.json's scenario"
-        );
+        assert_eq!(r.max_connections, 0, "an absent column is no limit");
         assert_eq!(r.target_rate, None, "absent column is absent, not zero");
     }
 
@@ -250,10 +225,10 @@ pub(crate) mod tests {
              tokio,1,failed,server crashed,100,64,1,50,\n",
         )
         .unwrap();
-        let f = read(dir.path()).unwrap();
+        let f = RunFolder::open(dir.path()).unwrap();
         assert_eq!(f.source, "trials.csv");
         assert_eq!(f.rows.len(), 1);
-        assert_eq!(f.rows[0].max_connections, Some(50));
+        assert_eq!(f.rows[0].max_connections, 50);
         assert_eq!(f.rows[0].p99_us, None);
         assert_eq!(
             f.failures,
@@ -266,9 +241,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_capacity_search_gives_one_history_row_per_search_and_no_probe_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(dir.path(), "CPU X", &[("tokio", 0, 1000.0)]);
+        std::fs::write(
+            dir.path().join("capacity.csv"),
+            "runtime,trial,capacity,interval_low,interval_high,slo,binding_limit,probes,note,\
+             connections,payload_bytes,target_rate,server_threads,max_connections\n\
+             tokio,0,9000,9000,9500,p99 <= 5ms,p99,13,,100,64,,1,0\n\
+             tokio,1,8500,8500,9000,p99 <= 5ms,p99,12,,100,64,,1,0\n\
+             smol,0,,,,p99 <= 5ms,,1,fails already at 1000/s,100,64,,1,0\n",
+        )
+        .unwrap();
+        let f = RunFolder::open(dir.path()).unwrap();
+        let caps: Vec<(String, u32, Option<f64>)> = f
+            .rows
+            .iter()
+            .map(|r| (r.runtime.clone(), r.trial, r.capacity))
+            .collect();
+        // smol found none: nothing to judge (its searches' probes are in trials.csv).
+        assert_eq!(
+            caps,
+            vec![
+                ("tokio".into(), 0, Some(9000.0)),
+                ("tokio".into(), 1, Some(8500.0))
+            ]
+        );
+        assert!(f.rows.iter().all(|r| r.requests_per_sec.is_none()));
+    }
+
+    #[test]
     fn a_folder_without_meta_is_refused_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
-        let err = read(dir.path()).unwrap_err().to_string();
+        let err = RunFolder::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("is not a run folder"), "{err}");
     }
 }

@@ -7,7 +7,7 @@
 
 use super::history::{Fingerprint, HistoryRow};
 use super::metric::{Better, Metric};
-use super::verdict::{self, Outcome, Settings};
+use super::verdict::Outcome;
 use crate::stats;
 use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
 use plotters::prelude::*;
@@ -55,25 +55,27 @@ pub fn file_name(scenario: &str, metric: Metric) -> String {
     format!("trend-{scenario}-{}.png", metric.column())
 }
 
-/// Nights whose verdict was a regression, judged as the nightly would have judged them that
-/// night: night timestamp per (runtime, point key, metric). Computed once per scenario and
-/// shared by its plots.
+/// Nights whose verdict was a regression: night timestamps per (runtime, point key, metric),
+/// as each night judged itself (its stored verdicts, [`super::history::VerdictRow`]).
 pub type Regressions = BTreeMap<(String, String, Metric), Vec<String>>;
 
-/// [`Regressions`] over the newest [`MAX_NIGHTS`] nights on `machine`.
+/// [`Regressions`] over the newest [`MAX_NIGHTS`] nights on `machine`, from the stored verdicts
+/// (nights recorded before verdicts were stored have no marks).
 pub fn regressions(
     history: &[HistoryRow],
+    verdicts: &[super::history::VerdictRow],
     machine: &Fingerprint,
-    settings: &Settings,
 ) -> Regressions {
+    let nights = nights_on(history, machine);
     let mut out = Regressions::new();
-    for night in nights_on(history, machine) {
-        for v in verdict::nightly_verdicts(history, &night, settings) {
-            if v.outcome() == Outcome::Regressed {
-                out.entry((v.runtime.clone(), v.point.key(), v.metric))
-                    .or_default()
-                    .push(night.clone());
-            }
+    for v in verdicts {
+        let Some(metric) = Metric::ALL.into_iter().find(|m| m.column() == v.metric) else {
+            continue;
+        };
+        if v.outcome == Outcome::Regressed.as_str() && nights.contains(&v.timestamp) {
+            out.entry((v.runtime.clone(), v.point.clone(), metric))
+                .or_default()
+                .push(v.timestamp.clone());
         }
     }
     out
@@ -388,7 +390,24 @@ mod tests {
             }
         }
         let machine = h[0].fingerprint();
-        let marks = regressions(&h, &machine, &Settings::default());
+        // Each night's verdicts as the nightly stores them.
+        let settings = crate::nightly::verdict::Settings::default();
+        let mut stored = Vec::new();
+        for n in 0..9 {
+            let night = format!("2025-01-0{}T03:00:00Z", n + 1);
+            let past: Vec<HistoryRow> =
+                h.iter().filter(|r| r.timestamp <= night).cloned().collect();
+            for v in crate::nightly::verdict::nightly_verdicts(&past, &night, &settings) {
+                stored.push(crate::nightly::history::VerdictRow {
+                    timestamp: night.clone(),
+                    runtime: v.runtime.clone(),
+                    point: v.point.key(),
+                    metric: v.metric.column().into(),
+                    outcome: v.outcome().as_str().into(),
+                });
+            }
+        }
+        let marks = regressions(&h, &stored, &machine);
         let t = prepare("smoke", &h, &machine, Metric::RequestsPerSec, &marks);
         assert_eq!(t.nights.len(), 9);
         assert_eq!(t.series.len(), 1);

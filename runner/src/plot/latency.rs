@@ -4,7 +4,8 @@
 
 use super::scale::{self, Axis, Ticked};
 use super::{palette, select, style, Area};
-use crate::results::read::{Percentile, RunData, Summary};
+use crate::results::read::{RunData, Summary};
+use crate::results::PercentileRow as Percentile;
 use plotters::prelude::*;
 
 pub const SIZE: (u32, u32) = (1280, 760);
@@ -151,13 +152,13 @@ fn spectrum_of(data: &RunData, r: &Summary) -> Option<Vec<(f64, f64)>> {
     let mine: Vec<&Percentile> = data
         .percentiles
         .iter()
-        .filter(|p| p.row.runtime == r.runtime())
+        .filter(|p| p.runtime == r.runtime())
         .collect();
     let rows: Vec<&Percentile> = if swept.is_empty() {
         mine
-    } else if mine.iter().any(|p| p.point.any()) {
+    } else if data.percentiles_have_point {
         mine.into_iter()
-            .filter(|p| swept.iter().all(|&s| p.point.param(s) == r.param(s)))
+            .filter(|p| swept.iter().all(|&s| p.param(s) == r.param(s)))
             .collect()
     } else {
         // Without point columns, the k-th spectrum of a runtime belongs to its k-th summary row
@@ -176,12 +177,12 @@ fn spectrum_of(data: &RunData, r: &Summary) -> Option<Vec<(f64, f64)>> {
     };
     let mut by_pct: Vec<(f64, Vec<f64>)> = Vec::new();
     for p in rows {
-        if p.row.percentile >= 100.0 || !p.row.latency_us.is_finite() {
+        if p.percentile >= 100.0 || !p.latency_us.is_finite() {
             continue;
         }
-        match by_pct.iter_mut().find(|(q, _)| *q == p.row.percentile) {
-            Some((_, v)) => v.push(p.row.latency_us),
-            None => by_pct.push((p.row.percentile, vec![p.row.latency_us])),
+        match by_pct.iter_mut().find(|(q, _)| *q == p.percentile) {
+            Some((_, v)) => v.push(p.latency_us),
+            None => by_pct.push((p.percentile, vec![p.latency_us])),
         }
     }
     by_pct.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -201,10 +202,10 @@ fn split_runs<'a>(rows: &[&'a Percentile]) -> Vec<Vec<&'a Percentile>> {
     let mut out: Vec<Vec<&Percentile>> = Vec::new();
     let mut last = f64::INFINITY;
     for p in rows {
-        if out.is_empty() || p.row.percentile <= last {
+        if out.is_empty() || p.percentile <= last {
             out.push(Vec::new());
         }
-        last = p.row.percentile;
+        last = p.percentile;
         if let Some(seg) = out.last_mut() {
             seg.push(p);
         }

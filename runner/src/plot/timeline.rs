@@ -117,7 +117,7 @@ fn build(rows: &[TimelineRow]) -> Vec<Series> {
             if span > 0.0 {
                 s.rate.push((r.t_s, r.requests as f64 / span));
             }
-            if let Some(p) = r.p99_us.filter(|_| r.requests > 0) {
+            if let Some(p) = Some(r.p99_us).filter(|_| r.requests > 0) {
                 s.p99.push((r.t_s, p));
             }
             prev_t = r.t_s;

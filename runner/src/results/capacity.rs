@@ -5,10 +5,14 @@ use crate::plan::{Plan, Point};
 use crate::run::search::Found;
 use serde::{Deserialize, Serialize};
 
+super::point::point_columns! {
+/// One runtime's capacity at one point (the point's `target_rate` is empty: the search sets it).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct CapacityRow {
     pub runtime: String,
+    /// Which search this is when a night repeats them (`--trials`).
+    pub trial: u32,
     /// Requests/s: the highest rate that passed every probe and confirmation there; empty when
     /// not even the search's lowest rate did.
     pub capacity: Option<u64>,
@@ -23,16 +27,14 @@ pub struct CapacityRow {
     pub probes: usize,
     /// Why the search ended where it did, when not as designed (the client's ceiling, max).
     pub note: String,
-    pub connections: usize,
-    pub payload_bytes: u64,
-    pub server_threads: usize,
-    pub max_connections: usize,
+}
 }
 
 impl CapacityRow {
-    pub fn new(plan: &Plan, runtime: &str, point: &Point, f: &Found) -> CapacityRow {
-        CapacityRow {
+    pub fn new(plan: &Plan, runtime: &str, point: &Point, trial: usize, f: &Found) -> CapacityRow {
+        let mut row = CapacityRow {
             runtime: runtime.to_string(),
+            trial: trial as u32,
             capacity: f.capacity,
             interval_low: f.capacity,
             interval_high: f.failed_at,
@@ -45,11 +47,10 @@ impl CapacityRow {
             binding_limit: f.binding.clone(),
             probes: f.probes,
             note: f.note.clone(),
-            connections: point.connections,
-            payload_bytes: point.payload_bytes,
-            server_threads: point.threads,
-            max_connections: point.max_connections,
-        }
+            ..Default::default()
+        };
+        row.set_point(point);
+        row
     }
 
     /// `212,000/s (fails at 222,600/s: p99 6.1 ms > 5ms), 17 probes`.

@@ -3,19 +3,16 @@
 use super::SummaryRow;
 use serde::{Deserialize, Serialize};
 
+super::point::point_columns! {
+/// One percentile of one runtime's trial at one point (percentiles.csv: the latency spectrum).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PercentileRow {
     pub runtime: String,
     pub trial: u32,
     pub percentile: f64,
     pub latency_us: f64,
-    /// The sweep point this spectrum belongs to (the same columns as summary.csv; csv cannot
-    /// serialise a flattened struct, hence the copies).
-    pub connections: Option<u64>,
-    pub payload_bytes: Option<u64>,
-    pub server_threads: Option<u64>,
-    pub max_connections: Option<u64>,
-    pub target_rate: Option<u64>,
+}
 }
 
 pub fn to_csv<T: Serialize>(rows: &[T]) -> anyhow::Result<Vec<u8>> {

@@ -1,23 +1,27 @@
 //! meta.json: what was run, where, with what — enough to reproduce or to refuse a comparison.
+//! One type writes it and reads it back (`runbench plot`, `compare`); every field has a default,
+//! so a meta.json from an older runbench, or a partial one, still reads.
 
 use crate::plan::{Plan, Subject};
-use crate::scenario::Scenario;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Where the run stands: `running` until it ends (a run that still says so was killed),
 /// `complete`, `interrupted` (SIGINT, SIGTERM or SIGHUP; `interrupted_by` names the signal), or
 /// `write_failed` (a result file could not be written, `write_error` says which; the run stopped
 /// there and the files hold the measurements up to the last complete write).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    #[default]
     Running,
     Complete,
     Interrupted,
     WriteFailed,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Meta {
     pub status: RunStatus,
     pub interrupted_by: Option<String>,
@@ -25,8 +29,9 @@ pub struct Meta {
     /// Measurements planned (trials x points x runtimes) and those that ran to the end.
     pub steps_planned: usize,
     pub steps_done: usize,
-    pub runbench_version: &'static str,
-    pub scenario: Scenario,
+    pub runbench_version: String,
+    /// The scenario as resolved (overrides applied), as `scenario::Scenario` serialises it.
+    pub scenario: serde_json::Value,
     pub scenario_file: String,
     pub server_processes: usize,
     /// Seed of the trial order shuffles and the bootstrap; pass `--seed` to repeat the order.
@@ -40,17 +45,35 @@ pub struct Meta {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub host: HostInfo,
-    pub rustc: &'static str,
-    pub git_commit: &'static str,
+    pub rustc: String,
+    pub git_commit: String,
     pub plugins: Vec<PluginInfo>,
+    /// Per-runtime caveats a run records (report.md shows them beside the standing ones).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub runtime_notes: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PluginInfo {
     pub runtime: String,
     pub path: String,
     /// SHA-256 of the library file, so a result names exactly what was loaded.
     pub sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Meta {
+    /// The scenario's name (the output folder's name).
+    pub fn scenario_name(&self) -> String {
+        self.scenario_text("/name").unwrap_or_default()
+    }
+
+    /// A text field of the recorded scenario, e.g. `/load/warmup`.
+    pub fn scenario_text(&self, pointer: &str) -> Option<String> {
+        self.scenario.pointer(pointer)?.as_str().map(str::to_string)
+    }
 }
 
 impl Meta {
@@ -62,8 +85,8 @@ impl Meta {
             write_error: None,
             steps_planned: plan.steps.len(),
             steps_done: 0,
-            runbench_version: env!("CARGO_PKG_VERSION"),
-            scenario: s.clone(),
+            runbench_version: env!("CARGO_PKG_VERSION").into(),
+            scenario: serde_json::to_value(s).expect("a scenario serialises"),
             scenario_file: s.source.display().to_string(),
             server_processes: plan.server_processes,
             seed: plan.seed,
@@ -75,8 +98,8 @@ impl Meta {
             started_at: started.to_rfc3339(),
             finished_at: None,
             host: HostInfo::read(plan.nofile_limit),
-            rustc: RUSTC_VERSION,
-            git_commit: GIT_COMMIT,
+            rustc: RUSTC_VERSION.into(),
+            git_commit: GIT_COMMIT.into(),
             plugins: plan
                 .subjects
                 .iter()
@@ -85,10 +108,12 @@ impl Meta {
                         runtime: p.name.clone(),
                         path: p.path.display().to_string(),
                         sha256: sha256_file(&p.path),
+                        note: None,
                     }),
                     Subject::External(_) => None,
                 })
                 .collect(),
+            runtime_notes: BTreeMap::new(),
         }
     }
 }
@@ -101,7 +126,8 @@ fn sha256_file(path: &std::path::Path) -> String {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HostInfo {
     pub cpu_model: String,
     pub cores: usize,

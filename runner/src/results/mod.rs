@@ -9,6 +9,7 @@ mod export;
 pub mod hlog;
 pub mod meta;
 mod output;
+pub mod point;
 pub mod read;
 
 pub use aggregate::aggregate;
@@ -16,6 +17,7 @@ pub use capacity::CapacityRow;
 pub use export::{percentiles_csv, summary_csv, to_csv, PercentileRow};
 pub use meta::{Meta, RunStatus};
 pub use output::{create_stamped_dir, point_latest, write_atomic, write_together, RunDir};
+pub use point::{Param, Point};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +35,7 @@ pub enum RowStatus {
     Skipped,
 }
 
+point::point_columns! {
 /// One runtime at one point: a trial (trials.csv) or the median over trials (summary.csv).
 /// Measurement fields are empty when the runtime failed before measuring.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -48,12 +51,6 @@ pub struct SummaryRow {
     /// Trials this row summarises.
     pub trials: u32,
     pub model: String,
-    pub connections: usize,
-    pub payload_bytes: u64,
-    /// Open model: requests/s asked for (requests_per_sec is what was achieved).
-    pub target_rate: Option<u64>,
-    pub server_threads: usize,
-    pub max_connections: usize,
     pub server_processes: usize,
     /// `[server] processes = "auto"` chose `server_processes` (the fewest the open-files limit
     /// allows).
@@ -154,6 +151,7 @@ pub struct SummaryRow {
     pub probe: String,
     /// The sweep point in words.
     pub point: String,
+}
 }
 
 impl SummaryRow {

@@ -57,11 +57,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     write_together(dir, &[(name, bytes)])
 }
 
-/// Replaces several files of `dir` as one: every temporary file is written first, and only when
-/// all are written are they renamed into place (a rename needs no space). A write that fails
-/// (disk full) changes none of the files and leaves no temporary file, so the folder stays as
-/// consistent as it was; the error names the file that could not be written.
+/// Replaces several files of `dir` as one: every temporary file is written and flushed to disk
+/// first, and only when all are are they renamed into place (a rename needs no space), then the
+/// folder itself is flushed so the renames survive a crash. A write that fails (disk full)
+/// changes none of the files and leaves no temporary file, so the folder stays as consistent as
+/// it was; the error names the file that could not be written. The one way runbench writes a
+/// file: run folders, nightly reports and histories alike.
 pub fn write_together(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), WriteError> {
+    use std::io::Write;
     let tmp = |name: &str| dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let remove_all = || {
         for (name, _) in files {
@@ -69,7 +72,9 @@ pub fn write_together(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), WriteEr
         }
     };
     for (name, bytes) in files {
-        if let Err(e) = std::fs::write(tmp(name), bytes) {
+        let written = std::fs::File::create(tmp(name))
+            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+        if let Err(e) = written {
             remove_all();
             return Err(WriteError::new(&dir.join(name), e));
         }
@@ -79,6 +84,9 @@ pub fn write_together(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), WriteEr
             remove_all();
             return Err(WriteError::new(&dir.join(name), e));
         }
+    }
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
     Ok(())
 }

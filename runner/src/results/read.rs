@@ -2,7 +2,8 @@
 //! alone (`runbench plot`). Columns other work adds later (sweeps, trials, open model) are read
 //! as `Option`: a missing column is "not measured", never zero.
 
-use super::{PercentileRow, RowStatus, SummaryRow};
+pub use super::point::Param;
+use super::{Meta, PercentileRow, RowStatus, SummaryRow};
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -18,7 +19,9 @@ pub struct RunData {
     /// summary.csv: one row per runtime (and sweep point).
     pub summary: Vec<Summary>,
     /// percentiles.csv.
-    pub percentiles: Vec<Percentile>,
+    pub percentiles: Vec<PercentileRow>,
+    /// percentiles.csv names each row's point (files from before it did are matched by order).
+    pub percentiles_have_point: bool,
     /// trials.csv, when the run had several trials.
     pub trials: Option<Vec<Summary>>,
     /// timeline.csv, when the run recorded one.
@@ -44,76 +47,6 @@ pub struct SummaryExtra {
     pub note: Option<String>,
 }
 
-/// The parameters that may vary between the rows of one run (a sweep). A row's point is its
-/// values of these.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Param {
-    Connections,
-    PayloadBytes,
-    ServerThreads,
-    MaxConnections,
-    TargetRate,
-}
-
-impl Param {
-    pub const ALL: [Param; 5] = [
-        Param::Connections,
-        Param::PayloadBytes,
-        Param::ServerThreads,
-        Param::MaxConnections,
-        Param::TargetRate,
-    ];
-
-    /// The column name, also used in file names (`sweep-<name>.png`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Param::Connections => "connections",
-            Param::PayloadBytes => "payload_bytes",
-            Param::ServerThreads => "server_threads",
-            Param::MaxConnections => "max_connections",
-            Param::TargetRate => "target_rate",
-        }
-    }
-
-    /// Axis text, with the unit.
-    pub fn axis_label(self) -> &'static str {
-        match self {
-            Param::Connections => "connections",
-            Param::PayloadBytes => "payload (bytes)",
-            Param::ServerThreads => "server threads",
-            Param::MaxConnections => "server max_connections (0 = no limit)",
-            Param::TargetRate => "target rate (requests/s)",
-        }
-    }
-
-    /// `connections = 100`, `payload = 64 B`.
-    pub fn describe(self, v: f64) -> String {
-        match self {
-            Param::Connections => format!("{} connection{}", fmt_num(v), plural(v)),
-            Param::PayloadBytes => format!("{} B payload", fmt_num(v)),
-            Param::ServerThreads => format!("{} server thread{}", fmt_num(v), plural(v)),
-            Param::MaxConnections => format!("max_connections {}", fmt_num(v)),
-            Param::TargetRate => format!("target {} req/s", fmt_num(v)),
-        }
-    }
-}
-
-fn plural(v: f64) -> &'static str {
-    if v == 1.0 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
 impl Summary {
     pub fn runtime(&self) -> &str {
         &self.row.runtime
@@ -124,13 +57,7 @@ impl Summary {
     }
 
     pub fn param(&self, p: Param) -> Option<f64> {
-        match p {
-            Param::Connections => Some(self.row.connections as f64),
-            Param::PayloadBytes => Some(self.row.payload_bytes as f64),
-            Param::ServerThreads => Some(self.row.server_threads as f64),
-            Param::MaxConnections => Some(self.row.max_connections as f64),
-            Param::TargetRate => self.row.target_rate.map(|v| v as f64),
-        }
+        self.row.param(p)
     }
 
     /// This row's values of the given parameters (its sweep point).
@@ -139,58 +66,8 @@ impl Summary {
     }
 }
 
-/// A percentiles.csv row. Sweep runs may carry the point's parameters as extra columns.
-#[derive(Clone, Debug)]
-pub struct Percentile {
-    pub row: PercentileRow,
-    pub point: PointColumns,
-}
-
-/// Optional point columns of percentiles.csv and timeline.csv.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-pub struct PointColumns {
-    pub connections: Option<f64>,
-    pub payload_bytes: Option<f64>,
-    pub server_threads: Option<f64>,
-    pub max_connections: Option<f64>,
-    pub target_rate: Option<f64>,
-}
-
-impl PointColumns {
-    pub fn param(&self, p: Param) -> Option<f64> {
-        match p {
-            Param::Connections => self.connections,
-            Param::PayloadBytes => self.payload_bytes,
-            Param::ServerThreads => self.server_threads,
-            Param::MaxConnections => self.max_connections,
-            Param::TargetRate => self.target_rate,
-        }
-    }
-
-    /// Whether the file said which point this row belongs to.
-    pub fn any(&self) -> bool {
-        Param::ALL.iter().any(|&p| self.param(p).is_some())
-    }
-}
-
-/// One timeline.csv interval.
-#[derive(Clone, Debug, Deserialize)]
-pub struct TimelineRow {
-    pub runtime: String,
-    #[serde(default)]
-    pub trial: u32,
-    /// Seconds since load start, at the end of the interval.
-    pub t_s: f64,
-    pub requests: u64,
-    pub errors: Option<u64>,
-    pub p50_us: Option<f64>,
-    pub p99_us: Option<f64>,
-    pub server_cpu_user_s: Option<f64>,
-    pub server_cpu_sys_s: Option<f64>,
-    pub server_rss_bytes: Option<u64>,
-    pub server_threads: Option<u64>,
-    pub server_ctx_switches: Option<u64>,
-}
+/// timeline.csv's row: the type the run writes.
+pub use crate::timeline::TimelineRow;
 
 /// What the plots and report need from meta.json, read leniently: meta.json grows over time,
 /// and an older or partial file should still give a report.
@@ -216,68 +93,55 @@ pub struct MetaView {
 }
 
 impl MetaView {
-    pub fn from_json(v: &serde_json::Value) -> MetaView {
-        let str_at = |ptr: &str| v.pointer(ptr).and_then(|x| x.as_str()).map(str::to_string);
-        let secs_at = |num: &str, text: &str| {
-            v.pointer(num).and_then(|x| x.as_f64()).or_else(|| {
-                v.pointer(text)
-                    .and_then(|x| x.as_str())
-                    .and_then(|s| humantime::parse_duration(s.trim()).ok())
-                    .map(|d| d.as_secs_f64())
-            })
-        };
+    /// What the plots and the report show of a run's [`Meta`].
+    pub fn of(m: &Meta) -> MetaView {
         let mut parameters = Vec::new();
-        if let Some(s) = v.get("scenario").and_then(|s| s.as_object()) {
+        if let Some(s) = m.scenario.as_object() {
             for (k, val) in s {
                 if k != "name" && k != "description" {
                     flatten(k, val, &mut parameters);
                 }
             }
         }
-        for k in ["server_processes", "loadgen_processes"] {
-            if let Some(val) = v.get(k) {
-                flatten(k, val, &mut parameters);
-            }
+        if m.server_processes > 0 {
+            parameters.push(("server_processes".into(), m.server_processes.to_string()));
         }
         for (k, val) in &mut parameters {
             if k == "runtimes" && val == "-" {
                 *val = "every built plugin".into();
             }
         }
-        let mut notes = BTreeMap::new();
-        if let Some(m) = v.get("runtime_notes").and_then(|m| m.as_object()) {
-            for (rt, text) in m {
-                if let Some(t) = text.as_str() {
-                    notes.insert(rt.clone(), t.to_string());
-                }
+        let mut notes = m.runtime_notes.clone();
+        for p in &m.plugins {
+            if let Some(note) = &p.note {
+                notes
+                    .entry(p.runtime.clone())
+                    .or_insert_with(|| note.clone());
             }
         }
-        if let Some(plugins) = v.get("plugins").and_then(|p| p.as_array()) {
-            for p in plugins {
-                if let (Some(rt), Some(note)) = (
-                    p.get("runtime").and_then(|x| x.as_str()),
-                    p.get("note").and_then(|x| x.as_str()),
-                ) {
-                    notes
-                        .entry(rt.to_string())
-                        .or_insert_with(|| note.to_string());
-                }
-            }
-        }
+        // Older meta.json files have the window only as the scenario's duration text.
+        let secs = |value: f64, pointer: &str| {
+            Some(value).filter(|&v| v > 0.0).or_else(|| {
+                m.scenario_text(pointer)
+                    .and_then(|t| humantime::parse_duration(t.trim()).ok())
+                    .map(|d| d.as_secs_f64())
+            })
+        };
+        let known = |s: &str| (!s.is_empty()).then(|| s.to_string());
         MetaView {
-            scenario: str_at("/scenario/name").unwrap_or_default(),
-            description: str_at("/scenario/description").unwrap_or_default(),
-            cpu_model: str_at("/host/cpu_model"),
-            cores: v.pointer("/host/cores").and_then(|x| x.as_u64()),
-            kernel: str_at("/host/kernel"),
-            started_at: str_at("/started_at"),
-            runbench_version: str_at("/runbench_version"),
-            git_commit: str_at("/git_commit"),
-            rustc: str_at("/rustc"),
+            scenario: m.scenario_name(),
+            description: m.scenario_text("/description").unwrap_or_default(),
+            cpu_model: known(&m.host.cpu_model),
+            cores: (m.host.cores > 0).then_some(m.host.cores as u64),
+            kernel: known(&m.host.kernel),
+            started_at: known(&m.started_at),
+            runbench_version: known(&m.runbench_version),
+            git_commit: known(&m.git_commit),
+            rustc: known(&m.rustc),
             parameters,
-            warmup_s: secs_at("/warmup_s", "/scenario/load/warmup"),
-            duration_s: secs_at("/duration_s", "/scenario/load/duration"),
-            shutdown_at_s: v.get("shutdown_at_s").and_then(|x| x.as_f64()),
+            warmup_s: secs(m.warmup_s, "/load/warmup"),
+            duration_s: secs(m.duration_s, "/load/duration"),
+            shutdown_at_s: m.shutdown_at_s,
             notes,
         }
     }
@@ -450,6 +314,23 @@ fn read_csv_pair<A: DeserializeOwned, B: DeserializeOwned>(
     Ok(out)
 }
 
+/// summary.csv or trials.csv, as the run wrote them (warnings: cells left out, see
+/// `read_records`).
+pub fn summary_rows(path: &Path, warnings: &mut Vec<String>) -> anyhow::Result<Vec<SummaryRow>> {
+    Ok(read_summaries(path, warnings)?
+        .into_iter()
+        .map(|s| s.row)
+        .collect())
+}
+
+/// capacity.csv, as the run wrote it.
+pub fn capacity_rows(
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Vec<super::CapacityRow>> {
+    read_csv(path, warnings)
+}
+
 fn read_summaries(path: &Path, warnings: &mut Vec<String>) -> anyhow::Result<Vec<Summary>> {
     Ok(read_csv_pair::<SummaryRow, SummaryExtra>(path, warnings)?
         .into_iter()
@@ -472,9 +353,9 @@ impl RunData {
         let meta_path = dir.join("meta.json");
         let mut meta = match crate::sys::open_regular(&meta_path)
             .map_err(anyhow::Error::from)
-            .and_then(|f| Ok(serde_json::from_reader::<_, serde_json::Value>(f)?))
+            .and_then(|f| Ok(serde_json::from_reader::<_, Meta>(f)?))
         {
-            Ok(v) => MetaView::from_json(&v),
+            Ok(m) => MetaView::of(&m),
             Err(e) => {
                 warnings.push(format!(
                     "{} could not be read ({e}); machine and parameters are unknown",
@@ -490,17 +371,19 @@ impl RunData {
                 .unwrap_or_default();
         }
         let pct_path = dir.join("percentiles.csv");
-        let percentiles = if pct_path.exists() {
-            read_csv_pair::<PercentileRow, PointColumns>(&pct_path, &mut warnings)?
-                .into_iter()
-                .map(|(row, point)| Percentile { row, point })
-                .collect()
+        let (percentiles, percentiles_have_point) = if pct_path.exists() {
+            let (headers, records) = read_records(&pct_path, &mut warnings)?;
+            let mut rows = Vec::new();
+            for r in &records {
+                rows.extend(r.parse(&headers, &mut warnings)?);
+            }
+            (rows, headers.iter().any(|h| h == Param::Connections.name()))
         } else {
             warnings.push(format!(
                 "{} is missing; no latency spectrum",
                 pct_path.display()
             ));
-            Vec::new()
+            (Vec::new(), false)
         };
         let optional = |name: &str| {
             let p = dir.join(name);
@@ -520,6 +403,7 @@ impl RunData {
             meta,
             summary,
             percentiles,
+            percentiles_have_point,
             trials,
             timeline,
             capacity,

@@ -65,8 +65,11 @@ impl Default for RunOptions {
 /// What a run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
-    /// The rows of summary.csv.
+    /// The rows of summary.csv, and every trial's (trials.csv's, written or not).
     pub summary: Vec<SummaryRow>,
+    pub trials: Vec<SummaryRow>,
+    /// meta.json as it was last written.
+    pub meta: Meta,
     /// With `[search]`: capacity.csv's rows.
     pub capacity: Vec<CapacityRow>,
     /// The signal that interrupted the run, if one did (the files are marked so).
@@ -315,7 +318,7 @@ impl RunState<'_> {
         if let Some(e) = failure {
             return Err(e);
         }
-        let row = CapacityRow::new(plan, &name, &base, &found);
+        let row = CapacityRow::new(plan, &name, &base, step.trial, &found);
         progress::log(&format!("[{name}] capacity: {}", row.describe()));
         self.capacity.push(row);
         self.write_files()
@@ -393,6 +396,8 @@ impl RunState<'_> {
         }
         RunOutcome {
             summary: self.summary,
+            trials: self.all.trials,
+            meta: self.meta,
             capacity: self.capacity,
             interrupted,
             dir: self.dir.path,
@@ -595,16 +600,16 @@ fn run_step(
             }
             let percentiles = SPECTRUM
                 .iter()
-                .map(|&p| PercentileRow {
-                    runtime: name.clone(),
-                    trial: trial as u32,
-                    percentile: p,
-                    latency_us: m.load.percentile_us(p),
-                    connections: Some(point.connections as u64),
-                    payload_bytes: Some(point.payload_bytes),
-                    server_threads: Some(point.threads as u64),
-                    max_connections: Some(point.max_connections as u64),
-                    target_rate: point.rate,
+                .map(|&p| {
+                    let mut row = PercentileRow {
+                        runtime: name.clone(),
+                        trial: trial as u32,
+                        percentile: p,
+                        latency_us: m.load.percentile_us(p),
+                        ..Default::default()
+                    };
+                    row.set_point(point);
+                    row
                 })
                 .collect();
             (row, percentiles)

@@ -13,7 +13,7 @@ use crate::scenario::Model;
 
 pub(super) fn base_row(plan: &Plan, subject: &str, p: &Point, trial: usize) -> SummaryRow {
     let s = &plan.scenario;
-    SummaryRow {
+    let mut row = SummaryRow {
         scenario: s.name.clone(),
         runtime: subject.to_string(),
         trial: Some(trial as u32),
@@ -22,11 +22,6 @@ pub(super) fn base_row(plan: &Plan, subject: &str, p: &Point, trial: usize) -> S
             Model::Closed => "closed".into(),
             Model::Open => "open".into(),
         },
-        connections: p.connections,
-        payload_bytes: p.payload_bytes,
-        target_rate: p.rate,
-        server_threads: p.threads,
-        max_connections: p.max_connections,
         server_processes: plan.server_processes,
         server_processes_auto: s.server.processes_auto,
         duration_s: s.load.duration.as_secs_f64(),
@@ -38,7 +33,9 @@ pub(super) fn base_row(plan: &Plan, subject: &str, p: &Point, trial: usize) -> S
             String::new()
         },
         ..Default::default()
-    }
+    };
+    row.set_point(p);
+    row
 }
 
 /// Adds the RSS trend's columns; a growing RSS fails a row that was otherwise fine.
