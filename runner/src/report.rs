@@ -145,35 +145,28 @@ fn ordered(data: &RunData) -> Vec<&Summary> {
     rows
 }
 
+/// Which optional columns the results table has.
+struct Columns {
+    swept: Vec<Param>,
+    reference: bool,
+    ci: bool,
+    slo: bool,
+}
+
 fn table(data: &RunData) -> String {
-    let swept = data.swept();
-    let has_ref = data
-        .summary
-        .iter()
-        .any(|s| s.runtime() == REFERENCE_RUNTIME);
-    let has_ci = data
-        .summary
-        .iter()
-        .any(|s| s.row.requests_per_sec_ci_low.is_some());
-    let mut head: Vec<String> = vec!["runtime".into()];
-    head.extend(swept.iter().map(|p| p.name().to_string()));
-    head.push(
-        if has_ci {
-            "requests/s [CI]"
-        } else {
-            "requests/s"
-        }
-        .into(),
-    );
-    head.extend(["p50 µs", "p99 µs", "peak RSS MiB"].map(String::from));
-    if has_ref {
-        head.push(format!("vs {REFERENCE_RUNTIME}"));
-    }
-    head.extend(["CPU µs/req", "errors", "status"].map(String::from));
-    let has_slo = data.summary.iter().any(|s| !s.row.slo.is_empty());
-    if has_slo {
-        head.push("SLO".into());
-    }
+    let cols = Columns {
+        swept: data.swept(),
+        reference: data
+            .summary
+            .iter()
+            .any(|s| s.runtime() == REFERENCE_RUNTIME),
+        ci: data
+            .summary
+            .iter()
+            .any(|s| s.row.requests_per_sec_ci_low.is_some()),
+        slo: data.summary.iter().any(|s| !s.row.slo.is_empty()),
+    };
+    let head = table_head(&cols);
     let mut out = format!("| {} |\n", head.join(" | "));
     let align: Vec<&str> = head
         .iter()
@@ -188,62 +181,91 @@ fn table(data: &RunData) -> String {
         .collect();
     let _ = writeln!(out, "| {} |", align.join(" | "));
     for r in ordered(data) {
-        // Runtime names come from plugin headers too: escaped like every cell.
-        let mut c: Vec<String> = vec![format!("**{}**", cell(r.runtime()))];
-        for &p in &swept {
-            c.push(r.param(p).map_or("-".into(), |v| fmt_param(p, v)));
-        }
-        let mut rps = r.row.requests_per_sec.map_or("-".into(), thousands);
-        if r.row.loadgen_saturated == Some(true) && r.row.requests_per_sec.is_some() {
-            rps = format!("≥ {rps}");
-        }
-        if let (Some(lo), Some(hi)) = (
-            r.row.requests_per_sec_ci_low,
-            r.row.requests_per_sec_ci_high,
-        ) {
-            let level = r
-                .row
-                .requests_per_sec_ci_level
-                .map(|l| format!(", {:.0}%", l * 100.0))
-                .unwrap_or_default();
-            rps = format!("{rps} [{}–{}{level}]", thousands(lo), thousands(hi));
-        }
-        c.push(rps);
-        c.push(fixed(r.row.p50_us, 1));
-        c.push(fixed(r.row.p99_us, 1));
-        c.push(fixed(
-            r.row.server_rss_peak_bytes.map(|b| b as f64 / MIB),
-            1,
-        ));
-        if has_ref {
-            let ratio = match (data.reference_for(r), r.row.requests_per_sec) {
-                (Some(e), Some(v)) => e
-                    .row
-                    .requests_per_sec
-                    .filter(|&e| e > 0.0)
-                    .map_or("-".into(), |e| format!("{:.0}%", v / e * 100.0)),
-                _ => "-".into(),
-            };
-            c.push(ratio);
-        }
-        c.push(fixed(r.row.server_cpu_us_per_request, 2));
-        c.push(r.row.errors.map_or("-".into(), |e| e.to_string()));
-        c.push(match r.row.status {
-            RowStatus::Ok if r.row.audit.is_empty() || r.row.audit == "ok" => "ok".into(),
-            RowStatus::Ok => "ok, audit ⚠".into(),
-            RowStatus::Skipped => "skipped".into(),
-            RowStatus::Interrupted => "**interrupted**".into(),
-            RowStatus::Failed => "**failed**".into(),
-        });
-        if has_slo {
-            c.push(match r.row.slo.as_str() {
-                "fail" => format!("**fail**: {}", cell(&r.row.slo_broken)),
-                other => other.to_string(),
-            });
-        }
-        let _ = writeln!(out, "| {} |", c.join(" | "));
+        let _ = writeln!(out, "| {} |", table_row(data, &cols, r).join(" | "));
     }
     out
+}
+
+fn table_head(cols: &Columns) -> Vec<String> {
+    let mut head: Vec<String> = vec!["runtime".into()];
+    head.extend(cols.swept.iter().map(|p| p.name().to_string()));
+    let rps = if cols.ci {
+        "requests/s [CI]"
+    } else {
+        "requests/s"
+    };
+    head.push(rps.into());
+    head.extend(["p50 µs", "p99 µs", "peak RSS MiB"].map(String::from));
+    if cols.reference {
+        head.push(format!("vs {REFERENCE_RUNTIME}"));
+    }
+    head.extend(["CPU µs/req", "errors", "status"].map(String::from));
+    if cols.slo {
+        head.push("SLO".into());
+    }
+    head
+}
+
+fn table_row(data: &RunData, cols: &Columns, r: &Summary) -> Vec<String> {
+    // Runtime names come from plugin headers too: escaped like every cell.
+    let mut c: Vec<String> = vec![format!("**{}**", cell(r.runtime()))];
+    for &p in &cols.swept {
+        c.push(r.param(p).map_or("-".into(), |v| fmt_param(p, v)));
+    }
+    c.push(rps_cell(r));
+    c.push(fixed(r.row.p50_us, 1));
+    c.push(fixed(r.row.p99_us, 1));
+    c.push(fixed(
+        r.row.server_rss_peak_bytes.map(|b| b as f64 / MIB),
+        1,
+    ));
+    if cols.reference {
+        let ratio = match (data.reference_for(r), r.row.requests_per_sec) {
+            (Some(e), Some(v)) => e
+                .row
+                .requests_per_sec
+                .filter(|&e| e > 0.0)
+                .map_or("-".into(), |e| format!("{:.0}%", v / e * 100.0)),
+            _ => "-".into(),
+        };
+        c.push(ratio);
+    }
+    c.push(fixed(r.row.server_cpu_us_per_request, 2));
+    c.push(r.row.errors.map_or("-".into(), |e| e.to_string()));
+    c.push(match r.row.status {
+        RowStatus::Ok if r.row.audit.is_empty() || r.row.audit == "ok" => "ok".into(),
+        RowStatus::Ok => "ok, audit ⚠".into(),
+        RowStatus::Skipped => "skipped".into(),
+        RowStatus::Interrupted => "**interrupted**".into(),
+        RowStatus::Failed => "**failed**".into(),
+    });
+    if cols.slo {
+        c.push(match r.row.slo.as_str() {
+            "fail" => format!("**fail**: {}", cell(&r.row.slo_broken)),
+            other => other.to_string(),
+        });
+    }
+    c
+}
+
+/// Requests/s with `≥` for a lower bound and the interval over trials with its coverage.
+fn rps_cell(r: &Summary) -> String {
+    let mut rps = r.row.requests_per_sec.map_or("-".into(), thousands);
+    if r.row.loadgen_saturated == Some(true) && r.row.requests_per_sec.is_some() {
+        rps = format!("≥ {rps}");
+    }
+    if let (Some(lo), Some(hi)) = (
+        r.row.requests_per_sec_ci_low,
+        r.row.requests_per_sec_ci_high,
+    ) {
+        let level = r
+            .row
+            .requests_per_sec_ci_level
+            .map(|l| format!(", {:.0}%", l * 100.0))
+            .unwrap_or_default();
+        rps = format!("{rps} [{}–{}{level}]", thousands(lo), thousands(hi));
+    }
+    rps
 }
 
 /// The capacity search's answer first: "at p99 <= 5ms: monoio 212k/s, tokio 198k/s, ...".

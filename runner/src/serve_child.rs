@@ -117,39 +117,13 @@ pub fn run(spec: &ServeSpec) -> i32 {
             return exit::LOAD_FAILED;
         }
     };
-    let fail = |out: &ProtocolOut, stage: &str, message: String| {
-        out.send(&ServerEvent::Failed {
-            stage: stage.into(),
-            message,
-        });
-    };
-    // First, while this process has one thread: threads started later inherit the namespace.
-    if let Some(ns) = &spec.netns {
-        if let Err(e) = crate::netns::enter(ns) {
-            fail(&out, "setup", e.to_string());
-            return exit::LOAD_FAILED;
-        }
-    }
-    if let Err(e) = crate::sys::raise_nofile() {
-        fail(&out, "setup", format!("raising the open-files limit: {e}"));
-        return exit::LOAD_FAILED;
-    }
-    if let Err(e) = crate::sys::pin_process(&spec.cpus) {
-        fail(
-            &out,
-            "setup",
-            format!("pinning to CPUs {:?}: {e}", spec.cpus),
-        );
-        return exit::LOAD_FAILED;
-    }
-    let plugin = match plugin::load(&spec.plugin) {
+    let plugin = match prepare(spec) {
         Ok(p) => p,
-        Err(e) => {
-            fail(&out, "load", e.to_string());
+        Err((stage, message)) => {
+            fail(&out, stage, message);
             return exit::LOAD_FAILED;
         }
     };
-
     // Leaked: the stdin thread and late plugin threads may still reach it while the process exits.
     let host: &'static HostCtx = Box::leak(Box::new(HostCtx {
         out,
@@ -161,30 +135,59 @@ pub fn run(spec: &ServeSpec) -> i32 {
         failure: Mutex::new(None),
         live: AtomicPtr::new(std::ptr::null_mut()),
     }));
-    let ctx_ptr = host as *const HostCtx as usize;
     std::thread::Builder::new()
         .name("runbench-stdin".into())
-        .spawn(move || {
-            let c = ctx(ctx_ptr as *mut c_void);
-            for line in std::io::stdin().lock().lines() {
-                match line {
-                    Ok(l) if l.trim() == STOP => break,
-                    Ok(l) if l.starts_with(WINDOW) => watch_window(c, &l),
-                    Ok(l) if l.trim() == COUNTS => c.out.send(&ServerEvent::Counts {
-                        snapshot: snapshot(c),
-                    }),
-                    Ok(_) => continue,
-                    Err(_) => break,
-                }
-            }
-            *c.stopped_at.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(std::time::Instant::now());
-            c.out.send(&ServerEvent::Stopping);
-            *c.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            c.stop_cv.notify_all();
-        })
+        .spawn(move || follow_commands(host))
         .expect("spawning the stdin thread");
+    let (status, report) = serve(spec, &plugin, host);
+    report_end(host, status, &report)
+}
 
+fn fail(out: &ProtocolOut, stage: &str, message: String) {
+    out.send(&ServerEvent::Failed {
+        stage: stage.into(),
+        message,
+    });
+}
+
+/// The process set up for the plugin, and the plugin loaded: (stage, why) when that fails.
+fn prepare(spec: &ServeSpec) -> Result<plugin::LoadedPlugin, (&'static str, String)> {
+    // First, while this process has one thread: threads started later inherit the namespace.
+    if let Some(ns) = &spec.netns {
+        crate::netns::enter(ns).map_err(|e| ("setup", e.to_string()))?;
+    }
+    crate::sys::raise_nofile()
+        .map_err(|e| ("setup", format!("raising the open-files limit: {e}")))?;
+    crate::sys::pin_process(&spec.cpus)
+        .map_err(|e| ("setup", format!("pinning to CPUs {:?}: {e}", spec.cpus)))?;
+    plugin::load(&spec.plugin).map_err(|e| ("load", e.to_string()))
+}
+
+/// The runner's commands on stdin, until `stop` (or EOF: a runner that is gone).
+fn follow_commands(c: &'static HostCtx) {
+    for line in std::io::stdin().lock().lines() {
+        match line {
+            Ok(l) if l.trim() == STOP => break,
+            Ok(l) if l.starts_with(WINDOW) => watch_window(c, &l),
+            Ok(l) if l.trim() == COUNTS => c.out.send(&ServerEvent::Counts {
+                snapshot: snapshot(c),
+            }),
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    *c.stopped_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    c.out.send(&ServerEvent::Stopping);
+    *c.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    c.stop_cv.notify_all();
+}
+
+/// Calls the plugin's `serve` (it returns once the server has stopped).
+fn serve(
+    spec: &ServeSpec,
+    plugin: &plugin::LoadedPlugin,
+    host: &'static HostCtx,
+) -> (Status, ServeReport) {
     let addr = spec.addr.to_string();
     let cpus: Vec<u32> = spec.cpus.iter().map(|&c| c as u32).collect();
     let config = ServeConfig {
@@ -201,7 +204,7 @@ pub fn run(spec: &ServeSpec) -> i32 {
     };
     let api = HostApi {
         size: std::mem::size_of::<HostApi>() as u32,
-        ctx: ctx_ptr as *mut c_void,
+        ctx: host as *const HostCtx as *mut c_void,
         log: host_log,
         ready: host_ready,
         wait_stop: host_wait_stop,
@@ -214,6 +217,11 @@ pub fn run(spec: &ServeSpec) -> i32 {
     };
     // SAFETY: config, api and report outlive the call; the header was checked by `load`.
     let status = unsafe { (plugin.serve_fn())(&config, &api, &mut report) };
+    (status, report)
+}
+
+/// The final report (or why serve failed); the process's exit code.
+fn report_end(host: &HostCtx, status: Status, report: &ServeReport) -> i32 {
     let failure = host
         .failure
         .lock()
@@ -224,7 +232,7 @@ pub fn run(spec: &ServeSpec) -> i32 {
             let stopped_at = *host.stopped_at.lock().unwrap_or_else(|e| e.into_inner());
             let drain_ms = stopped_at.map(|t| t.elapsed().as_secs_f64() * 1000.0);
             host.out.send(&ServerEvent::Report {
-                counts: counts(&report),
+                counts: counts(report),
                 drain_ms,
                 peak_rss_bytes: crate::procfs::peak_rss_self(),
             });

@@ -552,21 +552,7 @@ fn run_step(
     st.timeline.finish();
     let timeline = &st.timeline;
     let tag = hlog::tag(&[&name, &trial.to_string(), &point.label().replace(' ', ";")]);
-    // Interval k starts k intervals after the load started (not when the step began).
-    let offset = st
-        .load_started
-        .and_then(|t| t.duration_since(base_time).ok())
-        .unwrap_or_default();
-    let hlog = timeline
-        .encoded_histograms()
-        .into_iter()
-        .map(|(start, encoded)| HlogEntry {
-            tag: tag.clone(),
-            start: offset + start,
-            duration: timeline.interval(),
-            encoded,
-        })
-        .collect();
+    let hlog = interval_log(timeline, &tag, st.load_started, base_time);
     let timeline_rows = timeline.rows(&name, trial as u32, &base.point);
     let trend = rss_trend::judge(
         &timeline_rows,
@@ -575,18 +561,13 @@ fn run_step(
         s.load.duration,
     );
     let (row, percentiles) = match result {
-        Err(end) => {
-            let row = match end {
-                StepEnd::Failed(e) => {
-                    progress::log(&format!("[{label}] FAILED: {e}"));
-                    SummaryRow::failed(&base, e)
-                }
-                StepEnd::Interrupted(e) => {
-                    progress::log(&format!("[{label}] {e}"));
-                    SummaryRow::interrupted(&base, e)
-                }
-            };
-            (row, Vec::new())
+        Err(StepEnd::Failed(e)) => {
+            progress::log(&format!("[{label}] FAILED: {e}"));
+            (SummaryRow::failed(&base, e), Vec::new())
+        }
+        Err(StepEnd::Interrupted(e)) => {
+            progress::log(&format!("[{label}] {e}"));
+            (SummaryRow::interrupted(&base, e), Vec::new())
         }
         Ok(m) => {
             let facts = step_facts(plan, point);
@@ -598,21 +579,7 @@ fn run_step(
             if row.status == RowStatus::Failed {
                 progress::log(&format!("[{label}] FAILED: {}", row.error));
             }
-            let percentiles = SPECTRUM
-                .iter()
-                .map(|&p| {
-                    let mut row = PercentileRow {
-                        runtime: name.clone(),
-                        trial: trial as u32,
-                        percentile: p,
-                        latency_us: m.load.percentile_us(p),
-                        ..Default::default()
-                    };
-                    row.set_point(point);
-                    row
-                })
-                .collect();
-            (row, percentiles)
+            (row, spectrum(&name, trial, point, &m.load))
         }
     };
     (
@@ -624,6 +591,52 @@ fn run_step(
         },
         st.port,
     )
+}
+
+/// The step's intervals for latency.hlog: interval k starts k intervals after the load started
+/// (not when the step began), on the run's clock.
+fn interval_log(
+    timeline: &TimelineRecorder,
+    tag: &str,
+    load_started: Option<SystemTime>,
+    base_time: SystemTime,
+) -> Vec<HlogEntry> {
+    let offset = load_started
+        .and_then(|t| t.duration_since(base_time).ok())
+        .unwrap_or_default();
+    timeline
+        .encoded_histograms()
+        .into_iter()
+        .map(|(start, encoded)| HlogEntry {
+            tag: tag.to_string(),
+            start: offset + start,
+            duration: timeline.interval(),
+            encoded,
+        })
+        .collect()
+}
+
+/// percentiles.csv's rows of one measurement.
+fn spectrum(
+    runtime: &str,
+    trial: usize,
+    point: &Point,
+    load: &crate::measure::LoadMeasurement,
+) -> Vec<PercentileRow> {
+    SPECTRUM
+        .iter()
+        .map(|&p| {
+            let mut row = PercentileRow {
+                runtime: runtime.to_string(),
+                trial: trial as u32,
+                percentile: p,
+                latency_us: load.percentile_us(p),
+                ..Default::default()
+            };
+            row.set_point(point);
+            row
+        })
+        .collect()
 }
 
 /// What the audit needs to know of the plan at `point`.

@@ -53,18 +53,11 @@ pub(super) fn with_rss_trend(mut row: SummaryRow, trend: Option<RssTrend>) -> Su
     row
 }
 
-pub(super) fn to_row(
-    base: SummaryRow,
-    m: &Measured,
-    facts: &StepFacts,
-    audit: &Audit,
-) -> SummaryRow {
-    let (load, servers) = (&m.load, &m.servers);
-    let c = &load.counters;
-    let open = base.model == "open";
-    let stop_during_load = base.shutdown_at_s.is_some();
+/// What fails the row: the server's failure, wrong bytes, missing connections, no answers.
+fn problems(base: &SummaryRow, m: &Measured) -> Vec<String> {
+    let c = &m.load.counters;
     let mut problems = Vec::new();
-    if let Some(f) = &servers.failure {
+    if let Some(f) = &m.servers.failure {
         problems.push(f.clone());
     }
     if c.mismatched_bytes > 0 {
@@ -79,9 +72,23 @@ pub(super) fn to_row(
             c.connections_ok, base.connections
         ));
     }
-    if c.requests == 0 && !stop_during_load {
+    if c.requests == 0 && base.shutdown_at_s.is_none() {
         problems.push("no request completed in the measured window".into());
     }
+    problems
+}
+
+pub(super) fn to_row(
+    base: SummaryRow,
+    m: &Measured,
+    facts: &StepFacts,
+    audit: &Audit,
+) -> SummaryRow {
+    let (load, servers) = (&m.load, &m.servers);
+    let c = &load.counters;
+    let open = base.model == "open";
+    let stop_during_load = base.shutdown_at_s.is_some();
+    let problems = problems(&base, m);
     let window_cpu = m.window.proc_cpu().filter(|_| servers.resources);
     let send_lag_p99 = percentile_us(&load.histograms.send_lag, 99.0);
     let cpu_busy = load.busy.cpu_busy(facts.load_cpus);

@@ -109,37 +109,48 @@ impl ProcEdges {
     }
 }
 
+/// The step, in its phases: servers up and the load connected, the load driven to its end,
+/// then the servers stopped and what everyone measured collected.
 pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, StepEnd> {
-    let (plan, point, subject) = (inp.plan, inp.point, inp.subject);
-    let s = &plan.scenario;
+    let (plan, subject) = (inp.plan, inp.subject);
     // Declared before the servers, so it is dropped (namespace deleted) after they are gone.
     let netns = match subject {
         Subject::Plugin(p) => tap_namespace(plan, &p.name, &p.path)?,
         Subject::External(_) => None,
     };
+    let (mut server, version, mut loadgens) = set_up(inp, st, netns.as_ref())?;
+    let driven = drive(inp, st, &mut server, &mut loadgens);
+    collect(inp, st, server, loadgens, driven, version)
+}
+
+/// Starts the servers, connects the load generators and waits until the servers accepted them.
+fn set_up(
+    inp: &StepInputs,
+    st: &mut StepState,
+    netns: Option<&crate::netns::TapNamespace>,
+) -> Result<(Server, String, Loadgens), StepEnd> {
+    let (plan, point, subject) = (inp.plan, inp.point, inp.subject);
     let (mut server, target, version) = start_server(
         plan,
         inp.exe,
         subject,
         point,
-        netns.as_ref(),
+        netns,
         inp.options.ready_timeout,
     )
     .map_err(failed_or_interrupted)?;
     st.port = Some(target.port());
-
     st.progress.phase(Phase::Connecting);
-    let netns_name = netns.as_ref().map(|ns| ns.name().to_string());
+    let netns_name = netns.map(|ns| ns.name().to_string());
     let specs = loadgen_specs(plan, point, target, netns_name);
     let timeout = connect_timeout(point.connections) + Duration::from_secs(10);
-    let (mut loadgens, connected) =
-        match Loadgens::connect(inp.exe, &specs, subject.name(), timeout) {
-            Ok(v) => v,
-            Err(e) => {
-                server.stop(s.shutdown.grace);
-                return Err(failed_or_interrupted(e));
-            }
-        };
+    let (loadgens, connected) = match Loadgens::connect(inp.exe, &specs, subject.name(), timeout) {
+        Ok(v) => v,
+        Err(e) => {
+            server.stop(plan.scenario.shutdown.grace);
+            return Err(failed_or_interrupted(e));
+        }
+    };
     let expected = point.connections as u64;
     if connected.ok < expected {
         progress::log(&format!(
@@ -150,8 +161,29 @@ pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, 
             connected.first_error.as_deref().unwrap_or("unknown reason")
         ));
     }
-
     await_accepted(&mut server, connected.ok, timeout, subject.name());
+    Ok((server, version, loadgens))
+}
+
+/// How the load ended.
+struct Driven {
+    results: Vec<Option<Result<LoadResult, String>>>,
+    server_died: Option<String>,
+    interrupted: Option<i32>,
+    ran: Duration,
+    edges: ProcEdges,
+}
+
+/// Starts the load at one instant and follows it to its end: results and intervals as they
+/// come, server samples at their instants, the stop signal when the scenario says, and an end
+/// at once when the server dies or the run is interrupted.
+fn drive(
+    inp: &StepInputs,
+    st: &mut StepState,
+    server: &mut Server,
+    loadgens: &mut Loadgens,
+) -> Driven {
+    let s = &inp.plan.scenario;
     let started = loadgens.start();
     // `started` lies a moment ahead (the start command's lead time).
     st.load_started = Some(SystemTime::now() + started.saturating_duration_since(Instant::now()));
@@ -160,61 +192,66 @@ pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, 
         crate::sys::ns_at(window_start),
         crate::sys::ns_at(window_end),
     );
-    let mut edges = ProcEdges::new(window_start, window_end);
+    let mut d = Driven {
+        results: vec![None; loadgens.len()],
+        server_died: None,
+        interrupted: None,
+        ran: Duration::ZERO,
+        edges: ProcEdges::new(window_start, window_end),
+    };
     let pids = server.pids();
     let hard_end = started + s.load.total() + LOAD_MARGIN;
     let signal_at = s.shutdown.at.map(|d| started + d);
-    let mut results: Vec<Option<Result<LoadResult, String>>> = vec![None; loadgens.len()];
-    let mut server_died = None;
-    let mut interrupted = None;
-    while results.iter().any(Option::is_none) {
-        loadgens.poll(&mut results, &mut st.timeline);
+    while d.results.iter().any(Option::is_none) {
+        loadgens.poll(&mut d.results, &mut st.timeline);
         st.progress
             .load(started.elapsed(), s.load.warmup, || loadgens.rate());
         st.timeline.sample_servers(started, &pids);
-        edges.sample(&pids);
-        loadgens.reap_dead(&mut results, &mut st.timeline);
-        if server_died.is_none() {
-            server_died = server.crashed();
-        }
+        d.edges.sample(&pids);
+        loadgens.reap_dead(&mut d.results, &mut st.timeline);
+        d.server_died = d.server_died.take().or_else(|| server.crashed());
+        d.interrupted = crate::interrupt::requested();
         // Load on a dead server measures nothing; the other runtimes are waiting.
-        if server_died.is_some() {
+        if d.server_died.is_some() || d.interrupted.is_some() || Instant::now() > hard_end {
             break;
         }
-        interrupted = crate::interrupt::requested();
-        if interrupted.is_some() {
-            break;
-        }
-        if signal_at.is_some_and(|at| Instant::now() >= at) {
+        let signalled = signal_at.is_some_and(|at| Instant::now() >= at);
+        if signalled {
             server.signal_stop();
-        }
-        if Instant::now() > hard_end {
-            break;
         }
         // After a stop signal during the load, poll finely: the servers' exit time is measured
         // by this loop. Server samples are taken at their instants, not at the next tick.
-        let tick = if signal_at.is_some_and(|at| Instant::now() >= at) {
-            Duration::from_millis(2)
-        } else {
-            Duration::from_millis(20)
-        };
-        let mut wake = Instant::now() + tick;
-        wake = wake.min(st.timeline.next_sample_at(started));
-        if let Some(at) = edges.next() {
+        let tick = Duration::from_millis(if signalled { 2 } else { 20 });
+        let mut wake = (Instant::now() + tick).min(st.timeline.next_sample_at(started));
+        if let Some(at) = d.edges.next() {
             wake = wake.min(at);
         }
         std::thread::sleep(wake.saturating_duration_since(Instant::now()));
     }
-    let load_ran = started.elapsed();
-    loadgens.poll(&mut results, &mut st.timeline);
-    if server_died.is_some() || interrupted.is_some() {
+    d.ran = started.elapsed();
+    loadgens.poll(&mut d.results, &mut st.timeline);
+    d
+}
+
+/// Stops the servers and turns what the load generators and the servers reported into the
+/// step's measurement, or into why there is none.
+fn collect(
+    inp: &StepInputs,
+    st: &mut StepState,
+    server: Server,
+    loadgens: Loadgens,
+    d: Driven,
+    version: String,
+) -> Result<Measured, StepEnd> {
+    let s = &inp.plan.scenario;
+    if d.server_died.is_some() || d.interrupted.is_some() {
         loadgens.abort();
     } else {
         loadgens.finish();
     }
     st.progress.phase(Phase::Shutdown);
     let exit = server.stop(s.shutdown.grace);
-    if let Some(sig) = interrupted {
+    if let Some(sig) = d.interrupted {
         let server_end = match &exit.failure {
             Some(f) => format!("server: {f}"),
             None => format!("server stopped cleanly in {} ms", exit.shutdown.as_millis()),
@@ -222,14 +259,14 @@ pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, 
         return Err(StepEnd::Interrupted(format!(
             "interrupted ({}) {:.1}s into the load; {server_end}",
             crate::interrupt::name(sig),
-            load_ran.as_secs_f64()
+            d.ran.as_secs_f64()
         )));
     }
-    if let Some(e) = server_died {
+    if let Some(e) = d.server_died {
         return Err(StepEnd::Failed(e));
     }
     let mut ok = Vec::new();
-    for r in results {
+    for r in d.results {
         match r {
             Some(Ok(r)) => ok.push(r),
             Some(Err(e)) => return Err(StepEnd::Failed(e)),
@@ -245,7 +282,7 @@ pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, 
     }
     let load = LoadMeasurement::merge(&ok, s.load.duration).map_err(|e| e.to_string())?;
     let window = WindowReadings {
-        proc: edges.readings(),
+        proc: d.edges.readings(),
         own: exit.window,
     };
     Ok(Measured {

@@ -428,120 +428,20 @@ impl Checker<'_> {
         Ok(out)
     }
 
+    /// The whole scenario, section by section; then what only the sections together can say.
     fn check(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
         let name = raw.name.trim();
         if let Err(e) = check_name(name) {
             return self.err("name", e);
         }
-        let runtimes = match &raw.runtimes {
-            None => None,
-            Some(list) if list.is_empty() => {
-                return self.err(
-                    "runtimes",
-                    "is empty; list runtimes, or leave the key out to run every built plugin"
-                        .into(),
-                )
-            }
-            Some(list) => {
-                // A set, not `Vec::contains`: a long list must not take quadratic time.
-                let mut seen = std::collections::HashSet::new();
-                let mut names: Vec<String> = Vec::new();
-                for (i, item) in list.iter().enumerate() {
-                    let n = item.trim();
-                    if !seen.insert(n) {
-                        return self
-                            .err(&format!("runtimes.{i}"), format!("`{n}` is listed twice"));
-                    }
-                    names.push(n.to_string());
-                }
-                Some(names)
-            }
-        };
-
+        let runtimes = self.runtimes(&raw.runtimes)?;
         let server = self.server(&raw.server)?;
         let load = self.load(&raw.load, &server, raw.search.is_some())?;
-        let shutdown = ShutdownSpec {
-            grace: self.opt_duration(
-                "shutdown.grace",
-                &raw.shutdown.grace,
-                Duration::from_secs(2),
-                true,
-            )?,
-            at: match &raw.shutdown.at {
-                Some(t) => {
-                    let at = self.duration("shutdown.at", t, false)?;
-                    if at >= load.total() {
-                        return self.err(
-                            "shutdown.at",
-                            format!("must fall inside the load ({} long); leave it out to stop after the load", humantime::format_duration(load.total())),
-                        );
-                    }
-                    // Inside the warmup the stop would come before the measured window
-                    // begins: nothing would be measured.
-                    if at <= load.warmup {
-                        return self.err(
-                            "shutdown.at",
-                            format!(
-                                "falls inside the warmup ({}), before the measured window starts; \
-                                 give a time between {} and {}",
-                                humantime::format_duration(load.warmup),
-                                humantime::format_duration(load.warmup),
-                                humantime::format_duration(load.total())
-                            ),
-                        );
-                    }
-                    Some(at)
-                }
-                None => None,
-            },
-        };
-        let run = RunSpec {
-            repeat: match raw.run.repeat {
-                Some(n) => self.int("run.repeat", n, 1, 1000)? as usize,
-                None => 1,
-            },
-            seed: match raw.run.seed {
-                Some(n) => Some(self.int("run.seed", n, 0, i64::MAX)?),
-                None => None,
-            },
-            interval: self.opt_duration(
-                "run.interval",
-                &raw.run.interval,
-                Duration::from_secs(1),
-                false,
-            )?,
-        };
-        if run.interval < Duration::from_millis(100) {
-            return self.err("run.interval", "must be at least 100ms".into());
-        }
+        let shutdown = self.shutdown(&raw.shutdown, &load)?;
+        let run = self.run(&raw.run)?;
         let target = match &raw.target {
+            Some(t) => Some(self.target(t)?),
             None => None,
-            Some(t) => {
-                let address: SocketAddr = t.address.trim().parse().or_else(|e| {
-                    self.err(
-                        "target.address",
-                        format!(
-                            "`{}` is not an ip:port address ({e}), e.g. \"127.0.0.1:7000\"",
-                            t.address
-                        ),
-                    )
-                })?;
-                if t.command.as_ref().is_some_and(|c| c.is_empty()) {
-                    return self.err(
-                        "target.command",
-                        "is empty; give the program and its arguments, or leave it out".into(),
-                    );
-                }
-                let name = t.name.clone().unwrap_or_else(|| "external".into());
-                if let Err(e) = check_name(&name) {
-                    return self.err("target.name", e);
-                }
-                Some(TargetSpec {
-                    address,
-                    command: t.command.clone(),
-                    name,
-                })
-            }
         };
         let slo = match &raw.slo {
             Some(r) => Some(self.slo(r, load.model)?),
@@ -552,32 +452,7 @@ impl Checker<'_> {
             None => None,
         };
         if search.is_some() {
-            if slo.is_none() {
-                return self.err(
-                    "search",
-                    "needs `[slo]`: the search finds the highest rate that meets it".into(),
-                );
-            }
-            if load.model != Model::Open {
-                return self.err(
-                    "load.model",
-                    "`[search]` needs model = \"open\": only an open load sets the rate".into(),
-                );
-            }
-            if !load.phases.is_empty() {
-                return self.err(
-                    "load.phases",
-                    "cannot be combined with `[search]`, which holds each probe at one rate".into(),
-                );
-            }
-            if run.repeat > 1 {
-                return self.err(
-                    "run.repeat",
-                    "cannot be combined with `[search]`: `search.confirm` sets the trials at the \
-                     found rate"
-                        .into(),
-                );
-            }
+            self.search_fits(slo.is_some(), &load, &run)?;
         }
         if target.is_some() && runtimes.is_some() {
             return self.err(
@@ -599,6 +474,154 @@ impl Checker<'_> {
             slo,
             search,
         })
+    }
+
+    fn runtimes(&self, list: &Option<Vec<String>>) -> Result<Option<Vec<String>>, ScenarioError> {
+        let Some(list) = list else { return Ok(None) };
+        if list.is_empty() {
+            return self.err(
+                "runtimes",
+                "is empty; list runtimes, or leave the key out to run every built plugin".into(),
+            );
+        }
+        // A set, not `Vec::contains`: a long list must not take quadratic time.
+        let mut seen = std::collections::HashSet::new();
+        let mut names: Vec<String> = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let n = item.trim();
+            if !seen.insert(n) {
+                return self.err(&format!("runtimes.{i}"), format!("`{n}` is listed twice"));
+            }
+            names.push(n.to_string());
+        }
+        Ok(Some(names))
+    }
+
+    fn shutdown(
+        &self,
+        raw: &raw::RawShutdown,
+        load: &LoadSpec,
+    ) -> Result<ShutdownSpec, ScenarioError> {
+        let grace =
+            self.opt_duration("shutdown.grace", &raw.grace, Duration::from_secs(2), true)?;
+        let Some(t) = &raw.at else {
+            return Ok(ShutdownSpec { grace, at: None });
+        };
+        let at = self.duration("shutdown.at", t, false)?;
+        let fmt = |d: Duration| humantime::format_duration(d).to_string();
+        if at >= load.total() {
+            return self.err(
+                "shutdown.at",
+                format!(
+                    "must fall inside the load ({} long); leave it out to stop after the load",
+                    fmt(load.total())
+                ),
+            );
+        }
+        // Inside the warmup the stop would come before the measured window begins: nothing
+        // would be measured.
+        if at <= load.warmup {
+            return self.err(
+                "shutdown.at",
+                format!(
+                    "falls inside the warmup ({}), before the measured window starts; give a \
+                     time between {} and {}",
+                    fmt(load.warmup),
+                    fmt(load.warmup),
+                    fmt(load.total())
+                ),
+            );
+        }
+        Ok(ShutdownSpec {
+            grace,
+            at: Some(at),
+        })
+    }
+
+    fn run(&self, raw: &raw::RawRun) -> Result<RunSpec, ScenarioError> {
+        let run = RunSpec {
+            repeat: match raw.repeat {
+                Some(n) => self.int("run.repeat", n, 1, 1000)? as usize,
+                None => 1,
+            },
+            seed: match raw.seed {
+                Some(n) => Some(self.int("run.seed", n, 0, i64::MAX)?),
+                None => None,
+            },
+            interval: self.opt_duration(
+                "run.interval",
+                &raw.interval,
+                Duration::from_secs(1),
+                false,
+            )?,
+        };
+        if run.interval < Duration::from_millis(100) {
+            return self.err("run.interval", "must be at least 100ms".into());
+        }
+        Ok(run)
+    }
+
+    fn target(&self, t: &raw::RawTarget) -> Result<TargetSpec, ScenarioError> {
+        let address: SocketAddr = t.address.trim().parse().or_else(|e| {
+            self.err(
+                "target.address",
+                format!(
+                    "`{}` is not an ip:port address ({e}), e.g. \"127.0.0.1:7000\"",
+                    t.address
+                ),
+            )
+        })?;
+        if t.command.as_ref().is_some_and(|c| c.is_empty()) {
+            return self.err(
+                "target.command",
+                "is empty; give the program and its arguments, or leave it out".into(),
+            );
+        }
+        let name = t.name.clone().unwrap_or_else(|| "external".into());
+        if let Err(e) = check_name(&name) {
+            return self.err("target.name", e);
+        }
+        Ok(TargetSpec {
+            address,
+            command: t.command.clone(),
+            name,
+        })
+    }
+
+    /// What a `[search]` needs of the rest of the scenario.
+    fn search_fits(
+        &self,
+        has_slo: bool,
+        load: &LoadSpec,
+        run: &RunSpec,
+    ) -> Result<(), ScenarioError> {
+        if !has_slo {
+            return self.err(
+                "search",
+                "needs `[slo]`: the search finds the highest rate that meets it".into(),
+            );
+        }
+        if load.model != Model::Open {
+            return self.err(
+                "load.model",
+                "`[search]` needs model = \"open\": only an open load sets the rate".into(),
+            );
+        }
+        if !load.phases.is_empty() {
+            return self.err(
+                "load.phases",
+                "cannot be combined with `[search]`, which holds each probe at one rate".into(),
+            );
+        }
+        if run.repeat > 1 {
+            return self.err(
+                "run.repeat",
+                "cannot be combined with `[search]`: `search.confirm` sets the trials at the \
+                 found rate"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     fn server(&self, s: &raw::RawServer) -> Result<ServerSpec, ScenarioError> {
@@ -651,16 +674,7 @@ impl Checker<'_> {
         server: &ServerSpec,
         searching: bool,
     ) -> Result<LoadSpec, ScenarioError> {
-        let model = match l.model.as_deref().map(str::trim) {
-            None | Some("closed") => Model::Closed,
-            Some("open") => Model::Open,
-            Some(other) => {
-                return self.err(
-                    "load.model",
-                    format!("`{other}` is not a load model; use \"closed\" or \"open\""),
-                )
-            }
-        };
+        let model = self.model(&l.model)?;
         let has_phases = l.phases.as_ref().is_some_and(|p| !p.is_empty());
         let min_conns = if has_phases { 0 } else { 1 };
         let connections: Vec<usize> = self
@@ -679,108 +693,167 @@ impl Checker<'_> {
             1,
             MAX_PAYLOAD_BYTES as i64,
         )?;
-        let rate = match (&l.rate, model) {
-            (Some(_), Model::Open) if searching => {
-                return self.err(
-                    "load.rate",
-                    "is chosen by `[search]` (each probe's rate); remove it".into(),
-                )
-            }
-            (None, Model::Open) if searching => Vec::new(),
-            (Some(r), Model::Open) => self.ints("load.rate", r, 1, 100_000_000)?,
-            (Some(_), Model::Closed) => return self.err(
+        let rate = self.rate(&l.rate, model, searching)?;
+        let warmup = self.opt_duration("load.warmup", &l.warmup, Duration::ZERO, true)?;
+        let phases = self.phases(l.phases.as_deref().unwrap_or_default(), model)?;
+        let duration = if phases.is_empty() {
+            self.window(&l.duration)?
+        } else {
+            self.window_of_phases(l, &phases, warmup, connections.len() > 1 || rate.len() > 1)?
+        };
+        let cpus = self.load_cpus(l, server)?;
+        Ok(LoadSpec {
+            model,
+            connections,
+            payload_bytes,
+            rate,
+            warmup,
+            duration,
+            threads: match l.threads {
+                Some(n) => self.int("load.threads", n, 1, 1024)? as usize,
+                None => cpus.len(),
+            },
+            cpus,
+            requests_per_connection: match l.requests_per_connection {
+                Some(n) => Some(self.int("load.requests_per_connection", n, 1, i64::MAX)?),
+                None => None,
+            },
+            phases,
+        })
+    }
+
+    fn model(&self, text: &Option<String>) -> Result<Model, ScenarioError> {
+        match text.as_deref().map(str::trim) {
+            None | Some("closed") => Ok(Model::Closed),
+            Some("open") => Ok(Model::Open),
+            Some(other) => self.err(
+                "load.model",
+                format!("`{other}` is not a load model; use \"closed\" or \"open\""),
+            ),
+        }
+    }
+
+    fn rate(
+        &self,
+        rate: &Option<OneOrMany<i64>>,
+        model: Model,
+        searching: bool,
+    ) -> Result<Vec<u64>, ScenarioError> {
+        match (rate, model) {
+            (Some(_), Model::Open) if searching => self.err(
                 "load.rate",
-                "only applies to model = \"open\" (closed load runs as fast as the server answers)"
+                "is chosen by `[search]` (each probe's rate); remove it".into(),
+            ),
+            (None, Model::Open) if searching => Ok(Vec::new()),
+            (Some(r), Model::Open) => self.ints("load.rate", r, 1, 100_000_000),
+            (Some(_), Model::Closed) => self.err(
+                "load.rate",
+                "only applies to model = \"open\" (closed load runs as fast as the server \
+                 answers)"
                     .into(),
             ),
-            (None, Model::Open) => {
-                return self.err(
-                    "load.model",
-                    "model = \"open\" needs `rate` (requests/s over all connections)".into(),
-                )
-            }
-            (None, Model::Closed) => Vec::new(),
-        };
-        let warmup = self.opt_duration("load.warmup", &l.warmup, Duration::ZERO, true)?;
-        let mut phases = Vec::new();
-        if let Some(list) = &l.phases {
-            for (i, p) in list.iter().enumerate() {
-                let at = |k: &str| format!("load.phases.{i}.{k}");
-                let duration = self.duration(&at("duration"), &p.duration, false)?;
-                let connections = match p.connections {
-                    Some(n) => Some(self.int(&at("connections"), n, 0, MAX_CONNECTIONS)? as usize),
-                    None => None,
-                };
-                let prate = match (p.rate, model) {
-                    (Some(_), Model::Closed) => {
-                        return self.err(&at("rate"), "phase rates need model = \"open\"".into())
-                    }
-                    (Some(r), Model::Open) => Some(self.int(&at("rate"), r, 0, 100_000_000)?),
-                    (None, _) => None,
-                };
-                if connections.is_none() && prate.is_none() {
-                    return self.err(
-                        &format!("load.phases.{i}"),
-                        "a phase needs a `connections` or `rate` target".into(),
-                    );
-                }
-                phases.push(Phase {
-                    duration,
-                    connections,
-                    rate: prate,
-                });
-            }
+            (None, Model::Open) => self.err(
+                "load.model",
+                "model = \"open\" needs `rate` (requests/s over all connections)".into(),
+            ),
+            (None, Model::Closed) => Ok(Vec::new()),
         }
-        let duration = if phases.is_empty() {
-            match &l.duration {
-                Some(t) => {
-                    let d = self.duration("load.duration", t, false)?;
-                    if d < MIN_DURATION {
-                        return self.err(
-                            "load.duration",
-                            format!(
-                                "must be at least {} (the measured window; shorter ones measure \
-                                 nothing), got {}",
-                                humantime::format_duration(MIN_DURATION),
-                                humantime::format_duration(d)
-                            ),
-                        );
-                    }
-                    d
+    }
+
+    fn phases(&self, list: &[raw::RawPhase], model: Model) -> Result<Vec<Phase>, ScenarioError> {
+        let mut phases = Vec::new();
+        for (i, p) in list.iter().enumerate() {
+            let at = |k: &str| format!("load.phases.{i}.{k}");
+            let duration = self.duration(&at("duration"), &p.duration, false)?;
+            let connections = match p.connections {
+                Some(n) => Some(self.int(&at("connections"), n, 0, MAX_CONNECTIONS)? as usize),
+                None => None,
+            };
+            let rate = match (p.rate, model) {
+                (Some(_), Model::Closed) => {
+                    return self.err(&at("rate"), "phase rates need model = \"open\"".into())
                 }
-                None => {
-                    return self.err(
-                        "load",
-                        "missing `duration` (the measured window, e.g. \"10s\")".into(),
-                    )
-                }
-            }
-        } else {
-            if l.duration.is_some() {
+                (Some(r), Model::Open) => Some(self.int(&at("rate"), r, 0, 100_000_000)?),
+                (None, _) => None,
+            };
+            if connections.is_none() && rate.is_none() {
                 return self.err(
-                    "load.duration",
-                    "with phases the load lasts as long as the phases; remove `duration`".into(),
+                    &format!("load.phases.{i}"),
+                    "a phase needs a `connections` or `rate` target".into(),
                 );
             }
-            if connections.len() > 1 || rate.len() > 1 {
-                return self.err(
-                    "load.phases",
-                    "phases cannot be combined with a sweep of connections or rate".into(),
-                );
-            }
-            let total: Duration = phases.iter().map(|p| p.duration).sum();
-            if total < warmup + MIN_DURATION {
-                return self.err(
-                    "load.warmup",
-                    format!(
-                        "leaves less than {} of the phases ({} together) to measure",
-                        humantime::format_duration(MIN_DURATION),
-                        humantime::format_duration(total)
-                    ),
-                );
-            }
-            total - warmup
+            phases.push(Phase {
+                duration,
+                connections,
+                rate,
+            });
+        }
+        Ok(phases)
+    }
+
+    /// The measured window without phases: `duration`, long enough to measure anything.
+    fn window(&self, text: &Option<String>) -> Result<Duration, ScenarioError> {
+        let Some(t) = text else {
+            return self.err(
+                "load",
+                "missing `duration` (the measured window, e.g. \"10s\")".into(),
+            );
         };
+        let d = self.duration("load.duration", t, false)?;
+        if d < MIN_DURATION {
+            return self.err(
+                "load.duration",
+                format!(
+                    "must be at least {} (the measured window; shorter ones measure nothing), \
+                     got {}",
+                    humantime::format_duration(MIN_DURATION),
+                    humantime::format_duration(d)
+                ),
+            );
+        }
+        Ok(d)
+    }
+
+    /// With phases the load lasts as long as they do; the window is what the warmup leaves.
+    fn window_of_phases(
+        &self,
+        l: &raw::RawLoad,
+        phases: &[Phase],
+        warmup: Duration,
+        swept: bool,
+    ) -> Result<Duration, ScenarioError> {
+        if l.duration.is_some() {
+            return self.err(
+                "load.duration",
+                "with phases the load lasts as long as the phases; remove `duration`".into(),
+            );
+        }
+        if swept {
+            return self.err(
+                "load.phases",
+                "phases cannot be combined with a sweep of connections or rate".into(),
+            );
+        }
+        let total: Duration = phases.iter().map(|p| p.duration).sum();
+        if total < warmup + MIN_DURATION {
+            return self.err(
+                "load.warmup",
+                format!(
+                    "leaves less than {} of the phases ({} together) to measure",
+                    humantime::format_duration(MIN_DURATION),
+                    humantime::format_duration(total)
+                ),
+            );
+        }
+        Ok(total - warmup)
+    }
+
+    /// The load's CPUs: given, or every CPU the server leaves; never the server's unless allowed.
+    fn load_cpus(
+        &self,
+        l: &raw::RawLoad,
+        server: &ServerSpec,
+    ) -> Result<Vec<usize>, ScenarioError> {
         let cpus = match &l.cpus {
             Some(v) => self.cpus("load.cpus", v)?,
             None => {
@@ -803,26 +876,12 @@ impl Checker<'_> {
         if !overlap.is_empty() && !single_cpu_default && l.allow_shared_cpus != Some(true) {
             return self.err(
                 "load.cpus",
-                format!("overlaps server.cpus on CPU(s) {overlap:?}, so load and server would compete for cores; choose disjoint CPUs or set `allow_shared_cpus = true` in [load]"),
+                format!(
+                    "overlaps server.cpus on CPU(s) {overlap:?}, so load and server would compete \
+                     for cores; choose disjoint CPUs or set `allow_shared_cpus = true` in [load]"
+                ),
             );
         }
-        Ok(LoadSpec {
-            model,
-            connections,
-            payload_bytes,
-            rate,
-            warmup,
-            duration,
-            threads: match l.threads {
-                Some(n) => self.int("load.threads", n, 1, 1024)? as usize,
-                None => cpus.len(),
-            },
-            cpus,
-            requests_per_connection: match l.requests_per_connection {
-                Some(n) => Some(self.int("load.requests_per_connection", n, 1, i64::MAX)?),
-                None => None,
-            },
-            phases,
-        })
+        Ok(cpus)
     }
 }
