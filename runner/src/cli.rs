@@ -27,40 +27,16 @@ enum Command {
         /// Output root; each run writes <out>/<scenario>/<UTC timestamp>/.
         #[arg(long, default_value = "output")]
         out: PathBuf,
-        /// Only these runtimes (comma-separated), overriding the scenario's list.
-        #[arg(long, value_delimiter = ',')]
-        runtimes: Option<Vec<String>>,
-        /// Override the scenario's connection count.
-        #[arg(long)]
-        connections: Option<usize>,
-        /// Spread the server over K processes sharing the port (SO_REUSEPORT).
-        #[arg(long)]
-        server_processes: Option<usize>,
-        /// Trials per runtime and point (overrides `[run] repeat`).
-        #[arg(long)]
-        repeat: Option<usize>,
-        /// Seed of the shuffled order and the bootstrap (overrides `[run] seed`).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Also write every trial's row to trials.csv.
-        #[arg(long)]
-        keep_trials: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+        #[command(flatten)]
+        options: run::RunOptions,
         /// Print the expanded plan and its estimated time; run nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Allow an external [target] that is not a loopback address.
-        #[arg(long)]
-        allow_remote: bool,
         /// Where plugins are found (default: next to this binary).
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
-        /// Run this plugin file instead of the built plugins (repeatable).
-        #[arg(long = "plugin")]
-        plugins: Vec<PathBuf>,
-        /// How long a server may take to report ready before it is killed (tests use a short
-        /// one to exercise the timeout).
-        #[arg(long, hide = true, default_value = "15s", value_parser = humantime::parse_duration)]
-        ready_timeout: std::time::Duration,
     },
     /// Write a commented scenario to start from (scenarios/<name>.toml).
     New {
@@ -221,33 +197,11 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
         Command::Run {
             scenarios,
             out,
-            runtimes,
-            connections,
-            server_processes,
-            repeat,
-            seed,
-            keep_trials,
+            overrides,
+            options,
             dry_run,
-            allow_remote,
             plugin_dir,
-            plugins,
-            ready_timeout,
-        } => {
-            let overrides = Overrides {
-                runtimes,
-                connections,
-                server_processes,
-                repeat,
-                seed,
-                allow_remote,
-                plugins,
-            };
-            let options = run::RunOptions {
-                keep_trials,
-                ready_timeout,
-            };
-            run_all(&scenarios, &out, &overrides, &options, dry_run, plugin_dir)
-        }
+        } => run_all(&scenarios, &out, &overrides, &options, dry_run, plugin_dir),
     }
 }
 

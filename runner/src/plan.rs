@@ -16,15 +16,30 @@ pub const CONNECTIONS_PER_SOURCE: usize = 10_000;
 /// Source blocks available for one run (127.x.y.2 ..= 127.x.y.251).
 const SOURCES_PER_RUN: usize = 250;
 
-#[derive(Clone, Debug, Default)]
+/// What the command line changes of a scenario (`runbench run`'s options: their docs are its
+/// help text).
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct Overrides {
+    /// Only these runtimes (comma-separated), overriding the scenario's list.
+    #[arg(long, value_delimiter = ',')]
     pub runtimes: Option<Vec<String>>,
+    /// Override the scenario's connection count.
+    #[arg(long)]
     pub connections: Option<usize>,
+    /// Spread the server over K processes sharing the port (SO_REUSEPORT).
+    #[arg(long)]
     pub server_processes: Option<usize>,
+    /// Trials per runtime and point (overrides `[run] repeat`).
+    #[arg(long)]
     pub repeat: Option<usize>,
+    /// Seed of the shuffled order (overrides `[run] seed`).
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// Allow an external [target] that is not a loopback address.
+    #[arg(long)]
     pub allow_remote: bool,
-    /// Explicit plugin files to run instead of the built ones.
+    /// Run this plugin file instead of the built plugins (repeatable).
+    #[arg(long = "plugin")]
     pub plugins: Vec<std::path::PathBuf>,
 }
 
@@ -318,14 +333,15 @@ pub fn points(s: &Scenario) -> Vec<Point> {
 /// Trials x points x subjects, with points and subjects shuffled per trial so slow drift of the
 /// machine biases no runtime (and rate steps run in shuffled order).
 pub fn schedule(trials: usize, points: usize, subjects: usize, seed: u64) -> Vec<Step> {
-    let mut rng = fastrand::Rng::with_seed(seed);
+    use rand::seq::SliceRandom;
+    let mut rng = crate::stats::seeded_rng(seed);
     let mut steps = Vec::new();
     for trial in 0..trials {
         let mut point_order: Vec<usize> = (0..points).collect();
-        rng.shuffle(&mut point_order);
+        point_order.shuffle(&mut rng);
         for point in point_order {
             let mut order: Vec<usize> = (0..subjects).collect();
-            rng.shuffle(&mut order);
+            order.shuffle(&mut rng);
             steps.extend(order.into_iter().map(|subject| Step {
                 trial,
                 point,
@@ -385,10 +401,7 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
     preflight(&scenario, nofile_limit)?;
     let limits = subjects.iter().map(SubjectLimits::of).collect();
     let points = points(&scenario);
-    let seed = scenario
-        .run
-        .seed
-        .unwrap_or_else(|| fastrand::u64(..i64::MAX as u64));
+    let seed = scenario.run.seed.unwrap_or_else(crate::stats::fresh_seed);
     scenario.run.seed = Some(seed);
     let steps = schedule(scenario.run.repeat, points.len(), subjects.len(), seed);
     Ok(Plan {

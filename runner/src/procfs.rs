@@ -1,4 +1,6 @@
-//! Resource samples of a running server process from /proc (Linux).
+//! Everything runbench reads from /proc (Linux), in one place: resource samples of server
+//! processes and process groups, this process's peak RSS and threads' run-queue wait, closing
+//! sockets, and the machine's CPU model and kernel.
 
 /// One reading of a process (or the sum over several).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -123,6 +125,64 @@ pub fn group_usage(pgid: u32) -> Option<(f64, f64, u64)> {
         t.2 += peak_rss(&pid.to_string()).unwrap_or(0);
     }
     total
+}
+
+/// TCP sockets to or from `port` that are closing but not yet in TIME_WAIT (FIN_WAIT*,
+/// CLOSE_WAIT, LAST_ACK, CLOSING): what a just-stopped server leaves behind.
+pub fn closing_sockets(port: u16) -> usize {
+    let on_port = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+            == Some(port)
+    };
+    let mut n = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            // Column 4 is the state in hex: 04 FIN_WAIT1, 05 FIN_WAIT2, 08 CLOSE_WAIT,
+            // 09 LAST_ACK, 0B CLOSING.
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 3
+                && (on_port(cols[1]) || on_port(cols[2]))
+                && matches!(cols[3], "04" | "05" | "08" | "09" | "0B")
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Time the calling thread has spent runnable but waiting for a CPU (the run queue), from
+/// /proc/thread-self/schedstat; `None` where the kernel does not keep it.
+pub fn thread_cpu_wait() -> Option<std::time::Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(std::time::Duration::from_nanos(ns))
+}
+
+/// The CPU model, kernel release and host name.
+pub fn machine() -> (String, String, String) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    (
+        cpu_model,
+        read("/proc/sys/kernel/osrelease"),
+        read("/proc/sys/kernel/hostname"),
+    )
 }
 
 #[cfg(test)]

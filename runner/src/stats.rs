@@ -23,6 +23,22 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use statrs::distribution::{ContinuousCDF, Normal};
 
+/// The one random generator behind everything `--seed` repeats (the trial order, the
+/// bootstrap): ChaCha8, whose output for a seed is fixed across platforms and releases.
+pub fn seeded_rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// A seed for a run that was given none (recorded in meta.json, so `--seed` repeats the run's
+/// order): from the clock and the process id, which is all it needs to differ between runs.
+pub fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut rng = seeded_rng(nanos ^ (u64::from(std::process::id()) << 32));
+    rng.random_range(0..i64::MAX as u64)
+}
+
 /// The median (mean of the two middle values for an even count); `NaN` for an empty slice.
 pub fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
@@ -90,7 +106,7 @@ pub fn bootstrap_median_ci(xs: &[f64], confidence: f64, resamples: usize, seed: 
         }
         _ => {}
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = seeded_rng(seed);
     let mut sample = vec![0.0; xs.len()];
     let mut medians = Vec::with_capacity(resamples);
     for _ in 0..resamples {

@@ -95,35 +95,6 @@ pub fn kill_group(pgid: u32, signal: i32) {
     }
 }
 
-/// TCP sockets to or from `port` that are closing but not yet in TIME_WAIT (FIN_WAIT*,
-/// CLOSE_WAIT, LAST_ACK, CLOSING): what a just-stopped server leaves behind.
-pub fn closing_sockets(port: u16) -> usize {
-    let on_port = |addr: &str| {
-        addr.rsplit(':')
-            .next()
-            .and_then(|p| u16::from_str_radix(p, 16).ok())
-            == Some(port)
-    };
-    let mut n = 0;
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            // Column 4 is the state in hex: 04 FIN_WAIT1, 05 FIN_WAIT2, 08 CLOSE_WAIT,
-            // 09 LAST_ACK, 0B CLOSING.
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() > 3
-                && (on_port(cols[1]) || on_port(cols[2]))
-                && matches!(cols[3], "04" | "05" | "08" | "09" | "0B")
-            {
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine (Rust's `Instant`
 /// reads the same clock but cannot cross a process boundary).
 pub fn monotonic_ns() -> u64 {
@@ -210,14 +181,6 @@ pub fn thread_cpu_time() -> std::time::Duration {
     // SAFETY: clock_gettime into a local struct.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Time the calling thread has spent runnable but waiting for a CPU (the run queue), from
-/// /proc/thread-self/schedstat; `None` where the kernel does not keep it.
-pub fn thread_cpu_wait() -> Option<std::time::Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some(std::time::Duration::from_nanos(ns))
 }
 
 /// Opens `path` for reading if it is a regular file, refusing anything else before a byte is

@@ -823,7 +823,7 @@ impl Worker {
 
         std::thread::sleep(start.saturating_duration_since(Instant::now()));
         let (began, cpu_began) = (Instant::now(), crate::sys::thread_cpu_time());
-        let wait_began = crate::sys::thread_cpu_wait();
+        let wait_began = crate::procfs::thread_cpu_wait();
         if s.model == Model::Closed {
             for i in 0..self.conns.len() {
                 if self.conns[i].state == State::Open {
@@ -874,7 +874,7 @@ impl Worker {
         }
         let total = end - began;
         let cpu = crate::sys::thread_cpu_time().saturating_sub(cpu_began);
-        let cpu_wait = match (wait_began, crate::sys::thread_cpu_wait()) {
+        let cpu_wait = match (wait_began, crate::procfs::thread_cpu_wait()) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => Duration::ZERO,
         };

@@ -138,23 +138,12 @@ pub struct HostInfo {
 
 impl HostInfo {
     pub fn read(nofile_limit: u64) -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        let read = |p: &str| {
-            std::fs::read_to_string(p)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
+        let (cpu_model, kernel, hostname) = crate::procfs::machine();
         HostInfo {
             cpu_model,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            kernel: read("/proc/sys/kernel/osrelease"),
-            hostname: read("/proc/sys/kernel/hostname"),
+            kernel,
+            hostname,
             nofile_limit,
         }
     }

@@ -44,12 +44,15 @@ const COOLDOWN_LIMIT: Duration = Duration::from_secs(10);
 /// Numbers source-address blocks so that successive runs in one process never share one.
 static RUN_SEQ: AtomicUsize = AtomicUsize::new(0);
 
-/// Options of one `run` that are not part of the scenario.
-#[derive(Clone, Debug)]
+/// Options of one `run` that are not part of the scenario (command-line options too).
+#[derive(Clone, Debug, clap::Args)]
 pub struct RunOptions {
     /// Also write every trial's row to trials.csv.
+    #[arg(long)]
     pub keep_trials: bool,
-    /// How long a server may take to report ready before it is killed.
+    /// How long a server may take to report ready before it is killed (tests use a short
+    /// one to exercise the timeout).
+    #[arg(long, hide = true, default_value = "15s", value_parser = humantime::parse_duration)]
     pub ready_timeout: Duration,
 }
 
@@ -483,7 +486,7 @@ fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe 
 fn cooldown(port: u16) {
     let deadline = Instant::now() + COOLDOWN_LIMIT;
     while Instant::now() < deadline
-        && crate::sys::closing_sockets(port) > 0
+        && crate::procfs::closing_sockets(port) > 0
         && crate::interrupt::requested().is_none()
     {
         std::thread::sleep(Duration::from_millis(50));
