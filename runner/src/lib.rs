@@ -1,9 +1,12 @@
 //! runbench: how do Rust async runtimes behave under a given load?
 //!
 //! Data flows one way: [`scenario`] (TOML, checked) -> [`plan`] (what to run, preflight) ->
-//! [`run`] (supervised server and load-generator processes) -> [`measure`] (merged histograms,
-//! counters) -> [`results`] (CSV, JSON, written as each runtime finishes) -> [`render`] (PNG
-//! [`plot`]s and [`report`].md, drawn from the files alone).
+//! [`run`] (supervised server and [`loadgen`] processes) -> [`measure`] (the load processes'
+//! [`protocol::LoadCounters`] and [`histograms::LoadHistograms`] merged in one place, the servers'
+//! readings at the window's edges) -> [`audit`] and [`objectives`] (witnesses, thresholds) ->
+//! [`results`] (one type per file of the run folder, written as each step finishes) ->
+//! [`render`] (PNG [`plot`]s and [`report`].md, drawn from the files alone) and [`nightly`]
+//! (history and verdicts, from the run's rows in memory).
 
 pub mod audit;
 pub mod authoring;

@@ -70,8 +70,9 @@ fn the_search_finds_a_known_capacity_and_a_tighter_slo_a_lower_one() {
             .filter(|t| num(t, "target_rate") == rate && t["probe"] == probe)
             .count()
     };
-    assert_eq!(at(cap, "confirm"), 2, "{trials:?}");
-    assert_eq!(at(hi, "recheck"), 1);
+    // (A noisy probe can send the search back, so a rate may be confirmed or rechecked again.)
+    assert!(at(cap, "confirm") >= 2, "{c:?}");
+    assert!(at(hi, "recheck") >= 1, "{c:?}");
     assert_eq!(trials.len(), num(&c, "probes") as usize);
     assert!(loose.join("capacity.png").exists());
     assert!(loose.join("latency-vs-rate.png").exists());
