@@ -4,6 +4,7 @@
 //! fails its tests.
 
 mod common;
+mod support;
 
 use common::*;
 use std::io::Write;

@@ -6,12 +6,14 @@
 //! Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), /dev/net/tun and iproute2, and the plugins
 //! built next to the runbench binary (`cargo build --workspace`, as `just test` does).
 
+mod support;
+
 use runbench::netns::TapNamespace;
 use runbench::protocol::{ServeSpec, ServerCounts};
 use runbench::supervise::server::{Servers, ServersExit};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -37,19 +39,8 @@ impl Which {
     }
 
     fn plugin(self) -> PathBuf {
-        let file = format!("librunbench_plugin_{}.so", self.runtime().replace('-', "_"));
-        let path = exe().with_file_name(file);
-        assert!(
-            path.exists(),
-            "{} is missing; build it with `cargo build --workspace` (or `just test`)",
-            path.display()
-        );
-        path
+        support::runtime_plugin(self.runtime())
     }
-}
-
-fn exe() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_runbench"))
 }
 
 /// A free loopback port, kept reserved (bound with SO_REUSEPORT, not listening) until dropped,
@@ -115,7 +106,7 @@ impl Rig {
             netns: ns.as_ref().map(|ns| ns.name().to_string()),
         };
         let servers = Servers::start(
-            exe(),
+            &support::bin(),
             &spec,
             1,
             which.runtime(),
@@ -468,7 +459,7 @@ fn run_writes_ok_rows_and_removes_its_namespace() {
          warmup = \"200ms\"\nduration = \"1s\"\n[shutdown]\ngrace = \"1s\"\n",
     )
     .unwrap();
-    let child = std::process::Command::new(exe())
+    let child = std::process::Command::new(support::bin())
         .arg("run")
         .arg(&scenario)
         .arg("--out")
@@ -522,7 +513,7 @@ fn without_ip_the_embassy_row_fails_and_tokio_still_runs() {
     .unwrap();
     let empty = dir.path().join("empty-path");
     std::fs::create_dir(&empty).unwrap();
-    let out = std::process::Command::new(exe())
+    let out = std::process::Command::new(support::bin())
         .arg("run")
         .arg(&scenario)
         .arg("--out")

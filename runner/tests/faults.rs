@@ -649,7 +649,7 @@ fn a_write_that_fails_after_measuring_exits_4_naming_the_file_and_keeps_the_resu
     // The table of what was measured is on the terminal.
     assert!(
         log.lines()
-            .any(|l| l.trim_start().starts_with("tokio") && l.ends_with("ok")),
+            .any(|l| l.trim_start().starts_with("tokio") && table_status_ok(l)),
         "{log}"
     );
     assert!(
@@ -688,6 +688,12 @@ fn a_write_that_fails_after_measuring_exits_4_naming_the_file_and_keeps_the_resu
         text(&out)
     );
     assert!(run_folders(&dir.path().join("out2/faults")).is_empty());
+}
+
+/// A final-table line whose status is ok (an audit note may follow it: on a busy machine the
+/// audit rightly says the load generator waited for a CPU).
+fn table_status_ok(line: &str) -> bool {
+    line.split_whitespace().any(|w| w == "ok" || w == "ok;")
 }
 
 /// A plan over an hour says how long it will take, and how to stop it, before it starts.
@@ -886,7 +892,7 @@ fn a_write_failing_mid_run_leaves_every_file_as_after_the_last_complete_step() {
     for runtime in ["tokio", "epoll"] {
         assert!(
             log.lines()
-                .any(|l| l.trim_start().starts_with(runtime) && l.ends_with("ok")),
+                .any(|l| l.trim_start().starts_with(runtime) && table_status_ok(l)),
             "{runtime}: {log}"
         );
     }

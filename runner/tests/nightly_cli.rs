@@ -1,6 +1,8 @@
 //! `runbench compare` and `runbench nightly` through the binary: exit codes and messages.
 //! No load is generated: run folders are written by hand in the format `run` writes.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -28,10 +30,7 @@ fn write_run(dir: &Path, cpu: &str, rps: &[f64]) {
 }
 
 fn runbench(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_runbench"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(support::bin()).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -263,7 +263,7 @@ fn runbench_plot_redraws_the_same_bytes_from_the_csv_files() {
     for (f, _) in &before {
         std::fs::remove_file(dir.path().join(f)).unwrap();
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_runbench"))
+    let out = Command::new(support::bin())
         .arg("plot")
         .arg(dir.path())
         .output()
@@ -316,7 +316,7 @@ fn a_run_without_meta_json_or_percentiles_still_gets_plots_and_says_what_is_miss
 #[test]
 fn runbench_plot_on_a_folder_without_results_names_what_it_needs() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_runbench"))
+    let out = Command::new(support::bin())
         .arg("plot")
         .arg(dir.path())
         .output()
@@ -349,7 +349,7 @@ fn plot_on_infinite_or_huge_values_draws_the_rest_and_says_what_it_left_out() {
         results::percentiles_csv(&pct).unwrap(),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbench"));
+    let mut cmd = Command::new(support::bin());
     cmd.arg("plot").arg(dir.path());
     support::limit(&mut cmd, support::Limit::Memory(1 << 30));
     let out = support::output_within(&mut cmd, std::time::Duration::from_secs(30));

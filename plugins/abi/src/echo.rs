@@ -90,10 +90,73 @@ where
     host.stats().finished(outcome);
 }
 
-/// The echo loop of the contract (see [`crate::Plugin::serve`]) for any stream with the
-/// `futures-io` traits (async-std, smol/async-io, glommio): read, do the per-message `work` and
-/// `sleep` (`sleep` is the runtime's own timer), write back, and stop at a message boundary on
-/// the stop signal or anywhere once the grace period is over. Counts echoed bytes.
+/// A connection's byte stream as the echo loop needs it, for any runtime. The buffer is owned
+/// and handed back with each result, so completion-based runtimes (monoio, compio, kimojio) can
+/// lend it to the kernel while readiness-based ones read into it in place.
+pub trait EchoStream {
+    /// Reads what has arrived (at most the buffer's capacity); the first `n` bytes of the buffer
+    /// that comes back are the data.
+    fn read(&mut self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
+    /// Writes the buffer's first `n` bytes, all of them.
+    fn write_all(
+        &mut self,
+        buf: Vec<u8>,
+        n: usize,
+    ) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
+    /// The runtime's own timer (the scenario's per-message `sleep`).
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()>;
+}
+
+/// The echo loop of the contract (see [`crate::Plugin::serve`]), the one every plugin on an async
+/// runtime runs: read, do the per-message `work` and `sleep`, write back, and stop at a message
+/// boundary on the stop signal or anywhere once the grace period is over. Counts echoed bytes.
+pub async fn echo_stream<S: EchoStream>(
+    stream: &mut S,
+    host: &HostHandle,
+    config: &Config,
+) -> Outcome {
+    // Zeroed by the allocator (calloc): pages no read reaches stay out of RSS.
+    let mut buf = vec![0u8; crate::ECHO_BUFFER_BYTES];
+    let mut tracker = MessageTracker::new(config.message_bytes);
+    let mut stopping = host.stop().stopping();
+    let mut forced = host.stop().forced();
+    loop {
+        let (read, returned) = if tracker.at_boundary() {
+            match race(stream.read(buf), &mut stopping).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Clean,
+            }
+        } else {
+            match race(stream.read(buf), &mut forced).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Cut,
+            }
+        };
+        buf = returned;
+        let n = match read {
+            Ok(0) => return Outcome::PeerClosed,
+            Ok(n) => n,
+            Err(_) => return Outcome::IoError,
+        };
+        for _ in 0..tracker.consumed(n) {
+            spin_for(config.work);
+            if !config.sleep.is_zero() {
+                stream.sleep(config.sleep).await;
+            }
+        }
+        match race(stream.write_all(buf, n), &mut forced).await {
+            Either::Left((Ok(()), returned)) => {
+                buf = returned;
+                host.stats().echoed(n);
+            }
+            Either::Left((Err(_), _)) => return Outcome::IoError,
+            Either::Right(()) => return Outcome::Cut,
+        }
+    }
+}
+
+/// [`echo_stream`] for any stream with the `futures-io` traits (async-std, smol/async-io,
+/// glommio, embassy-executor's async-io), with `sleep` the runtime's timer.
 pub async fn echo_futures_io<S, Sleep, Fut>(
     stream: &mut S,
     host: &HostHandle,
@@ -105,51 +168,42 @@ where
     Sleep: Fn(Duration) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut buf = vec![0u8; crate::ECHO_BUFFER_BYTES];
-    let mut tracker = MessageTracker::new(config.message_bytes);
-    let mut stopping = host.stop().stopping();
-    let mut forced = host.stop().forced();
-    loop {
-        let read = poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buf));
-        let read = if tracker.at_boundary() {
-            match race(read, &mut stopping).await {
-                Either::Left(r) => r,
-                Either::Right(()) => return Outcome::Clean,
-            }
-        } else {
-            match race(read, &mut forced).await {
-                Either::Left(r) => r,
-                Either::Right(()) => return Outcome::Cut,
-            }
-        };
-        let n = match read {
-            Ok(0) => return Outcome::PeerClosed,
-            Ok(n) => n,
-            Err(_) => return Outcome::IoError,
-        };
-        for _ in 0..tracker.consumed(n) {
-            spin_for(config.work);
-            if !config.sleep.is_zero() {
-                sleep(config.sleep).await;
-            }
-        }
-        match race(write_all(stream, &buf[..n]), &mut forced).await {
-            Either::Left(Ok(())) => host.stats().echoed(n),
-            Either::Left(Err(_)) => return Outcome::IoError,
-            Either::Right(()) => return Outcome::Cut,
-        }
-    }
+    echo_stream(&mut FuturesIo { stream, sleep }, host, config).await
 }
 
-async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        let n = poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, data)).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        data = &data[n..];
+struct FuturesIo<'a, S, Sleep> {
+    stream: &'a mut S,
+    sleep: Sleep,
+}
+
+impl<S, Sleep, Fut> EchoStream for FuturesIo<'_, S, Sleep>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    Sleep: Fn(Duration) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    async fn read(&mut self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        let stream = &mut *self.stream;
+        let r = poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buf)).await;
+        (r, buf)
     }
-    Ok(())
+
+    async fn write_all(&mut self, buf: Vec<u8>, n: usize) -> (io::Result<()>, Vec<u8>) {
+        let mut data = &buf[..n];
+        let stream = &mut *self.stream;
+        while !data.is_empty() {
+            match poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, data)).await {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(written) => data = &data[written..],
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
+        (self.sleep)(d)
+    }
 }
 
 #[cfg(test)]

@@ -27,10 +27,9 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::semaphore::{FairSemaphore, Semaphore};
 use embassy_sync::signal::Signal;
 use embassy_time::Timer;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use runbench_plugin_abi::{
-    export_plugin, os, race, spin_for, Config, Either, HostHandle, MessageTracker, Outcome, Plugin,
-    ACCEPT_BACKOFF, ECHO_BUFFER_BYTES,
+    echo_futures_io, export_plugin, os, race, Config, Either, HostHandle, Outcome, Plugin,
+    ACCEPT_BACKOFF,
 };
 use static_cell::StaticCell;
 use std::cell::Cell;
@@ -185,43 +184,13 @@ async fn connection(stream: Async<TcpStream>, shared: &Shared) -> Outcome {
 }
 
 async fn echo(mut stream: Async<TcpStream>, shared: &Shared) -> Outcome {
-    let (host, config) = (&shared.host, &shared.config);
     if stream.get_ref().set_nodelay(true).is_err() {
         return Outcome::IoError;
     }
-    let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
-    let mut tracker = MessageTracker::new(config.message_bytes);
-    let mut stopping = host.stop().stopping();
-    let mut forced = host.stop().forced();
-    loop {
-        let read = if tracker.at_boundary() {
-            match race(stream.read(&mut buf), &mut stopping).await {
-                Either::Left(r) => r,
-                Either::Right(()) => return Outcome::Clean,
-            }
-        } else {
-            match race(stream.read(&mut buf), &mut forced).await {
-                Either::Left(r) => r,
-                Either::Right(()) => return Outcome::Cut,
-            }
-        };
-        let n = match read {
-            Ok(0) => return Outcome::PeerClosed,
-            Ok(n) => n,
-            Err(_) => return Outcome::IoError,
-        };
-        for _ in 0..tracker.consumed(n) {
-            spin_for(config.work);
-            if !config.sleep.is_zero() {
-                Timer::after(to_embassy(config.sleep)).await;
-            }
-        }
-        match race(stream.write_all(&buf[..n]), &mut forced).await {
-            Either::Left(Ok(())) => host.stats().echoed(n),
-            Either::Left(Err(_)) => return Outcome::IoError,
-            Either::Right(()) => return Outcome::Cut,
-        }
-    }
+    echo_futures_io(&mut stream, &shared.host, &shared.config, |d| {
+        Timer::after(to_embassy(d))
+    })
+    .await
 }
 
 fn to_embassy(d: std::time::Duration) -> embassy_time::Duration {

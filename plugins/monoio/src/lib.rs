@@ -1,7 +1,7 @@
 //! runbench plugin for monoio: thread-per-core runtimes on io_uring, one per server CPU, each
 //! with its own SO_REUSEPORT listener (`ListenerOpts::reuse_port`), serving its connections with
-//! `monoio::spawn`ed tasks. Reads and writes use monoio's owned-buffer ("rent") API and hand the
-//! same buffer back and forth, as monoio's own echo examples do.
+//! `monoio::spawn`ed tasks. Reads and writes use monoio's owned-buffer ("rent") API on the ABI
+//! crate's shared echo loop.
 //!
 //! Threads: exactly `threads` runtime threads (`monoio-<i>`); the calling thread only joins. No
 //! helpers: the `sync` feature (needed so the stop signal and the shared semaphore can wake a
@@ -21,8 +21,8 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use monoio::{FusionDriver, RuntimeBuilder};
 use runbench_plugin_abi::{
-    export_plugin, os, race, serve_connection, serve_on_threads, spin_for, Bound, Config, Either,
-    HostHandle, MessageTracker, Outcome, Plugin, ECHO_BUFFER_BYTES, LISTEN_BACKLOG,
+    echo_stream, export_plugin, os, race, serve_connection, serve_on_threads, Bound, Config,
+    EchoStream, Either, HostHandle, Outcome, Plugin, LISTEN_BACKLOG,
 };
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -144,48 +144,31 @@ async fn connection(
     .await;
 }
 
-async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
+async fn echo(stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
     if stream.set_nodelay(true).is_err() {
         return Outcome::IoError;
     }
-    // One owned buffer travels into each read and write and comes back with its result.
-    let mut buf = Vec::with_capacity(ECHO_BUFFER_BYTES);
-    let mut tracker = MessageTracker::new(config.message_bytes);
-    let mut stopping = host.stop().stopping();
-    let mut forced = host.stop().forced();
-    loop {
+    echo_stream(&mut Rented(stream), host, config).await
+}
+
+/// monoio's owned-buffer ("rent") I/O: the one buffer travels into each read and write and comes
+/// back with its result, as monoio's own echo examples do.
+struct Rented(TcpStream);
+
+impl EchoStream for Rented {
+    async fn read(&mut self, mut buf: Vec<u8>) -> (std::io::Result<usize>, Vec<u8>) {
+        // monoio reads into the spare capacity after `len`.
         buf.clear();
-        let (read, returned) = if tracker.at_boundary() {
-            match race(stream.read(buf), &mut stopping).await {
-                Either::Left(r) => r,
-                Either::Right(()) => return Outcome::Clean,
-            }
-        } else {
-            match race(stream.read(buf), &mut forced).await {
-                Either::Left(r) => r,
-                Either::Right(()) => return Outcome::Cut,
-            }
-        };
-        buf = returned;
-        let n = match read {
-            Ok(0) => return Outcome::PeerClosed,
-            Ok(n) => n,
-            Err(_) => return Outcome::IoError,
-        };
-        for _ in 0..tracker.consumed(n) {
-            spin_for(config.work);
-            if !config.sleep.is_zero() {
-                monoio::time::sleep(config.sleep).await;
-            }
-        }
-        // `buf` now holds exactly the `n` bytes read.
-        match race(stream.write_all(buf), &mut forced).await {
-            Either::Left((Ok(_), returned)) => {
-                buf = returned;
-                host.stats().echoed(n);
-            }
-            Either::Left((Err(_), _)) => return Outcome::IoError,
-            Either::Right(()) => return Outcome::Cut,
-        }
+        self.0.read(buf).await
+    }
+
+    async fn write_all(&mut self, mut buf: Vec<u8>, n: usize) -> (std::io::Result<()>, Vec<u8>) {
+        buf.truncate(n);
+        let (r, buf) = self.0.write_all(buf).await;
+        (r.map(drop), buf)
+    }
+
+    fn sleep(&self, d: std::time::Duration) -> impl std::future::Future<Output = ()> {
+        monoio::time::sleep(d)
     }
 }

@@ -5,13 +5,13 @@
 //! `block_on`. No helper threads (nothing here uses tokio's blocking pool).
 
 use runbench_plugin_abi::{
-    export_plugin, os, race, serve_connection, spin_for, Config, Either, HostHandle,
-    MessageTracker, Outcome, Plugin, ECHO_BUFFER_BYTES,
+    echo_futures_io, export_plugin, os, race, serve_connection, Config, Either, HostHandle,
+    Outcome, Plugin,
 };
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_util::compat::TokioAsyncReadCompatExt;
 
 struct Tokio;
 
@@ -85,41 +85,11 @@ async fn connection(
     .await;
 }
 
-async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
+async fn echo(stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
     if stream.set_nodelay(true).is_err() {
         return Outcome::IoError;
     }
-    let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
-    let mut tracker = MessageTracker::new(config.message_bytes);
-    let mut stopping = host.stop().stopping();
-    let mut forced = host.stop().forced();
-    loop {
-        let read = if tracker.at_boundary() {
-            match race(stream.read(&mut buf), &mut stopping).await {
-                Either::Left(r) => r,
-                Either::Right(()) => return Outcome::Clean,
-            }
-        } else {
-            match race(stream.read(&mut buf), &mut forced).await {
-                Either::Left(r) => r,
-                Either::Right(()) => return Outcome::Cut,
-            }
-        };
-        let n = match read {
-            Ok(0) => return Outcome::PeerClosed,
-            Ok(n) => n,
-            Err(_) => return Outcome::IoError,
-        };
-        for _ in 0..tracker.consumed(n) {
-            spin_for(config.work);
-            if !config.sleep.is_zero() {
-                tokio::time::sleep(config.sleep).await;
-            }
-        }
-        match race(stream.write_all(&buf[..n]), &mut forced).await {
-            Either::Left(Ok(())) => host.stats().echoed(n),
-            Either::Left(Err(_)) => return Outcome::IoError,
-            Either::Right(()) => return Outcome::Cut,
-        }
-    }
+    // tokio's I/O traits differ from futures-io's only in the read buffer type; the adapter
+    // converts per call and lets the shared loop serve tokio too.
+    echo_futures_io(&mut stream.compat(), host, config, tokio::time::sleep).await
 }

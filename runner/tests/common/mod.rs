@@ -33,16 +33,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
 
 /// The plugin library for `runtime`, next to the runbench binary cargo built for this test.
 pub fn plugin_path(runtime: &str) -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_runbench"));
-    let file = format!("librunbench_plugin_{}.so", runtime.replace('-', "_"));
-    let path = exe.parent().expect("binary has a directory").join(file);
-    assert!(
-        path.exists(),
-        "plugin for runtime `{runtime}` not found at {}: run `cargo build --workspace` before the \
-         conformance tests (cargo test does not build cdylib plugins)",
-        path.display()
-    );
-    path
+    crate::support::runtime_plugin(runtime)
 }
 
 /// A loopback address of its own for each server: 127.<pid>.<n>.<n>, so parallel test processes

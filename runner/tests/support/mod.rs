@@ -28,6 +28,11 @@ pub fn plugin_file(lib_name: &str) -> PathBuf {
     path
 }
 
+/// The plugin library of `runtime` (`tokio-per-core` -> `librunbench_plugin_tokio_per_core.so`).
+pub fn runtime_plugin(runtime: &str) -> PathBuf {
+    plugin_file(&format!("runbench_plugin_{}", runtime.replace('-', "_")))
+}
+
 static LOAD: Mutex<()> = Mutex::new(());
 
 /// Serialises tests that generate load within this test binary.
