@@ -4,10 +4,13 @@
 # at full speed, then the open model at fixed rates and at 90% of what the closed model reached.
 # Prints achieved requests/s, the load generator's CPU (seconds and share of its core), CPU per
 # request, and how many scheduled sends went out late. `benchmarks/loadgen-cost/run.sh 20000 50000`
-# measures other rates.
+# measures other rates; RUNBENCH=path/to/runbench measures another build (its plugins beside it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release -q
+if [ -z "${RUNBENCH:-}" ]; then
+    cargo build --release -q
+    RUNBENCH=./target/release/runbench
+fi
 rates=("$@")
 if [ ${#rates[@]} -eq 0 ]; then rates=(1000 20000 100000 200000); fi
 dir=$(mktemp -d)
@@ -50,12 +53,12 @@ PY
 echo "| load           | achieved/s | load generator CPU      | CPU/req   | busy | late    | p50 µs     | sat.  |"
 echo "| ---            | ---:       | ---                     | ---:      | ---: | ---:    | ---:       | ---   |"
 scenario closed closed
-./target/release/runbench run "$dir/closed.toml" --out "$dir/out" >/dev/null 2>&1
+"$RUNBENCH" run "$dir/closed.toml" --out "$dir/out" >/dev/null 2>&1
 row closed
 max=$(python3 -c "import csv;print(int(float(next(csv.DictReader(open('$dir/out/closed/latest/summary.csv')))['requests_per_sec'])*0.9))")
 for rate in "${rates[@]}" "$max"; do
     scenario "open-$rate" open "$rate"
-    ./target/release/runbench run "$dir/open-$rate.toml" --out "$dir/out" >/dev/null 2>&1
+    "$RUNBENCH" run "$dir/open-$rate.toml" --out "$dir/out" >/dev/null 2>&1
     row "open-$rate"
 done
 echo "(the last row is 90% of the closed model's rate)"

@@ -15,6 +15,7 @@ pub fn start_connect(source: IpAddr, target: SocketAddr) -> io::Result<std::net:
     )?;
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
+    super::arrival::enable(&socket)?;
     if source.is_ipv4() && target.is_ipv4() {
         set_bind_address_no_port(&socket)?;
         socket.bind(&SocketAddr::new(source, 0).into())?;

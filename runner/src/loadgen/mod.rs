@@ -6,6 +6,7 @@
 //! `start` on stdin -> relay timeline intervals and progress while the workers run -> merge
 //! the workers' results -> report `result`. EOF on stdin before `start` ends it without load.
 
+mod arrival;
 mod connect;
 mod epoll;
 mod pattern;

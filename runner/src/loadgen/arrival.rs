@@ -1,0 +1,129 @@
+//! When an answer arrived: the kernel's receive timestamp of the bytes read (SO_TIMESTAMPNS,
+//! taken as the packet reached the socket), moved onto this process's monotonic clock. Latency
+//! then ends when the answer was there, not when the generator got round to reading it, so the
+//! generator may sleep through arrivals until its next send (one wake-up per request instead of
+//! two) without charging that sleep, or its own scheduling delays, to the server.
+//!
+//! The stamp is CLOCK_REALTIME; its age (realtime now minus stamp) is taken from a monotonic
+//! instant read at the same moment. A realtime clock stepped backwards (or by more than
+//! [`MAX_AGE`] forwards) gives an age that cannot be true: the read instant is used instead.
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Older stamps are taken as a clock step, not a wait.
+const MAX_AGE: Duration = Duration::from_secs(10);
+
+/// Asks the kernel to stamp what `stream` receives.
+pub fn enable(stream: &impl AsRawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a pointer to a live c_int of the stated size.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads into `buf` like `read(2)`; returns the count and when the last byte read arrived.
+pub fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<(usize, Instant)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one SCM_TIMESTAMPNS message (16 + 16 bytes), 8-byte aligned.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; zeroed is its empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at `iov` (over `buf`) and `control`, all live for the call.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, 0) };
+    let (now, real_now) = (Instant::now(), SystemTime::now());
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((
+        n as usize,
+        stamp(&msg).map_or(now, |s| on_monotonic(s, now, real_now)),
+    ))
+}
+
+/// The SCM_TIMESTAMPNS message of a received `msg`, if the kernel attached one.
+fn stamp(msg: &libc::msghdr) -> Option<SystemTime> {
+    // SAFETY: the CMSG_* walk stays within `msg_control`/`msg_controllen` as recvmsg set them.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                let since_epoch = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                return SystemTime::UNIX_EPOCH.checked_add(since_epoch);
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    None
+}
+
+/// `stamp` (realtime) as an instant, given the same moment `now` on both clocks.
+fn on_monotonic(stamp: SystemTime, now: Instant, real_now: SystemTime) -> Instant {
+    match real_now.duration_since(stamp) {
+        Ok(age) if age <= MAX_AGE => now.checked_sub(age).unwrap_or(now),
+        _ => now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn an_answer_read_late_is_stamped_when_it_arrived() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        enable(&client).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let sent = Instant::now();
+        server.write_all(b"answer").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut buf = [0u8; 16];
+        let (n, arrived) = read(&client, &mut buf).unwrap();
+        let read_at = Instant::now();
+        assert_eq!(&buf[..n], b"answer");
+        // Arrived right after the write, not 50 ms later when it was read.
+        assert!(
+            arrived.duration_since(sent) < Duration::from_millis(20),
+            "{:?}",
+            arrived - sent
+        );
+        assert!(read_at - arrived >= Duration::from_millis(45));
+    }
+
+    #[test]
+    fn a_stamp_from_the_future_or_far_past_is_taken_as_a_clock_step() {
+        let (now, real) = (Instant::now(), SystemTime::now());
+        let future = real + Duration::from_secs(1);
+        assert_eq!(on_monotonic(future, now, real), now);
+        let ancient = real - Duration::from_secs(3600);
+        assert_eq!(on_monotonic(ancient, now, real), now);
+        let recent = real - Duration::from_millis(3);
+        assert_eq!(
+            now - on_monotonic(recent, now, real),
+            Duration::from_millis(3)
+        );
+    }
+}
