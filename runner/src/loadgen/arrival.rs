@@ -18,21 +18,7 @@ const MAX_AGE: Duration = Duration::from_secs(10);
 
 /// Asks the kernel to stamp what `stream` receives.
 pub fn enable(stream: &impl AsRawFd) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt with a pointer to a live c_int of the stated size.
-    let r = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    super::connect::set_flag(stream, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)
 }
 
 /// Reads into `buf` like `read(2)`; returns the count and when the last byte read arrived.

@@ -5,6 +5,7 @@
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 
 /// A non-blocking socket connecting from `source` to `target` (the connect completes later).
 pub fn start_connect(source: IpAddr, target: SocketAddr) -> io::Result<std::net::TcpStream> {
@@ -17,7 +18,7 @@ pub fn start_connect(source: IpAddr, target: SocketAddr) -> io::Result<std::net:
     socket.set_tcp_nodelay(true)?;
     super::arrival::enable(&socket)?;
     if source.is_ipv4() && target.is_ipv4() {
-        set_bind_address_no_port(&socket)?;
+        set_flag(&socket, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT)?;
         socket.bind(&SocketAddr::new(source, 0).into())?;
     }
     match socket.connect(&target.into()) {
@@ -28,15 +29,15 @@ pub fn start_connect(source: IpAddr, target: SocketAddr) -> io::Result<std::net:
     Ok(socket.into())
 }
 
-fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
+/// Turns on an integer socket option (`setsockopt(fd, level, name, 1)`).
+pub fn set_flag(socket: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
     let one: libc::c_int = 1;
     // SAFETY: setsockopt with a pointer to a live c_int of the stated size.
     let r = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
+            level,
+            name,
             (&one as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
