@@ -37,6 +37,7 @@
 //! runtime-independent parts (stop signal, counters, the listening socket) live here so every
 //! plugin behaves identically from the outside.
 
+mod accept;
 mod echo;
 mod export;
 pub mod os;
@@ -46,6 +47,7 @@ mod threads;
 use std::ffi::c_void;
 use std::time::Duration;
 
+pub use accept::accept_until_stopped;
 pub use echo::{
     echo_futures_io, echo_stream, serve_connection, spin_for, EchoStream, MessageTracker, Outcome,
 };

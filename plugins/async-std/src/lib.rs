@@ -19,7 +19,7 @@
 
 use async_std::net::{TcpListener, TcpStream};
 use runbench_plugin_abi::{
-    echo_futures_io, export_plugin, os, race, serve_connection, Config, Either, HostHandle,
+    accept_until_stopped, echo_futures_io, export_plugin, os, serve_connection, Config, HostHandle,
     Outcome, Plugin,
 };
 use std::sync::Arc;
@@ -55,29 +55,21 @@ async fn serve(config: Config, host: HostHandle) -> Result<(), String> {
     let (alive, all_closed) = async_std::channel::bounded::<()>(1);
     host.ready();
 
-    let mut stopping = host.stop().stopping();
-    loop {
-        let accepted = match race(listener.accept(), &mut stopping).await {
-            Either::Left(r) => r,
-            Either::Right(()) => break,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                host.stats().accepted();
-                let (host, config, permits, alive) =
-                    (host.clone(), config.clone(), permits.clone(), alive.clone());
-                async_std::task::spawn(async move {
-                    connection(stream, &host, &config, permits).await;
-                    drop(alive);
-                });
-            }
-            Err(e) => {
-                host.stats().accept_error();
-                host.warn(&format!("accept failed: {e}"));
-                async_std::task::sleep(runbench_plugin_abi::ACCEPT_BACKOFF).await;
-            }
-        }
-    }
+    accept_until_stopped(
+        &host,
+        || listener.accept(),
+        |(stream, _)| {
+            let (host, config, permits, alive) =
+                (host.clone(), config.clone(), permits.clone(), alive.clone());
+            async_std::task::spawn(async move {
+                connection(stream, &host, &config, permits).await;
+                drop(alive);
+            });
+            std::future::ready(())
+        },
+        async_std::task::sleep,
+    )
+    .await;
     drop(listener);
     drop(alive);
     let _ = all_closed.recv().await;

@@ -28,8 +28,8 @@ use embassy_sync::semaphore::{FairSemaphore, Semaphore};
 use embassy_sync::signal::Signal;
 use embassy_time::Timer;
 use runbench_plugin_abi::{
-    echo_futures_io, export_plugin, os, race, Config, Either, HostHandle, Outcome, Plugin,
-    ACCEPT_BACKOFF,
+    accept_until_stopped, echo_futures_io, export_plugin, os, race, Config, Either, HostHandle,
+    Outcome, Plugin,
 };
 use static_cell::StaticCell;
 use std::cell::Cell;
@@ -125,37 +125,28 @@ fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
 async fn accept_task(spawner: Spawner, listener: Async<TcpListener>, shared: &'static Shared) {
     // The kernel queues connections from here on.
     shared.host.ready();
-    let mut stopping = shared.host.stop().stopping();
-    loop {
-        let accepted = match race(listener.accept(), &mut stopping).await {
-            Either::Left(r) => r,
-            Either::Right(()) => break,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                shared.host.stats().accepted();
-                // A full pool: this connection waits, accepted, for a task to end. A task's
-                // slot is free once its body has returned, which is before `live` is read.
-                shared.until(|s| s.live.get() < TASK_POOL).await;
-                shared.live.set(shared.live.get() + 1);
-                match connection_task(stream, shared) {
-                    Ok(token) => spawner.spawn(token),
-                    Err(e) => {
-                        shared.live.set(shared.live.get() - 1);
-                        shared.host.stats().finished(Outcome::IoError);
-                        shared
-                            .host
-                            .warn(&format!("no task for a connection: {e:?}"));
-                    }
+    accept_until_stopped(
+        &shared.host,
+        || listener.accept(),
+        |(stream, _)| async move {
+            // A full pool: this connection waits, accepted, for a task to end. A task's slot is
+            // free once its body has returned, which is before `live` is read.
+            shared.until(|s| s.live.get() < TASK_POOL).await;
+            shared.live.set(shared.live.get() + 1);
+            match connection_task(stream, shared) {
+                Ok(token) => spawner.spawn(token),
+                Err(e) => {
+                    shared.live.set(shared.live.get() - 1);
+                    shared.host.stats().finished(Outcome::IoError);
+                    shared
+                        .host
+                        .warn(&format!("no task for a connection: {e:?}"));
                 }
             }
-            Err(e) => {
-                shared.host.stats().accept_error();
-                shared.host.warn(&format!("accept failed: {e}"));
-                Timer::after(to_embassy(ACCEPT_BACKOFF)).await;
-            }
-        }
-    }
+        },
+        |d| Timer::after(to_embassy(d)),
+    )
+    .await;
     drop(listener);
     shared.until(|s| s.live.get() == 0).await;
     shared.done.set(true);

@@ -21,8 +21,8 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use monoio::{FusionDriver, RuntimeBuilder};
 use runbench_plugin_abi::{
-    echo_stream, export_plugin, os, race, serve_connection, serve_on_threads, Bound, Config,
-    EchoStream, Either, HostHandle, Outcome, Plugin, LISTEN_BACKLOG,
+    accept_until_stopped, echo_stream, export_plugin, os, serve_connection, serve_on_threads,
+    Bound, Config, EchoStream, HostHandle, Outcome, Plugin, LISTEN_BACKLOG,
 };
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -101,29 +101,21 @@ async fn accept_loop(
     permits: Option<Arc<Semaphore>>,
 ) {
     let mut tasks = Vec::new();
-    let mut stopping = host.stop().stopping();
-    loop {
-        let accepted = match race(listener.accept(), &mut stopping).await {
-            Either::Left(r) => r,
-            Either::Right(()) => break,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                host.stats().accepted();
-                let (conn_host, config, permits) = (host.clone(), config.clone(), permits.clone());
-                tasks.push(monoio::spawn(async move {
-                    connection(stream, &conn_host, &config, permits).await;
-                }));
-            }
-            Err(e) => {
-                host.stats().accept_error();
-                host.warn(&format!("accept failed: {e}"));
-                monoio::time::sleep(runbench_plugin_abi::ACCEPT_BACKOFF).await;
-            }
-        }
-        // Forget finished tasks so the list does not grow with connection churn.
-        tasks.retain(|t| !t.is_finished());
-    }
+    accept_until_stopped(
+        &host,
+        || listener.accept(),
+        |(stream, _)| {
+            let (conn_host, config, permits) = (host.clone(), config.clone(), permits.clone());
+            tasks.push(monoio::spawn(async move {
+                connection(stream, &conn_host, &config, permits).await;
+            }));
+            // Forget finished tasks so the list does not grow with connection churn.
+            tasks.retain(|t| !t.is_finished());
+            std::future::ready(())
+        },
+        monoio::time::sleep,
+    )
+    .await;
     drop(listener);
     for t in tasks {
         t.await;

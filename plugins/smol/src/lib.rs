@@ -14,7 +14,7 @@
 //! and the contract is first-come first-served. tokio's hands permits out FIFO.
 
 use runbench_plugin_abi::{
-    echo_futures_io, export_plugin, os, race, serve_connection, Config, Either, HostHandle,
+    accept_until_stopped, echo_futures_io, export_plugin, os, serve_connection, Config, HostHandle,
     Outcome, Plugin,
 };
 use smol::net::{TcpListener, TcpStream};
@@ -68,30 +68,24 @@ async fn serve(ex: Arc<Executor<'static>>, config: Config, host: HostHandle) -> 
     let (alive, all_closed) = smol::channel::bounded::<()>(1);
     host.ready();
 
-    let mut stopping = host.stop().stopping();
-    loop {
-        let accepted = match race(listener.accept(), &mut stopping).await {
-            Either::Left(r) => r,
-            Either::Right(()) => break,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                host.stats().accepted();
-                let (host, config, permits, alive) =
-                    (host.clone(), config.clone(), permits.clone(), alive.clone());
-                ex.spawn(async move {
-                    connection(stream, &host, &config, permits).await;
-                    drop(alive);
-                })
-                .detach();
-            }
-            Err(e) => {
-                host.stats().accept_error();
-                host.warn(&format!("accept failed: {e}"));
-                Timer::after(runbench_plugin_abi::ACCEPT_BACKOFF).await;
-            }
-        }
-    }
+    accept_until_stopped(
+        &host,
+        || listener.accept(),
+        |(stream, _)| {
+            let (host, config, permits, alive) =
+                (host.clone(), config.clone(), permits.clone(), alive.clone());
+            ex.spawn(async move {
+                connection(stream, &host, &config, permits).await;
+                drop(alive);
+            })
+            .detach();
+            std::future::ready(())
+        },
+        |d| async move {
+            Timer::after(d).await;
+        },
+    )
+    .await;
     drop(listener);
     drop(alive);
     let _ = all_closed.recv().await;

@@ -12,8 +12,8 @@
 //! even if another thread has a free slot, exactly as in the multi-thread plugin.
 
 use runbench_plugin_abi::{
-    echo_futures_io, export_plugin, os, race, serve_connection, serve_on_threads, Bound, Config,
-    Either, HostHandle, Outcome, Plugin,
+    accept_until_stopped, echo_futures_io, export_plugin, os, serve_connection, serve_on_threads,
+    Bound, Config, HostHandle, Outcome, Plugin,
 };
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
@@ -88,31 +88,23 @@ async fn accept_loop(
     permits: Option<Arc<Semaphore>>,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
-    let mut stopping = host.stop().stopping();
-    loop {
-        let accepted = match race(listener.accept(), &mut stopping).await {
-            Either::Left(r) => r,
-            Either::Right(()) => break,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                host.stats().accepted();
-                tasks.spawn(connection(
-                    stream,
-                    host.clone(),
-                    config.clone(),
-                    permits.clone(),
-                ));
-            }
-            Err(e) => {
-                host.stats().accept_error();
-                host.warn(&format!("accept failed: {e}"));
-                tokio::time::sleep(runbench_plugin_abi::ACCEPT_BACKOFF).await;
-            }
-        }
-        // Reap finished tasks so the set does not grow with connection churn.
-        while tasks.try_join_next().is_some() {}
-    }
+    accept_until_stopped(
+        &host,
+        || listener.accept(),
+        |(stream, _)| {
+            tasks.spawn(connection(
+                stream,
+                host.clone(),
+                config.clone(),
+                permits.clone(),
+            ));
+            // Reap finished tasks so the set does not grow with connection churn.
+            while tasks.try_join_next().is_some() {}
+            std::future::ready(())
+        },
+        tokio::time::sleep,
+    )
+    .await;
     drop(listener);
     while tasks.join_next().await.is_some() {}
 }

@@ -5,7 +5,7 @@
 //! `block_on`. No helper threads (nothing here uses tokio's blocking pool).
 
 use runbench_plugin_abi::{
-    echo_futures_io, export_plugin, os, race, serve_connection, Config, Either, HostHandle,
+    accept_until_stopped, echo_futures_io, export_plugin, os, serve_connection, Config, HostHandle,
     Outcome, Plugin,
 };
 use std::sync::Arc;
@@ -41,31 +41,23 @@ async fn serve(config: Config, host: HostHandle) -> Result<(), String> {
     let mut tasks = tokio::task::JoinSet::new();
     host.ready();
 
-    let mut stopping = host.stop().stopping();
-    loop {
-        let accepted = match race(listener.accept(), &mut stopping).await {
-            Either::Left(r) => r,
-            Either::Right(()) => break,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                host.stats().accepted();
-                tasks.spawn(connection(
-                    stream,
-                    host.clone(),
-                    config.clone(),
-                    permits.clone(),
-                ));
-            }
-            Err(e) => {
-                host.stats().accept_error();
-                host.warn(&format!("accept failed: {e}"));
-                tokio::time::sleep(runbench_plugin_abi::ACCEPT_BACKOFF).await;
-            }
-        }
-        // Reap finished tasks so the set does not grow with connection churn.
-        while tasks.try_join_next().is_some() {}
-    }
+    accept_until_stopped(
+        &host,
+        || listener.accept(),
+        |(stream, _)| {
+            tasks.spawn(connection(
+                stream,
+                host.clone(),
+                config.clone(),
+                permits.clone(),
+            ));
+            // Reap finished tasks so the set does not grow with connection churn.
+            while tasks.try_join_next().is_some() {}
+            std::future::ready(())
+        },
+        tokio::time::sleep,
+    )
+    .await;
     drop(listener);
     while tasks.join_next().await.is_some() {}
     Ok(())
