@@ -55,7 +55,7 @@ pub use export::{
     locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,
 };
 pub use stop::{race, Either, StopToken, StopWait};
-pub use threads::{serve_on_threads, Bound};
+pub use threads::{serve_on, serve_on_threads, Bound};
 
 /// `b"RUNBENCH"` as the first eight bytes of every header.
 pub const MAGIC: [u8; 8] = *b"RUNBENCH";

@@ -21,18 +21,39 @@ where
     F: Fn(usize, Bound) -> Result<(), String> + Send + Sync + 'static,
 {
     let worker = Arc::new(worker);
+    serve_on(
+        host,
+        count,
+        |i, bound| {
+            let worker = worker.clone();
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || worker(i, bound))
+                .map_err(|e| format!("spawning {name} thread {i}: {e}"))
+        },
+        |_, handle| match handle.join() {
+            Ok(result) => result,
+            Err(_) => Err(format!("a {name} thread panicked")),
+        },
+    )
+}
+
+/// [`serve_on_threads`] for a runtime that starts its own threads (glommio's executors): `start`
+/// launches worker `i` with its [`Bound`], `join` waits for it and says how it ended.
+pub fn serve_on<H>(
+    host: &HostHandle,
+    count: usize,
+    mut start: impl FnMut(usize, Bound) -> Result<H, String>,
+    join: impl Fn(usize, H) -> Result<(), String>,
+) -> Result<(), String> {
     let (bound_tx, bound_rx) = mpsc::channel();
-    let mut threads = Vec::with_capacity(count);
+    let mut workers = Vec::with_capacity(count);
     for i in 0..count {
-        let (worker, bound) = (worker.clone(), bound_tx.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("{name}-{i}"))
-            .spawn(move || worker(i, bound));
-        match spawned {
-            Ok(handle) => threads.push(handle),
+        match start(i, bound_tx.clone()) {
+            Ok(handle) => workers.push(handle),
             Err(e) => {
                 host.stop().raise_forced();
-                return Err(format!("spawning {name} thread {i}: {e}"));
+                return Err(e);
             }
         }
     }
@@ -48,14 +69,11 @@ where
     if ready == count {
         host.ready();
     } else {
+        // Let the workers that did start wind down before reporting the failure.
         host.stop().raise_forced();
     }
-    for t in threads {
-        match t.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = result.and(Err(e)),
-            Err(_) => result = result.and(Err(format!("a {name} thread panicked"))),
-        }
+    for (i, handle) in workers.into_iter().enumerate() {
+        result = result.and(join(i, handle));
     }
     result
 }

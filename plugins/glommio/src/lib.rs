@@ -31,12 +31,12 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
 use glommio::{LocalExecutorBuilder, Placement};
 use runbench_plugin_abi::{
-    echo_futures_io, export_plugin, os, race, serve_connection, Config, Either, HostHandle,
-    Outcome, Plugin,
+    echo_futures_io, export_plugin, os, race, serve_connection, serve_on, Bound, Config, Either,
+    HostHandle, Outcome, Plugin,
 };
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::pin::pin;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 struct Glommio;
@@ -49,53 +49,27 @@ impl Plugin for Glommio {
         let io_memory = system::check_system(config.threads)?;
         let config = Arc::new(config.clone());
         let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
-        // Each executor reports once its listener accepts, or why it could not start.
-        let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
-        let mut executors = Vec::with_capacity(config.threads);
-        for i in 0..config.threads {
-            let placement = match config.cpu_for_worker(i) {
-                Some(cpu) => Placement::Fixed(cpu),
-                None => Placement::Unbound,
-            };
-            let (config, worker_host, permits, bound) = (
-                config.clone(),
-                host.clone(),
-                permits.clone(),
-                bound_tx.clone(),
-            );
-            let spawned = LocalExecutorBuilder::new(placement)
-                .name("glommio")
-                .io_memory(io_memory)
-                .spawn(move || executor_main(config, worker_host, permits, bound));
-            match spawned {
-                Ok(handle) => executors.push(handle),
-                Err(e) => {
-                    host.stop().raise_forced();
-                    return Err(format!("starting glommio executor {i}: {e}"));
-                }
-            }
-        }
-        drop(bound_tx);
-        let mut result = Ok(());
-        let mut ready = 0;
-        for bound in bound_rx.iter() {
-            match bound {
-                Ok(()) => ready += 1,
-                Err(e) => result = result.and(Err(e)),
-            }
-        }
-        if ready == config.threads {
-            host.ready();
-        } else {
-            // Let the executors that did start wind down before reporting the failure.
-            host.stop().raise_forced();
-        }
-        for (i, e) in executors.into_iter().enumerate() {
-            if let Err(e) = e.join() {
-                result = result.and(Err(format!("glommio executor {i}: {e}")));
-            }
-        }
-        result
+        serve_on(
+            host,
+            config.threads,
+            |i, bound| {
+                let placement = match config.cpu_for_worker(i) {
+                    Some(cpu) => Placement::Fixed(cpu),
+                    None => Placement::Unbound,
+                };
+                let (config, host, permits) = (config.clone(), host.clone(), permits.clone());
+                LocalExecutorBuilder::new(placement)
+                    .name("glommio")
+                    .io_memory(io_memory)
+                    .spawn(move || executor_main(config, host, permits, bound))
+                    .map_err(|e| format!("starting glommio executor {i}: {e}"))
+            },
+            |i, executor| {
+                executor
+                    .join()
+                    .map_err(|e| format!("glommio executor {i}: {e}"))
+            },
+        )
     }
 }
 
@@ -105,7 +79,7 @@ async fn executor_main(
     config: Arc<Config>,
     host: HostHandle,
     permits: Option<Arc<Semaphore>>,
-    bound: mpsc::Sender<Result<(), String>>,
+    bound: Bound,
 ) {
     let listener = match os::reuseport_listener(config.addr)
         // glommio issues blocking-style accepts through io_uring; it expects a blocking socket.
