@@ -904,14 +904,7 @@ impl Worker {
             let wake = self.next_wake(now, next_ramp);
             let timeout = wake.saturating_duration_since(Instant::now());
             let before = Instant::now();
-            let n = if self.may_read_late(now, wake) {
-                // Answers are stamped by the kernel on arrival: sleeping through them until the
-                // send costs nothing in accuracy and saves a wake-up per request.
-                std::thread::sleep(timeout);
-                self.epoll.wait(Duration::ZERO)?
-            } else {
-                self.epoll.wait(timeout)?
-            };
+            let n = self.wait(now, wake, timeout)?;
             let now = Instant::now();
             waiting += now - before;
             self.integrate_pending(now);
@@ -925,31 +918,29 @@ impl Worker {
         for sample in self.pending_intervals.drain(..) {
             let _ = tx.send(sample);
         }
-        let total = end - began;
         let cpu = crate::sys::thread_cpu_time().saturating_sub(cpu_began);
         let cpu_wait = match (wait_began, crate::procfs::thread_cpu_wait()) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => Duration::ZERO,
         };
-        let fraction = |d: Duration| {
-            if total.is_zero() {
-                0.0
-            } else {
-                (d.as_secs_f64() / total.as_secs_f64()).clamp(0.0, 1.0)
-            }
-        };
         Ok(WorkerResult {
             counters: self.counters,
             histograms: self.histograms,
-            busy: LoadBusy {
-                wall: fraction(total.saturating_sub(waiting)),
-                cpu: fraction(cpu),
-                cpu_wait: fraction(cpu_wait),
-                thread_cpu_s: cpu.as_secs_f64(),
-                run_s: total.as_secs_f64(),
-                cpu_s: 0.0,
-            },
+            busy: busy(end - began, waiting, cpu, cpu_wait),
         })
+    }
+
+    /// Waits for events until `wake`, or, where [`Worker::may_read_late`], sleeps until it and
+    /// then takes what arrived meanwhile.
+    fn wait(&mut self, now: Instant, wake: Instant, timeout: Duration) -> io::Result<usize> {
+        if self.may_read_late(now, wake) {
+            // Answers are stamped by the kernel on arrival: sleeping through them until the
+            // send costs nothing in accuracy and saves a wake-up per request.
+            std::thread::sleep(timeout);
+            self.epoll.wait(Duration::ZERO)
+        } else {
+            self.epoll.wait(timeout)
+        }
     }
 
     fn on_ready(&mut self, r: Ready, scratch: &mut [u8], now: Instant) {
@@ -1017,5 +1008,25 @@ impl Worker {
         }
         // A partial last interval is left out: it would read as a whole one.
         self.advance_interval(now);
+    }
+}
+
+/// The thread's busy fractions over `total`: wall time outside the waits, CPU time, and time
+/// runnable but waiting for a CPU.
+fn busy(total: Duration, waiting: Duration, cpu: Duration, cpu_wait: Duration) -> LoadBusy {
+    let fraction = |d: Duration| {
+        if total.is_zero() {
+            0.0
+        } else {
+            (d.as_secs_f64() / total.as_secs_f64()).clamp(0.0, 1.0)
+        }
+    };
+    LoadBusy {
+        wall: fraction(total.saturating_sub(waiting)),
+        cpu: fraction(cpu),
+        cpu_wait: fraction(cpu_wait),
+        thread_cpu_s: cpu.as_secs_f64(),
+        run_s: total.as_secs_f64(),
+        cpu_s: 0.0,
     }
 }
