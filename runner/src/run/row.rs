@@ -57,6 +57,9 @@ pub(super) fn with_rss_trend(mut row: SummaryRow, trend: Option<RssTrend>) -> Su
 fn problems(base: &SummaryRow, m: &Measured) -> Vec<String> {
     let c = &m.load.counters;
     let mut problems = Vec::new();
+    if let Some(p) = &m.partial {
+        problems.push(p.clone());
+    }
     if let Some(f) = &m.servers.failure {
         problems.push(f.clone());
     }

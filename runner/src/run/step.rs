@@ -73,6 +73,9 @@ pub(super) struct Measured {
     pub load: LoadMeasurement,
     pub servers: ServersExit,
     pub window: WindowReadings,
+    /// Across machines: load processes that failed (their agent was lost, or refused): the row
+    /// fails with this, and what the others measured is kept in it.
+    pub partial: Option<String>,
 }
 
 /// /proc samples of the servers at the window's two edges, taken by the runner.
@@ -266,9 +269,13 @@ fn collect(
         return Err(StepEnd::Failed(e));
     }
     let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    crate::cluster::log_shares(&d.results);
     for r in d.results {
         match r {
             Some(Ok(r)) => ok.push(r),
+            // Across machines one lost agent must not throw away what the others measured.
+            Some(Err(e)) if crate::cluster::active().is_some() => failed.push(e),
             Some(Err(e)) => return Err(StepEnd::Failed(e)),
             None => {
                 return Err(StepEnd::Failed(format!(
@@ -280,7 +287,26 @@ fn collect(
             }
         }
     }
+    failed.dedup();
+    if ok.is_empty() && !failed.is_empty() {
+        return Err(StepEnd::Failed(failed.join("; ")));
+    }
+    let partial = (!failed.is_empty()).then(|| {
+        format!(
+            "{} of {} load processes failed, the row holds the others' measurements: {}",
+            failed.len(),
+            failed.len() + ok.len(),
+            failed.join("; ")
+        )
+    });
     let load = LoadMeasurement::merge(&ok, s.load.duration).map_err(|e| e.to_string())?;
+    if crate::cluster::active().is_some() {
+        progress::log(&format!(
+            "merged: requests={} histogram_count={}",
+            load.counters.requests,
+            load.histograms.latency.len()
+        ));
+    }
     let window = WindowReadings {
         proc: d.edges.readings(),
         own: exit.window,
@@ -290,6 +316,7 @@ fn collect(
         load,
         servers: exit,
         window,
+        partial,
     })
 }
 

@@ -94,8 +94,17 @@ impl Loadgens {
         for (i, spec) in specs.iter().enumerate() {
             let json = serde_json::to_string(spec).expect("spec serialises");
             let label = format!("{runtime} loadgen {i}");
-            let p = ChildProc::spawn(exe, "loadgen", &json, &label, |_| None)
-                .map_err(|e| format!("starting a load generator: {e}"))?;
+            let agent = crate::cluster::place_loadgen(i);
+            let p = ChildProc::spawn_at(
+                agent,
+                exe,
+                "loadgen",
+                &json,
+                &label,
+                |_| None,
+                spec.connections,
+            )
+            .map_err(|e| format!("starting a load generator: {e}"))?;
             procs.push(p);
         }
         let deadline = Instant::now() + timeout;

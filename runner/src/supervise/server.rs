@@ -103,7 +103,8 @@ impl Servers {
             } else {
                 format!("{runtime} server")
             };
-            let p = ChildProc::spawn(exe, "serve", &json, &label, log_event)
+            let agent = crate::cluster::place_server();
+            let p = ChildProc::spawn_at(agent, exe, "serve", &json, &label, log_event, 0)
                 .map_err(|e| format!("starting the server process: {e}"))?;
             procs.push(p);
         }
@@ -156,7 +157,12 @@ impl Servers {
     }
 
     pub fn pids(&self) -> Vec<u32> {
-        self.procs.iter().map(|p| p.pid).collect()
+        // A server on an agent has no pid here (its /proc is on its own host).
+        self.procs
+            .iter()
+            .map(|p| p.pid)
+            .filter(|&p| p != 0)
+            .collect()
     }
 
     /// A server that died while the load ran (exits after the stop signal are expected, and
