@@ -42,6 +42,16 @@ enum Command {
     },
     /// Join a run across machines: connect to its controller and run its servers or load here.
     Agent(crate::cluster::agent::AgentArgs),
+    /// Kubernetes: `k8s render` writes the manifests of a run across machines.
+    K8s {
+        #[command(subcommand)]
+        command: K8sCommand,
+    },
+    /// Slurm: `slurm render` writes the batch script of a run across machines.
+    Slurm {
+        #[command(subcommand)]
+        command: SlurmCommand,
+    },
     /// Write a fresh 256-bit token (mode 0600) for a run across machines.
     Token {
         /// The file to create (never overwritten).
@@ -123,6 +133,18 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum K8sCommand {
+    /// Plain manifests (`kubectl apply -f DIR`) and the image's Dockerfile.
+    Render(crate::deploy::K8sRender),
+}
+
+#[derive(Subcommand)]
+enum SlurmCommand {
+    /// A heterogeneous batch script (`sbatch FILE`).
+    Render(crate::deploy::SlurmRender),
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -182,6 +204,12 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
         Command::Serve { .. } | Command::Loadgen { .. } | Command::Agent(_) => {
             unreachable!("handled by main")
         }
+        Command::K8s {
+            command: K8sCommand::Render(a),
+        } => crate::deploy::k8s_render(&a),
+        Command::Slurm {
+            command: SlurmCommand::Render(a),
+        } => crate::deploy::slurm_render(&a),
         Command::Token { file } => {
             crate::cluster::token::Token::write_new(&file).map_err(Error::input)?;
             println!("wrote a new token to {} (mode 0600)", file.display());

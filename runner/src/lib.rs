@@ -13,6 +13,7 @@ pub mod authoring;
 pub mod budget;
 pub mod cli;
 pub mod cluster;
+pub mod deploy;
 pub mod error;
 pub mod histograms;
 pub mod interrupt;

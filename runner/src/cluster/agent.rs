@@ -35,6 +35,10 @@ pub struct AgentArgs {
     /// Where load may go (repeatable). Default: the controller's own /24 (IPv6: /64).
     #[arg(long)]
     pub allow_target: Vec<Cidr>,
+    /// A load agent's shard (0-based; e.g. a Job's completion index or SLURM_PROCID - 1):
+    /// load process i runs on the agent with shard i mod agents.
+    #[arg(long)]
+    pub shard: Option<usize>,
     /// Where the plugins are on this host (default: next to this binary).
     #[arg(long)]
     pub plugin_dir: Option<PathBuf>,
@@ -124,6 +128,7 @@ fn serve_controller(args: &AgentArgs, name: &str, token: &Token) -> Result<(), S
         version: handshake::version(),
         role: args.role,
         name: name.to_string(),
+        shard: args.shard,
     };
     let (mut reader, writer) =
         handshake::agent(&stream, token, &hello).map_err(|e| format!("handshake: {e}"))?;

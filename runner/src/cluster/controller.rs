@@ -138,24 +138,8 @@ fn admit(
         let Some((hello, reader, mut writer)) = greet(&stream, addr, token) else {
             continue;
         };
-        let refusal = if hello.version != handshake::version() {
-            Some(format!(
-                "version {} differs from the controller's {}",
-                hello.version,
-                handshake::version()
-            ))
-        } else {
-            match hello.role {
-                Role::Server if server.is_some() => {
-                    Some("the run already has its server agent".into())
-                }
-                Role::Load if loads.len() + 1 == n => Some(
-                    "the run's other places are for load agents; it still needs its server agent"
-                        .into(),
-                ),
-                _ => None,
-            }
-        };
+        let shards: Vec<Option<usize>> = loads.iter().map(|a| a.shard).collect();
+        let refusal = refusal(&hello, server.is_some(), &shards, n);
         if let Some(reason) = refusal {
             crate::progress::log(&format!("agent {} ({addr}) refused: {reason}", hello.name));
             let _ = writer.send(&ToAgent::Refused { reason });
@@ -191,10 +175,85 @@ fn admit(
             Role::Load => loads.push(link),
         }
     }
+    // Agents that asked for a shard hold it; the others follow in the order they joined.
+    loads.sort_by_key(|a| a.shard.unwrap_or(usize::MAX));
     Ok(Cluster {
         server: server.expect("the loop ends with a server agent"),
         loads,
     })
+}
+
+/// Why an authenticated agent may not join, if it may not: another version, a second server,
+/// a shard taken or beyond the run's, or no place left for its role.
+fn refusal(
+    hello: &handshake::Hello,
+    have_server: bool,
+    load_shards: &[Option<usize>],
+    n: usize,
+) -> Option<String> {
+    if hello.version != handshake::version() {
+        return Some(format!(
+            "version {} differs from the controller's {}",
+            hello.version,
+            handshake::version()
+        ));
+    }
+    match hello.role {
+        Role::Server if have_server => Some("the run already has its server agent".into()),
+        Role::Server => None,
+        Role::Load if load_shards.len() + 1 >= n => Some(
+            "the run's other places are for load agents; it still needs its server agent".into(),
+        ),
+        Role::Load => match hello.shard {
+            Some(k) if k >= n - 1 => Some(format!(
+                "shard {k} is beyond this run's {} load agents (0 to {})",
+                n - 1,
+                n - 2
+            )),
+            Some(k) if load_shards.contains(&Some(k)) => {
+                Some(format!("another load agent already holds shard {k}"))
+            }
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(role: Role, shard: Option<usize>, version: &str) -> handshake::Hello {
+        handshake::Hello {
+            version: version.into(),
+            role,
+            name: "x".into(),
+            shard,
+        }
+    }
+
+    #[test]
+    fn agents_are_refused_for_their_version_role_or_shard() {
+        let v = handshake::version();
+        let ok =
+            |h: &handshake::Hello, server, shards: &[Option<usize>]| refusal(h, server, shards, 3);
+        assert!(ok(&hello(Role::Load, None, "0.0.1+wire0"), false, &[])
+            .unwrap()
+            .contains("version 0.0.1+wire0 differs"));
+        assert!(ok(&hello(Role::Server, None, &v), false, &[]).is_none());
+        assert!(ok(&hello(Role::Server, None, &v), true, &[])
+            .unwrap()
+            .contains("already has its server"));
+        assert!(ok(&hello(Role::Load, Some(1), &v), false, &[None]).is_none());
+        assert!(ok(&hello(Role::Load, None, &v), false, &[None, None])
+            .unwrap()
+            .contains("needs its server"));
+        assert!(ok(&hello(Role::Load, Some(2), &v), true, &[])
+            .unwrap()
+            .contains("beyond"));
+        assert!(ok(&hello(Role::Load, Some(0), &v), true, &[Some(0)])
+            .unwrap()
+            .contains("holds shard 0"));
+    }
 }
 
 type Greeted = (

@@ -47,6 +47,7 @@ pub struct Hello {
     pub version: String,
     pub role: Role,
     pub name: String,
+    pub shard: Option<usize>,
 }
 
 pub type Halves = (FrameReader<TcpStream>, FrameWriter<TcpStream>);
@@ -68,6 +69,7 @@ pub fn agent(stream: &TcpStream, token: &Token, hello: &Hello) -> Result<Halves,
         role: hello.role,
         name: hello.name.clone(),
         nonce: to_hex(&na),
+        shard: hello.shard,
     })?;
     let (nc, proof) = match r.recv::<Handshake>()? {
         Handshake::Challenge { nonce, proof } => (nonce, proof),
@@ -98,11 +100,13 @@ pub fn controller(stream: &TcpStream, token: &Token) -> Result<(Hello, Halves), 
             role,
             name,
             nonce,
+            shard,
         } => (
             Hello {
                 version,
                 role,
                 name,
+                shard,
             },
             from_hex(&nonce).filter(|n| n.len() == 32).ok_or_else(|| {
                 HandshakeError::Unexpected("a hello without a 256-bit nonce".into())
@@ -155,6 +159,7 @@ mod tests {
             version: version(),
             role: Role::Load,
             name: "a".into(),
+            shard: None,
         };
         let a = agent(&s, &agent_token, &hello).map(|(mut r, mut w)| {
             assert_eq!(r.recv::<String>().unwrap(), "to agent");

@@ -33,6 +33,7 @@ struct Slot {
 pub struct AgentLink {
     pub name: String,
     pub role: Role,
+    pub shard: Option<usize>,
     pub version: String,
     pub addr: SocketAddr,
     pub offset: Offset,
@@ -77,6 +78,7 @@ impl AgentLink {
         let link = Arc::new(AgentLink {
             name: hello.name,
             role: hello.role,
+            shard: hello.shard,
             version: hello.version,
             addr,
             offset,

@@ -31,6 +31,10 @@ pub enum Handshake {
         role: Role,
         name: String,
         nonce: String,
+        /// A load agent's place among the load agents (a Job's completion index, Slurm's
+        /// SLURM_PROCID); agents without one take the places left, in the order they joined.
+        #[serde(default)]
+        shard: Option<usize>,
     },
     /// Controller -> agent: its nonce and its proof that it holds the token.
     Challenge { nonce: String, proof: String },
