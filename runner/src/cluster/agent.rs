@@ -449,9 +449,7 @@ fn command(
         return Ok(());
     };
     if let Some(at) = super::clock::start_instant(line) {
-        let now = crate::sys::monotonic_ns();
-        if at < now + MIN_LEAD.as_nanos() as u64 {
-            let late_ms = (now as f64 - at as f64) / 1e6;
+        if let Some(late_ms) = too_late(at, crate::sys::monotonic_ns()) {
             crate::sys::kill(c.pid, libc::SIGKILL);
             drop(map);
             let why = format!(
@@ -472,6 +470,56 @@ fn command(
         let _ = writeln!(stdin, "{line}").and_then(|()| stdin.flush());
     }
     Ok(())
+}
+
+/// How late (ms; negative: too little ahead) a start instant `at` is at `now`, when it leaves
+/// less than [`MIN_LEAD`].
+fn too_late(at: u64, now: u64) -> Option<f64> {
+    (at < now + MIN_LEAD.as_nanos() as u64).then(|| (now as f64 - at as f64) / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_instant_too_close_or_past_is_late() {
+        let ms = 1_000_000;
+        assert_eq!(too_late(100 * ms, 50 * ms), None);
+        assert_eq!(too_late(50 * ms, 60 * ms), Some(10.0));
+        assert_eq!(too_late(51 * ms, 50 * ms), Some(-1.0));
+    }
+
+    #[test]
+    fn load_outside_allow_target_and_another_plugin_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = Rules {
+            name: "a".into(),
+            allow: vec!["10.1.0.0/16".parse().unwrap()],
+            plugin_dir: dir.path().to_path_buf(),
+            own_ip: "10.1.0.5".parse().unwrap(),
+            exe: PathBuf::new(),
+        };
+        let spec = |target: &str| {
+            let mut v: serde_json::Value = serde_json::json!({
+                "target": target, "first_connection": 0, "connections": 1, "run": 0,
+                "payload_bytes": 1, "warmup_ms": 0, "duration_ms": 1, "threads": 1, "cpus": [],
+                "connect_timeout_ms": 1, "model": "closed",
+                "open_connections": {"start": 1.0, "phases": []}, "rate": null,
+                "requests_per_connection": null, "interval_ms": 1, "signal_at_ms": null
+            });
+            v["target"] = target.into();
+            v.to_string()
+        };
+        assert!(admit(ChildKind::Loadgen, &spec("10.1.2.3:80"), None, &rules).is_ok());
+        let e = admit(ChildKind::Loadgen, &spec("192.168.0.1:80"), None, &rules).unwrap_err();
+        assert!(e.contains("outside --allow-target 10.1.0.0/16"), "{e}");
+        std::fs::write(dir.path().join("libp.so"), b"one build").unwrap();
+        let e = local_plugin(Path::new("/elsewhere/libp.so"), dir.path(), Some("00")).unwrap_err();
+        assert!(e.contains("refusing to run another build"), "{e}");
+        let sha = crate::results::meta::sha256_file(&dir.path().join("libp.so"));
+        assert!(local_plugin(Path::new("/elsewhere/libp.so"), dir.path(), Some(&sha)).is_ok());
+    }
 }
 
 fn reserve_port(ip: IpAddr) -> std::io::Result<(socket2::Socket, u16)> {

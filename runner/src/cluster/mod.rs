@@ -52,6 +52,13 @@ pub fn place_loadgen(i: usize) -> Option<Arc<AgentLink>> {
     active().map(|c| c.loads[i % c.loads.len()].clone())
 }
 
+/// How far ahead of now a start instant must lie so that every agent receives it in time: a
+/// few times the slowest round trip measured, and a margin for the scheduler.
+pub fn start_lead() -> Option<Duration> {
+    let slowest = active()?.all().map(|a| a.offset.rtt_ns).max()?;
+    Some(Duration::from_nanos(slowest * 4) + Duration::from_millis(10))
+}
+
 /// How many load agents share the load (0: a local run).
 pub fn load_agents() -> usize {
     active().map_or(0, |c| c.loads.len())
