@@ -246,6 +246,28 @@ fn meta(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(run_dir(out).join("meta.json")).unwrap()).unwrap()
 }
 
+/// (tag, interval start) -> the interval histogram's count, from latency.hlog.
+fn hlog_counts(path: &Path) -> std::collections::BTreeMap<(String, String), u64> {
+    use base64::Engine;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let text = std::fs::read(path).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for e in IntervalLogIterator::new(&text) {
+        if let Ok(LogEntry::Interval(i)) = e {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(i.encoded_histogram())
+                .unwrap();
+            let h: hdrhistogram::Histogram<u64> = Deserializer::new()
+                .deserialize(&mut bytes.as_slice())
+                .unwrap();
+            let tag = i.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
+            out.insert((tag, format!("{:?}", i.start_timestamp())), h.len());
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------- loopback (no root needed)
 
 #[test]
@@ -629,6 +651,36 @@ fn three_hosts_with_skewed_clocks_merge_exactly_and_start_together() {
     assert!(near(offset("load-b"), 0), "{}", offset("load-b"));
     let skew = m["start_skew_bound_ns"].as_u64().unwrap();
     assert!(skew < 5_000_000, "start skew bound {skew} ns");
+    // latency.hlog: each interval merged and per agent; the merge is their sum.
+    let counts = hlog_counts(&run_dir(&k.out).join("latency.hlog"));
+    let mut checked = 0;
+    for ((tag, start), n) in &counts {
+        if tag.contains("agent:") {
+            continue;
+        }
+        let a = counts.get(&(format!("{tag}/agent:load-a"), start.clone()));
+        let b = counts.get(&(format!("{tag}/agent:load-b"), start.clone()));
+        assert_eq!(
+            Some(*n),
+            a.zip(b).map(|(a, b)| a + b),
+            "interval {start} of {tag}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "{counts:?}");
+    // The server agent's /proc samples reach the timeline.
+    let mut t = csv::Reader::from_path(run_dir(&k.out).join("timeline.csv")).unwrap();
+    let col = t
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "server_rss_bytes")
+        .unwrap();
+    let rss: Vec<u64> = t
+        .records()
+        .map(|r| r.unwrap()[col].parse().unwrap_or(0))
+        .collect();
+    assert!(rss.iter().any(|&r| r > 0), "{rss:?}");
     eprintln!("merged {merged}; shards {shards:?}; skew bound {skew} ns; agents {agents:?}");
     drop(k.dir);
 }

@@ -267,6 +267,21 @@ fn follow(
                 }
                 Ok(())
             }
+            ToAgent::Sample { ids } => {
+                let pids: Vec<Option<u32>> = {
+                    let map = children.lock().unwrap();
+                    ids.iter().map(|id| map.get(id).map(|c| c.pid)).collect()
+                };
+                let mut sum = crate::procfs::ProcSample::default();
+                let mut complete = true;
+                for pid in pids {
+                    match pid.and_then(crate::procfs::sample) {
+                        Some(s) => sum.add(&s),
+                        None => complete = false,
+                    }
+                }
+                send(w, &ToController::Sampled { sum, complete })
+            }
             ToAgent::ReservePort => {
                 let r = reserve_port(rules.own_ip);
                 let port = r.as_ref().map(|(_, p)| *p).map_err(|e| e.to_string());

@@ -7,6 +7,7 @@
 use super::clock::{Offset, Sample};
 use super::msg::{ChildKind, Role, ToAgent, ToController};
 use super::wire::{FrameReader, FrameWriter, WireError};
+use crate::procfs::ProcSample;
 use crate::sys::Reaped;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
@@ -42,7 +43,12 @@ pub struct AgentLink {
     next_id: AtomicU64,
     lost: Mutex<Option<String>>,
     port_reply: Mutex<Option<Sender<Result<u16, String>>>>,
+    sample_reply: Mutex<Option<Sender<(ProcSample, bool)>>>,
 }
+
+/// How long a /proc reading on an agent may take to come back (it is taken between the run
+/// loop's other duties).
+const SAMPLE_WAIT: Duration = Duration::from_millis(200);
 
 /// Ping round trips per agent when it joins; the fastest sets its offset.
 const CLOCK_SAMPLES: usize = 16;
@@ -87,6 +93,7 @@ impl AgentLink {
             next_id: AtomicU64::new(1),
             lost: Mutex::new(None),
             port_reply: Mutex::new(None),
+            sample_reply: Mutex::new(None),
         });
         let l = link.clone();
         std::thread::spawn(move || l.follow(reader));
@@ -159,6 +166,15 @@ impl AgentLink {
         }
     }
 
+    /// /proc of children `ids` on the agent, read there now: (their sum, whether every one was
+    /// still there); `None` when the agent does not answer within [`SAMPLE_WAIT`].
+    pub fn sample(&self, ids: &[u64]) -> Option<(ProcSample, bool)> {
+        let (tx, rx) = mpsc::channel();
+        *self.sample_reply.lock().unwrap() = Some(tx);
+        self.send(&ToAgent::Sample { ids: ids.to_vec() });
+        rx.recv_timeout(SAMPLE_WAIT).ok()
+    }
+
     fn follow(self: Arc<Self>, mut reader: FrameReader<TcpStream>) {
         let mut heard = Instant::now();
         loop {
@@ -201,6 +217,11 @@ impl AgentLink {
                 // Dropping the slot closes its line channel after the last line.
                 if let Some(s) = self.slots.lock().unwrap().remove(&id) {
                     *s.exit.lock().unwrap() = Some(exit.into());
+                }
+            }
+            ToController::Sampled { sum, complete } => {
+                if let Some(tx) = self.sample_reply.lock().unwrap().take() {
+                    let _ = tx.send((sum, complete));
                 }
             }
             ToController::Port { port } => {

@@ -81,6 +81,16 @@ pub fn log_shares(results: &[Option<Result<crate::protocol::LoadResult, String>>
     }
 }
 
+/// Across machines, the agent of each of `shards` load processes (by index).
+pub fn shard_agents(shards: usize) -> Option<Vec<String>> {
+    let c = active()?;
+    Some(
+        (0..shards)
+            .map(|i| c.loads[i % c.loads.len()].name.clone())
+            .collect(),
+    )
+}
+
 /// meta.json's `agents`: who took part, with their clocks.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]

@@ -93,6 +93,10 @@ pub enum ToAgent {
     Kill {
         id: u64,
     },
+    /// Read /proc of these children now ([`ToController::Sampled`]).
+    Sample {
+        ids: Vec<u64>,
+    },
     /// Reserve a free port on the agent's address for the next servers.
     ReservePort,
     Heartbeat,
@@ -160,6 +164,11 @@ pub enum ToController {
     },
     Port {
         port: Result<u16, String>,
+    },
+    /// The children's /proc readings summed; `complete`: every one was still there.
+    Sampled {
+        sum: crate::procfs::ProcSample,
+        complete: bool,
     },
     Heartbeat,
 }

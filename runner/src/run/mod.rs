@@ -550,12 +550,23 @@ fn run_step(
         port: None,
         load_started: None,
     };
+    if let Some(names) = crate::cluster::shard_agents(plan.shards(point).len()) {
+        st.timeline.name_sources(names);
+    }
     let result = step::measure(&inputs, &mut st);
     st.progress.finish();
     st.timeline.finish();
     let timeline = &st.timeline;
     let tag = hlog::tag(&[&name, &trial.to_string(), &point.label().replace(' ', ";")]);
-    let hlog = interval_log(timeline, &tag, st.load_started, base_time);
+    let mut hlog = interval_log(timeline, &tag, st.load_started, base_time);
+    hlog.extend(agent_interval_log(
+        timeline,
+        &name,
+        trial,
+        point,
+        st.load_started,
+        base_time,
+    ));
     let timeline_rows = timeline.rows(&name, trial as u32, &base.point);
     let trend = rss_trend::judge(
         &timeline_rows,
@@ -612,6 +623,36 @@ fn interval_log(
         .into_iter()
         .map(|(start, encoded)| HlogEntry {
             tag: tag.to_string(),
+            start: offset + start,
+            duration: timeline.interval(),
+            encoded,
+        })
+        .collect()
+}
+
+/// Across machines, each agent's intervals for latency.hlog, tagged `runtime/trial/point/agent:NAME`.
+fn agent_interval_log(
+    timeline: &TimelineRecorder,
+    runtime: &str,
+    trial: usize,
+    point: &Point,
+    load_started: Option<SystemTime>,
+    base_time: SystemTime,
+) -> Vec<HlogEntry> {
+    let offset = load_started
+        .and_then(|t| t.duration_since(base_time).ok())
+        .unwrap_or_default();
+    let point = point.label().replace(' ', ";");
+    timeline
+        .encoded_by_source()
+        .into_iter()
+        .map(|(agent, start, encoded)| HlogEntry {
+            tag: hlog::tag(&[
+                runtime,
+                &trial.to_string(),
+                &point,
+                &format!("agent:{agent}"),
+            ]),
             start: offset + start,
             duration: timeline.interval(),
             encoded,

@@ -32,10 +32,11 @@ pub(super) enum Server {
 }
 
 impl Server {
-    pub(super) fn pids(&self) -> Vec<u32> {
+    /// Where the servers' /proc is read (here, or on the server agent's host).
+    pub(super) fn sampler(&self) -> crate::supervise::server::ProcSampler {
         match self {
-            Server::Plugins(s) => s.pids(),
-            Server::External(e) => e.pids(),
+            Server::Plugins(s) => s.sampler(),
+            Server::External(e) => crate::supervise::server::ProcSampler::Local(e.pids()),
         }
     }
     pub(super) fn crashed(&mut self) -> Option<String> {

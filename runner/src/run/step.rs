@@ -9,7 +9,7 @@ use crate::procfs::ProcSample;
 use crate::progress::{self, Phase, RunProgress};
 use crate::protocol::{LoadResult, LoadgenSpec};
 use crate::supervise::loadgen::Loadgens;
-use crate::supervise::server::ServersExit;
+use crate::supervise::server::{ProcSampler, ServersExit};
 use crate::timeline::TimelineRecorder;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -92,10 +92,10 @@ impl ProcEdges {
         }
     }
 
-    fn sample(&mut self, pids: &[u32]) {
+    fn sample(&mut self, sampler: &ProcSampler) {
         for k in 0..2 {
             if self.taken[k].is_none() && Instant::now() >= self.at[k] {
-                self.taken[k] = Some(crate::procfs::sample_all(pids));
+                self.taken[k] = Some(sampler.all());
             }
         }
     }
@@ -202,15 +202,15 @@ fn drive(
         ran: Duration::ZERO,
         edges: ProcEdges::new(window_start, window_end),
     };
-    let pids = server.pids();
+    let sampler = server.sampler();
     let hard_end = started + s.load.total() + LOAD_MARGIN;
     let signal_at = s.shutdown.at.map(|d| started + d);
     while d.results.iter().any(Option::is_none) {
         loadgens.poll(&mut d.results, &mut st.timeline);
         st.progress
             .load(started.elapsed(), s.load.warmup, || loadgens.rate());
-        st.timeline.sample_servers(started, &pids);
-        d.edges.sample(&pids);
+        st.timeline.sample_servers(started, || sampler.present());
+        d.edges.sample(&sampler);
         loadgens.reap_dead(&mut d.results, &mut st.timeline);
         d.server_died = d.server_died.take().or_else(|| server.crashed());
         d.interrupted = crate::interrupt::requested();

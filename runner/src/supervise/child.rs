@@ -184,6 +184,11 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         })
     }
 
+    /// The agent and the id there, for a child on an agent.
+    pub fn on_agent(&self) -> Option<(std::sync::Arc<AgentLink>, u64)> {
+        self.remote.as_ref().map(|r| (r.link.clone(), r.id))
+    }
+
     pub fn send_line(&mut self, line: &str) {
         if let Some(r) = &self.remote {
             let line = crate::cluster::clock::retime_command(line, &r.link.offset);

@@ -46,6 +46,7 @@ impl ChildRate {
 
 /// One load-generator process's event: its result, its progress, or a timeline interval.
 fn take_event(
+    process: usize,
     e: LoadEvent,
     result: &mut Option<Result<LoadResult, String>>,
     progress: &mut ChildRate,
@@ -61,7 +62,7 @@ fn take_event(
             errors,
             connections,
             histogram,
-        } => timeline.on_interval(index, completed, errors, connections, &histogram),
+        } => timeline.on_interval(process, index, completed, errors, connections, &histogram),
         LoadEvent::Result { result: r } => *result = Some(Ok(*r)),
         LoadEvent::Failed { message } => *result = Some(Err(message)),
         LoadEvent::Connected { .. } => {}
@@ -172,7 +173,7 @@ impl Loadgens {
     ) {
         for (i, p) in self.procs.iter_mut().enumerate() {
             while let Some(e) = p.try_event() {
-                take_event(e, &mut results[i], &mut self.progress[i], timeline);
+                take_event(i, e, &mut results[i], &mut self.progress[i], timeline);
             }
         }
     }
@@ -208,7 +209,7 @@ impl Loadgens {
             let Some(r) = p.poll_exit() else { continue };
             // Its last words may still be in the pipe.
             for e in p.remaining_events(Duration::from_secs(1)) {
-                take_event(e, &mut results[i], &mut self.progress[i], timeline);
+                take_event(i, e, &mut results[i], &mut self.progress[i], timeline);
             }
             if results[i].is_none() {
                 let how = match (r.exit_code, r.signal) {
