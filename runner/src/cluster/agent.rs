@@ -493,6 +493,21 @@ fn too_late(at: u64, now: u64) -> Option<f64> {
     (at < now + MIN_LEAD.as_nanos() as u64).then(|| (now as f64 - at as f64) / 1e6)
 }
 
+fn reserve_port(ip: IpAddr) -> std::io::Result<(socket2::Socket, u16)> {
+    let probe = runbench_plugin_abi::os::reuseport_listener(SocketAddr::new(ip, 0))?;
+    let port = probe.local_addr()?.port();
+    drop(probe);
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(SocketAddr::new(ip, 0)),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SocketAddr::new(ip, port).into())?;
+    Ok((socket, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,19 +550,4 @@ mod tests {
         let sha = crate::results::meta::sha256_file(&dir.path().join("libp.so"));
         assert!(local_plugin(Path::new("/elsewhere/libp.so"), dir.path(), Some(&sha)).is_ok());
     }
-}
-
-fn reserve_port(ip: IpAddr) -> std::io::Result<(socket2::Socket, u16)> {
-    let probe = runbench_plugin_abi::os::reuseport_listener(SocketAddr::new(ip, 0))?;
-    let port = probe.local_addr()?.port();
-    drop(probe);
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(SocketAddr::new(ip, 0)),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&SocketAddr::new(ip, port).into())?;
-    Ok((socket, port))
 }

@@ -218,44 +218,6 @@ fn refusal(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hello(role: Role, shard: Option<usize>, version: &str) -> handshake::Hello {
-        handshake::Hello {
-            version: version.into(),
-            role,
-            name: "x".into(),
-            shard,
-        }
-    }
-
-    #[test]
-    fn agents_are_refused_for_their_version_role_or_shard() {
-        let v = handshake::version();
-        let ok =
-            |h: &handshake::Hello, server, shards: &[Option<usize>]| refusal(h, server, shards, 3);
-        assert!(ok(&hello(Role::Load, None, "0.0.1+wire0"), false, &[])
-            .unwrap()
-            .contains("version 0.0.1+wire0 differs"));
-        assert!(ok(&hello(Role::Server, None, &v), false, &[]).is_none());
-        assert!(ok(&hello(Role::Server, None, &v), true, &[])
-            .unwrap()
-            .contains("already has its server"));
-        assert!(ok(&hello(Role::Load, Some(1), &v), false, &[None]).is_none());
-        assert!(ok(&hello(Role::Load, None, &v), false, &[None, None])
-            .unwrap()
-            .contains("needs its server"));
-        assert!(ok(&hello(Role::Load, Some(2), &v), true, &[])
-            .unwrap()
-            .contains("beyond"));
-        assert!(ok(&hello(Role::Load, Some(0), &v), true, &[Some(0)])
-            .unwrap()
-            .contains("holds shard 0"));
-    }
-}
-
 type Greeted = (
     handshake::Hello,
     super::wire::FrameReader<TcpStream>,
@@ -305,4 +267,42 @@ fn refuse_latecomers(listener: TcpListener, token: Token, n: usize) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(role: Role, shard: Option<usize>, version: &str) -> handshake::Hello {
+        handshake::Hello {
+            version: version.into(),
+            role,
+            name: "x".into(),
+            shard,
+        }
+    }
+
+    #[test]
+    fn agents_are_refused_for_their_version_role_or_shard() {
+        let v = handshake::version();
+        let ok =
+            |h: &handshake::Hello, server, shards: &[Option<usize>]| refusal(h, server, shards, 3);
+        assert!(ok(&hello(Role::Load, None, "0.0.1+wire0"), false, &[])
+            .unwrap()
+            .contains("version 0.0.1+wire0 differs"));
+        assert!(ok(&hello(Role::Server, None, &v), false, &[]).is_none());
+        assert!(ok(&hello(Role::Server, None, &v), true, &[])
+            .unwrap()
+            .contains("already has its server"));
+        assert!(ok(&hello(Role::Load, Some(1), &v), false, &[None]).is_none());
+        assert!(ok(&hello(Role::Load, None, &v), false, &[None, None])
+            .unwrap()
+            .contains("needs its server"));
+        assert!(ok(&hello(Role::Load, Some(2), &v), true, &[])
+            .unwrap()
+            .contains("beyond"));
+        assert!(ok(&hello(Role::Load, Some(0), &v), true, &[Some(0)])
+            .unwrap()
+            .contains("holds shard 0"));
+    }
 }
