@@ -351,7 +351,10 @@ fn run_all(
     dir: Option<PathBuf>,
 ) -> Result<Exit, Error> {
     let dir = resolve_dir(dir)?;
-    let host = scenario::Host::current();
+    let host = match crate::cluster::active() {
+        Some(_) => scenario::Host::elsewhere(),
+        None => scenario::Host::current(),
+    };
     // Check every scenario before running any, so a typo in the third file costs nothing.
     let mut plans = Vec::new();
     for path in paths {

@@ -374,6 +374,8 @@ fn a_target_outside_allow_target_is_refused_and_a_late_joiner_too() {
         &["--allow-target", "10.255.0.0/16"],
     );
     c.wait_for("load agent ld", Duration::from_secs(20));
+    // Only once both places are taken is a newcomer late.
+    c.wait_for("server agent srv", Duration::from_secs(20));
     let mut late = agent("late", "load", listen, &tok, &[], &[]);
     assert_eq!(late.exit(Duration::from_secs(20)), 7);
     assert!(

@@ -210,7 +210,9 @@ fn follow(
     rules: &Rules,
 ) -> Result<(), String> {
     let mut heard = Instant::now();
-    let mut reservation = None;
+    // Held (bound, not listening) until the next reservation, so nothing else takes the port
+    // before the servers bind it with SO_REUSEPORT.
+    let mut _reservation = None;
     loop {
         let msg = match reader.recv::<ToAgent>() {
             Ok(m) => m,
@@ -285,14 +287,11 @@ fn follow(
             ToAgent::ReservePort => {
                 let r = reserve_port(rules.own_ip);
                 let port = r.as_ref().map(|(_, p)| *p).map_err(|e| e.to_string());
-                // Held (bound, not listening) until the next reservation, so nothing else takes
-                // the port before the servers bind it with SO_REUSEPORT.
-                reservation = r.ok().map(|(s, _)| s);
+                _reservation = r.ok().map(|(s, _)| s);
                 send(w, &ToController::Port { port })
             }
         };
         sent.map_err(|e| format!("writing to the controller: {e}"))?;
-        let _ = &reservation;
     }
 }
 

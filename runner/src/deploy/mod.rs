@@ -23,7 +23,7 @@ pub fn token(file: Option<&Path>) -> anyhow::Result<Token> {
 /// A scenario checked as `run` would (the target cluster's machines, not this one, decide how
 /// many CPUs there are, so CPU numbers are only checked for form here).
 pub fn scenario(path: &Path) -> anyhow::Result<(crate::scenario::Scenario, String)> {
-    let host = crate::scenario::Host { cpus: 4096 };
+    let host = crate::scenario::Host::elsewhere();
     let s = crate::scenario::load(path, &host)?;
     let text = std::fs::read_to_string(path)?;
     Ok((s, text))

@@ -172,6 +172,13 @@ pub struct Host {
 }
 
 impl Host {
+    /// CPU numbers that belong to other machines (a run across machines, a rendered
+    /// deployment): only their form is checked here; an agent whose host lacks one fails its
+    /// process with the reason.
+    pub fn elsewhere() -> Self {
+        Host { cpus: 4096 }
+    }
+
     pub fn current() -> Self {
         Host {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
