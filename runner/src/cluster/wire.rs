@@ -141,8 +141,18 @@ impl<R: Read> FrameReader<R> {
     }
 
     pub(super) fn recv_raw(&mut self) -> Result<Vec<u8>, WireError> {
+        // A timeout before the first byte is the caller's (nothing came); after it, the rest of
+        // the frame is awaited so its boundary is never lost.
         let mut len = [0u8; 4];
-        match self.input.read_exact(&mut len) {
+        let first = loop {
+            match self.input.read(&mut len) {
+                Ok(0) => return Err(WireError::Closed),
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        };
+        match self.read_rest(&mut len[first..]) {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(WireError::Closed),
             r => r?,
         }
@@ -251,6 +261,27 @@ mod tests {
         assert!(matches!(r.recv::<String>(), Err(WireError::BadTag(0))));
         let mut r = reader(&bytes, [7; 32], Direction::ToController);
         assert!(matches!(r.recv::<String>(), Err(WireError::BadTag(0))));
+    }
+
+    /// A reader that hands out one byte per call, as a slow network might.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn frames_arriving_a_byte_at_a_time_read_whole() {
+        let mut bytes = Vec::new();
+        pair(Some([7; 32]), &mut bytes, &["one", "two"]);
+        let mut r = FrameReader::new(Trickle(&bytes), Direction::ToAgent);
+        r.authenticate([7; 32]);
+        assert_eq!(r.recv::<String>().unwrap(), "one");
+        assert_eq!(r.recv::<String>().unwrap(), "two");
     }
 
     #[test]
