@@ -195,3 +195,42 @@ fn slurm_script_matches_its_golden_file_and_parses() {
     let syntax = Command::new("bash").arg("-n").arg(&out).output().unwrap();
     assert!(syntax.status.success(), "bash -n: {syntax:?}");
 }
+
+#[test]
+fn cpu_numbers_for_other_machines_may_overlap_and_unpinned_load_requests_its_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("big.toml");
+    // The server's 64 CPUs and the load's (unpinned, 8 threads) are on different hosts.
+    let server_cpus: Vec<String> = (0..64).map(|c| c.to_string()).collect();
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"big\"\n[server]\ncpus = [{}]\n[load]\nconnections = 50000\npayload_bytes = 64\nduration = \"10s\"\nthreads = 8\n",
+            server_cpus.join(", ")
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("k8s");
+    let r = Command::new(exe())
+        .args(["k8s", "render"])
+        .arg(&scenario)
+        .args([
+            "--image",
+            "i",
+            "--server-node",
+            "s",
+            "--load-nodes",
+            "a",
+            "--allow-target",
+            "10.0.0.0/8",
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{r:?}");
+    let server = std::fs::read_to_string(out.join("03-server-agent.yaml")).unwrap();
+    let load = std::fs::read_to_string(out.join("04-load-agents.yaml")).unwrap();
+    assert!(server.contains("cpu: \"64\""), "{server}");
+    assert!(load.contains("cpu: \"8\""), "{load}");
+}

@@ -81,6 +81,14 @@ fn cpus(list: &[usize]) -> usize {
     list.len().max(1)
 }
 
+/// A load agent's CPUs: its pinned ones, or one per load thread when unpinned.
+fn load_cpus(s: &crate::scenario::Scenario) -> usize {
+    match s.load.cpus.len() {
+        0 => s.load.threads.max(1),
+        n => n,
+    }
+}
+
 pub fn k8s_render(a: &K8sRender) -> Result<Exit, Error> {
     let (s, text) = scenario(&a.scenario).map_err(Error::input)?;
     let tok = token(a.token_file.as_deref()).map_err(Error::input)?;
@@ -93,7 +101,7 @@ pub fn k8s_render(a: &K8sRender) -> Result<Exit, Error> {
         allow_target: a.allow_target,
         token_hex: &tok.to_hex(),
         server_cpus: cpus(&s.server.cpus),
-        load_cpus: cpus(&s.load.cpus),
+        load_cpus: load_cpus(&s),
     });
     std::fs::create_dir_all(&a.out).map_err(|e| Error::Write(WriteError::new(&a.out, e)))?;
     for (name, body) in &files {
@@ -127,7 +135,7 @@ pub fn slurm_render(a: &SlurmRender) -> Result<Exit, Error> {
         scenario_text: &text,
         load_nodes: a.load_nodes,
         server_cpus: cpus(&s.server.cpus),
-        load_cpus: cpus(&s.load.cpus),
+        load_cpus: load_cpus(&s),
         partition: a.partition.as_deref(),
         runbench: &a.runbench,
     });

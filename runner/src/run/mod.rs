@@ -683,6 +683,20 @@ fn spectrum(
         .collect()
 }
 
+/// The CPUs the load may use in all: across machines each load agent's host has its own (and an
+/// unpinned one, one per load thread, as far as the load can use them).
+fn load_cpus(s: &crate::scenario::Scenario) -> usize {
+    let agents = crate::cluster::load_agents();
+    if agents == 0 {
+        return s.load.cpus.len();
+    }
+    let per_host = match s.load.cpus.len() {
+        0 => s.load.threads.max(1),
+        n => n,
+    };
+    per_host * agents
+}
+
 /// What the audit needs to know of the plan at `point`.
 fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
     let s = &plan.scenario;
@@ -700,6 +714,6 @@ fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
             .iter()
             .map(|sh| threads_per_process(sh.connections))
             .sum(),
-        load_cpus: s.load.cpus.len(),
+        load_cpus: load_cpus(s),
     }
 }
