@@ -399,6 +399,45 @@ fn a_target_outside_allow_target_is_refused_and_a_late_joiner_too() {
 }
 
 #[test]
+fn a_start_that_reaches_the_agent_too_late_fails_the_step_before_it_measures() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let out = dir.path().join("out");
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut argv = s(&[exe(), "run"]);
+    argv.push(scenario(dir.path(), 1).display().to_string());
+    argv.extend(s(&[
+        "--out",
+        &out.display().to_string(),
+        "--agents",
+        "2",
+        "--listen",
+        &listen.to_string(),
+        "--token-file",
+        &tok.display().to_string(),
+    ]));
+    // The start instant is now: it has passed when the agent reads it.
+    argv.extend(s(&["--start-lead", "0s"]));
+    let mut c = Proc::spawn("controller", &argv);
+    let _srv = agent("srv", "server", listen, &tok, &[], &[]);
+    let _ld = agent("ld", "load", listen, &tok, &[], &[]);
+    assert_eq!(c.exit(Duration::from_secs(60)), 1, "{}", c.text());
+    let rows = summary(&out);
+    assert_eq!(rows[0]["status"], "failed");
+    let e = &rows[0]["error"];
+    assert!(
+        e.contains("the start instant reached agent ld") && e.contains("not started"),
+        "{e}"
+    );
+    assert!(
+        rows[0]["requests"].is_empty(),
+        "nothing was measured: {:?}",
+        rows[0]["requests"]
+    );
+}
+
+#[test]
 fn killing_the_controller_stops_the_agents() {
     plugin_built();
     let dir = tempfile::tempdir().unwrap();

@@ -31,12 +31,18 @@ pub struct ControllerArgs {
     /// How long to wait for the agents.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     pub join_timeout: Duration,
+    /// How far ahead start instants are announced (default: from the round trips; tests use
+    /// 0s to see agents refuse a start that reached them too late).
+    #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+    pub start_lead: Option<Duration>,
 }
 
 /// The admitted agents.
 pub struct Cluster {
     pub server: Arc<AgentLink>,
     pub loads: Vec<Arc<AgentLink>>,
+    /// `--start-lead`, when given.
+    pub start_lead: Option<Duration>,
 }
 
 impl Cluster {
@@ -89,8 +95,9 @@ pub fn start(args: &ControllerArgs) -> Result<Cluster, crate::error::Error> {
         humantime::format_duration(args.join_timeout),
         n - 1
     ));
-    let cluster = admit(&listener, &token, n, args.join_timeout)
+    let mut cluster = admit(&listener, &token, n, args.join_timeout)
         .map_err(|e| Error::Cluster(anyhow::anyhow!(e)))?;
+    cluster.start_lead = args.start_lead;
     refuse_latecomers(listener, token, n);
     for a in cluster.all() {
         a.beat();
@@ -180,6 +187,7 @@ fn admit(
     Ok(Cluster {
         server: server.expect("the loop ends with a server agent"),
         loads,
+        start_lead: None,
     })
 }
 

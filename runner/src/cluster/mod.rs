@@ -53,10 +53,15 @@ pub fn place_loadgen(i: usize) -> Option<Arc<AgentLink>> {
 }
 
 /// How far ahead of now a start instant must lie so that every agent receives it in time: a
-/// few times the slowest round trip measured, and a margin for the scheduler.
-pub fn start_lead() -> Option<Duration> {
-    let slowest = active()?.all().map(|a| a.offset.rtt_ns).max()?;
-    Some(Duration::from_nanos(slowest * 4) + Duration::from_millis(10))
+/// few times the slowest round trip measured and a margin for the scheduler, at least `local`
+/// (what a one-host run allows); `--start-lead` when given.
+pub fn start_lead(local: Duration) -> Option<Duration> {
+    let c = active()?;
+    if let Some(lead) = c.start_lead {
+        return Some(lead);
+    }
+    let slowest = c.all().map(|a| a.offset.rtt_ns).max()?;
+    Some((Duration::from_nanos(slowest * 4) + Duration::from_millis(10)).max(local))
 }
 
 /// How many load agents share the load (0: a local run).

@@ -156,7 +156,7 @@ impl Loadgens {
     /// Starts every process at one instant, `START_DELAY` from now; returns that instant.
     pub fn start(&mut self) -> Instant {
         // Across machines the command must cross the slowest link first.
-        let lead = crate::cluster::start_lead().map_or(START_DELAY, |l| l.max(START_DELAY));
+        let lead = crate::cluster::start_lead(START_DELAY).unwrap_or(START_DELAY);
         let at = crate::sys::monotonic_ns() + lead.as_nanos() as u64;
         for p in &mut self.procs {
             p.send_line(&format!("{START} {at}"));
