@@ -581,12 +581,13 @@ const HOUR: u64 = 3600;
 const DAY: u64 = 86_400;
 
 /// Controller in host 0; server agent in host 1 (+1 h); load agents in hosts 2 (+1 day) and 3.
+/// Fields drop in order: the processes go before their namespaces and folder.
 struct Cluster {
+    c: Proc,
+    agents: Vec<Proc>,
     hosts: Hosts,
     dir: tempfile::TempDir,
     out: PathBuf,
-    c: Proc,
-    agents: Vec<Proc>,
 }
 
 fn cluster(duration_s: u32) -> Option<Cluster> {
