@@ -11,7 +11,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match parse(Path::new("fuzz.toml"), text, &Host { cpus: 4 }) {
+    match parse(
+        Path::new("fuzz.toml"),
+        text,
+        &Host {
+            cpus: 4,
+            elsewhere: false,
+        },
+    ) {
         // What meta.json records of an accepted scenario.
         Ok(scenario) => drop(serde_json::to_string(&scenario)),
         Err(e) => drop(e.to_string()),

@@ -147,7 +147,15 @@ mod tests {
             "name = \"b\"\n[server]\ncpus = [0]\n[load]\npayload_bytes = 64\ncpus = [1]\n{load}\n\
              [run]\n{run}\n"
         );
-        parse(Path::new("b.toml"), &text, &Host { cpus: 2 }).unwrap()
+        parse(
+            Path::new("b.toml"),
+            &text,
+            &Host {
+                cpus: 2,
+                elsewhere: false,
+            },
+        )
+        .unwrap()
     }
 
     #[test]

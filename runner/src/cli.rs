@@ -37,6 +37,25 @@ enum Command {
         /// Where plugins are found (default: next to this binary).
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: crate::cluster::controller::ControllerArgs,
+    },
+    /// Join a run across machines: connect to its controller and run its servers or load here.
+    Agent(crate::cluster::agent::AgentArgs),
+    /// Kubernetes: `k8s render` writes the manifests of a run across machines.
+    K8s {
+        #[command(subcommand)]
+        command: K8sCommand,
+    },
+    /// Slurm: `slurm render` writes the batch script of a run across machines.
+    Slurm {
+        #[command(subcommand)]
+        command: SlurmCommand,
+    },
+    /// Write a fresh 256-bit token (mode 0600) for a run across machines.
+    Token {
+        /// The file to create (never overwritten).
+        file: PathBuf,
     },
     /// Write a commented scenario to start from (scenarios/<name>.toml).
     New {
@@ -114,6 +133,18 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum K8sCommand {
+    /// Plain manifests (`kubectl apply -f DIR`) and the image's Dockerfile.
+    Render(crate::deploy::K8sRender),
+}
+
+#[derive(Subcommand)]
+enum SlurmCommand {
+    /// A heterogeneous batch script (`sbatch FILE`).
+    Render(crate::deploy::SlurmRender),
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -148,6 +179,7 @@ pub fn main() -> i32 {
                 }
             }
         }
+        Command::Agent(args) => return crate::cluster::agent::main(&args),
         command => crate::interrupt::install()
             .map_err(|e| Error::system(anyhow::anyhow!("installing the signal handlers: {e}")))
             .and_then(|()| dispatch(command)),
@@ -169,7 +201,20 @@ pub fn main() -> i32 {
 
 fn dispatch(command: Command) -> Result<Exit, Error> {
     match command {
-        Command::Serve { .. } | Command::Loadgen { .. } => unreachable!("handled by main"),
+        Command::Serve { .. } | Command::Loadgen { .. } | Command::Agent(_) => {
+            unreachable!("handled by main")
+        }
+        Command::K8s {
+            command: K8sCommand::Render(a),
+        } => crate::deploy::k8s_render(&a),
+        Command::Slurm {
+            command: SlurmCommand::Render(a),
+        } => crate::deploy::slurm_render(&a),
+        Command::Token { file } => {
+            crate::cluster::token::Token::write_new(&file).map_err(Error::input)?;
+            println!("wrote a new token to {} (mode 0600)", file.display());
+            Ok(Exit::Ok)
+        }
         Command::List { plugin_dir } => list(plugin_dir),
         Command::Plot { run_dir } => plot(&run_dir),
         Command::Nightly {
@@ -201,7 +246,19 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
             options,
             dry_run,
             plugin_dir,
-        } => run_all(&scenarios, &out, &overrides, &options, dry_run, plugin_dir),
+            cluster,
+        } => {
+            // Across machines the agents join before the plan is made: it splits the load over
+            // them.
+            if cluster.agents.is_some() && !dry_run {
+                crate::cluster::install(crate::cluster::controller::start(&cluster)?);
+            }
+            let r = run_all(&scenarios, &out, &overrides, &options, dry_run, plugin_dir);
+            if let Some(c) = crate::cluster::active() {
+                c.shut_down();
+            }
+            r
+        }
     }
 }
 
@@ -294,7 +351,10 @@ fn run_all(
     dir: Option<PathBuf>,
 ) -> Result<Exit, Error> {
     let dir = resolve_dir(dir)?;
-    let host = scenario::Host::current();
+    let host = match crate::cluster::active() {
+        Some(_) => scenario::Host::elsewhere(),
+        None => scenario::Host::current(),
+    };
     // Check every scenario before running any, so a typo in the third file costs nothing.
     let mut plans = Vec::new();
     for path in paths {

@@ -26,6 +26,8 @@ pub enum Exit {
     System,
     /// `run`: every runtime ran, but a row broke the scenario's `[slo]` thresholds.
     SloFailed,
+    /// Across machines: the agents did not join, or an agent lost its controller.
+    Cluster,
     /// Stopped by a signal (SIGHUP, SIGINT, SIGTERM): 128 + its number. What was measured was
     /// written and marked interrupted.
     Signal(i32),
@@ -41,6 +43,7 @@ impl Exit {
             Exit::WriteFailed => 4,
             Exit::System => 5,
             Exit::SloFailed => 6,
+            Exit::Cluster => 7,
             Exit::Signal(sig) => 128 + sig,
         }
     }
@@ -74,6 +77,8 @@ pub enum Error {
     Write(#[from] WriteError),
     #[error("{0:#}")]
     System(anyhow::Error),
+    #[error("{0:#}")]
+    Cluster(anyhow::Error),
 }
 
 impl Error {
@@ -82,6 +87,7 @@ impl Error {
             Error::BadInput(_) => Exit::BadInput,
             Error::Write(_) => Exit::WriteFailed,
             Error::System(_) => Exit::System,
+            Error::Cluster(_) => Exit::Cluster,
         }
     }
 
@@ -124,6 +130,7 @@ mod tests {
             (Exit::WriteFailed, 4),
             (Exit::System, 5),
             (Exit::SloFailed, 6),
+            (Exit::Cluster, 7),
             (Exit::Signal(libc::SIGHUP), 129),
             (Exit::Signal(libc::SIGINT), 130),
             (Exit::Signal(libc::SIGTERM), 143),

@@ -12,6 +12,8 @@ pub mod audit;
 pub mod authoring;
 pub mod budget;
 pub mod cli;
+pub mod cluster;
+pub mod deploy;
 pub mod error;
 pub mod histograms;
 pub mod interrupt;

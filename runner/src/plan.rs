@@ -96,10 +96,18 @@ pub struct Plan {
 impl Plan {
     /// The load-generator processes for `point`.
     pub fn shards(&self, point: &Point) -> Vec<Shard> {
-        split_shards(
+        let shards = split_shards(
             self.scenario.load.phases_peak(point.connections),
             self.nofile_limit,
-        )
+        );
+        // Across machines every load agent gets a share: as many shards as the limit needs,
+        // rounded up to a multiple of the agents (shard i runs on agent i mod agents).
+        let agents = crate::cluster::load_agents();
+        if agents <= 1 {
+            return shards;
+        }
+        let count = shards.len().div_ceil(agents) * agents;
+        split_into(self.scenario.load.phases_peak(point.connections), count)
     }
 
     /// Why subject `k` cannot take part at `point` by its nature, if it cannot (its row is then
@@ -483,7 +491,11 @@ pub fn preflight(s: &Scenario, nofile: u64) -> Result<(), PlanError> {
 /// Splits `conns` connections over as few load-generator processes as the descriptor limit allows.
 pub fn split_shards(conns: usize, nofile: u64) -> Vec<Shard> {
     let per_process = (nofile as usize).saturating_sub(FD_RESERVE).max(1);
-    let shard_count = conns.div_ceil(per_process).max(1);
+    split_into(conns, conns.div_ceil(per_process).max(1))
+}
+
+/// `conns` connections in `shard_count` shards as equal as can be, in order.
+pub fn split_into(conns: usize, shard_count: usize) -> Vec<Shard> {
     let base = conns / shard_count;
     let extra = conns % shard_count;
     let mut shards = Vec::new();

@@ -3,7 +3,7 @@
 //! sockets, and the machine's CPU model and kernel.
 
 /// One reading of a process (or the sum over several).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProcSample {
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,

@@ -2,7 +2,7 @@
 //! and what the server processes used, read from /proc at the same instants.
 
 use crate::histograms::{decode, new_histogram, percentile_us};
-use crate::procfs::{self, ProcSample};
+use crate::procfs::ProcSample;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,10 @@ pub struct TimelineRecorder {
     load: BTreeMap<u64, LoadInterval>,
     server: BTreeMap<u64, ProcSample>,
     next_sample: u64,
+    /// Across machines: the agent each load process runs on, and each agent's own interval
+    /// histograms (latency.hlog keeps a tag per agent beside the merged one).
+    sources: Vec<String>,
+    by_source: BTreeMap<(String, u64), Histogram<u64>>,
 }
 
 impl TimelineRecorder {
@@ -78,12 +82,20 @@ impl TimelineRecorder {
             load: BTreeMap::new(),
             server: BTreeMap::new(),
             next_sample: 0,
+            sources: Vec::new(),
+            by_source: BTreeMap::new(),
         }
     }
 
-    /// One load-generator process's interval `index`.
+    /// Names the agent of each load process (by index), so intervals are kept per agent too.
+    pub fn name_sources(&mut self, names: Vec<String>) {
+        self.sources = names;
+    }
+
+    /// Load-generator process `process`'s interval `index`.
     pub fn on_interval(
         &mut self,
+        process: usize,
         index: u64,
         completed: u64,
         errors: u64,
@@ -104,8 +116,16 @@ impl TimelineRecorder {
         e.completed += completed;
         e.errors += errors;
         e.connections += connections;
-        if let (Some(merged), Ok(h)) = (e.histogram.as_mut(), decode(histogram)) {
+        let decoded = decode(histogram);
+        if let (Some(merged), Ok(h)) = (e.histogram.as_mut(), &decoded) {
             let _ = merged.add(h);
+        }
+        if let (Some(source), Ok(h)) = (self.sources.get(process), &decoded) {
+            let _ = self
+                .by_source
+                .entry((source.clone(), index))
+                .or_insert_with(new_histogram)
+                .add(h);
         }
         if e.reported >= self.processes {
             e.finish();
@@ -118,14 +138,9 @@ impl TimelineRecorder {
     }
 
     /// Samples the servers when an interval boundary has passed since `started`.
-    pub fn sample_servers(&mut self, started: Instant, pids: &[u32]) {
+    pub fn sample_servers(&mut self, started: Instant, mut sample: impl FnMut() -> ProcSample) {
         while started.elapsed() >= self.interval * (self.next_sample as u32 + 1) {
-            let mut total = ProcSample::default();
-            for &pid in pids {
-                if let Some(s) = procfs::sample(pid) {
-                    total.add(&s);
-                }
-            }
+            let total = sample();
             self.server.insert(self.next_sample, total);
             self.next_sample += 1;
         }
@@ -169,6 +184,18 @@ impl TimelineRecorder {
         self.load
             .iter()
             .map(|(&k, l)| (self.interval * k as u32, l.encoded.clone()))
+            .collect()
+    }
+
+    /// (agent, interval start since load start, V2-deflate bytes) of every agent's intervals.
+    pub fn encoded_by_source(&self) -> Vec<(String, Duration, Vec<u8>)> {
+        self.by_source
+            .iter()
+            .filter_map(|((source, k), h)| {
+                let mut bytes = Vec::new();
+                V2DeflateSerializer::new().serialize(h, &mut bytes).ok()?;
+                Some((source.clone(), self.interval * *k as u32, bytes))
+            })
             .collect()
     }
 

@@ -16,7 +16,10 @@ cpus = [1]
 "#;
 
 fn host() -> Host {
-    Host { cpus: 4 }
+    Host {
+        cpus: 4,
+        elsewhere: false,
+    }
 }
 
 /// The error text for `text`, which must fail.

@@ -84,8 +84,10 @@ fn split(spec: &LoadgenSpec) -> Vec<Vec<(usize, IpAddr)>> {
     for k in 0..spec.connections {
         let index = spec.first_connection + k;
         // In a namespace the kernel's one TAP address is the source (0.0.0.0 lets it pick).
+        // So does a target off loopback (another host): 127.x sources reach only loopback.
         let source = match spec.netns {
             Some(_) => Ipv4Addr::UNSPECIFIED,
+            None if !spec.target.ip().is_loopback() => Ipv4Addr::UNSPECIFIED,
             None => source_address(spec.run, index),
         };
         shares[k % threads].push((index, IpAddr::V4(source)));

@@ -51,6 +51,12 @@ pub struct Meta {
     /// Per-runtime caveats a run records (report.md shows them beside the standing ones).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub runtime_notes: BTreeMap<String, String>,
+    /// A run across machines: its agents, their clock offsets and round trips.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<crate::cluster::AgentInfo>,
+    /// How far apart any two agents' start instants can be, from their offsets' errors (ns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_skew_bound_ns: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -114,11 +120,15 @@ impl Meta {
                 })
                 .collect(),
             runtime_notes: BTreeMap::new(),
+            agents: crate::cluster::meta_agents()
+                .map(|(a, _)| a)
+                .unwrap_or_default(),
+            start_skew_bound_ns: crate::cluster::meta_agents().map(|(_, s)| s),
         }
     }
 }
 
-fn sha256_file(path: &std::path::Path) -> String {
+pub fn sha256_file(path: &std::path::Path) -> String {
     use sha2::Digest;
     match std::fs::read(path) {
         Ok(bytes) => format!("{:x}", sha2::Sha256::digest(&bytes)),

@@ -550,12 +550,23 @@ fn run_step(
         port: None,
         load_started: None,
     };
+    if let Some(names) = crate::cluster::shard_agents(plan.shards(point).len()) {
+        st.timeline.name_sources(names);
+    }
     let result = step::measure(&inputs, &mut st);
     st.progress.finish();
     st.timeline.finish();
     let timeline = &st.timeline;
     let tag = hlog::tag(&[&name, &trial.to_string(), &point.label().replace(' ', ";")]);
-    let hlog = interval_log(timeline, &tag, st.load_started, base_time);
+    let mut hlog = interval_log(timeline, &tag, st.load_started, base_time);
+    hlog.extend(agent_interval_log(
+        timeline,
+        &name,
+        trial,
+        point,
+        st.load_started,
+        base_time,
+    ));
     let timeline_rows = timeline.rows(&name, trial as u32, &base.point);
     let trend = rss_trend::judge(
         &timeline_rows,
@@ -619,6 +630,36 @@ fn interval_log(
         .collect()
 }
 
+/// Across machines, each agent's intervals for latency.hlog, tagged `runtime/trial/point/agent:NAME`.
+fn agent_interval_log(
+    timeline: &TimelineRecorder,
+    runtime: &str,
+    trial: usize,
+    point: &Point,
+    load_started: Option<SystemTime>,
+    base_time: SystemTime,
+) -> Vec<HlogEntry> {
+    let offset = load_started
+        .and_then(|t| t.duration_since(base_time).ok())
+        .unwrap_or_default();
+    let point = point.label().replace(' ', ";");
+    timeline
+        .encoded_by_source()
+        .into_iter()
+        .map(|(agent, start, encoded)| HlogEntry {
+            tag: hlog::tag(&[
+                runtime,
+                &trial.to_string(),
+                &point,
+                &format!("agent:{agent}"),
+            ]),
+            start: offset + start,
+            duration: timeline.interval(),
+            encoded,
+        })
+        .collect()
+}
+
 /// percentiles.csv's rows of one measurement.
 fn spectrum(
     runtime: &str,
@@ -642,6 +683,20 @@ fn spectrum(
         .collect()
 }
 
+/// The CPUs the load may use in all: across machines each load agent's host has its own (and an
+/// unpinned one, one per load thread, as far as the load can use them).
+fn load_cpus(s: &crate::scenario::Scenario) -> usize {
+    let agents = crate::cluster::load_agents();
+    if agents == 0 {
+        return s.load.cpus.len();
+    }
+    let per_host = match s.load.cpus.len() {
+        0 => s.load.threads.max(1),
+        n => n,
+    };
+    per_host * agents
+}
+
 /// What the audit needs to know of the plan at `point`.
 fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
     let s = &plan.scenario;
@@ -659,6 +714,6 @@ fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
             .iter()
             .map(|sh| threads_per_process(sh.connections))
             .sum(),
-        load_cpus: s.load.cpus.len(),
+        load_cpus: load_cpus(s),
     }
 }

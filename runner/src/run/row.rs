@@ -57,6 +57,9 @@ pub(super) fn with_rss_trend(mut row: SummaryRow, trend: Option<RssTrend>) -> Su
 fn problems(base: &SummaryRow, m: &Measured) -> Vec<String> {
     let c = &m.load.counters;
     let mut problems = Vec::new();
+    if let Some(p) = &m.partial {
+        problems.push(p.clone());
+    }
     if let Some(f) = &m.servers.failure {
         problems.push(f.clone());
     }
@@ -66,7 +69,8 @@ fn problems(base: &SummaryRow, m: &Measured) -> Vec<String> {
             c.mismatched_bytes
         ));
     }
-    if c.connections_ok < base.connections as u64 {
+    // With a lost agent its connections are missing from the count, and already said so.
+    if c.connections_ok < base.connections as u64 && m.partial.is_none() {
         problems.push(format!(
             "only {} of {} connections were established",
             c.connections_ok, base.connections

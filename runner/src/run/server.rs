@@ -32,10 +32,11 @@ pub(super) enum Server {
 }
 
 impl Server {
-    pub(super) fn pids(&self) -> Vec<u32> {
+    /// Where the servers' /proc is read (here, or on the server agent's host).
+    pub(super) fn sampler(&self) -> crate::supervise::server::ProcSampler {
         match self {
-            Server::Plugins(s) => s.pids(),
-            Server::External(e) => e.pids(),
+            Server::Plugins(s) => s.sampler(),
+            Server::External(e) => crate::supervise::server::ProcSampler::Local(e.pids()),
         }
     }
     pub(super) fn crashed(&mut self) -> Option<String> {
@@ -84,9 +85,14 @@ pub(super) fn start_server(
             Ok((Server::External(ext), t.address, String::new()))
         }
         Subject::Plugin(plugin) => {
-            let (reservation, addr) = match netns {
-                Some(ns) => (None, ns.server_addr()),
-                None => {
+            let (reservation, addr) = match (netns, crate::cluster::place_server()) {
+                (Some(ns), _) => (None, ns.server_addr()),
+                // Across machines: a port the server agent reserved on its own address.
+                (None, Some(agent)) => (
+                    None,
+                    SocketAddr::new(agent.addr.ip(), agent.reserve_port()?),
+                ),
+                (None, None) => {
                     let (r, port) =
                         reserve_port().map_err(|e| format!("finding a free port: {e}"))?;
                     (Some(r), SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
@@ -128,6 +134,12 @@ pub(super) fn tap_namespace(
     let loaded = crate::plugin::load(plugin).map_err(|e| e.to_string())?;
     if !loaded.needs_tap() {
         return Ok(None);
+    }
+    if crate::cluster::active().is_some() {
+        return Err(format!(
+            "{runtime} drives a TAP device in a namespace runbench makes on its own host; it \
+             cannot run across machines"
+        ));
     }
     if plan.server_processes != 1 {
         return Err(format!(

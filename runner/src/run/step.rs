@@ -9,7 +9,7 @@ use crate::procfs::ProcSample;
 use crate::progress::{self, Phase, RunProgress};
 use crate::protocol::{LoadResult, LoadgenSpec};
 use crate::supervise::loadgen::Loadgens;
-use crate::supervise::server::ServersExit;
+use crate::supervise::server::{ProcSampler, ServersExit};
 use crate::timeline::TimelineRecorder;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -73,6 +73,9 @@ pub(super) struct Measured {
     pub load: LoadMeasurement,
     pub servers: ServersExit,
     pub window: WindowReadings,
+    /// Across machines: load processes that failed (their agent was lost, or refused): the row
+    /// fails with this, and what the others measured is kept in it.
+    pub partial: Option<String>,
 }
 
 /// /proc samples of the servers at the window's two edges, taken by the runner.
@@ -89,10 +92,10 @@ impl ProcEdges {
         }
     }
 
-    fn sample(&mut self, pids: &[u32]) {
+    fn sample(&mut self, sampler: &ProcSampler) {
         for k in 0..2 {
             if self.taken[k].is_none() && Instant::now() >= self.at[k] {
-                self.taken[k] = Some(crate::procfs::sample_all(pids));
+                self.taken[k] = Some(sampler.all());
             }
         }
     }
@@ -199,15 +202,15 @@ fn drive(
         ran: Duration::ZERO,
         edges: ProcEdges::new(window_start, window_end),
     };
-    let pids = server.pids();
+    let sampler = server.sampler();
     let hard_end = started + s.load.total() + LOAD_MARGIN;
     let signal_at = s.shutdown.at.map(|d| started + d);
     while d.results.iter().any(Option::is_none) {
         loadgens.poll(&mut d.results, &mut st.timeline);
         st.progress
             .load(started.elapsed(), s.load.warmup, || loadgens.rate());
-        st.timeline.sample_servers(started, &pids);
-        d.edges.sample(&pids);
+        st.timeline.sample_servers(started, || sampler.present());
+        d.edges.sample(&sampler);
         loadgens.reap_dead(&mut d.results, &mut st.timeline);
         d.server_died = d.server_died.take().or_else(|| server.crashed());
         d.interrupted = crate::interrupt::requested();
@@ -266,9 +269,13 @@ fn collect(
         return Err(StepEnd::Failed(e));
     }
     let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    crate::cluster::log_shares(&d.results);
     for r in d.results {
         match r {
             Some(Ok(r)) => ok.push(r),
+            // Across machines one lost agent must not throw away what the others measured.
+            Some(Err(e)) if crate::cluster::active().is_some() => failed.push(e),
             Some(Err(e)) => return Err(StepEnd::Failed(e)),
             None => {
                 return Err(StepEnd::Failed(format!(
@@ -280,7 +287,26 @@ fn collect(
             }
         }
     }
+    failed.dedup();
+    if ok.is_empty() && !failed.is_empty() {
+        return Err(StepEnd::Failed(failed.join("; ")));
+    }
+    let partial = (!failed.is_empty()).then(|| {
+        format!(
+            "{} of {} load processes failed, the row holds the others' measurements: {}",
+            failed.len(),
+            failed.len() + ok.len(),
+            failed.join("; ")
+        )
+    });
     let load = LoadMeasurement::merge(&ok, s.load.duration).map_err(|e| e.to_string())?;
+    if crate::cluster::active().is_some() {
+        progress::log(&format!(
+            "merged: requests={} histogram_count={}",
+            load.counters.requests,
+            load.histograms.latency.len()
+        ));
+    }
     let window = WindowReadings {
         proc: d.edges.readings(),
         own: exit.window,
@@ -290,6 +316,7 @@ fn collect(
         load,
         servers: exit,
         window,
+        partial,
     })
 }
 

@@ -169,12 +169,26 @@ mod as_text_opt {
 #[derive(Clone, Debug)]
 pub struct Host {
     pub cpus: usize,
+    /// Server and load run on other machines, each its own (a run across machines): their CPU
+    /// numbers cannot compete, and the load's default is every CPU of its host (unpinned).
+    pub elsewhere: bool,
 }
 
 impl Host {
+    /// CPU numbers that belong to other machines (a run across machines, a rendered
+    /// deployment): only their form is checked here; an agent whose host lacks one fails its
+    /// process with the reason.
+    pub fn elsewhere() -> Self {
+        Host {
+            cpus: 4096,
+            elsewhere: true,
+        }
+    }
+
     pub fn current() -> Self {
         Host {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            elsewhere: false,
         }
     }
 }
@@ -856,6 +870,8 @@ impl Checker<'_> {
     ) -> Result<Vec<usize>, ScenarioError> {
         let cpus = match &l.cpus {
             Some(v) => self.cpus("load.cpus", v)?,
+            // Each load agent's host, whole: not pinned.
+            None if self.host.elsewhere => Vec::new(),
             None => {
                 let rest: Vec<usize> = (0..self.host.cpus)
                     .filter(|c| !server.cpus.contains(c))
@@ -873,7 +889,11 @@ impl Checker<'_> {
             .filter(|c| server.cpus.contains(c))
             .collect();
         let single_cpu_default = l.cpus.is_none() && self.host.cpus == 1;
-        if !overlap.is_empty() && !single_cpu_default && l.allow_shared_cpus != Some(true) {
+        if !overlap.is_empty()
+            && !single_cpu_default
+            && !self.host.elsewhere
+            && l.allow_shared_cpus != Some(true)
+        {
             return self.err(
                 "load.cpus",
                 format!(

@@ -3,6 +3,8 @@
 //! child outlives a failed run; in its own process group and killed with the runner (see
 //! [`crate::sys::tie_to_runner`]), so no child outlives an interrupted or killed runner either.
 
+use crate::cluster::link::{AgentLink, ExitSlot, Line};
+use crate::cluster::msg::ToAgent;
 use crate::progress;
 pub use crate::sys::Reaped;
 use serde::de::DeserializeOwned;
@@ -19,15 +21,47 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 
 pub struct ChildProc<E> {
     pub label: String,
+    /// 0 for a child on an agent (its pid means nothing here).
     pub pid: u32,
     stdin: Option<ChildStdin>,
+    /// Set for a child an agent runs for us (see [`crate::cluster`]).
+    remote: Option<Remote>,
     events: Receiver<E>,
     /// Events taken out of order and put back (see [`ChildProc::keep`]); they come first.
     kept: std::collections::VecDeque<E>,
     reaped: Option<Reaped>,
     /// When the exit was first seen (polling is frequent while a run is going on).
     pub exited_at: Option<Instant>,
-    _child: std::process::Child,
+    _child: Option<std::process::Child>,
+}
+
+/// A child on an agent: its commands go over the agent's connection, its exit comes back.
+struct Remote {
+    link: std::sync::Arc<AgentLink>,
+    id: u64,
+    exit: ExitSlot,
+}
+
+/// Turns a child's protocol lines into events (or log lines, by `on_log`) for its supervisor.
+fn relay<E: DeserializeOwned>(
+    lines: impl Iterator<Item = String>,
+    tx: mpsc::Sender<E>,
+    label: &str,
+    on_log: fn(&E) -> Option<String>,
+) {
+    for line in lines {
+        match serde_json::from_str::<E>(&line) {
+            Ok(ev) => match on_log(&ev) {
+                Some(text) => progress::log(&format!("[{label}] {text}")),
+                None => {
+                    if tx.send(ev).is_err() {
+                        break;
+                    }
+                }
+            },
+            Err(_) => progress::log(&format!("[{label}] {line}")),
+        }
+    }
 }
 
 impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
@@ -40,6 +74,23 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         label: &str,
         on_log: fn(&E) -> Option<String>,
     ) -> std::io::Result<Self> {
+        Self::spawn_at(None, exe, subcommand, spec_json, label, on_log, 0)
+    }
+
+    /// As [`ChildProc::spawn`], on `agent` when given (`connections`: what the child holds,
+    /// for the message if the agent is lost).
+    pub fn spawn_at(
+        agent: Option<std::sync::Arc<AgentLink>>,
+        exe: &Path,
+        subcommand: &str,
+        spec_json: &str,
+        label: &str,
+        on_log: fn(&E) -> Option<String>,
+        connections: usize,
+    ) -> std::io::Result<Self> {
+        if let Some(link) = agent {
+            return Self::spawn_remote(link, subcommand, spec_json, label, on_log, connections);
+        }
         let mut cmd = Command::new(exe);
         cmd.arg(subcommand)
             .arg("--spec")
@@ -55,20 +106,12 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         let l = label.to_string();
         std::thread::spawn(move || {
             background_priority();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match serde_json::from_str::<E>(&line) {
-                    Ok(ev) => match on_log(&ev) {
-                        Some(text) => progress::log(&format!("[{l}] {text}")),
-                        None => {
-                            if tx.send(ev).is_err() {
-                                break;
-                            }
-                        }
-                    },
-                    Err(_) => progress::log(&format!("[{l}] {line}")),
-                }
-            }
+            relay(
+                BufReader::new(stdout).lines().map_while(Result::ok),
+                tx,
+                &l,
+                on_log,
+            );
         });
         let l = label.to_string();
         std::thread::spawn(move || {
@@ -82,15 +125,76 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
             label: label.to_string(),
             pid: child.id(),
             stdin: child.stdin.take(),
+            remote: None,
             events: rx,
             kept: Default::default(),
             reaped: None,
             exited_at: None,
-            _child: child,
+            _child: Some(child),
         })
     }
 
+    fn spawn_remote(
+        link: std::sync::Arc<AgentLink>,
+        subcommand: &str,
+        spec_json: &str,
+        label: &str,
+        on_log: fn(&E) -> Option<String>,
+        connections: usize,
+    ) -> std::io::Result<Self> {
+        use crate::cluster::msg::ChildKind;
+        let kind = match subcommand {
+            "serve" => ChildKind::Serve,
+            _ => ChildKind::Loadgen,
+        };
+        // The agent runs a server only if its plugin is the very file loaded here.
+        let sha = match kind {
+            ChildKind::Serve => serde_json::from_str::<crate::protocol::ServeSpec>(spec_json)
+                .ok()
+                .map(|s| crate::results::meta::sha256_file(&s.plugin)),
+            ChildKind::Loadgen => None,
+        };
+        let (id, lines, exit) = link
+            .spawn(kind, spec_json.to_string(), sha, connections)
+            .map_err(std::io::Error::other)?;
+        let label = format!("{label} @{}", link.name);
+        let (tx, rx) = mpsc::channel();
+        let l = label.clone();
+        std::thread::spawn(move || {
+            background_priority();
+            let events = lines.into_iter().filter_map(|line| match line {
+                Line::Event(e) => Some(e),
+                Line::Log(text) => {
+                    progress::log(&format!("[{l}] {text}"));
+                    None
+                }
+            });
+            relay(events, tx, &l, on_log);
+        });
+        Ok(ChildProc {
+            label,
+            pid: 0,
+            stdin: None,
+            remote: Some(Remote { link, id, exit }),
+            events: rx,
+            kept: Default::default(),
+            reaped: None,
+            exited_at: None,
+            _child: None,
+        })
+    }
+
+    /// The agent and the id there, for a child on an agent.
+    pub fn on_agent(&self) -> Option<(std::sync::Arc<AgentLink>, u64)> {
+        self.remote.as_ref().map(|r| (r.link.clone(), r.id))
+    }
+
     pub fn send_line(&mut self, line: &str) {
+        if let Some(r) = &self.remote {
+            let line = crate::cluster::clock::retime_command(line, &r.link.offset);
+            r.link.send(&ToAgent::Line { id: r.id, line });
+            return;
+        }
         if let Some(stdin) = self.stdin.as_mut() {
             // A child that already died shows up when it is reaped.
             let _ = writeln!(stdin, "{line}").and_then(|_| stdin.flush());
@@ -98,6 +202,9 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
     }
 
     pub fn close_stdin(&mut self) {
+        if let Some(r) = &self.remote {
+            r.link.send(&ToAgent::CloseStdin { id: r.id });
+        }
         self.stdin = None;
     }
 
@@ -124,7 +231,10 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
     /// Reaps the child if it has exited.
     pub fn poll_exit(&mut self) -> Option<Reaped> {
         if self.reaped.is_none() {
-            self.reaped = crate::sys::try_reap(self.pid).ok().flatten();
+            self.reaped = match &self.remote {
+                Some(r) => *r.exit.lock().unwrap_or_else(|e| e.into_inner()),
+                None => crate::sys::try_reap(self.pid).ok().flatten(),
+            };
             if self.reaped.is_some() {
                 self.exited_at = Some(Instant::now());
             }
@@ -151,7 +261,10 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         if let Some(r) = self.reaped {
             return r;
         }
-        crate::sys::kill(self.pid, libc::SIGKILL);
+        match &self.remote {
+            Some(r) => r.link.send(&ToAgent::Kill { id: r.id }),
+            None => crate::sys::kill(self.pid, libc::SIGKILL),
+        }
         let deadline = Instant::now() + KILL_WAIT;
         while Instant::now() < deadline {
             if let Some(r) = self.poll_exit() {
@@ -195,6 +308,12 @@ fn background_priority() {
 
 impl<E> Drop for ChildProc<E> {
     fn drop(&mut self) {
+        if let Some(r) = &self.remote {
+            if self.reaped.is_none() && r.exit.lock().is_ok_and(|e| e.is_none()) {
+                r.link.send(&ToAgent::Kill { id: r.id });
+            }
+            return;
+        }
         if self.reaped.is_none() {
             crate::sys::kill(self.pid, libc::SIGKILL);
             // SIGKILL cannot be ignored, so this returns promptly (bounded all the same).

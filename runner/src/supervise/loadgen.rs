@@ -46,6 +46,7 @@ impl ChildRate {
 
 /// One load-generator process's event: its result, its progress, or a timeline interval.
 fn take_event(
+    process: usize,
     e: LoadEvent,
     result: &mut Option<Result<LoadResult, String>>,
     progress: &mut ChildRate,
@@ -61,7 +62,7 @@ fn take_event(
             errors,
             connections,
             histogram,
-        } => timeline.on_interval(index, completed, errors, connections, &histogram),
+        } => timeline.on_interval(process, index, completed, errors, connections, &histogram),
         LoadEvent::Result { result: r } => *result = Some(Ok(*r)),
         LoadEvent::Failed { message } => *result = Some(Err(message)),
         LoadEvent::Connected { .. } => {}
@@ -94,8 +95,17 @@ impl Loadgens {
         for (i, spec) in specs.iter().enumerate() {
             let json = serde_json::to_string(spec).expect("spec serialises");
             let label = format!("{runtime} loadgen {i}");
-            let p = ChildProc::spawn(exe, "loadgen", &json, &label, |_| None)
-                .map_err(|e| format!("starting a load generator: {e}"))?;
+            let agent = crate::cluster::place_loadgen(i);
+            let p = ChildProc::spawn_at(
+                agent,
+                exe,
+                "loadgen",
+                &json,
+                &label,
+                |_| None,
+                spec.connections,
+            )
+            .map_err(|e| format!("starting a load generator: {e}"))?;
             procs.push(p);
         }
         let deadline = Instant::now() + timeout;
@@ -145,7 +155,9 @@ impl Loadgens {
 
     /// Starts every process at one instant, `START_DELAY` from now; returns that instant.
     pub fn start(&mut self) -> Instant {
-        let at = crate::sys::monotonic_ns() + START_DELAY.as_nanos() as u64;
+        // Across machines the command must cross the slowest link first.
+        let lead = crate::cluster::start_lead(START_DELAY).unwrap_or(START_DELAY);
+        let at = crate::sys::monotonic_ns() + lead.as_nanos() as u64;
         for p in &mut self.procs {
             p.send_line(&format!("{START} {at}"));
         }
@@ -161,7 +173,7 @@ impl Loadgens {
     ) {
         for (i, p) in self.procs.iter_mut().enumerate() {
             while let Some(e) = p.try_event() {
-                take_event(e, &mut results[i], &mut self.progress[i], timeline);
+                take_event(i, e, &mut results[i], &mut self.progress[i], timeline);
             }
         }
     }
@@ -197,7 +209,7 @@ impl Loadgens {
             let Some(r) = p.poll_exit() else { continue };
             // Its last words may still be in the pipe.
             for e in p.remaining_events(Duration::from_secs(1)) {
-                take_event(e, &mut results[i], &mut self.progress[i], timeline);
+                take_event(i, e, &mut results[i], &mut self.progress[i], timeline);
             }
             if results[i].is_none() {
                 let how = match (r.exit_code, r.signal) {

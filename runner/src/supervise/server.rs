@@ -1,6 +1,7 @@
 //! The server side of a run: K `runbench serve` processes sharing one port.
 
 use super::{ChildProc, Reaped};
+use crate::procfs::ProcSample;
 use crate::protocol::{ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,6 +12,41 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(100);
 /// Beyond the grace period, how long a stopping server may take to exit before it is killed.
 pub const EXIT_MARGIN: Duration = Duration::from_secs(2);
+
+/// Where the servers' /proc is read: here, or on the server agent's host.
+pub enum ProcSampler {
+    Local(Vec<u32>),
+    Remote(std::sync::Arc<crate::cluster::link::AgentLink>, Vec<u64>),
+}
+
+impl ProcSampler {
+    /// Every process's reading summed; `None` once one is gone (the window's edges need all).
+    pub fn all(&self) -> Option<ProcSample> {
+        match self {
+            ProcSampler::Local(pids) => crate::procfs::sample_all(pids),
+            ProcSampler::Remote(link, ids) => match link.sample(ids)? {
+                (sum, true) => Some(sum),
+                (_, false) => None,
+            },
+        }
+    }
+
+    /// What the processes still there read (the timeline).
+    pub fn present(&self) -> ProcSample {
+        match self {
+            ProcSampler::Local(pids) => {
+                let mut total = ProcSample::default();
+                for &pid in pids {
+                    if let Some(s) = crate::procfs::sample(pid) {
+                        total.add(&s);
+                    }
+                }
+                total
+            }
+            ProcSampler::Remote(link, ids) => link.sample(ids).map(|s| s.0).unwrap_or_default(),
+        }
+    }
+}
 
 pub struct Servers {
     procs: Vec<ChildProc<ServerEvent>>,
@@ -103,7 +139,8 @@ impl Servers {
             } else {
                 format!("{runtime} server")
             };
-            let p = ChildProc::spawn(exe, "serve", &json, &label, log_event)
+            let agent = crate::cluster::place_server();
+            let p = ChildProc::spawn_at(agent, exe, "serve", &json, &label, log_event, 0)
                 .map_err(|e| format!("starting the server process: {e}"))?;
             procs.push(p);
         }
@@ -155,8 +192,24 @@ impl Servers {
         Ok(servers)
     }
 
+    /// Reads the servers' /proc, here or on their agent.
+    pub fn sampler(&self) -> ProcSampler {
+        let remote: Vec<_> = self.procs.iter().filter_map(|p| p.on_agent()).collect();
+        match remote.first() {
+            Some((link, _)) => {
+                ProcSampler::Remote(link.clone(), remote.iter().map(|r| r.1).collect())
+            }
+            None => ProcSampler::Local(self.pids()),
+        }
+    }
+
     pub fn pids(&self) -> Vec<u32> {
-        self.procs.iter().map(|p| p.pid).collect()
+        // A server on an agent has no pid here (its /proc is on its own host).
+        self.procs
+            .iter()
+            .map(|p| p.pid)
+            .filter(|&p| p != 0)
+            .collect()
     }
 
     /// A server that died while the load ran (exits after the stop signal are expected, and

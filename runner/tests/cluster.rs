@@ -1,0 +1,780 @@
+//! runbench across machines, for real on this one: a controller and its agents as separate
+//! processes, on loopback, or each in a network namespace of its own (hosts joined by veth
+//! pairs into a bridge, 10.x addresses that exist only inside them) with CLOCK_MONOTONIC
+//! offset by a time namespace (`unshare --time --monotonic`), so the clock logic meets real
+//! skew. Every load is a few seconds and a few connections, and never leaves the namespaces
+//! this test made or loopback.
+//!
+//! The namespace tests need root and iproute2's `ip` and util-linux's `unshare`; without them
+//! they print why and pass. Needs the epoll plugin built next to the runbench binary
+//! (`cargo build -p runbench-plugin-epoll`).
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn exe() -> &'static str {
+    env!("CARGO_BIN_EXE_runbench")
+}
+
+fn plugin_built() -> bool {
+    let p = Path::new(exe()).with_file_name("librunbench_plugin_epoll.so");
+    assert!(
+        p.exists(),
+        "{} is missing: `cargo build -p runbench-plugin-epoll` first",
+        p.display()
+    );
+    true
+}
+
+/// A scenario of a few seconds: 8 connections to the epoll plugin.
+fn scenario(dir: &Path, duration_s: u32) -> PathBuf {
+    let path = dir.join("cluster.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "cluster"
+runtimes = ["epoll"]
+[server]
+threads = 1
+cpus = [0]
+[load]
+connections = 8
+payload_bytes = 64
+warmup = "1s"
+duration = "{duration_s}s"
+cpus = [1]
+[shutdown]
+grace = "1s"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn token(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let out = Command::new(exe())
+        .arg("token")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    path
+}
+
+/// A process whose stderr is collected line by line (and echoed, for a failing test's log).
+struct Proc {
+    name: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    seen: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(name: &str, argv: &[String]) -> Proc {
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, seen) = mpsc::channel();
+        let (l, n) = (lines.clone(), name.to_string());
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[{n}] {line}");
+                l.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Proc {
+            name: name.to_string(),
+            child,
+            lines,
+            seen,
+        }
+    }
+
+    /// Waits for a stderr line containing `what`.
+    fn wait_for(&self, what: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(what)) {
+            return l.clone();
+        }
+        while let Ok(line) = self
+            .seen
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if line.contains(what) {
+                return line;
+            }
+        }
+        panic!("{}: no line with `{what}` within {within:?}", self.name);
+    }
+
+    /// Exit code, waiting at most `within` (then the test fails).
+    fn exit(&mut self, within: Duration) -> i32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still running after {within:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        // The whole group: `ip netns exec`, `unshare` and the runbench inside.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn controller(
+    scn: &Path,
+    out: &Path,
+    agents: usize,
+    listen: SocketAddr,
+    tok: &Path,
+    prefix: &[String],
+) -> Proc {
+    let mut argv = prefix.to_vec();
+    argv.extend(s(&[exe(), "run"]));
+    argv.push(scn.display().to_string());
+    argv.extend(s(&["--out"]));
+    argv.push(out.display().to_string());
+    argv.extend(s(&[
+        "--agents",
+        &agents.to_string(),
+        "--listen",
+        &listen.to_string(),
+        "--join-timeout",
+        "20s",
+        "--token-file",
+    ]));
+    argv.push(tok.display().to_string());
+    Proc::spawn("controller", &argv)
+}
+
+fn agent(
+    name: &str,
+    role: &str,
+    ctl: SocketAddr,
+    tok: &Path,
+    prefix: &[String],
+    extra: &[&str],
+) -> Proc {
+    let mut argv = prefix.to_vec();
+    argv.extend(s(&[
+        exe(),
+        "agent",
+        "--role",
+        role,
+        "--name",
+        name,
+        "--connect-timeout",
+        "20s",
+        "--controller",
+        &ctl.to_string(),
+        "--token-file",
+    ]));
+    argv.push(tok.display().to_string());
+    argv.extend(s(extra));
+    Proc::spawn(name, &argv)
+}
+
+fn run_dir(out: &Path) -> PathBuf {
+    out.join("cluster").join("latest")
+}
+
+fn summary(out: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(run_dir(out).join("summary.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn meta(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run_dir(out).join("meta.json")).unwrap()).unwrap()
+}
+
+/// (tag, interval start) -> the interval histogram's count, from latency.hlog.
+fn hlog_counts(path: &Path) -> std::collections::BTreeMap<(String, String), u64> {
+    use base64::Engine;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let text = std::fs::read(path).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for e in IntervalLogIterator::new(&text) {
+        if let Ok(LogEntry::Interval(i)) = e {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(i.encoded_histogram())
+                .unwrap();
+            let h: hdrhistogram::Histogram<u64> = Deserializer::new()
+                .deserialize(&mut bytes.as_slice())
+                .unwrap();
+            let tag = i.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
+            out.insert((tag, format!("{:?}", i.start_timestamp())), h.len());
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------- loopback (no root needed)
+
+#[test]
+fn wrong_token_is_refused_on_both_sides() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = (token(dir.path(), "good"), token(dir.path(), "bad"));
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let scn = scenario(dir.path(), 1);
+    let mut c = Proc::spawn(
+        "controller",
+        &[
+            s(&[exe(), "run"]),
+            vec![scn.display().to_string()],
+            s(&[
+                "--out",
+                &dir.path().join("out").display().to_string(),
+                "--agents",
+                "2",
+                "--listen",
+                &listen.to_string(),
+                "--join-timeout",
+                "4s",
+                "--token-file",
+                &good.display().to_string(),
+            ]),
+        ]
+        .concat(),
+    );
+    c.wait_for("controller listening", Duration::from_secs(20));
+    let mut a = agent("intruder", "load", listen, &bad, &[], &[]);
+    assert_eq!(
+        a.exit(Duration::from_secs(20)),
+        7,
+        "the agent exits with code 7"
+    );
+    assert!(
+        a.text()
+            .contains("the controller could not prove it holds the token"),
+        "{}",
+        a.text()
+    );
+    c.wait_for("does not hold the token", Duration::from_secs(5));
+    assert_eq!(
+        c.exit(Duration::from_secs(20)),
+        7,
+        "no agents joined: code 7"
+    );
+    assert!(c.text().contains("0 of 2 agents joined"), "{}", c.text());
+}
+
+#[test]
+fn a_token_file_others_may_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = Command::new(exe())
+        .args(["agent", "--controller", "127.0.0.1:9", "--token-file"])
+        .arg(&tok)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mode 0640"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn listening_on_every_interface_needs_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let scn = scenario(dir.path(), 1);
+    let out = Command::new(exe())
+        .arg("run")
+        .arg(&scn)
+        .args(["--agents", "2", "--listen", "0.0.0.0:7999", "--token-file"])
+        .arg(&tok)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--listen-any"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_target_outside_allow_target_is_refused_and_a_late_joiner_too() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let out = dir.path().join("out");
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut c = controller(&scenario(dir.path(), 1), &out, 2, listen, &tok, &[]);
+    let _srv = agent("srv", "server", listen, &tok, &[], &[]);
+    let mut load = agent(
+        "ld",
+        "load",
+        listen,
+        &tok,
+        &[],
+        &["--allow-target", "10.255.0.0/16"],
+    );
+    c.wait_for("load agent ld", Duration::from_secs(20));
+    // Only once both places are taken is a newcomer late.
+    c.wait_for("server agent srv", Duration::from_secs(20));
+    let mut late = agent("late", "load", listen, &tok, &[], &[]);
+    assert_eq!(late.exit(Duration::from_secs(20)), 7);
+    assert!(
+        late.text().contains("already has its 2 agents"),
+        "{}",
+        late.text()
+    );
+    assert_eq!(c.exit(Duration::from_secs(60)), 1, "the row failed");
+    let rows = summary(&out);
+    assert_eq!(rows[0]["status"], "failed");
+    assert!(
+        rows[0]["error"].contains("outside --allow-target 10.255.0.0/16"),
+        "{:?}",
+        rows[0]["error"]
+    );
+    assert_eq!(
+        load.exit(Duration::from_secs(10)),
+        0,
+        "the run ended: the agent exits 0"
+    );
+}
+
+#[test]
+fn a_start_that_reaches_the_agent_too_late_fails_the_step_before_it_measures() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let out = dir.path().join("out");
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut argv = s(&[exe(), "run"]);
+    argv.push(scenario(dir.path(), 1).display().to_string());
+    argv.extend(s(&[
+        "--out",
+        &out.display().to_string(),
+        "--agents",
+        "2",
+        "--listen",
+        &listen.to_string(),
+        "--token-file",
+        &tok.display().to_string(),
+    ]));
+    // The start instant is now: it has passed when the agent reads it.
+    argv.extend(s(&["--start-lead", "0s"]));
+    let mut c = Proc::spawn("controller", &argv);
+    let _srv = agent("srv", "server", listen, &tok, &[], &[]);
+    let _ld = agent("ld", "load", listen, &tok, &[], &[]);
+    assert_eq!(c.exit(Duration::from_secs(60)), 1, "{}", c.text());
+    let rows = summary(&out);
+    assert_eq!(rows[0]["status"], "failed");
+    let e = &rows[0]["error"];
+    assert!(
+        e.contains("the start instant reached agent ld") && e.contains("not started"),
+        "{e}"
+    );
+    assert!(
+        rows[0]["requests"].is_empty(),
+        "nothing was measured: {:?}",
+        rows[0]["requests"]
+    );
+}
+
+#[test]
+fn killing_the_controller_stops_the_agents() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let out = dir.path().join("out");
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut c = controller(&scenario(dir.path(), 20), &out, 2, listen, &tok, &[]);
+    let mut srv = agent("srv", "server", listen, &tok, &[], &[]);
+    let mut load = agent("ld", "load", listen, &tok, &[], &[]);
+    c.wait_for("load agent ld", Duration::from_secs(20));
+    // Well into the load (warmup 1 s), then the controller dies without a word.
+    c.wait_for("] measure", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(3));
+    c.kill();
+    let t = Instant::now();
+    assert_eq!(load.exit(Duration::from_secs(10)), 7);
+    assert_eq!(srv.exit(Duration::from_secs(10)), 7);
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "stopped in {:?}",
+        t.elapsed()
+    );
+    assert!(
+        load.text().contains("stopped 1 child process(es)"),
+        "{}",
+        load.text()
+    );
+}
+
+// ------------------------------------------------------------ network and time namespaces
+
+/// Hosts as network namespaces on one bridge: removed when dropped, also when a test fails.
+struct Hosts {
+    bridge: String,
+    names: Vec<String>,
+    veths: Vec<String>,
+    subnet: String,
+}
+
+fn sh(argv: &[&str]) -> Result<(), String> {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .map_err(|e| format!("{argv:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Why the namespace tests cannot run here, if they cannot.
+fn cannot_namespace() -> Option<String> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (network namespaces need CAP_NET_ADMIN)".into());
+    }
+    for tool in ["ip", "unshare"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            return Some(format!("`{tool}` is not installed"));
+        }
+    }
+    let help = Command::new("unshare").arg("--help").output().unwrap();
+    if !String::from_utf8_lossy(&help.stdout).contains("--monotonic") {
+        return Some("this `unshare` has no --monotonic (time namespaces)".into());
+    }
+    if sh(&["unshare", "--time", "--fork", "--monotonic", "5", "true"]).is_err() {
+        return Some("the kernel refuses time namespaces".into());
+    }
+    None
+}
+
+impl Hosts {
+    /// `n` hosts; host i has 10.<a>.<b>.(i+1)/24.
+    fn new(n: usize) -> Result<Hosts, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let tag = format!("{}{}", pid % 100_000, k);
+        let mut h = Hosts {
+            bridge: format!("rbtb{tag}"),
+            names: Vec::new(),
+            veths: Vec::new(),
+            subnet: format!("10.{}.{}", 200 + (pid % 50), (pid / 50 % 50) * 5 + k % 5),
+        };
+        sh(&["ip", "link", "add", &h.bridge, "type", "bridge"])?;
+        sh(&["ip", "link", "set", &h.bridge, "up"])?;
+        for i in 0..n {
+            let ns = format!("runbench-t-{tag}-{i}");
+            sh(&["ip", "netns", "add", &ns])?;
+            h.names.push(ns.clone());
+            let veth = format!("rbtv{tag}{i}");
+            sh(&[
+                "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ])?;
+            h.veths.push(veth.clone());
+            sh(&["ip", "link", "set", &veth, "master", &h.bridge, "up"])?;
+            let addr = format!("{}/24", h.ip(i));
+            sh(&["ip", "-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
+            sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
+            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(h)
+    }
+
+    fn ip(&self, i: usize) -> String {
+        format!("{}.{}", self.subnet, i + 1)
+    }
+
+    /// Runs in host `i`, its CLOCK_MONOTONIC `monotonic_s` ahead of this machine's.
+    fn prefix(&self, i: usize, monotonic_s: u64) -> Vec<String> {
+        let mut p = s(&["ip", "netns", "exec", &self.names[i]]);
+        if monotonic_s > 0 {
+            p.extend(s(&[
+                "unshare",
+                "--time",
+                "--fork",
+                "--kill-child",
+                "--monotonic",
+                &monotonic_s.to_string(),
+            ]));
+        }
+        p
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            let _ = sh(&["ip", "netns", "del", ns]);
+        }
+        for v in &self.veths {
+            let _ = sh(&["ip", "link", "del", v]);
+        }
+        let _ = sh(&["ip", "link", "del", &self.bridge]);
+    }
+}
+
+const HOUR: u64 = 3600;
+const DAY: u64 = 86_400;
+
+/// Controller in host 0; server agent in host 1 (+1 h); load agents in hosts 2 (+1 day) and 3.
+/// Fields drop in order: the processes go before their namespaces and folder.
+struct Cluster {
+    c: Proc,
+    agents: Vec<Proc>,
+    hosts: Hosts,
+    dir: tempfile::TempDir,
+    out: PathBuf,
+}
+
+fn cluster(duration_s: u32) -> Option<Cluster> {
+    if let Some(why) = cannot_namespace() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    plugin_built();
+    let hosts = Hosts::new(4).expect("creating the namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let out = dir.path().join("out");
+    let listen: SocketAddr = format!("{}:7070", hosts.ip(0)).parse().unwrap();
+    let c = controller(
+        &scenario(dir.path(), duration_s),
+        &out,
+        3,
+        listen,
+        &tok,
+        &hosts.prefix(0, 0),
+    );
+    c.wait_for("controller listening", Duration::from_secs(20));
+    let agents = vec![
+        agent(
+            "server",
+            "server",
+            listen,
+            &tok,
+            &hosts.prefix(1, HOUR),
+            &[],
+        ),
+        agent("load-a", "load", listen, &tok, &hosts.prefix(2, DAY), &[]),
+        agent("load-b", "load", listen, &tok, &hosts.prefix(3, 0), &[]),
+    ];
+    c.wait_for("load agent load-b", Duration::from_secs(30));
+    c.wait_for("load agent load-a", Duration::from_secs(30));
+    Some(Cluster {
+        hosts,
+        dir,
+        out,
+        c,
+        agents,
+    })
+}
+
+/// `field=<number>` in a log line.
+fn num(line: &str, field: &str) -> u64 {
+    let at = line
+        .find(&format!("{field}="))
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
+        + field.len()
+        + 1;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn three_hosts_with_skewed_clocks_merge_exactly_and_start_together() {
+    let Some(mut k) = cluster(2) else { return };
+    assert_eq!(k.c.exit(Duration::from_secs(90)), 0, "{}", k.c.text());
+    for a in &mut k.agents {
+        assert_eq!(a.exit(Duration::from_secs(10)), 0);
+    }
+    let rows = summary(&k.out);
+    assert_eq!(rows[0]["status"], "ok", "{:?}", rows[0]);
+    // Each load process's result as the controller received it, and the merge.
+    let text = k.c.text();
+    let shards: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("load process") && l.contains("requests="))
+        .collect();
+    assert_eq!(shards.len(), 2, "{text}");
+    let merged = text
+        .lines()
+        .find(|l| l.contains("merged:"))
+        .expect("the merge line");
+    let sum = |f: &str| shards.iter().map(|l| num(l, f)).sum::<u64>();
+    assert_eq!(num(merged, "requests"), sum("requests"));
+    assert_eq!(num(merged, "histogram_count"), sum("histogram_count"));
+    assert!(
+        shards.iter().all(|l| num(l, "requests") > 0),
+        "every agent measured"
+    );
+    assert_eq!(
+        rows[0]["requests"].parse::<u64>().unwrap(),
+        num(merged, "requests")
+    );
+    let m = meta(&k.out);
+    let agents = m["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 3);
+    let offset = |name: &str| {
+        agents.iter().find(|a| a["name"] == name).unwrap()["offset_ns"]
+            .as_i64()
+            .unwrap()
+    };
+    let near = |got: i64, want_s: u64| (got - (want_s * 1_000_000_000) as i64).abs() < 5_000_000;
+    assert!(near(offset("server"), HOUR), "{}", offset("server"));
+    assert!(near(offset("load-a"), DAY), "{}", offset("load-a"));
+    assert!(near(offset("load-b"), 0), "{}", offset("load-b"));
+    let skew = m["start_skew_bound_ns"].as_u64().unwrap();
+    assert!(skew < 5_000_000, "start skew bound {skew} ns");
+    // latency.hlog: each interval merged and per agent; the merge is their sum.
+    let counts = hlog_counts(&run_dir(&k.out).join("latency.hlog"));
+    let mut checked = 0;
+    for ((tag, start), n) in &counts {
+        if tag.contains("agent:") {
+            continue;
+        }
+        let a = counts.get(&(format!("{tag}/agent:load-a"), start.clone()));
+        let b = counts.get(&(format!("{tag}/agent:load-b"), start.clone()));
+        assert_eq!(
+            Some(*n),
+            a.zip(b).map(|(a, b)| a + b),
+            "interval {start} of {tag}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "{counts:?}");
+    // The server agent's /proc samples reach the timeline.
+    let mut t = csv::Reader::from_path(run_dir(&k.out).join("timeline.csv")).unwrap();
+    let col = t
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "server_rss_bytes")
+        .unwrap();
+    let rss: Vec<u64> = t
+        .records()
+        .map(|r| r.unwrap()[col].parse().unwrap_or(0))
+        .collect();
+    assert!(rss.iter().any(|&r| r > 0), "{rss:?}");
+    eprintln!("merged {merged}; shards {shards:?}; skew bound {skew} ns; agents {agents:?}");
+    drop(k.dir);
+}
+
+#[test]
+fn a_killed_load_agent_fails_the_row_and_keeps_the_rest_on_disk() {
+    let Some(mut k) = cluster(6) else { return };
+    k.c.wait_for("] measure", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    k.agents[2].kill();
+    assert_eq!(k.c.exit(Duration::from_secs(90)), 1, "{}", k.c.text());
+    let rows = summary(&k.out);
+    assert_eq!(rows[0]["status"], "failed");
+    let e = &rows[0]["error"];
+    assert!(
+        e.contains("load agent load-b")
+            && e.contains("lost at")
+            && e.contains("4 connection(s) it held stopped"),
+        "{e}"
+    );
+    assert!(
+        rows[0]["requests"].parse::<u64>().unwrap() > 0,
+        "the survivor's measurement is kept"
+    );
+    assert!(run_dir(&k.out).join("percentiles.csv").exists());
+}
+
+#[test]
+fn a_cut_link_is_detected_on_both_sides() {
+    let Some(mut k) = cluster(8) else { return };
+    k.c.wait_for("] measure", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    let veth = k.hosts.veths[2].clone();
+    sh(&["ip", "link", "set", &veth, "down"]).unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        k.agents[1].exit(Duration::from_secs(10)),
+        7,
+        "the cut-off agent stops its load"
+    );
+    assert!(
+        k.agents[1].text().contains("silent"),
+        "{}",
+        k.agents[1].text()
+    );
+    eprintln!("the agent gave up {:?} after the cut", t.elapsed());
+    assert_eq!(k.c.exit(Duration::from_secs(90)), 1, "{}", k.c.text());
+    let rows = summary(&k.out);
+    assert_eq!(rows[0]["status"], "failed");
+    assert!(
+        rows[0]["error"].contains("load agent load-a") && rows[0]["error"].contains("no frame for"),
+        "{:?}",
+        rows[0]["error"]
+    );
+}
