@@ -141,6 +141,69 @@ where
     }
 }
 
+/// A stream of a completion-based runtime (io_uring: compio, monoio): each operation takes an
+/// owned buffer, because the kernel writes into it after the call returns, and hands it back.
+pub trait OwnedBufStream {
+    /// Reads into `buf`'s spare capacity (it comes in empty); returns it holding what was read.
+    fn read(&mut self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
+    /// Writes all of `buf`.
+    fn write_all(&mut self, buf: Vec<u8>) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
+}
+
+/// [`echo_futures_io`] for an [`OwnedBufStream`]: the same contract, with one buffer travelling
+/// into each read and write and back, as the runtimes' own echo examples do.
+pub async fn echo_owned_buf<S, Sleep, Fut>(
+    stream: &mut S,
+    host: &HostHandle,
+    config: &Config,
+    sleep: Sleep,
+) -> Outcome
+where
+    S: OwnedBufStream,
+    Sleep: Fn(Duration) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut buf = Vec::with_capacity(crate::ECHO_BUFFER_BYTES);
+    let mut tracker = MessageTracker::new(config.message_bytes);
+    let mut stopping = host.stop().stopping();
+    let mut forced = host.stop().forced();
+    loop {
+        buf.clear();
+        let (read, returned) = if tracker.at_boundary() {
+            match race(stream.read(buf), &mut stopping).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Clean,
+            }
+        } else {
+            match race(stream.read(buf), &mut forced).await {
+                Either::Left(r) => r,
+                Either::Right(()) => return Outcome::Cut,
+            }
+        };
+        buf = returned;
+        let n = match read {
+            Ok(0) => return Outcome::PeerClosed,
+            Ok(n) => n,
+            Err(_) => return Outcome::IoError,
+        };
+        for _ in 0..tracker.consumed(n) {
+            spin_for(config.work);
+            if !config.sleep.is_zero() {
+                sleep(config.sleep).await;
+            }
+        }
+        // `buf` now holds exactly the `n` bytes read.
+        match race(stream.write_all(buf), &mut forced).await {
+            Either::Left((Ok(()), returned)) => {
+                buf = returned;
+                host.stats().echoed(n);
+            }
+            Either::Left((Err(_), _)) => return Outcome::IoError,
+            Either::Right(()) => return Outcome::Cut,
+        }
+    }
+}
+
 async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         let n = poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, data)).await?;

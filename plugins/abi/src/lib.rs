@@ -46,7 +46,10 @@ mod threads;
 use std::ffi::c_void;
 use std::time::Duration;
 
-pub use echo::{echo_futures_io, serve_connection, spin_for, MessageTracker, Outcome};
+pub use echo::{
+    echo_futures_io, echo_owned_buf, serve_connection, spin_for, MessageTracker, OwnedBufStream,
+    Outcome,
+};
 pub use export::{
     locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,
 };
