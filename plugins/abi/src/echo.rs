@@ -1,6 +1,6 @@
 //! Runtime-independent pieces of the echo protocol that every plugin shares.
 
-use crate::{race, Config, Either, HostHandle};
+use crate::{race, Config, Either, HostHandle, StopSource};
 use futures_io::{AsyncRead, AsyncWrite};
 use std::future::{poll_fn, Future};
 use std::io;
@@ -75,8 +75,21 @@ where
     A: Future<Output = Result<P, E>>,
     S: Future<Output = Outcome>,
 {
+    serve_connection_with(host, host.stop(), acquire, serve).await;
+}
+
+/// [`serve_connection`] with the stop signal taken from `stop` (see [`StopSource`]).
+pub async fn serve_connection_with<P, E, A, S>(
+    host: &HostHandle,
+    stop: &impl StopSource,
+    acquire: Option<A>,
+    serve: S,
+) where
+    A: Future<Output = Result<P, E>>,
+    S: Future<Output = Outcome>,
+{
     let _permit = match acquire {
-        Some(wait) => match race(wait, host.stop().stopping()).await {
+        Some(wait) => match race(wait, stop.stopping()).await {
             Either::Left(Ok(permit)) => Some(permit),
             _ => {
                 host.stats().finished(Outcome::Clean);
@@ -151,10 +164,12 @@ pub trait OwnedBufStream {
 }
 
 /// [`echo_futures_io`] for an [`OwnedBufStream`]: the same contract, with one buffer travelling
-/// into each read and write and back, as the runtimes' own echo examples do.
+/// into each read and write and back, as the runtimes' own echo examples do. The stop signal
+/// comes from `stop` (`host.stop()` unless the runtime's wakers are thread-local).
 pub async fn echo_owned_buf<S, Sleep, Fut>(
     stream: &mut S,
     host: &HostHandle,
+    stop: &impl StopSource,
     config: &Config,
     sleep: Sleep,
 ) -> Outcome
@@ -165,8 +180,8 @@ where
 {
     let mut buf = Vec::with_capacity(crate::ECHO_BUFFER_BYTES);
     let mut tracker = MessageTracker::new(config.message_bytes);
-    let mut stopping = host.stop().stopping();
-    let mut forced = host.stop().forced();
+    let mut stopping = stop.stopping();
+    let mut forced = stop.forced();
     loop {
         buf.clear();
         let (read, returned) = if tracker.at_boundary() {

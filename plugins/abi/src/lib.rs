@@ -47,13 +47,13 @@ use std::ffi::c_void;
 use std::time::Duration;
 
 pub use echo::{
-    echo_futures_io, echo_owned_buf, serve_connection, spin_for, MessageTracker, OwnedBufStream,
-    Outcome,
+    echo_futures_io, echo_owned_buf, serve_connection, serve_connection_with, spin_for,
+    MessageTracker, OwnedBufStream, Outcome,
 };
 pub use export::{
     locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,
 };
-pub use stop::{race, Either, StopToken, StopWait};
+pub use stop::{race, Either, StopSource, StopToken, StopWait};
 pub use threads::{serve_on_threads, Bound};
 
 /// `b"RUNBENCH"` as the first eight bytes of every header.

@@ -29,7 +29,7 @@ use runbench_plugin_abi::{
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
@@ -101,8 +101,8 @@ struct StopFds {
 
 impl StopFds {
     fn new(host: &HostHandle) -> io::Result<Self> {
-        let stopping = eventfd()?;
-        let forced = eventfd()?;
+        let stopping = os::eventfd()?;
+        let forced = os::eventfd()?;
         let waits = [
             signal_fd_on(host.stop().stopping(), &stopping),
             signal_fd_on(host.stop().forced(), &forced),
@@ -115,33 +115,9 @@ impl StopFds {
     }
 }
 
-fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the fd is owned from here on.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Writes an eventfd when woken (on the host's stop-watcher thread).
-struct EventFdWaker(RawFd);
-
-impl Wake for EventFdWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let one = 1u64;
-        // SAFETY: writes 8 bytes from a live u64; the fd outlives the server (owned by StopFds).
-        unsafe { libc::write(self.0, (&one as *const u64).cast(), 8) };
-    }
-}
-
 /// Polls `wait` once with a waker that sets `fd`, and returns it to keep that waker registered.
 fn signal_fd_on(mut wait: StopWait, fd: &OwnedFd) -> StopWait {
-    let waker = Waker::from(Arc::new(EventFdWaker(fd.as_raw_fd())));
+    let waker = Waker::from(Arc::new(os::EventFdWaker(fd.as_raw_fd())));
     if std::pin::Pin::new(&mut wait)
         .poll(&mut Context::from_waker(&waker))
         .is_ready()
