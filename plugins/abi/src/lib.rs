@@ -48,7 +48,7 @@ use std::time::Duration;
 
 pub use echo::{
     echo_futures_io, echo_owned_buf, serve_connection, serve_connection_with, spin_for,
-    MessageTracker, OwnedBufStream, Outcome,
+    MessageTracker, Outcome, OwnedBufStream,
 };
 pub use export::{
     locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,

@@ -166,5 +166,12 @@ async fn echo(stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome 
     if stream.set_nodelay(true).is_err() {
         return Outcome::IoError;
     }
-    echo_owned_buf(&mut Stream(stream), host, host.stop(), config, compio::time::sleep).await
+    echo_owned_buf(
+        &mut Stream(stream),
+        host,
+        host.stop(),
+        config,
+        compio::time::sleep,
+    )
+    .await
 }

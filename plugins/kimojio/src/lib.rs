@@ -83,19 +83,18 @@ fn worker(
         }
         // kimojio panics when io_uring cannot be set up; report why instead.
         let thread_index = u8::try_from(index).unwrap_or(u8::MAX);
-        let runtime =
-            std::panic::catch_unwind(|| Runtime::new(thread_index, Configuration::new()))
-                .map_err(|p| {
-                    let why = p
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
-                    format!(
-                        "building kimojio runtime {index} (needs a working io_uring: check \
+        let runtime = std::panic::catch_unwind(|| Runtime::new(thread_index, Configuration::new()))
+            .map_err(|p| {
+                let why = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                format!(
+                    "building kimojio runtime {index} (needs a working io_uring: check \
                          `sysctl kernel.io_uring_disabled` and any seccomp profile): {why}"
-                    )
-                })?;
+                )
+            })?;
         let listener = os::reuseport_listener(config.addr)
             .map_err(|e| format!("listening on {}: {e}", config.addr))?;
         // io_uring waits for a connection itself; a non-blocking listener could make it fail
@@ -123,7 +122,13 @@ fn worker(
             next_id: Cell::new(0),
         });
         // The relay runs for as long as the server; `race` drops it once the server is done.
-        let server = accept_loop(OwnedFd::from(listener), host, config, permits, local.clone());
+        let server = accept_loop(
+            OwnedFd::from(listener),
+            host,
+            config,
+            permits,
+            local.clone(),
+        );
         race(server, local.run()).await;
     });
     if let Some(Err(p)) = result {
@@ -297,7 +302,10 @@ impl Local {
     async fn run(self: Rc<Self>) {
         let mut count = [0u8; 8];
         loop {
-            if operations::read(&self.relay.eventfd, &mut count).await.is_err() {
+            if operations::read(&self.relay.eventfd, &mut count)
+                .await
+                .is_err()
+            {
                 // Not expected for an eventfd; without the relay nothing could stop, so say so.
                 panic!("kimojio relay: reading the wake-up eventfd failed");
             }

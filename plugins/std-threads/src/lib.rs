@@ -65,7 +65,12 @@ impl Plugin for StdThreads {
         })?;
         let refused = server.refused.load(Relaxed);
         if refused > 0 {
-            let why = server.first_refusal.lock().unwrap().take().unwrap_or_default();
+            let why = server
+                .first_refusal
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap_or_default();
             return Err(format!(
                 "std-threads could not start a thread for {refused} connection(s) (first: {why}); \
                  limits: {}",
@@ -241,10 +246,13 @@ fn accept_loop(index: usize, server: &Arc<Server>, bound: Bound) {
 fn refuse(server: &Server, e: io::Error) {
     server.host.stats().accept_error();
     if server.refused.fetch_add(1, Relaxed) == 0 {
-        let why = format!("{e} with {} connections open", *server.live.0.lock().unwrap());
-        server
-            .host
-            .warn(&format!("std-threads: cannot spawn a connection thread: {why}"));
+        let why = format!(
+            "{e} with {} connections open",
+            *server.live.0.lock().unwrap()
+        );
+        server.host.warn(&format!(
+            "std-threads: cannot spawn a connection thread: {why}"
+        ));
         *server.first_refusal.lock().unwrap() = Some(why);
     }
     std::thread::sleep(ACCEPT_BACKOFF);
