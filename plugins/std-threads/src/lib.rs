@@ -16,8 +16,10 @@
 //! `kernel.threads-max`, `kernel.pid_max`, RLIMIT_NPROC, the cgroup's `pids.max`,
 //! `vm.max_map_count` (a stack and its guard page are two mappings) and memory. They are read at
 //! start and logged; when a connection's thread cannot be spawned the connection is closed,
-//! counted as an accept error, and `serve` fails at the end with how many were refused and the
-//! limits in force, so the row says why it could not reach its connection count.
+//! counted as an accept error, the first refusal is logged as a warning (error and connections
+//! open), and `serve` fails at the end with how many were refused and the limits in force, so
+//! the row says why it could not reach its connection count. (In one 50k run the servers were
+//! SIGKILLed before `serve` returned, source not found; the warnings were in the log.)
 //!
 //! `max_connections` uses tokio's `sync::Semaphore` (FIFO-fair, runtime-independent; only
 //! tokio's `sync` feature is built): a waiting connection's thread blocks on it.
