@@ -281,12 +281,17 @@ fn list(dir: Option<PathBuf>) -> Result<Exit, Error> {
     println!("{:<16} {:<12} path", "runtime", "version");
     for f in files {
         match plugin::load(&f.path) {
-            Ok(p) => println!(
-                "{:<16} {:<12} {}",
-                p.name(),
-                p.runtime_version(),
-                f.path.display()
-            ),
+            Ok(p) => {
+                println!(
+                    "{:<16} {:<12} {}",
+                    p.name(),
+                    p.runtime_version(),
+                    f.path.display()
+                );
+                if let Some(note) = crate::notes::runtime_note(p.name()) {
+                    println!("{:<16} note: {note}", "");
+                }
+            }
             Err(e) => println!("{:<16} {:<12} {} ({e})", f.name, "-", f.path.display()),
         }
     }

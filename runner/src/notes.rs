@@ -23,11 +23,37 @@ between embassy and embassy-executor is the userspace stack and the TAP device; 
 embassy-executor and a one-thread tokio is mostly the executor and its cross-thread wake-ups. \
 The scenario's server threads setting does not apply (always 1).";
 
+/// What the `compio` row measures (see plugins/compio/src/lib.rs).
+pub const COMPIO_NOTE: &str = "\
+compio runs one pinned runtime per server thread on its fusion driver: io_uring when the kernel \
+has every operation compio needs, otherwise polling (epoll), chosen when each runtime is built \
+and logged by the server (a fallback as a warning, because the row then does not measure \
+io_uring). io_uring is missing before Linux 5.6, with `kernel.io_uring_disabled` set, or under a \
+seccomp profile that blocks it.";
+
+/// What the `kimojio` row measures (see plugins/kimojio/src/lib.rs).
+pub const KIMOJIO_NOTE: &str = "\
+kimojio runs one pinned runtime per server thread on io_uring only (Linux 5.15+, no fallback: \
+without io_uring the server fails saying so), built without its TLS feature. Its wakers are \
+thread-local, so the stop signal and the server-wide max_connections semaphore reach it through \
+an eventfd relay per runtime; the echo path does not use it.";
+
+/// What the `std-threads` row measures (see plugins/std-threads/src/lib.rs).
+pub const STD_THREADS_NOTE: &str = "\
+std-threads is the blocking baseline: one std::net thread per connection (64 KiB stacks) plus \
+the scenario's server threads as acceptors, so that setting does not bound its threads. Its \
+connection count is bounded by kernel.threads-max, kernel.pid_max, RLIMIT_NPROC, the cgroup's \
+pids.max, vm.max_map_count and memory; a connection whose thread cannot start fails the row with \
+the limits in force.";
+
 /// The note for `runtime`, if its numbers need one.
 pub fn runtime_note(runtime: &str) -> Option<&'static str> {
     match runtime {
         "embassy" => Some(EMBASSY_NOTE),
         "embassy-executor" => Some(EMBASSY_EXECUTOR_NOTE),
+        "compio" => Some(COMPIO_NOTE),
+        "kimojio" => Some(KIMOJIO_NOTE),
+        "std-threads" => Some(STD_THREADS_NOTE),
         _ => None,
     }
 }

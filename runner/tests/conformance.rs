@@ -101,6 +101,10 @@ conformance! {
     glommio => "glommio", helper_threads: |threads| threads;
     monoio => "monoio", helper_threads: |_| 0;
     epoll => "epoll", helper_threads: |_| 0;
+    compio => "compio", helper_threads: |_| 0;
+    kimojio => "kimojio", helper_threads: |_| 0;
+    // One thread per open connection; `threads_honoured` holds 8 open.
+    std_threads => "std-threads", helper_threads: |_| 8;
 }
 
 mod cases {

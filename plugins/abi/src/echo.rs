@@ -1,6 +1,6 @@
 //! Runtime-independent pieces of the echo protocol that every plugin shares.
 
-use crate::{race, Config, Either, HostHandle};
+use crate::{race, Config, Either, HostHandle, StopSource};
 use futures_io::{AsyncRead, AsyncWrite};
 use std::future::{poll_fn, Future};
 use std::io;
@@ -75,8 +75,21 @@ where
     A: Future<Output = Result<P, E>>,
     S: Future<Output = Outcome>,
 {
+    serve_connection_with(host, host.stop(), acquire, serve).await;
+}
+
+/// [`serve_connection`] with the stop signal taken from `stop` (see [`StopSource`]).
+pub async fn serve_connection_with<P, E, A, S>(
+    host: &HostHandle,
+    stop: &impl StopSource,
+    acquire: Option<A>,
+    serve: S,
+) where
+    A: Future<Output = Result<P, E>>,
+    S: Future<Output = Outcome>,
+{
     let _permit = match acquire {
-        Some(wait) => match race(wait, host.stop().stopping()).await {
+        Some(wait) => match race(wait, stop.stopping()).await {
             Either::Left(Ok(permit)) => Some(permit),
             _ => {
                 host.stats().finished(Outcome::Clean);
@@ -115,11 +128,21 @@ pub async fn echo_stream<S: EchoStream>(
     host: &HostHandle,
     config: &Config,
 ) -> Outcome {
+    echo_stream_with(stream, host, host.stop(), config).await
+}
+
+/// [`echo_stream`] with the stop signal taken from `stop` (see [`StopSource`]).
+pub async fn echo_stream_with<S: EchoStream>(
+    stream: &mut S,
+    host: &HostHandle,
+    stop: &impl StopSource,
+    config: &Config,
+) -> Outcome {
     // Zeroed by the allocator (calloc): pages no read reaches stay out of RSS.
     let mut buf = vec![0u8; crate::ECHO_BUFFER_BYTES];
     let mut tracker = MessageTracker::new(config.message_bytes);
-    let mut stopping = host.stop().stopping();
-    let mut forced = host.stop().forced();
+    let mut stopping = stop.stopping();
+    let mut forced = stop.forced();
     loop {
         let (read, returned) = if tracker.at_boundary() {
             match race(stream.read(buf), &mut stopping).await {

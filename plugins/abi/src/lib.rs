@@ -49,12 +49,13 @@ use std::time::Duration;
 
 pub use accept::accept_until_stopped;
 pub use echo::{
-    echo_futures_io, echo_stream, serve_connection, spin_for, EchoStream, MessageTracker, Outcome,
+    echo_futures_io, echo_stream, echo_stream_with, serve_connection, serve_connection_with,
+    spin_for, EchoStream, MessageTracker, Outcome,
 };
 pub use export::{
     locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,
 };
-pub use stop::{race, Either, StopToken, StopWait};
+pub use stop::{race, Either, StopSource, StopToken, StopWait};
 pub use threads::{serve_on, serve_on_threads, Bound};
 
 /// `b"RUNBENCH"` as the first eight bytes of every header.

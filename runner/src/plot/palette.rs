@@ -15,6 +15,9 @@ const KNOWN: &[(&str, RGBColor)] = &[
     ("epoll", RGBColor(0x30, 0x30, 0x30)),            // near-black: the reference
     ("embassy", RGBColor(0xe3, 0x77, 0xc2)),          // pink
     ("embassy-executor", RGBColor(0xd6, 0x27, 0x28)), // red
+    ("compio", RGBColor(0x00, 0x80, 0x80)),           // teal
+    ("kimojio", RGBColor(0xb8, 0x86, 0x0b)),          // dark goldenrod
+    ("std-threads", RGBColor(0x90, 0x90, 0x90)),      // grey: the other baseline
 ];
 
 /// For runtimes not in [`KNOWN`]; darker and lighter tones that differ from every known colour.

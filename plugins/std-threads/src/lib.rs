@@ -1,0 +1,407 @@
+//! runbench plugin for plain threads, the baseline every async row should be read against: one
+//! blocking `std::net` thread per connection, no runtime, no reactor. Each connection thread has
+//! a small stack ([`STACK_BYTES`]); its echo buffer is on the heap like every plugin's.
+//!
+//! Threads: `threads` acceptor threads (`std-threads-<i>`), each with its own SO_REUSEPORT
+//! listener, plus one thread per open connection (`std-conn`), including connections waiting
+//! for a `max_connections` slot. So the scenario's `threads` sets only how many threads accept;
+//! the serving threads are as many as the connections. No helper threads.
+//!
+//! I/O: blocking in the kernel, with one `poll(2)` before each read (and before a write that
+//! would block) over the socket and an eventfd that the stop signal sets. That is what the
+//! stop/drain contract costs a blocking server: a thread parked in `read` cannot otherwise be
+//! told to stop. Data that is ready wins over the stop signal, as in every plugin.
+//!
+//! Limits: a thread is a kernel task and a stack mapping, so the connection count is bounded by
+//! `kernel.threads-max`, `kernel.pid_max`, RLIMIT_NPROC, the cgroup's `pids.max`,
+//! `vm.max_map_count` (a stack and its guard page are two mappings) and memory. They are read at
+//! start and logged; when a connection's thread cannot be spawned the connection is closed,
+//! counted as an accept error, the first refusal is logged as a warning (error and connections
+//! open), and `serve` fails at the end with how many were refused and the limits in force, so
+//! the row says why it could not reach its connection count. (In one 50k run the servers were
+//! SIGKILLed before `serve` returned, source not found; the warnings were in the log.)
+//!
+//! `max_connections` uses tokio's `sync::Semaphore` (FIFO-fair, runtime-independent; only
+//! tokio's `sync` feature is built): a waiting connection's thread blocks on it.
+
+use runbench_plugin_abi::{
+    export_plugin, os, serve_connection, serve_on_threads, spin_for, Bound, Config, HostHandle,
+    MessageTracker, Outcome, Plugin, StopWait, ACCEPT_BACKOFF, ECHO_BUFFER_BYTES,
+};
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use tokio::sync::Semaphore;
+
+/// Stack of each connection thread: the loop needs a few KiB; 64 KiB leaves room for the
+/// formatting and panic paths.
+const STACK_BYTES: usize = 64 * 1024;
+
+struct StdThreads;
+
+impl Plugin for StdThreads {
+    const RUNTIME: &'static str = "std-threads";
+    const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+
+    fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
+        let limits = Limits::read();
+        host.info(&format!("std-threads: {}", limits.describe()));
+        let server = Arc::new(Server {
+            config: config.clone(),
+            host: host.clone(),
+            stop: StopFds::new(host).map_err(|e| format!("creating the stop eventfds: {e}"))?,
+            permits: config.max_connections.map(|n| Arc::new(Semaphore::new(n))),
+            live: (Mutex::new(0), Condvar::new()),
+            refused: AtomicU64::new(0),
+            first_refusal: Mutex::new(None),
+        });
+        let worker_server = server.clone();
+        serve_on_threads(host, config.threads, "std-threads", move |i, bound| {
+            accept_loop(i, &worker_server, bound);
+            Ok(())
+        })?;
+        let refused = server.refused.load(Relaxed);
+        if refused > 0 {
+            let why = server
+                .first_refusal
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap_or_default();
+            return Err(format!(
+                "std-threads could not start a thread for {refused} connection(s) (first: {why}); \
+                 limits: {}",
+                limits.describe()
+            ));
+        }
+        Ok(())
+    }
+}
+
+export_plugin!(StdThreads);
+
+struct Server {
+    config: Config,
+    host: HostHandle,
+    stop: StopFds,
+    permits: Option<Arc<Semaphore>>,
+    /// Open connection threads, so `serve` returns only once all are done.
+    live: (Mutex<usize>, Condvar),
+    refused: AtomicU64,
+    first_refusal: Mutex<Option<String>>,
+}
+
+/// Two eventfds that become (and stay) readable when the stop signal comes and when the grace
+/// period is over, so any number of threads blocked in `poll` wake on them.
+struct StopFds {
+    // Kept registered with the stop token: their wakers write the eventfds. Declared first so
+    // they unregister before the fds close.
+    _waits: [StopWait; 2],
+    stopping: OwnedFd,
+    forced: OwnedFd,
+}
+
+impl StopFds {
+    fn new(host: &HostHandle) -> io::Result<Self> {
+        let stopping = os::eventfd()?;
+        let forced = os::eventfd()?;
+        let waits = [
+            signal_fd_on(host.stop().stopping(), &stopping),
+            signal_fd_on(host.stop().forced(), &forced),
+        ];
+        Ok(StopFds {
+            _waits: waits,
+            stopping,
+            forced,
+        })
+    }
+}
+
+/// Polls `wait` once with a waker that sets `fd`, and returns it to keep that waker registered.
+fn signal_fd_on(mut wait: StopWait, fd: &OwnedFd) -> StopWait {
+    let waker = Waker::from(Arc::new(os::EventFdWaker(fd.as_raw_fd())));
+    if std::pin::Pin::new(&mut wait)
+        .poll(&mut Context::from_waker(&waker))
+        .is_ready()
+    {
+        waker.wake_by_ref();
+    }
+    wait
+}
+
+/// Runs a future on the calling thread, parking between polls: used only for the semaphore
+/// wait and [`serve_connection`]'s bookkeeping around the blocking echo loop.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+enum Ready {
+    Socket,
+    Stop,
+}
+
+/// Blocks until `fd` has `events` or `stop_fd` is set; the socket wins a tie.
+fn wait_for(fd: RawFd, events: libc::c_short, stop_fd: &OwnedFd) -> io::Result<Ready> {
+    let mut fds = [
+        libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stop_fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `fds` is a live array of two pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // Errors and hang-ups count as the socket being ready: the next read or write sees them.
+        if fds[0].revents != 0 {
+            return Ok(Ready::Socket);
+        }
+        if fds[1].revents != 0 {
+            return Ok(Ready::Stop);
+        }
+    }
+}
+
+fn accept_loop(index: usize, server: &Arc<Server>, bound: Bound) {
+    let config = &server.config;
+    if let Some(cpu) = config.cpu_for_worker(index) {
+        if let Err(e) = os::pin_current_thread(cpu) {
+            let _ = bound.send(Err(format!("pinning acceptor {index} to CPU {cpu}: {e}")));
+            return;
+        }
+    }
+    let listener: TcpListener = match os::reuseport_listener(config.addr) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = bound.send(Err(format!("listening on {}: {e}", config.addr)));
+            return;
+        }
+    };
+    let _ = bound.send(Ok(()));
+    drop(bound);
+    let host = &server.host;
+    loop {
+        match wait_for(listener.as_raw_fd(), libc::POLLIN, &server.stop.stopping) {
+            Ok(Ready::Socket) => {}
+            Ok(Ready::Stop) => break,
+            Err(e) => {
+                host.warn(&format!("poll on the listener failed: {e}"));
+                break;
+            }
+        }
+        match listener.accept() {
+            Ok((stream, _)) => {
+                host.stats().accepted();
+                if let Err(e) = spawn_connection(server, stream) {
+                    refuse(server, e);
+                }
+            }
+            // Another wake-up took it (the listener is non-blocking).
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                host.stats().accept_error();
+                host.warn(&format!("accept failed: {e}"));
+                std::thread::sleep(ACCEPT_BACKOFF);
+            }
+        }
+    }
+    drop(listener);
+    let (count, closed) = &server.live;
+    let mut live = count.lock().unwrap();
+    while *live > 0 {
+        live = closed.wait(live).unwrap();
+    }
+}
+
+/// A connection whose thread could not start: closed, counted, and reported by `serve`.
+fn refuse(server: &Server, e: io::Error) {
+    server.host.stats().accept_error();
+    if server.refused.fetch_add(1, Relaxed) == 0 {
+        let why = format!(
+            "{e} with {} connections open",
+            *server.live.0.lock().unwrap()
+        );
+        server.host.warn(&format!(
+            "std-threads: cannot spawn a connection thread: {why}"
+        ));
+        *server.first_refusal.lock().unwrap() = Some(why);
+    }
+    std::thread::sleep(ACCEPT_BACKOFF);
+}
+
+fn spawn_connection(server: &Arc<Server>, stream: TcpStream) -> io::Result<()> {
+    *server.live.0.lock().unwrap() += 1;
+    let conn_server = server.clone();
+    let spawned = std::thread::Builder::new()
+        .name("std-conn".into())
+        .stack_size(STACK_BYTES)
+        .spawn(move || {
+            let s = &conn_server;
+            block_on(serve_connection(
+                &s.host,
+                s.permits.as_ref().map(|sem| sem.acquire()),
+                async { echo(stream, s) },
+            ));
+            let (count, closed) = &s.live;
+            *count.lock().unwrap() -= 1;
+            closed.notify_all();
+        });
+    if let Err(e) = spawned {
+        *server.live.0.lock().unwrap() -= 1;
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn echo(mut stream: TcpStream, server: &Server) -> Outcome {
+    // Non-blocking so a write to a client that does not read can still notice `forced`.
+    if stream.set_nodelay(true).is_err() || stream.set_nonblocking(true).is_err() {
+        return Outcome::IoError;
+    }
+    let (config, host, stop) = (&server.config, &server.host, &server.stop);
+    let fd = stream.as_raw_fd();
+    let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
+    let mut tracker = MessageTracker::new(config.message_bytes);
+    loop {
+        let stop_fd = if tracker.at_boundary() {
+            &stop.stopping
+        } else {
+            &stop.forced
+        };
+        match wait_for(fd, libc::POLLIN, stop_fd) {
+            Ok(Ready::Socket) => {}
+            Ok(Ready::Stop) if tracker.at_boundary() => return Outcome::Clean,
+            Ok(Ready::Stop) => return Outcome::Cut,
+            Err(_) => return Outcome::IoError,
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Outcome::PeerClosed,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Outcome::IoError,
+        };
+        for _ in 0..tracker.consumed(n) {
+            spin_for(config.work);
+            if !config.sleep.is_zero() {
+                std::thread::sleep(config.sleep);
+            }
+        }
+        let mut data = &buf[..n];
+        while !data.is_empty() {
+            match stream.write(data) {
+                Ok(0) => return Outcome::IoError,
+                Ok(k) => data = &data[k..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match wait_for(fd, libc::POLLOUT, &stop.forced) {
+                        Ok(Ready::Socket) => {}
+                        Ok(Ready::Stop) => return Outcome::Cut,
+                        Err(_) => return Outcome::IoError,
+                    }
+                }
+                Err(_) => return Outcome::IoError,
+            }
+        }
+        host.stats().echoed(n);
+    }
+}
+
+/// What bounds the number of threads this process can have, as the kernel reports it.
+struct Limits {
+    threads_max: Option<u64>,
+    pid_max: Option<u64>,
+    max_map_count: Option<u64>,
+    pids_max: Option<String>,
+    nproc: Option<u64>,
+    mem_available_kib: Option<u64>,
+}
+
+impl Limits {
+    fn read() -> Self {
+        let num = |path: &str| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        };
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: writes into a live rlimit.
+        let nproc = (unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut rl) } == 0)
+            .then_some(rl.rlim_cur)
+            .filter(|&n| n != libc::RLIM_INFINITY);
+        let mem_available_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+        Limits {
+            threads_max: num("/proc/sys/kernel/threads-max"),
+            pid_max: num("/proc/sys/kernel/pid_max"),
+            max_map_count: num("/proc/sys/vm/max_map_count"),
+            pids_max: std::fs::read_to_string("/sys/fs/cgroup/pids.max")
+                .ok()
+                .map(|s| s.trim().to_string()),
+            nproc,
+            mem_available_kib,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let show = |v: Option<u64>| v.map_or("unknown".to_string(), |v| v.to_string());
+        let mut ceiling: Vec<u64> = [self.threads_max, self.pid_max, self.nproc]
+            .into_iter()
+            .flatten()
+            .collect();
+        ceiling.extend(self.max_map_count.map(|m| m / 2));
+        ceiling.extend(self.pids_max.as_deref().and_then(|p| p.parse::<u64>().ok()));
+        format!(
+            "kernel.threads-max {}, kernel.pid_max {}, RLIMIT_NPROC {}, cgroup pids.max {}, \
+             vm.max_map_count {} (two per thread stack), MemAvailable {} KiB; at most about {} \
+             connection threads ({} KiB stacks)",
+            show(self.threads_max),
+            show(self.pid_max),
+            self.nproc
+                .map_or("unlimited".to_string(), |v| v.to_string()),
+            self.pids_max.as_deref().unwrap_or("none"),
+            show(self.max_map_count),
+            show(self.mem_available_kib),
+            ceiling
+                .iter()
+                .min()
+                .map_or("unknown".to_string(), |c| c.to_string()),
+            STACK_BYTES / 1024,
+        )
+    }
+}
