@@ -131,12 +131,15 @@ impl Plan {
                 "it drives one TAP device, which one server process holds, and {why}"
             ));
         }
-        match l.connection_limit {
-            Some(limit) if peak > limit => Some(format!(
+        if let Some(limit) = l.connection_limit.filter(|&limit| peak > limit) {
+            return Some(format!(
                 "it serves at most {limit} connections at once by design, and this point needs {peak}"
-            )),
-            _ => None,
+            ));
         }
+        if l.thread_per_connection {
+            return threads_short(peak, self.server_processes);
+        }
+        None
     }
 
     /// The connections and (open model) the rate over time at `point`: its values, then the
@@ -431,6 +434,35 @@ pub fn auto_processes(connections: usize, nofile: u64) -> usize {
     connections.div_ceil(per_process).clamp(1, 256)
 }
 
+/// Why `peak` connections, one thread each over `processes` server processes, cannot all get
+/// a thread on this machine now: its thread ceiling less the threads already running, or the
+/// per-process ceiling of stack mappings.
+fn threads_short(peak: u64, processes: usize) -> Option<String> {
+    let limits = runbench_plugin_abi::os::ThreadLimits::read();
+    let in_use = crate::procfs::threads_running().unwrap_or(0);
+    let per_process = peak.div_ceil(processes.max(1) as u64);
+    let describe = limits.describe(THREAD_STACK_KIB);
+    if let Some(ceiling) = limits.machine_ceiling() {
+        let free = ceiling.saturating_sub(in_use);
+        if peak > free {
+            return Some(format!(
+                "it needs a thread per connection, {peak} threads, and this machine has room for \
+                 {free} more ({in_use} already in use; {describe})"
+            ));
+        }
+    }
+    match limits.process_ceiling() {
+        Some(ceiling) if per_process > ceiling => Some(format!(
+            "it needs a thread per connection, {per_process} in each server process, and a \
+             process can hold {ceiling} ({describe})"
+        )),
+        _ => None,
+    }
+}
+
+/// The std-threads plugin's connection stacks, for the limits' description.
+const THREAD_STACK_KIB: usize = 64;
+
 /// What a subject can take part in by its nature, read from its plugin header at plan time.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SubjectLimits {
@@ -438,6 +470,8 @@ pub struct SubjectLimits {
     pub needs_tap: bool,
     /// Most connections it can serve at once.
     pub connection_limit: Option<u64>,
+    /// Serves each connection on a thread of its own.
+    pub thread_per_connection: bool,
 }
 
 impl SubjectLimits {
@@ -448,6 +482,7 @@ impl SubjectLimits {
                 Ok(l) => SubjectLimits {
                     needs_tap: l.needs_tap(),
                     connection_limit: l.connection_limit(),
+                    thread_per_connection: l.thread_per_connection(),
                 },
                 Err(_) => SubjectLimits::default(),
             },
@@ -553,4 +588,20 @@ pub fn describe(plan: &Plan) -> String {
         humantime::format_duration(Duration::from_secs(est.as_secs().max(1)))
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::threads_short;
+
+    #[test]
+    fn a_thread_per_connection_beyond_the_machines_limits_is_refused_with_them() {
+        assert_eq!(threads_short(10, 1), None);
+        // No kernel allows this many threads (pid_max is at most 2^22).
+        let why = threads_short(10_000_000, 1).expect("too many threads");
+        assert!(
+            why.contains("10000000 threads") && why.contains("kernel.pid_max"),
+            "{why}"
+        );
+    }
 }

@@ -185,6 +185,17 @@ pub fn machine() -> (String, String, String) {
     )
 }
 
+/// Threads running on the machine now (the fourth field of /proc/loadavg, "running/total").
+pub fn threads_running() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace()
+        .nth(3)?
+        .split('/')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

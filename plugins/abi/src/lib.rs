@@ -78,6 +78,11 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// has an address on a /[`TAP_PREFIX_LEN`] subnet; `ServeConfig::addr` is the address (and port)
 /// the plugin's stack must take on that subnet. Nothing else is reachable from that namespace.
 pub const NEEDS_TAP: u32 = 1 << 0;
+/// [`PluginHeader::needs`] bit: the plugin serves each connection on a thread of its own, so a
+/// point needs as many threads as connections. The host skips a point the machine's thread
+/// limits ([`os::ThreadLimits`]) cannot hold before anything runs, saying which limit; an older
+/// host ignores the bit, and the plugin then fails its row with the limits it met.
+pub const NEEDS_THREAD_PER_CONNECTION: u32 = 1 << 1;
 /// Name of the TAP device a [`NEEDS_TAP`] plugin attaches to (namespaces keep the name private).
 pub const TAP_DEVICE: &str = "runbench0";
 /// Prefix length of the TAP subnet shared by the kernel's side and the plugin's stack.

@@ -57,3 +57,86 @@ impl std::task::Wake for EventFdWaker {
         unsafe { libc::write(self.0, (&one as *const u64).cast(), 8) };
     }
 }
+
+/// What bounds the number of threads this process can have, as the kernel reports it.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadLimits {
+    pub threads_max: Option<u64>,
+    pub pid_max: Option<u64>,
+    pub max_map_count: Option<u64>,
+    pub pids_max: Option<String>,
+    pub nproc: Option<u64>,
+    pub mem_available_kib: Option<u64>,
+}
+
+impl ThreadLimits {
+    /// Reads them now.
+    pub fn read() -> Self {
+        let num = |path: &str| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        };
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: writes into a live rlimit.
+        let nproc = (unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut rl) } == 0)
+            .then_some(rl.rlim_cur)
+            .filter(|&n| n != libc::RLIM_INFINITY);
+        let mem_available_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+        ThreadLimits {
+            threads_max: num("/proc/sys/kernel/threads-max"),
+            pid_max: num("/proc/sys/kernel/pid_max"),
+            max_map_count: num("/proc/sys/vm/max_map_count"),
+            pids_max: std::fs::read_to_string("/sys/fs/cgroup/pids.max")
+                .ok()
+                .map(|s| s.trim().to_string()),
+            nproc,
+            mem_available_kib,
+        }
+    }
+
+    /// The most threads the machine allows in all (kernel.threads-max, kernel.pid_max,
+    /// RLIMIT_NPROC, the cgroup's pids.max), if any is known.
+    pub fn machine_ceiling(&self) -> Option<u64> {
+        let pids_max = self.pids_max.as_deref().and_then(|p| p.parse::<u64>().ok());
+        [self.threads_max, self.pid_max, self.nproc, pids_max]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The most threads one process can have: two mappings per thread stack (the stack and its
+    /// guard page) under vm.max_map_count.
+    pub fn process_ceiling(&self) -> Option<u64> {
+        self.max_map_count.map(|m| m / 2)
+    }
+
+    /// The limits in words, with the ceiling they give for threads of `stack_kib` stacks.
+    pub fn describe(&self, stack_kib: usize) -> String {
+        let show = |v: Option<u64>| v.map_or("unknown".to_string(), |v| v.to_string());
+        let ceiling = [self.machine_ceiling(), self.process_ceiling()]
+            .into_iter()
+            .flatten()
+            .min();
+        format!(
+            "kernel.threads-max {}, kernel.pid_max {}, RLIMIT_NPROC {}, cgroup pids.max {}, \
+             vm.max_map_count {} (two per thread stack), MemAvailable {} KiB; at most about {} \
+             connection threads ({stack_kib} KiB stacks)",
+            show(self.threads_max),
+            show(self.pid_max),
+            self.nproc
+                .map_or("unlimited".to_string(), |v| v.to_string()),
+            self.pids_max.as_deref().unwrap_or("none"),
+            show(self.max_map_count),
+            show(self.mem_available_kib),
+            show(ceiling),
+        )
+    }
+}

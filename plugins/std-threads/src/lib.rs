@@ -24,9 +24,11 @@
 //! `max_connections` uses tokio's `sync::Semaphore` (FIFO-fair, runtime-independent; only
 //! tokio's `sync` feature is built): a waiting connection's thread blocks on it.
 
+use runbench_plugin_abi::os::ThreadLimits;
 use runbench_plugin_abi::{
     export_plugin, os, serve_connection, serve_on_threads, spin_for, Bound, Config, HostHandle,
     MessageTracker, Outcome, Plugin, StopWait, ACCEPT_BACKOFF, ECHO_BUFFER_BYTES,
+    NEEDS_THREAD_PER_CONNECTION,
 };
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -47,10 +49,14 @@ struct StdThreads;
 impl Plugin for StdThreads {
     const RUNTIME: &'static str = "std-threads";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    const NEEDS: u32 = NEEDS_THREAD_PER_CONNECTION;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
-        let limits = Limits::read();
-        host.info(&format!("std-threads: {}", limits.describe()));
+        let limits = ThreadLimits::read();
+        host.info(&format!(
+            "std-threads: {}",
+            limits.describe(STACK_BYTES / 1024)
+        ));
         let server = Arc::new(Server {
             config: config.clone(),
             host: host.clone(),
@@ -76,7 +82,7 @@ impl Plugin for StdThreads {
             return Err(format!(
                 "std-threads could not start a thread for {refused} connection(s) (first: {why}); \
                  limits: {}",
-                limits.describe()
+                limits.describe(STACK_BYTES / 1024)
             ));
         }
         Ok(())
@@ -333,75 +339,5 @@ fn echo(mut stream: TcpStream, server: &Server) -> Outcome {
             }
         }
         host.stats().echoed(n);
-    }
-}
-
-/// What bounds the number of threads this process can have, as the kernel reports it.
-struct Limits {
-    threads_max: Option<u64>,
-    pid_max: Option<u64>,
-    max_map_count: Option<u64>,
-    pids_max: Option<String>,
-    nproc: Option<u64>,
-    mem_available_kib: Option<u64>,
-}
-
-impl Limits {
-    fn read() -> Self {
-        let num = |path: &str| {
-            std::fs::read_to_string(path)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-        };
-        let mut rl = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: writes into a live rlimit.
-        let nproc = (unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut rl) } == 0)
-            .then_some(rl.rlim_cur)
-            .filter(|&n| n != libc::RLIM_INFINITY);
-        let mem_available_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemAvailable:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        });
-        Limits {
-            threads_max: num("/proc/sys/kernel/threads-max"),
-            pid_max: num("/proc/sys/kernel/pid_max"),
-            max_map_count: num("/proc/sys/vm/max_map_count"),
-            pids_max: std::fs::read_to_string("/sys/fs/cgroup/pids.max")
-                .ok()
-                .map(|s| s.trim().to_string()),
-            nproc,
-            mem_available_kib,
-        }
-    }
-
-    fn describe(&self) -> String {
-        let show = |v: Option<u64>| v.map_or("unknown".to_string(), |v| v.to_string());
-        let mut ceiling: Vec<u64> = [self.threads_max, self.pid_max, self.nproc]
-            .into_iter()
-            .flatten()
-            .collect();
-        ceiling.extend(self.max_map_count.map(|m| m / 2));
-        ceiling.extend(self.pids_max.as_deref().and_then(|p| p.parse::<u64>().ok()));
-        format!(
-            "kernel.threads-max {}, kernel.pid_max {}, RLIMIT_NPROC {}, cgroup pids.max {}, \
-             vm.max_map_count {} (two per thread stack), MemAvailable {} KiB; at most about {} \
-             connection threads ({} KiB stacks)",
-            show(self.threads_max),
-            show(self.pid_max),
-            self.nproc
-                .map_or("unlimited".to_string(), |v| v.to_string()),
-            self.pids_max.as_deref().unwrap_or("none"),
-            show(self.max_map_count),
-            show(self.mem_available_kib),
-            ceiling
-                .iter()
-                .min()
-                .map_or("unknown".to_string(), |c| c.to_string()),
-            STACK_BYTES / 1024,
-        )
     }
 }

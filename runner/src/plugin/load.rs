@@ -1,6 +1,8 @@
 //! Opens a plugin library and checks its header before anything else is called.
 
-use runbench_plugin_abi::{PluginHeader, ABI_VERSION, ENTRY_SYMBOL, MAGIC, NEEDS_TAP};
+use runbench_plugin_abi::{
+    PluginHeader, ABI_VERSION, ENTRY_SYMBOL, MAGIC, NEEDS_TAP, NEEDS_THREAD_PER_CONNECTION,
+};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,9 @@ impl LoadedPlugin {
     }
     pub fn needs_tap(&self) -> bool {
         self.needs() & NEEDS_TAP != 0
+    }
+    pub fn thread_per_connection(&self) -> bool {
+        self.needs() & NEEDS_THREAD_PER_CONNECTION != 0
     }
     /// [`PluginHeader::connection_limit`]: most connections it can serve at once by its nature.
     pub fn connection_limit(&self) -> Option<u64> {
