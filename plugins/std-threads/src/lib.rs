@@ -18,8 +18,10 @@
 //! start and logged; when a connection's thread cannot be spawned the connection is closed,
 //! counted as an accept error, the first refusal is logged as a warning (error and connections
 //! open), and `serve` fails at the end with how many were refused and the limits in force, so
-//! the row says why it could not reach its connection count. (In one 50k run the servers were
-//! SIGKILLed before `serve` returned, source not found; the warnings were in the log.)
+//! the row says why it could not reach its connection count. The header declares
+//! [`NEEDS_THREAD_PER_CONNECTION`], so the runner skips a point these limits cannot hold before
+//! it starts (in one 50k run without that, the servers died of a SIGKILL whose source was not
+//! found before `serve` returned).
 //!
 //! `max_connections` uses tokio's `sync::Semaphore` (FIFO-fair, runtime-independent; only
 //! tokio's `sync` feature is built): a waiting connection's thread blocks on it.
