@@ -22,8 +22,9 @@
 //!   getrusage at the same instants, within 5% or 20 ms per server process.
 //! - **Load generator**: its busy fraction from wall time outside `epoll_wait` vs its thread CPU
 //!   time plus its run-queue wait (schedstat), within 0.15; and a wait for a CPU above 25% while
-//!   its own threads used less than 75% of the load CPUs (another process competed for them:
-//!   the latencies include that wait). A busier load CPU is reported as saturation instead.
+//!   its own threads used less than 75% of the load CPUs (another process competed for them, or,
+//!   with more load threads than CPUs, they waited for each other in bursts: either way the
+//!   latencies include that wait). A busier load CPU is reported as saturation instead.
 
 use crate::loadgen::RateIntegral;
 use crate::measure::{LoadMeasurement, WindowReadings};
@@ -123,10 +124,17 @@ pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> 
     // threads left them mostly idle.
     let used = b.cpu_busy(f.load_cpus);
     if b.cpu_wait > 0.25 && used < 0.75 {
+        // More threads than CPUs wait for each other when answers reach them together (bursts),
+        // even with CPU time to spare; this witness cannot tell that from another process.
+        let who = if f.load_threads > f.load_cpus {
+            "its own threads, more than its CPUs, waited for each other, or another process \
+             competed for them"
+        } else {
+            "another process competed for them"
+        };
         a.findings.push(format!(
             "the load generator waited for a CPU {:.0}% of the time while its {} thread(s) used \
-             only {:.0}% of its {} CPU(s): another process competed for them, and the latencies \
-             include that wait",
+             only {:.0}% of its {} CPU(s): {who}, and the latencies include that wait",
             b.cpu_wait * 100.0,
             f.load_threads,
             used * 100.0,

@@ -43,8 +43,9 @@ pub const STD_THREADS_NOTE: &str = "\
 std-threads is the blocking baseline: one std::net thread per connection (64 KiB stacks) plus \
 the scenario's server threads as acceptors, so that setting does not bound its threads. Its \
 connection count is bounded by kernel.threads-max, kernel.pid_max, RLIMIT_NPROC, the cgroup's \
-pids.max, vm.max_map_count and memory; a connection whose thread cannot start fails the row with \
-the limits in force.";
+pids.max, vm.max_map_count and memory: a point these limits cannot hold is skipped before it \
+runs, naming them, and a connection whose thread still cannot start fails the row with the \
+limits in force.";
 
 /// The note for `runtime`, if its numbers need one.
 pub fn runtime_note(runtime: &str) -> Option<&'static str> {

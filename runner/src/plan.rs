@@ -131,9 +131,19 @@ impl Plan {
                 "it drives one TAP device, which one server process holds, and {why}"
             ));
         }
-        if let Some(limit) = l.connection_limit.filter(|&limit| peak > limit) {
+        let per_process = peak.div_ceil(self.server_processes.max(1) as u64);
+        if let Some(limit) = l.connection_limit.filter(|&limit| per_process > limit) {
+            let need = if self.server_processes > 1 {
+                format!(
+                    "{per_process} in each of its {} server processes",
+                    self.server_processes
+                )
+            } else {
+                peak.to_string()
+            };
             return Some(format!(
-                "it serves at most {limit} connections at once by design, and this point needs {peak}"
+                "it serves at most {limit} connections at once (per server process) by design, \
+                 and this point needs {need}"
             ));
         }
         if l.thread_per_connection {

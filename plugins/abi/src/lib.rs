@@ -277,7 +277,8 @@ pub trait Plugin {
     /// [`NEEDS_TAP`] plugin does not bind a kernel listener: its own stack takes `config.addr`
     /// on the TAP device, and everything else in [`Plugin::serve`]'s contract holds as written.
     const NEEDS: u32 = 0;
-    /// Most connections the plugin can serve at once by its nature (0 = no such limit).
+    /// Most connections one server process of the plugin can serve at once by its nature
+    /// (0 = no such limit).
     const CONNECTION_LIMIT: u64 = 0;
 
     /// Serve until stopped. The contract every plugin follows:

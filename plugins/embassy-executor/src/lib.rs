@@ -45,6 +45,8 @@ struct EmbassyExecutor;
 impl Plugin for EmbassyExecutor {
     const RUNTIME: &'static str = "embassy-executor";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    // Connections beyond the static task pool wait, accepted, for a task to end.
+    const CONNECTION_LIMIT: u64 = TASK_POOL as u64;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         serve(config, host)

@@ -21,8 +21,15 @@ pub fn enable(stream: &impl AsRawFd) -> io::Result<()> {
     super::connect::set_flag(stream, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)
 }
 
-/// Reads into `buf` like `read(2)`; returns the count and when the last byte read arrived.
-pub fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<(usize, Instant)> {
+/// What one read got: how many bytes, when the last of them arrived, and when they were read.
+pub struct Got {
+    pub n: usize,
+    pub arrived: Instant,
+    pub read_at: Instant,
+}
+
+/// Reads into `buf` like `read(2)`; says when the last byte read arrived.
+pub fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<Got> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -41,10 +48,11 @@ pub fn read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<(usize, Instant)> 
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((
-        n as usize,
-        stamp(&msg).map_or(now, |s| on_monotonic(s, now, real_now)),
-    ))
+    Ok(Got {
+        n: n as usize,
+        arrived: stamp(&msg).map_or(now, |s| on_monotonic(s, now, real_now)),
+        read_at: now,
+    })
 }
 
 /// The SCM_TIMESTAMPNS message of a received `msg`, if the kernel attached one.
@@ -92,7 +100,7 @@ mod tests {
         let after = Instant::now();
         std::thread::sleep(Duration::from_millis(50));
         let mut buf = [0u8; 16];
-        let (n, arrived) = read(&client, &mut buf).unwrap();
+        let Got { n, arrived, .. } = read(&client, &mut buf).unwrap();
         let read_at = Instant::now();
         assert_eq!(&buf[..n], b"answer");
         // Arrived during the write, not 50 ms later when it was read (1 ms for the clocks).

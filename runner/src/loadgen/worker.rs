@@ -588,9 +588,12 @@ impl Worker {
                 return;
             }
             match arrival::read(stream, &mut scratch[..want]) {
-                Ok((0, now)) => return self.lose(i, Failure::ClosedByServer, now),
-                Ok((n, arrived)) => {
-                    let now = arrived;
+                Ok(got) if got.n == 0 => return self.lose(i, Failure::ClosedByServer, got.read_at),
+                Ok(arrival::Got {
+                    n,
+                    arrived,
+                    read_at,
+                }) => {
                     let mut pos = 0;
                     while pos < n {
                         let c = &mut self.conns[i];
@@ -602,7 +605,7 @@ impl Worker {
                         pos += take;
                         if c.recv_pos == payload {
                             c.recv_pos = 0;
-                            self.complete(i, now);
+                            self.complete(i, arrived, read_at);
                             if self.conns[i].state != State::Open {
                                 return;
                             }
@@ -620,8 +623,11 @@ impl Worker {
         }
     }
 
-    /// The oldest request of connection `i` was answered at `now`.
-    fn complete(&mut self, i: usize, now: Instant) {
+    /// The oldest request of connection `i` was answered: it `arrived` (its latency ends there)
+    /// and was read at `now` (the instant that counts it, in the window or an interval, and from
+    /// which the client acts on it: one instant for the window and the timeline, so their counts
+    /// agree however far the reads fall behind the arrivals).
+    fn complete(&mut self, i: usize, arrived: Instant, now: Instant) {
         self.advance_interval(now);
         let c = &mut self.conns[i];
         let req = c.queue.pop_front().expect("a written request");
@@ -640,13 +646,13 @@ impl Worker {
         // Open model: every request scheduled in the window counts, however late its answer (that
         // lateness is the measurement). Closed model: requests that started and finished in the
         // window, so no request's latency is cut by the window's edges.
-        let latency = now.saturating_duration_since(req.intended);
+        let latency = arrived.saturating_duration_since(req.intended);
         match self.settings.model {
             Model::Open if self.clock.in_window(req.intended) => {
                 record(&mut self.histograms.latency, latency);
                 record(
                     &mut self.histograms.uncorrected,
-                    now.saturating_duration_since(uncorrected_from),
+                    arrived.saturating_duration_since(uncorrected_from),
                 );
             }
             Model::Closed if req.intended >= self.clock.measure_from && now <= self.clock.end => {
