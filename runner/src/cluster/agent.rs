@@ -464,20 +464,22 @@ fn command(
     };
     if let Some(at) = super::clock::start_instant(line) {
         if let Some(late_ms) = too_late(at, crate::sys::monotonic_ns()) {
-            crate::sys::kill(c.pid, libc::SIGKILL);
-            drop(map);
             let why = format!(
                 "the start instant reached agent {name} {late_ms:+.3} ms after it \
                  (it needs {} ms of lead); not started",
                 MIN_LEAD.as_millis()
             );
-            return send(
+            // The reason goes out before the kill: the child's exit, reported by another
+            // thread, must not reach the controller first and read as a crash.
+            let sent = send(
                 w,
                 &ToController::Event {
                     id,
                     line: failed_line(&why),
                 },
             );
+            crate::sys::kill(c.pid, libc::SIGKILL);
+            return sent;
         }
     }
     if let Some(stdin) = c.stdin.as_mut() {
