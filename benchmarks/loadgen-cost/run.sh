@@ -43,9 +43,11 @@ rps, cpu = float(r["requests_per_sec"]), float(r["loadgen_cpu_s"])
 # the drain, both negligible beside 4 s of load.
 life = float(r["duration_s"]) + 1.0
 served = rps * life
-late = r["sent_late"] or "-"
+# Older builds lack the lateness and CPU-busy columns.
+late = r.get("sent_late") or "-"
+busy = float(r.get("loadgen_cpu_busy") or r["loadgen_busy"])
 print(f"| {sys.argv[2]:<14} | {rps:>10,.0f} | {cpu:5.2f} s = {cpu / life:4.2f} core | "
-      f"{cpu * 1e6 / served:6.2f} µs | {float(r['loadgen_cpu_busy']):4.2f} | {late:>7} | "
+      f"{cpu * 1e6 / served:6.2f} µs | {busy:4.2f} | {late:>7} | "
       f"{float(r['p50_us']):>10,.1f} | {r['loadgen_saturated']:<5} |")
 PY
 }
