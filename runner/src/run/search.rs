@@ -3,8 +3,9 @@
 //! bracket is within `resolution`; near the boundary each probe runs twice and passes only if
 //! both do; then the found rate must pass `confirm` more trials and the lowest failing rate must
 //! fail again, because one lucky probe is not a capacity. A probe the load generator may have
-//! decided (see `run::probe_verdict`) is inconclusive, not a pass or a fail: the search stops
-//! there, at the client's ceiling, and says so.
+//! decided (see `run::probe_verdict`) is inconclusive, not a pass or a fail: it is run again (a
+//! client descheduled once for a few milliseconds is not a ceiling), and when it stays
+//! inconclusive the search stops there, at the client's ceiling, and says so.
 //!
 //! The algorithm is a pure function of a probe callback, so it is tested against synthetic
 //! servers; `run::run_plan` gives it real probes.
@@ -54,6 +55,10 @@ pub struct Settings {
 /// Probes at most, so a noisy server cannot keep the search going for ever.
 pub const MAX_PROBES: usize = 40;
 
+/// Inconclusive probes in a row at one rate before the search stops at the client's ceiling:
+/// a saturated client stays saturated, a late one from a scheduling hiccup does not.
+pub const INCONCLUSIVE_TRIES: usize = 3;
+
 /// Probes a search usually takes (for estimates): half the doublings up to `max` (a capacity
 /// lies somewhere below it), the bisection, the confirmations and the recheck.
 pub fn typical_probes(s: &crate::scenario::Search) -> usize {
@@ -84,32 +89,40 @@ struct Prober<P> {
     /// Every rate that passed, and the limits broken at the lowest rate that failed.
     passed: Vec<u64>,
     broken: Vec<(u64, String)>,
+    /// Why the last inconclusive probe was.
+    unsure: String,
 }
 
 /// Why a search ends before its design says (the `note`).
 struct Stop(String);
 
 impl<P: FnMut(u64, Stage) -> Probe> Prober<P> {
-    /// One probe: `Ok(true)` pass, `Ok(false)` fail, `Err` when the search must end.
+    /// One probe, run again while inconclusive: `Ok(true)` pass, `Ok(false)` fail, `Err` when
+    /// the search must end.
     fn at(&mut self, rate: u64, stage: Stage) -> Result<bool, Stop> {
-        if self.probes >= MAX_PROBES {
-            return Err(Stop(format!("stopped after {MAX_PROBES} probes")));
-        }
-        self.probes += 1;
-        match (self.probe)(rate, stage) {
-            Probe::Pass => {
-                self.passed.push(rate);
-                Ok(true)
+        for _ in 0..INCONCLUSIVE_TRIES {
+            if self.probes >= MAX_PROBES {
+                return Err(Stop(format!("stopped after {MAX_PROBES} probes")));
             }
-            Probe::Fail(why) => {
-                self.broken.push((rate, why));
-                Ok(false)
+            self.probes += 1;
+            match (self.probe)(rate, stage) {
+                Probe::Pass => {
+                    self.passed.push(rate);
+                    return Ok(true);
+                }
+                Probe::Fail(why) => {
+                    self.broken.push((rate, why));
+                    return Ok(false);
+                }
+                Probe::Inconclusive(why) => self.unsure = why,
+                Probe::Interrupted => return Err(Stop("interrupted".into())),
             }
-            Probe::Inconclusive(why) => Err(Stop(format!(
-                "the load generator's ceiling at {rate}/s: {why}"
-            ))),
-            Probe::Interrupted => Err(Stop("interrupted".into())),
         }
+        Err(Stop(format!(
+            "the load generator's ceiling at {rate}/s ({INCONCLUSIVE_TRIES} probes in a row \
+             inconclusive): {}",
+            self.unsure
+        )))
     }
 
     /// Passes `times` probes in a row at `rate`.
@@ -129,6 +142,7 @@ pub fn find(s: &Settings, probe: impl FnMut(u64, Stage) -> Probe) -> Found {
         probes: 0,
         passed: Vec::new(),
         broken: Vec::new(),
+        unsure: String::new(),
     };
     let (mut lo, mut hi) = (None, None);
     let note = match search(s, &mut p, &mut lo, &mut hi) {
@@ -285,6 +299,28 @@ mod tests {
         assert_eq!(f.capacity, Some(64_000));
         assert_eq!(f.failed_at, None);
         assert!(f.note.contains("ceiling at 128000/s"), "{f:?}");
+        // 1000 .. 64000 once each, then 128000 until it stays inconclusive.
+        assert_eq!(f.probes, 7 + INCONCLUSIVE_TRIES, "{f:?}");
+    }
+
+    #[test]
+    fn a_client_late_once_is_probed_again_not_taken_for_a_ceiling() {
+        // Every confirmation is late the first time it runs (a client descheduled once).
+        let (mut late, mut inner) = (true, server(50_000));
+        let f = find(&S, |rate, stage| {
+            let was_late = late;
+            if stage == Stage::Confirm {
+                late = !late;
+            }
+            if stage == Stage::Confirm && was_late {
+                Probe::Inconclusive("send lag p99 7 ms".into())
+            } else {
+                inner(rate, stage)
+            }
+        });
+        assert!(f.note.is_empty(), "{f:?}");
+        let (lo, hi) = (f.capacity.unwrap(), f.failed_at.unwrap());
+        assert!(lo <= 50_000 && 50_000 < hi, "{f:?}");
     }
 
     #[test]
