@@ -11,6 +11,7 @@ mod connect;
 mod epoll;
 mod pattern;
 mod schedule;
+mod sleep_cost;
 mod worker;
 
 pub use schedule::RateIntegral;

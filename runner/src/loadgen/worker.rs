@@ -11,8 +11,9 @@
 //!
 //! Timing is honest about the generator itself: an answer counts as arrived at the kernel's
 //! receive stamp, not when the loop read it (so the open model sleeps through answers until its
-//! next send, one wake-up per request); busy time is the wall time outside the waits (sends
-//! included) and, independently, the thread's CPU time; the lateness of every scheduled send is
+//! next send, one wake-up per request); a wait shorter than a sleep would cost is spent polling
+//! (see [`sleep_cost`]); busy time is the wall time outside the waits (sends included) and,
+//! independently, the thread's CPU time outside them; the lateness of every scheduled send is
 //! recorded.
 //!
 //! Nothing is shared with other workers on the hot path except relaxed counters for progress.
@@ -22,6 +23,7 @@ use super::connect::start_connect;
 use super::epoll::{Epoll, Ready};
 use super::pattern::Pattern;
 use super::schedule::{Due, Owned, Schedule};
+use super::sleep_cost;
 use crate::histograms::{new_histogram, record, LoadHistograms};
 use crate::protocol::{LoadBusy, LoadCounters, LoadErrors, LoadgenSpec, Ramp, LATE_SEND};
 use crate::scenario::Model;
@@ -244,6 +246,9 @@ pub struct Worker {
     pending_intervals: Vec<IntervalSample>,
     /// Up to when `counters.pending_ns` has integrated the queued requests.
     pending_until: Instant,
+    /// Waits shorter than this are spent awake, and the time so spent.
+    spin_below: Duration,
+    spun: Duration,
 }
 
 impl Worker {
@@ -253,6 +258,10 @@ impl Worker {
         connections: Vec<(usize, IpAddr)>,
         live: Arc<Live>,
     ) -> io::Result<Worker> {
+        // Called on the worker's own thread, before the sleep cost is measured on it.
+        // SAFETY: prctl on the calling thread. The default 50 us timer slack would blur the
+        // schedule; epoll's timeouts are exact to the nanosecond otherwise.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
         let now = Instant::now();
         let conns = connections
             .into_iter()
@@ -302,6 +311,8 @@ impl Worker {
             first_error: None,
             pending_intervals: Vec::new(),
             pending_until: now,
+            spin_below: sleep_cost::spin_below(sleep_cost::measure()),
+            spun: Duration::ZERO,
         })
     }
 
@@ -869,9 +880,6 @@ impl Worker {
         }
         let ramping = !s.open_connections.phases.is_empty();
         let mut next_ramp = ramping.then_some(start);
-        // SAFETY: prctl on the calling thread. The default 50 us timer slack would blur the
-        // schedule; epoll's timeouts are exact to the nanosecond otherwise.
-        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
         let mut scratch = vec![0u8; 64 * 1024];
 
         std::thread::sleep(start.saturating_duration_since(Instant::now()));
@@ -932,13 +940,16 @@ impl Worker {
         Ok(WorkerResult {
             counters: self.counters,
             histograms: self.histograms,
-            busy: busy(end - began, waiting, cpu, cpu_wait),
+            busy: busy(end - began, waiting, cpu, self.spun, cpu_wait),
         })
     }
 
     /// Waits for events until `wake`, or, where [`Worker::may_read_late`], sleeps until it and
     /// then takes what arrived meanwhile.
     fn wait(&mut self, now: Instant, wake: Instant, timeout: Duration) -> io::Result<usize> {
+        if timeout < self.spin_below {
+            return self.spin(wake);
+        }
         if self.may_read_late(now, wake) {
             // Answers are stamped by the kernel on arrival: sleeping through them until the
             // send costs nothing in accuracy and saves a wake-up per request.
@@ -947,6 +958,21 @@ impl Worker {
         } else {
             self.epoll.wait(timeout)
         }
+    }
+
+    /// Polls without sleeping until an event or `wake`: a sleep this short would cost more CPU
+    /// than the wait and overshoot it (see [`sleep_cost`]). The time is a wait, not work.
+    fn spin(&mut self, wake: Instant) -> io::Result<usize> {
+        let began = Instant::now();
+        let n = loop {
+            let n = self.epoll.wait(Duration::ZERO)?;
+            if n > 0 || Instant::now() >= wake {
+                break n;
+            }
+            std::hint::spin_loop();
+        };
+        self.spun += began.elapsed();
+        Ok(n)
     }
 
     fn on_ready(&mut self, r: Ready, scratch: &mut [u8], now: Instant) {
@@ -1017,9 +1043,17 @@ impl Worker {
     }
 }
 
-/// The thread's busy fractions over `total`: wall time outside the waits, CPU time, and time
-/// runnable but waiting for a CPU.
-fn busy(total: Duration, waiting: Duration, cpu: Duration, cpu_wait: Duration) -> LoadBusy {
+/// The thread's busy fractions over `total`: wall time outside the waits, CPU time outside the
+/// waits spent awake (`spun`, part of `waiting` too: a generator polling through short gaps is
+/// not busy), and time runnable but waiting for a CPU.
+fn busy(
+    total: Duration,
+    waiting: Duration,
+    cpu: Duration,
+    spun: Duration,
+    cpu_wait: Duration,
+) -> LoadBusy {
+    let cpu = cpu.saturating_sub(spun);
     let fraction = |d: Duration| {
         if total.is_zero() {
             0.0
@@ -1034,5 +1068,22 @@ fn busy(total: Duration, waiting: Duration, cpu: Duration, cpu_wait: Duration) -
         thread_cpu_s: cpu.as_secs_f64(),
         run_s: total.as_secs_f64(),
         cpu_s: 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_spent_polling_are_not_busy() {
+        let ms = Duration::from_millis;
+        // 1 s: 300 ms working, 700 ms waiting of which 500 ms polling (on the CPU).
+        let b = busy(ms(1000), ms(700), ms(800), ms(500), ms(0));
+        assert!((b.wall - 0.3).abs() < 1e-9, "{b:?}");
+        assert!((b.cpu - 0.3).abs() < 1e-9, "{b:?}");
+        assert!((b.thread_cpu_s - 0.3).abs() < 1e-9, "{b:?}");
+        // A thread preempted while polling is charged no less than nothing.
+        assert_eq!(busy(ms(1000), ms(900), ms(100), ms(500), ms(0)).cpu, 0.0);
     }
 }
