@@ -5,6 +5,8 @@
 # Prints achieved requests/s, the load generator's CPU (seconds and share of its core), CPU per
 # request, and how many scheduled sends went out late. `benchmarks/loadgen-cost/run.sh 20000 50000`
 # measures other rates; RUNBENCH=path/to/runbench measures another build (its plugins beside it).
+# Then 20,000/s again with each of WINDOWS (default "250us 500us"; WINDOWS= for none): the
+# open model's `send_window`, which groups sends into fewer wake-ups at the price of lateness.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ -z "${RUNBENCH:-}" ]; then
@@ -16,7 +18,9 @@ if [ ${#rates[@]} -eq 0 ]; then rates=(1000 20000 100000 200000); fi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-scenario() { # name model [rate]
+scenario() { # name model [rate [send_window]]
+    local window_line=""
+    if [ -n "${4:-}" ]; then window_line="send_window = \"$4\""; fi
     cat > "$dir/$1.toml" <<TOML
 name = "$1"
 runtimes = ["epoll"]
@@ -26,6 +30,7 @@ cpus = [0]
 [load]
 model = "$2"
 ${3:+rate = $3}
+$window_line
 connections = 100
 payload_bytes = 64
 warmup = "1s"
@@ -46,14 +51,14 @@ served = rps * life
 # Older builds lack the lateness and CPU-busy columns.
 late = r.get("sent_late") or "-"
 busy = float(r.get("loadgen_cpu_busy") or r["loadgen_busy"])
-print(f"| {sys.argv[2]:<14} | {rps:>10,.0f} | {cpu:5.2f} s = {cpu / life:4.2f} core | "
+print(f"| {sys.argv[2]:<18} | {rps:>10,.0f} | {cpu:5.2f} s = {cpu / life:4.2f} core | "
       f"{cpu * 1e6 / served:6.2f} µs | {busy:4.2f} | {late:>7} | "
       f"{float(r['p50_us']):>10,.1f} | {r['loadgen_saturated']:<5} |")
 PY
 }
 
-echo "| load           | achieved/s | load generator CPU      | CPU/req   | busy | late    | p50 µs     | sat.  |"
-echo "| ---            | ---:       | ---                     | ---:      | ---: | ---:    | ---:       | ---   |"
+echo "| load               | achieved/s | load generator CPU      | CPU/req   | busy | late    | p50 µs     | sat.  |"
+echo "| ---                | ---:       | ---                     | ---:      | ---: | ---:    | ---:       | ---   |"
 scenario closed closed
 "$RUNBENCH" run "$dir/closed.toml" --out "$dir/out" >/dev/null 2>&1
 row closed
@@ -63,4 +68,9 @@ for rate in "${rates[@]}" "$max"; do
     "$RUNBENCH" run "$dir/open-$rate.toml" --out "$dir/out" >/dev/null 2>&1
     row "open-$rate"
 done
-echo "(the last row is 90% of the closed model's rate)"
+echo "(the last row above is 90% of the closed model's rate)"
+for window in ${WINDOWS-250us 500us}; do
+    scenario "open-20000-$window" open 20000 "$window"
+    "$RUNBENCH" run "$dir/open-20000-$window.toml" --out "$dir/out" >/dev/null 2>&1
+    row "open-20000-$window"
+done

@@ -30,6 +30,7 @@ model = "closed"                    # "closed": one request in flight per connec
 connections = 100                   # a list sweeps: [100, 1000]
 payload_bytes = 64
 # rate = 20000                      # open model: requests/s over all connections
+# send_window = "250us"             # open model: group sends into fewer wake-ups (each late by up to it)
 warmup = "1s"                       # excluded from the measurement
 duration = "5s"                     # the measured window
 cpus = [1]                          # CPUs the load generator is pinned to

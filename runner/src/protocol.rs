@@ -219,6 +219,9 @@ pub struct LoadgenSpec {
     /// Open model: requests/s over all connections.
     pub rate: Option<Ramp>,
     pub requests_per_connection: Option<u64>,
+    /// Open model: sends due within one window of this many ns go out together at its end.
+    #[serde(default)]
+    pub send_window_ns: u64,
     pub interval_ms: u64,
     /// The servers get the stop signal this long after the load starts.
     pub signal_at_ms: Option<u64>,

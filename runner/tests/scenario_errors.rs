@@ -151,6 +151,24 @@ fn model_specific_keys_are_checked() {
     assert_all(&msg, &["needs `rate`"]);
     let msg = error(&GOOD.replace("[load]", "[load]\nmodel = \"fast\""));
     assert_all(&msg, &["`load.model`", "use \"closed\" or \"open\""]);
+    let msg = error(&GOOD.replace("[load]", "[load]\nsend_window = \"100us\""));
+    assert_all(
+        &msg,
+        &["`load.send_window`", "only applies to model = \"open\""],
+    );
+    let open = GOOD.replace("[load]", "[load]\nmodel = \"open\"\nrate = 1000");
+    let msg = error(&open.replace("[load]", "[load]\nsend_window = \"2ms\""));
+    assert_all(
+        &msg,
+        &["`load.send_window`", "at most 500µs", "late by up to"],
+    );
+    let s = parse(
+        Path::new("x.toml"),
+        &open.replace("[load]", "[load]\nsend_window = \"250us\""),
+        &host(),
+    )
+    .unwrap();
+    assert_eq!(s.load.send_window, std::time::Duration::from_micros(250));
 }
 
 #[test]

@@ -152,6 +152,7 @@ pub struct Settings {
     pub open_connections: Ramp,
     pub rate: Option<Ramp>,
     pub requests_per_connection: Option<u64>,
+    pub send_window: Duration,
     pub connect_timeout: Duration,
     pub warmup: Duration,
     pub duration: Duration,
@@ -168,6 +169,7 @@ impl Settings {
             open_connections: spec.open_connections.clone(),
             rate: spec.rate.clone(),
             requests_per_connection: spec.requests_per_connection,
+            send_window: Duration::from_nanos(spec.send_window_ns),
             connect_timeout: Duration::from_millis(spec.connect_timeout_ms),
             warmup: Duration::from_millis(spec.warmup_ms),
             duration: Duration::from_millis(spec.duration_ms),
@@ -835,7 +837,7 @@ impl Worker {
         if !self.window_opened {
             wake = wake.min(c.measure_from);
         }
-        if let Some((at, _)) = self.next_due {
+        if let Some(at) = self.next_send_wake() {
             wake = wake.min(at);
         }
         if let Some(at) = next_ramp {
@@ -849,12 +851,20 @@ impl Worker {
         wake
     }
 
+    /// Open model: when the loop wakes for the next send. With a send window, sends due in
+    /// ((k-1)·window, k·window] after the start go out together at k·window: never earlier than
+    /// due, late by less than the window, one wake-up per window at most.
+    fn next_send_wake(&self) -> Option<Instant> {
+        let (at, _) = self.next_due?;
+        Some(window_end(self.clock.start, at, self.settings.send_window))
+    }
+
     /// Open model: the loop may sleep until `wake` without waking for answers when the next
     /// thing to do is a send due within [`READ_LATE_AT_MOST`], and nothing waits on an event
     /// whose time matters (a connect, whose time is measured; a write stopped on a full buffer,
     /// which would delay a send).
     fn may_read_late(&self, now: Instant, wake: Instant) -> bool {
-        self.next_due.is_some_and(|(at, _)| at == wake)
+        self.next_send_wake() == Some(wake)
             && wake.saturating_duration_since(now) <= READ_LATE_AT_MOST
             && now < self.clock.end
             && self.connecting == 0
@@ -1043,6 +1053,17 @@ impl Worker {
     }
 }
 
+/// The end of the send window (counted from `start`) that `at` falls in; `at` itself without
+/// a window.
+fn window_end(start: Instant, at: Instant, window: Duration) -> Instant {
+    let w = window.as_nanos();
+    if w == 0 {
+        return at;
+    }
+    let since = at.saturating_duration_since(start).as_nanos();
+    start + Duration::from_nanos((since.div_ceil(w) * w) as u64)
+}
+
 /// The thread's busy fractions over `total`: wall time outside the waits, CPU time outside the
 /// waits spent awake (`spun`, part of `waiting` too: a generator polling through short gaps is
 /// not busy), and time runnable but waiting for a CPU.
@@ -1074,6 +1095,36 @@ fn busy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_send_window_delays_a_send_to_its_end_never_before_it_is_due() {
+        let start = Instant::now();
+        let us = Duration::from_micros;
+        let w = us(500);
+        for (due, sent) in [
+            (0, 0),
+            (1, 500),
+            (499, 500),
+            (500, 500),
+            (501, 1000),
+            (2600, 3000),
+        ] {
+            assert_eq!(
+                window_end(start, start + us(due), w),
+                start + us(sent),
+                "{due}"
+            );
+        }
+        for due in (0..5000).step_by(7) {
+            let at = start + us(due);
+            let wake = window_end(start, at, w);
+            assert!(wake >= at && wake - at < w, "{due}");
+        }
+        assert_eq!(
+            window_end(start, start + us(123), Duration::ZERO),
+            start + us(123)
+        );
+    }
 
     #[test]
     fn waits_spent_polling_are_not_busy() {

@@ -42,6 +42,7 @@ fn loadgen_specs(
             open_connections: open_connections.clone(),
             rate: rate.clone(),
             requests_per_connection: s.load.requests_per_connection,
+            send_window_ns: s.load.send_window.as_nanos() as u64,
             interval_ms: s.run.interval.as_millis() as u64,
             signal_at_ms: s.shutdown.at.map(|d| d.as_millis() as u64),
             netns: netns.clone(),

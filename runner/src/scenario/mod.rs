@@ -17,6 +17,9 @@ use std::time::Duration;
 
 /// Payloads above this are refused: the plugins and load generator keep messages in memory.
 pub const MAX_PAYLOAD_BYTES: u64 = 64 * 1024 * 1024;
+/// The longest `load.send_window`: a send grouped with later ones is late by up to the window,
+/// and beyond a millisecond it would count as late (`protocol::LATE_SEND`).
+pub const MAX_SEND_WINDOW: Duration = Duration::from_micros(500);
 /// Hard ceiling for one measurement, so a typo cannot occupy a machine for a day.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Upper bound for connection counts (far above what one machine can hold; the preflight is the
@@ -96,6 +99,9 @@ pub struct LoadSpec {
     pub cpus: Vec<usize>,
     pub threads: usize,
     pub requests_per_connection: Option<u64>,
+    /// Open model: sends due within one window go out together at its end (zero: each on time).
+    #[serde(with = "as_text")]
+    pub send_window: Duration,
     pub phases: Vec<Phase>,
 }
 
@@ -732,8 +738,30 @@ impl Checker<'_> {
                 Some(n) => Some(self.int("load.requests_per_connection", n, 1, i64::MAX)?),
                 None => None,
             },
+            send_window: self.send_window(&l.send_window, model)?,
             phases,
         })
+    }
+
+    fn send_window(&self, text: &Option<String>, model: Model) -> Result<Duration, ScenarioError> {
+        let field = "load.send_window";
+        let window = self.opt_duration(field, text, Duration::ZERO, true)?;
+        if window > MAX_SEND_WINDOW {
+            return self.err(
+                field,
+                format!(
+                    "at most {MAX_SEND_WINDOW:?}: every send in a window is late by up to its \
+                     length, charged to the server's latency"
+                ),
+            );
+        }
+        if !window.is_zero() && model != Model::Open {
+            return self.err(
+                field,
+                "only applies to model = \"open\" (it groups scheduled sends)".into(),
+            );
+        }
+        Ok(window)
     }
 
     fn model(&self, text: &Option<String>) -> Result<Model, ScenarioError> {

@@ -137,6 +137,9 @@ pub struct RawLoad {
     pub threads: Option<i64>,
     /// Close and reopen each connection after this many requests (connection churn).
     pub requests_per_connection: Option<i64>,
+    /// Open model: sends due within one window of this length go out together at its end, so
+    /// the load generator wakes at most once per window (e.g. "250us"; at most "500us").
+    pub send_window: Option<String>,
     /// Stages ramping linearly from the previous target (k6-style).
     pub phases: Option<Vec<RawPhase>>,
     /// Allow the load CPUs to overlap the server CPUs (the two then compete for cores).
