@@ -123,6 +123,30 @@ impl Overall {
         self.show();
     }
 
+    /// One line for a finished probe of a capacity search: part of the step in progress, which
+    /// ends with the search ([`Overall::search_finished`]).
+    pub fn probe_finished(
+        &mut self,
+        label: &str,
+        probe: usize,
+        row: &SummaryRow,
+        estimate: Duration,
+    ) {
+        self.estimated_done += estimate;
+        self.estimated_left = self.estimated_left.saturating_sub(estimate);
+        let k = (self.done + 1).min(self.total);
+        let label = format!("{label} (probe {probe})");
+        let eta = Some(self.eta());
+        crate::progress::log(&step_line(k, self.total, &label, row, eta));
+        self.show();
+    }
+
+    /// A capacity search is done: its step is.
+    pub fn search_finished(&mut self) {
+        self.done += 1;
+        self.show();
+    }
+
     pub fn finish(self) {
         if let Some((_, bar)) = multi().take() {
             bar.finish_and_clear();
@@ -403,6 +427,25 @@ mod tests {
             step_line(12, 12, "x", &failed, None),
             "[12/12] x: FAILED: a b"
         );
+    }
+
+    #[test]
+    fn a_capacity_searchs_probes_are_one_step_not_one_step_each() {
+        let mut o = Overall {
+            total: 2,
+            done: 0,
+            started: Instant::now(),
+            estimated_done: Duration::ZERO,
+            estimated_left: Duration::from_secs(60),
+        };
+        let r = row("tokio", 1000.0, None);
+        for p in 1..=5 {
+            o.probe_finished("tokio", p, &r, Duration::from_secs(20));
+            assert_eq!(o.done, 0, "a probe is not a step");
+        }
+        assert_eq!(o.estimated_left, Duration::ZERO, "never below nothing left");
+        o.search_finished();
+        assert_eq!((o.done, o.total), (1, 2));
     }
 
     #[test]

@@ -158,6 +158,7 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> Result<Ru
         capacity: Vec::new(),
         last_port: None,
         overall: Overall::start(plan),
+        probes: 0,
         latest_moved: false,
     };
     if let Err(e) = run.dir.write("meta.json", &meta_json(&run.meta)) {
@@ -237,6 +238,8 @@ struct RunState<'a> {
     /// The last step's server port, for the cooldown before the next step.
     last_port: Option<u16>,
     overall: Overall,
+    /// Probes of the capacity search in progress.
+    probes: usize,
     /// `latest` moves to this run once it has a measurement (ok or failed), not before.
     latest_moved: bool,
 }
@@ -264,7 +267,13 @@ impl RunState<'_> {
         }
         let label = step_label(self.plan, subject, point, trial);
         let estimate = crate::budget::step_time(&self.plan.scenario, point.connections);
-        self.overall.step_finished(&label, &out.row, estimate);
+        if probe.is_empty() {
+            self.overall.step_finished(&label, &out.row, estimate);
+        } else {
+            self.probes += 1;
+            self.overall
+                .probe_finished(&label, self.probes, &out.row, estimate);
+        }
         let row = out.row.clone();
         self.all.trials.push(out.row);
         self.all.percentiles.extend(out.percentiles);
@@ -301,6 +310,7 @@ impl RunState<'_> {
             resolution: search.resolution,
             confirm: search.confirm,
         };
+        self.probes = 0;
         let mut tries: std::collections::BTreeMap<u64, usize> = Default::default();
         let mut failure = None;
         let found = search::find(&settings, |rate, stage| {
@@ -322,6 +332,7 @@ impl RunState<'_> {
             return Err(e);
         }
         let row = CapacityRow::new(plan, &name, &base, step.trial, &found);
+        self.overall.search_finished();
         progress::log(&format!("[{name}] capacity: {}", row.describe()));
         self.capacity.push(row);
         self.write_files()
