@@ -103,8 +103,8 @@ conformance! {
     epoll => "epoll", helper_threads: |_| 0;
     compio => "compio", helper_threads: |_| 0;
     kimojio => "kimojio", helper_threads: |_| 0;
-    // One thread per open connection; `threads_honoured` holds 8 open.
-    std_threads => "std-threads", helper_threads: |_| 8;
+    // One thread per open connection (`threads_honoured` holds 8 open) and the stop thread.
+    std_threads => "std-threads", helper_threads: |_| 8 + 1;
 }
 
 mod cases {

@@ -5,12 +5,13 @@
 //! Threads: `threads` acceptor threads (`std-threads-<i>`), each with its own SO_REUSEPORT
 //! listener, plus one thread per open connection (`std-conn`), including connections waiting
 //! for a `max_connections` slot. So the scenario's `threads` sets only how many threads accept;
-//! the serving threads are as many as the connections. No helper threads.
+//! the serving threads are as many as the connections. One helper: `std-threads-stop`, which
+//! brings the stop to threads blocked in the kernel ([`kick`]).
 //!
-//! I/O: blocking in the kernel, with one `poll(2)` before each read (and before a write that
-//! would block) over the socket and an eventfd that the stop signal sets. That is what the
-//! stop/drain contract costs a blocking server: a thread parked in `read` cannot otherwise be
-//! told to stop. Data that is ready wins over the stop signal, as in every plugin.
+//! I/O: a blocking read and a blocking write per message, as a plain blocking server does. The
+//! stop reaches a thread parked in `read` or `write` as a signal that interrupts the call (see
+//! [`kick`]); the thread then reads the stop flags. Data that is ready wins over the stop
+//! signal, as in every plugin.
 //!
 //! Limits: a thread is a kernel task and a stack mapping, so the connection count is bounded by
 //! `kernel.threads-max`, `kernel.pid_max`, RLIMIT_NPROC, the cgroup's `pids.max`,
@@ -32,12 +33,17 @@ use runbench_plugin_abi::{
     MessageTracker, Outcome, Plugin, StopWait, ACCEPT_BACKOFF, ECHO_BUFFER_BYTES,
     NEEDS_THREAD_PER_CONNECTION,
 };
+mod kick;
+
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use tokio::sync::Semaphore;
@@ -67,12 +73,35 @@ impl Plugin for StdThreads {
             live: (Mutex::new(0), Condvar::new()),
             refused: AtomicU64::new(0),
             first_refusal: Mutex::new(None),
+            flags: kick::Flags::default(),
+            threads: kick::Registry::default(),
+            done: AtomicBool::new(false),
         });
+        kick::install().map_err(|e| format!("installing the stop signal's handler: {e}"))?;
+        let kicker_server = server.clone();
+        let kicker = std::thread::Builder::new()
+            .name("std-threads-stop".into())
+            .spawn(move || {
+                let s = &kicker_server;
+                kick::run(
+                    &s.threads,
+                    &s.flags,
+                    &s.stop.stopping,
+                    &s.stop.forced,
+                    &s.done,
+                )
+            })
+            .map_err(|e| format!("starting the stop thread: {e}"))?;
         let worker_server = server.clone();
-        serve_on_threads(host, config.threads, "std-threads", move |i, bound| {
+        let served = serve_on_threads(host, config.threads, "std-threads", move |i, bound| {
             accept_loop(i, &worker_server, bound);
             Ok(())
-        })?;
+        });
+        server
+            .done
+            .store(true, std::sync::atomic::Ordering::Release);
+        let _ = kicker.join();
+        served?;
         let refused = server.refused.load(Relaxed);
         if refused > 0 {
             let why = server
@@ -102,6 +131,10 @@ struct Server {
     live: (Mutex<usize>, Condvar),
     refused: AtomicU64,
     first_refusal: Mutex<Option<String>>,
+    /// The stop as the connection threads see it, those threads, and the end of `serve`.
+    flags: kick::Flags,
+    threads: kick::Registry,
+    done: AtomicBool,
 }
 
 /// Two eventfds that become (and stay) readable when the stop signal comes and when the grace
@@ -276,11 +309,13 @@ fn spawn_connection(server: &Arc<Server>, stream: TcpStream) -> io::Result<()> {
         .stack_size(STACK_BYTES)
         .spawn(move || {
             let s = &conn_server;
+            let entry = s.threads.enter();
             block_on(serve_connection(
                 &s.host,
                 s.permits.as_ref().map(|sem| sem.acquire()),
-                async { echo(stream, s) },
+                async { echo(stream, s, &entry.turns) },
             ));
+            drop(entry);
             let (count, closed) = &s.live;
             *count.lock().unwrap() -= 1;
             closed.notify_all();
@@ -292,31 +327,34 @@ fn spawn_connection(server: &Arc<Server>, stream: TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-fn echo(mut stream: TcpStream, server: &Server) -> Outcome {
-    // Non-blocking so a write to a client that does not read can still notice `forced`.
-    if stream.set_nodelay(true).is_err() || stream.set_nonblocking(true).is_err() {
+fn echo(mut stream: TcpStream, server: &Server, turns: &AtomicU64) -> Outcome {
+    if stream.set_nodelay(true).is_err() {
         return Outcome::IoError;
     }
-    let (config, host, stop) = (&server.config, &server.host, &server.stop);
+    let (config, host, flags) = (&server.config, &server.host, &server.flags);
     let fd = stream.as_raw_fd();
     let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
     let mut tracker = MessageTracker::new(config.message_bytes);
     loop {
-        let stop_fd = if tracker.at_boundary() {
-            &stop.stopping
+        turns.fetch_add(1, Release);
+        // At a message boundary the stop ends the connection cleanly; inside a message only the
+        // end of the grace period does, cutting it. Data that is ready wins either way.
+        let stop = if tracker.at_boundary() {
+            &flags.stopping
         } else {
-            &stop.forced
+            &flags.forced
         };
-        match wait_for(fd, libc::POLLIN, stop_fd) {
-            Ok(Ready::Socket) => {}
-            Ok(Ready::Stop) if tracker.at_boundary() => return Outcome::Clean,
-            Ok(Ready::Stop) => return Outcome::Cut,
-            Err(_) => return Outcome::IoError,
+        if stop.load(Acquire) && !kick::ready_now(fd) {
+            return if tracker.at_boundary() {
+                Outcome::Clean
+            } else {
+                Outcome::Cut
+            };
         }
         let n = match stream.read(&mut buf) {
             Ok(0) => return Outcome::PeerClosed,
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return Outcome::IoError,
         };
         for _ in 0..tracker.consumed(n) {
@@ -330,11 +368,10 @@ fn echo(mut stream: TcpStream, server: &Server) -> Outcome {
             match stream.write(data) {
                 Ok(0) => return Outcome::IoError,
                 Ok(k) => data = &data[k..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match wait_for(fd, libc::POLLOUT, &stop.forced) {
-                        Ok(Ready::Socket) => {}
-                        Ok(Ready::Stop) => return Outcome::Cut,
-                        Err(_) => return Outcome::IoError,
+                // A client that does not read holds the write until the grace period is over.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    if flags.forced.load(Acquire) {
+                        return Outcome::Cut;
                     }
                 }
                 Err(_) => return Outcome::IoError,
