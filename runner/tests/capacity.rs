@@ -83,12 +83,18 @@ fn the_search_finds_a_known_capacity_and_a_tighter_slo_a_lower_one() {
     );
 
     // A median limit: robust against the p99 spikes a virtual machine's idle CPUs add at low
-    // rates (which would fail the search at its first rate).
+    // rates (which would fail the search at its first rate). This server's knee is so sharp
+    // that p50 <= 2 ms and p99 <= 50 ms bind within one step of the resolution (both found
+    // 9,000/s in one CI run), so here the tighter limit must find no more (give or take the
+    // resolution's step either search's noise can cost) and be the one that binds; that it
+    // finds less where latency grows gradually is
+    // `run::tests::a_tighter_objective_finds_a_lower_capacity`.
     let tight = capacity_of(&run_ok(dir.path(), "tight", &search("p50 = \"2ms\"")));
     assert!(
-        num(&tight, "capacity") < cap,
+        num(&tight, "capacity") <= cap * 1.1,
         "p50 <= 2 ms: {tight:?}; p99 <= 50 ms: {cap}"
     );
+    assert!(tight["binding_limit"].contains("p50"), "{tight:?}");
 }
 
 #[test]

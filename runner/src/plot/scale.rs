@@ -152,6 +152,19 @@ pub fn nice_step(raw: f64) -> f64 {
     round_up(raw, &[1.0, 2.0, 2.5, 5.0, 10.0])
 }
 
+/// The tick positions to label, at least `gap` apart, from the smallest: a capacity search
+/// probes rates a few percent apart, and a label for each would print them over one another.
+pub fn spaced(mut ticks: Vec<f64>, gap: f64) -> Vec<f64> {
+    ticks.sort_by(f64::total_cmp);
+    let mut kept: Vec<f64> = Vec::with_capacity(ticks.len());
+    for t in ticks {
+        if kept.last().is_none_or(|&last| t - last >= gap) {
+            kept.push(t);
+        }
+    }
+    kept
+}
+
 /// Short labels: 950, 12.5k, 1.25M; at most three significant digits.
 pub fn si(v: f64) -> String {
     let a = v.abs();
@@ -234,6 +247,16 @@ mod tests {
         let a = Axis::for_values([10.0, 5000.0], true);
         assert!(a.log);
         assert_eq!(a.value(a.range.start), 10.0);
+    }
+
+    #[test]
+    fn ticks_closer_than_the_gap_are_left_unlabelled() {
+        assert_eq!(
+            spaced(vec![3.0, 0.0, 1.0, 1.05, 2.0], 0.5),
+            vec![0.0, 1.0, 2.0, 3.0]
+        );
+        assert_eq!(spaced(vec![0.0, 0.3, 0.6, 0.9], 0.5), vec![0.0, 0.6]);
+        assert!(spaced(Vec::new(), 1.0).is_empty());
     }
 
     #[test]

@@ -175,7 +175,11 @@ fn panel(
     value: impl Fn(&Summary) -> Option<f64>,
 ) -> anyhow::Result<()> {
     let (x, param) = (xa.axis, xa.param);
-    let x_ticks: Vec<f64> = xa.values.iter().filter_map(|&v| x.pos(v)).collect();
+    // At most ~12 labels across the axis, however many rates a search probed.
+    let x_ticks = scale::spaced(
+        xa.values.iter().filter_map(|&v| x.pos(v)).collect(),
+        (x.range.end - x.range.start) / 12.0,
+    );
     let x_fmt = |v: &f64| scale::si(x.value(*v));
     let y_fmt = |v: &f64| scale::si(y.value(*v));
     // A little room left and right so end markers are not cut by the axes.

@@ -728,3 +728,66 @@ fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
         load_cpus: load_cpus(s),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Percentile, Slo};
+
+    /// A probe of an M/D/1 server (100 µs a request, so 10,000/s at most) at `rate`: its median
+    /// sojourn time is the service plus the median wait, which grows without bound toward 1.
+    fn probe_row(rate: u64) -> SummaryRow {
+        let rho = rate as f64 / 10_000.0;
+        let p50 = if rho < 1.0 {
+            100.0 + 100.0 * rho / (2.0 * (1.0 - rho))
+        } else {
+            1e9
+        };
+        SummaryRow {
+            status: RowStatus::Ok,
+            requests: Some(rate * 2),
+            p50_us: Some(p50),
+            not_sent: Some(0),
+            send_lag_p99_us: Some(0.0),
+            loadgen_saturated: Some(false),
+            ..Default::default()
+        }
+    }
+
+    fn capacity_at_p50(limit_us: u64) -> u64 {
+        let slo = Slo {
+            latency: vec![(Percentile::P50, Duration::from_micros(limit_us))],
+            errors: None,
+            achieved: None,
+        };
+        let settings = search::Settings {
+            from: 1000,
+            max: 1_000_000,
+            resolution: 0.05,
+            confirm: 2,
+        };
+        let found = search::find(&settings, |rate, _| {
+            probe_verdict(&probe_row(rate), Some(&slo))
+        });
+        assert!(found.note.is_empty(), "{found:?}");
+        found.capacity.unwrap()
+    }
+
+    /// The judgement, the verdict and the search together: a tighter objective finds a lower
+    /// capacity, each near where the model crosses its limit (p50 = 2 ms at 9,744/s, 300 µs at
+    /// 8,000/s). The integration test's real server has a sharper knee, where both land in one
+    /// step of the resolution.
+    #[test]
+    fn a_tighter_objective_finds_a_lower_capacity() {
+        let (loose, tight) = (capacity_at_p50(2000), capacity_at_p50(300));
+        assert!(tight < loose, "{tight} against {loose}");
+        assert!(
+            (9_744.0 / 1.05..=9_744.0).contains(&(loose as f64)),
+            "{loose}"
+        );
+        assert!(
+            (8_000.0 / 1.05..=8_000.0).contains(&(tight as f64)),
+            "{tight}"
+        );
+    }
+}
