@@ -352,7 +352,8 @@ pub const LATE_SEND: std::time::Duration = std::time::Duration::from_millis(1);
 /// How hard the load generator worked, measured independently three ways per thread: wall
 /// time outside `epoll_wait`, CPU time, and time runnable but waiting for a CPU (schedstat).
 /// Waits too short to sleep through, spent polling, count as waits in both (`cpu_s` keeps them:
-/// it is what the load cost). Fractions merge as the busiest thread (the one that limits the load); seconds add up.
+/// it is what the load cost). Fractions merge as the busiest thread (the one that limits the
+/// load); seconds add up.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LoadBusy {
     pub wall: f64,

@@ -53,6 +53,8 @@ pub struct Overall {
     /// The plan's estimate of the steps done so far and of those left.
     estimated_done: Duration,
     estimated_left: Duration,
+    /// Probes of the capacity search in progress (the step that ends with it).
+    probes: usize,
 }
 
 impl Overall {
@@ -88,6 +90,7 @@ impl Overall {
             started: Instant::now(),
             estimated_done: Duration::ZERO,
             estimated_left: estimate,
+            probes: 0,
         };
         o.show();
         o
@@ -125,17 +128,12 @@ impl Overall {
 
     /// One line for a finished probe of a capacity search: part of the step in progress, which
     /// ends with the search ([`Overall::search_finished`]).
-    pub fn probe_finished(
-        &mut self,
-        label: &str,
-        probe: usize,
-        row: &SummaryRow,
-        estimate: Duration,
-    ) {
+    pub fn probe_finished(&mut self, label: &str, row: &SummaryRow, estimate: Duration) {
+        self.probes += 1;
         self.estimated_done += estimate;
         self.estimated_left = self.estimated_left.saturating_sub(estimate);
         let k = (self.done + 1).min(self.total);
-        let label = format!("{label} (probe {probe})");
+        let label = format!("{label} (probe {})", self.probes);
         let eta = Some(self.eta());
         crate::progress::log(&step_line(k, self.total, &label, row, eta));
         self.show();
@@ -144,6 +142,7 @@ impl Overall {
     /// A capacity search is done: its step is.
     pub fn search_finished(&mut self) {
         self.done += 1;
+        self.probes = 0;
         self.show();
     }
 
@@ -437,15 +436,17 @@ mod tests {
             started: Instant::now(),
             estimated_done: Duration::ZERO,
             estimated_left: Duration::from_secs(60),
+            probes: 0,
         };
         let r = row("tokio", 1000.0, None);
         for p in 1..=5 {
-            o.probe_finished("tokio", p, &r, Duration::from_secs(20));
+            o.probe_finished("tokio", &r, Duration::from_secs(20));
             assert_eq!(o.done, 0, "a probe is not a step");
+            assert_eq!(o.probes, p);
         }
         assert_eq!(o.estimated_left, Duration::ZERO, "never below nothing left");
         o.search_finished();
-        assert_eq!((o.done, o.total), (1, 2));
+        assert_eq!((o.done, o.total, o.probes), (1, 2, 0));
     }
 
     #[test]

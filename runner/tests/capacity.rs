@@ -94,7 +94,13 @@ fn the_search_finds_a_known_capacity_and_a_tighter_slo_a_lower_one() {
         num(&tight, "capacity") <= cap * 1.1,
         "p50 <= 2 ms: {tight:?}; p99 <= 50 ms: {cap}"
     );
-    assert!(tight["binding_limit"].contains("p50"), "{tight:?}");
+    // The search may instead end, as designed, at a client the machine stalled (seen once here:
+    // send lag p99 30 ms at 4,000/s three probes in a row); then it must say so.
+    assert!(
+        tight["binding_limit"].contains("p50")
+            || tight["note"].contains("the load generator's ceiling"),
+        "{tight:?}"
+    );
 }
 
 #[test]

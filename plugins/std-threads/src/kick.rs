@@ -12,12 +12,12 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{
     AtomicBool, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// How often threads still blocked are kicked again after the stop.
@@ -32,9 +32,8 @@ extern "C" fn nothing(_: libc::c_int) {}
 /// Installs the do-nothing handler (once per process), without SA_RESTART so blocking calls
 /// return EINTR.
 pub fn install() -> io::Result<()> {
-    static ONCE: Once = Once::new();
-    static mut RESULT: i32 = 0;
-    ONCE.call_once(|| {
+    static INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
+    let installed = INSTALLED.get_or_init(|| {
         // SAFETY: a zeroed sigaction with a handler that touches nothing is valid; sigaction
         // only reads it.
         unsafe {
@@ -43,15 +42,12 @@ pub fn install() -> io::Result<()> {
             libc::sigemptyset(&mut sa.sa_mask);
             sa.sa_flags = 0;
             if libc::sigaction(signal(), &sa, std::ptr::null_mut()) != 0 {
-                RESULT = io::Error::last_os_error().raw_os_error().unwrap_or(-1);
+                return Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1));
             }
         }
+        Ok(())
     });
-    // SAFETY: written only inside call_once, which has completed.
-    match unsafe { RESULT } {
-        0 => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
-    }
+    installed.map_err(io::Error::from_raw_os_error)
 }
 
 /// The stop flags the connection threads read on every turn of their loop.
@@ -121,7 +117,7 @@ pub fn run(
     done: &AtomicBool,
 ) {
     // Before the stop there is nothing to do but wait for it (bounded, to notice `done`).
-    while !readable(stopping, Duration::from_millis(50)) {
+    while !readable(stopping.as_raw_fd(), Duration::from_millis(50)) {
         if done.load(Acquire) {
             return;
         }
@@ -129,7 +125,7 @@ pub fn run(
     flags.stopping.store(true, Release);
     let mut seen = HashMap::new();
     while !done.load(Acquire) {
-        if !flags.forced.load(Acquire) && readable(forced, Duration::ZERO) {
+        if !flags.forced.load(Acquire) && readable(forced.as_raw_fd(), Duration::ZERO) {
             flags.forced.store(true, Release);
             // A new flag: every thread must see it, serving or not.
             seen.clear();
@@ -138,31 +134,20 @@ pub fn run(
         if flags.forced.load(Acquire) {
             std::thread::sleep(AGAIN);
         } else {
-            readable(forced, AGAIN);
+            readable(forced.as_raw_fd(), AGAIN);
         }
     }
 }
 
-/// Whether `fd` is readable within `timeout`.
-fn readable(fd: &OwnedFd, timeout: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one live pollfd.
-    let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) };
-    n > 0 && p.revents != 0
-}
-
-/// Whether `fd` has data (or an error or hang-up) to read now: data that is ready wins over a
-/// stop.
-pub fn ready_now(fd: libc::c_int) -> bool {
+/// Whether `fd` is readable (data, an error or a hang-up) within `timeout`; with a zero timeout,
+/// whether it is now (data that is ready wins over a stop).
+pub fn readable(fd: RawFd, timeout: Duration) -> bool {
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
     // SAFETY: one live pollfd.
-    unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents != 0 }
+    let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) };
+    n > 0 && p.revents != 0
 }

@@ -27,14 +27,14 @@
 //! `max_connections` uses tokio's `sync::Semaphore` (FIFO-fair, runtime-independent; only
 //! tokio's `sync` feature is built): a waiting connection's thread blocks on it.
 
+mod kick;
+
 use runbench_plugin_abi::os::ThreadLimits;
 use runbench_plugin_abi::{
     export_plugin, os, serve_connection, serve_on_threads, spin_for, Bound, Config, HostHandle,
     MessageTracker, Outcome, Plugin, StopWait, ACCEPT_BACKOFF, ECHO_BUFFER_BYTES,
     NEEDS_THREAD_PER_CONNECTION,
 };
-mod kick;
-
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -46,6 +46,7 @@ use std::sync::atomic::{
 };
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Stack of each connection thread: the loop needs a few KiB; 64 KiB leaves room for the
@@ -97,9 +98,7 @@ impl Plugin for StdThreads {
             accept_loop(i, &worker_server, bound);
             Ok(())
         });
-        server
-            .done
-            .store(true, std::sync::atomic::Ordering::Release);
+        server.done.store(true, Release);
         let _ = kicker.join();
         served?;
         let refused = server.refused.load(Relaxed);
@@ -344,7 +343,7 @@ fn echo(mut stream: TcpStream, server: &Server, turns: &AtomicU64) -> Outcome {
         } else {
             &flags.forced
         };
-        if stop.load(Acquire) && !kick::ready_now(fd) {
+        if stop.load(Acquire) && !kick::readable(fd, Duration::ZERO) {
             return if tracker.at_boundary() {
                 Outcome::Clean
             } else {

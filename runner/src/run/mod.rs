@@ -158,7 +158,6 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> Result<Ru
         capacity: Vec::new(),
         last_port: None,
         overall: Overall::start(plan),
-        probes: 0,
         latest_moved: false,
     };
     if let Err(e) = run.dir.write("meta.json", &meta_json(&run.meta)) {
@@ -238,8 +237,6 @@ struct RunState<'a> {
     /// The last step's server port, for the cooldown before the next step.
     last_port: Option<u16>,
     overall: Overall,
-    /// Probes of the capacity search in progress.
-    probes: usize,
     /// `latest` moves to this run once it has a measurement (ok or failed), not before.
     latest_moved: bool,
 }
@@ -270,9 +267,7 @@ impl RunState<'_> {
         if probe.is_empty() {
             self.overall.step_finished(&label, &out.row, estimate);
         } else {
-            self.probes += 1;
-            self.overall
-                .probe_finished(&label, self.probes, &out.row, estimate);
+            self.overall.probe_finished(&label, &out.row, estimate);
         }
         let row = out.row.clone();
         self.all.trials.push(out.row);
@@ -310,7 +305,6 @@ impl RunState<'_> {
             resolution: search.resolution,
             confirm: search.confirm,
         };
-        self.probes = 0;
         let mut tries: std::collections::BTreeMap<u64, usize> = Default::default();
         let mut failure = None;
         let found = search::find(&settings, |rate, stage| {
