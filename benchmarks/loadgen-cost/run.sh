@@ -6,7 +6,10 @@
 # request, and how many scheduled sends went out late. `benchmarks/loadgen-cost/run.sh 20000 50000`
 # measures other rates; RUNBENCH=path/to/runbench measures another build (its plugins beside it).
 # Then 20,000/s again with each of WINDOWS (default "250us 500us"; WINDOWS= for none): the
-# open model's `send_window`, which groups sends into fewer wake-ups at the price of lateness.
+# open model's `send_window`, at most one sleep per window, at the price of lateness.
+# Last, the closed model with each of FEW (default "1 4") connections, each followed by the open
+# model (100 connections) at the rate it reached: the two models at the same throughput, where
+# the closed one also sleeps between answers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ -z "${RUNBENCH:-}" ]; then
@@ -18,7 +21,7 @@ if [ ${#rates[@]} -eq 0 ]; then rates=(1000 20000 100000 200000); fi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-scenario() { # name model [rate [send_window]]
+scenario() { # name model [rate [send_window [connections]]]
     local window_line=""
     if [ -n "${4:-}" ]; then window_line="send_window = \"$4\""; fi
     cat > "$dir/$1.toml" <<TOML
@@ -31,7 +34,7 @@ cpus = [0]
 model = "$2"
 ${3:+rate = $3}
 $window_line
-connections = 100
+connections = ${5:-100}
 payload_bytes = 64
 warmup = "1s"
 duration = "3s"
@@ -53,12 +56,13 @@ late = r.get("sent_late") or "-"
 busy = float(r.get("loadgen_cpu_busy") or r["loadgen_busy"])
 print(f"| {sys.argv[2]:<18} | {rps:>10,.0f} | {cpu:5.2f} s = {cpu / life:4.2f} core | "
       f"{cpu * 1e6 / served:6.2f} µs | {busy:4.2f} | {late:>7} | "
-      f"{float(r['p50_us']):>10,.1f} | {r['loadgen_saturated']:<5} |")
+      f"{float(r['p50_us']):>10,.1f} | {float(r['p99_us']):>10,.1f} | "
+      f"{r.get('send_window_us') or '-':>6} | {r['loadgen_saturated']:<5} |")
 PY
 }
 
-echo "| load               | achieved/s | load generator CPU      | CPU/req   | busy | late    | p50 µs     | sat.  |"
-echo "| ---                | ---:       | ---                     | ---:      | ---: | ---:    | ---:       | ---   |"
+echo "| load               | achieved/s | load generator CPU      | CPU/req   | busy | late    | p50 µs     | p99 µs     | window | sat.  |"
+echo "| ---                | ---:       | ---                     | ---:      | ---: | ---:    | ---:       | ---:       | ---:   | ---   |"
 scenario closed closed
 "$RUNBENCH" run "$dir/closed.toml" --out "$dir/out" >/dev/null 2>&1
 row closed
@@ -73,4 +77,13 @@ for window in ${WINDOWS-250us 500us}; do
     scenario "open-20000-$window" open 20000 "$window"
     "$RUNBENCH" run "$dir/open-20000-$window.toml" --out "$dir/out" >/dev/null 2>&1
     row "open-20000-$window"
+done
+for few in ${FEW-1 4}; do
+    scenario "closed-$few-conns" closed "" "" "$few"
+    "$RUNBENCH" run "$dir/closed-$few-conns.toml" --out "$dir/out" >/dev/null 2>&1
+    row "closed-$few-conns"
+    same=$(python3 -c "import csv;print(int(float(next(csv.DictReader(open('$dir/out/closed-$few-conns/latest/summary.csv')))['requests_per_sec'])))")
+    scenario "open-$same" open "$same"
+    "$RUNBENCH" run "$dir/open-$same.toml" --out "$dir/out" >/dev/null 2>&1
+    row "open-$same"
 done

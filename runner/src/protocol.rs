@@ -219,7 +219,7 @@ pub struct LoadgenSpec {
     /// Open model: requests/s over all connections.
     pub rate: Option<Ramp>,
     pub requests_per_connection: Option<u64>,
-    /// Open model: sends due within one window of this many ns go out together at its end.
+    /// Open model: the generator sleeps at most once per window of this many ns.
     #[serde(default)]
     pub send_window_ns: u64,
     pub interval_ms: u64,

@@ -142,6 +142,9 @@ pub struct SummaryRow {
     pub loadgen_cpu_wait: Option<f64>,
     pub loadgen_saturated: Option<bool>,
     pub loadgen_cpu_s: Option<f64>,
+    /// Open model: `load.send_window` (0: every send at its time): sends may be late by up to
+    /// it, and that lateness is in the latency.
+    pub send_window_us: Option<f64>,
     /// `ok`, or what the run's own witnesses disagreed about (see `crate::audit`).
     pub audit: String,
     /// With `[slo]`: `pass` or `fail`, and the limits broken.

@@ -25,6 +25,8 @@ pub(super) fn base_row(plan: &Plan, subject: &str, p: &Point, trial: usize) -> S
         server_processes: plan.server_processes,
         server_processes_auto: s.server.processes_auto,
         duration_s: s.load.duration.as_secs_f64(),
+        send_window_us: (s.load.model == Model::Open)
+            .then_some(s.load.send_window.as_secs_f64() * 1e6),
         shutdown_at_s: s.shutdown.at.map(|d| d.as_secs_f64()),
         // A search's probes differ by rate: each names its point.
         point: if plan.points.len() > 1 || s.search.is_some() {

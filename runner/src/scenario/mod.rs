@@ -99,7 +99,7 @@ pub struct LoadSpec {
     pub cpus: Vec<usize>,
     pub threads: usize,
     pub requests_per_connection: Option<u64>,
-    /// Open model: sends due within one window go out together at its end (zero: each on time).
+    /// Open model: the generator sleeps at most once per window (zero: each send on time).
     #[serde(with = "as_text")]
     pub send_window: Duration,
     pub phases: Vec<Phase>,

@@ -137,8 +137,9 @@ pub struct RawLoad {
     pub threads: Option<i64>,
     /// Close and reopen each connection after this many requests (connection churn).
     pub requests_per_connection: Option<i64>,
-    /// Open model: sends due within one window of this length go out together at its end, so
-    /// the load generator wakes at most once per window (e.g. "250us"; at most "500us").
+    /// Open model: the load generator sleeps at most once per window; a send due less than a
+    /// window after it last woke waits for the window's end (late by up to it, charged to
+    /// latency), sparser sends keep their times (e.g. "250us"; at most "500us"; default "0s").
     pub send_window: Option<String>,
     /// Stages ramping linearly from the previous target (k6-style).
     pub phases: Option<Vec<RawPhase>>,
