@@ -20,6 +20,9 @@
 //!   (more than 1% of them), or never answered.
 //! - **Server CPU**: the window's CPU from /proc (the figure reported) vs the servers' own
 //!   getrusage at the same instants, within 5% or 20 ms per server process.
+//! - **Receive stamps**: every read of an answer should carry the kernel's receive stamp; one
+//!   without (stamping unavailable, or a realtime clock step) is timed when read, late by what
+//!   the generator slept or waited, which would otherwise be charged to the server unseen.
 //! - **Load generator**: its busy fraction from wall time outside `epoll_wait` vs its thread CPU
 //!   time plus its run-queue wait (schedstat), within 0.15; and a wait for a CPU above 25% while
 //!   its own threads used less than 75% of the load CPUs (another process competed for them, or,
@@ -97,6 +100,14 @@ pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> 
     }
     if f.model == Model::Open {
         schedule_findings(f, load, &mut a.findings);
+    }
+    if c.reads_unstamped > 0 {
+        a.findings.push(format!(
+            "{} of {} reads of answers in the window had no kernel receive stamp: those \
+             answers were timed when read, and their latencies include the client's own delay \
+             in reading them",
+            c.reads_unstamped, c.reads
+        ));
     }
     if let (Some((user, sys)), Some(own)) = (window.proc_cpu(), window.own_cpu()) {
         let proc = user + sys;
@@ -290,6 +301,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("account for less"), "{text}");
+        assert!(!text.contains("receive stamp"), "{text}");
+        l.counters.reads = 10_000;
+        l.counters.reads_unstamped = 7;
+        let text = audit(&facts(Model::Closed), &l, &w).column();
+        assert!(
+            text.contains("7 of 10000 reads of answers in the window had no kernel receive stamp")
+        );
         let mut l = load(10_000);
         l.counters.pending_ns /= 2;
         l.busy.cpu_wait = 0.4;

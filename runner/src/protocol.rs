@@ -320,6 +320,12 @@ pub struct LoadCounters {
     /// that connection (ns).
     pub pending_ns: u64,
     pub resend_gap_sum_ns: u64,
+    /// Reads of answers in the window, and those without a usable kernel receive stamp (timed
+    /// when read instead: late by whatever the generator slept or waited).
+    #[serde(default)]
+    pub reads: u64,
+    #[serde(default)]
+    pub reads_unstamped: u64,
 }
 
 impl std::ops::AddAssign for LoadCounters {
@@ -343,6 +349,8 @@ impl std::ops::AddAssign for LoadCounters {
         self.stuck_through_window += o.stuck_through_window;
         self.pending_ns += o.pending_ns;
         self.resend_gap_sum_ns += o.resend_gap_sum_ns;
+        self.reads += o.reads;
+        self.reads_unstamped += o.reads_unstamped;
     }
 }
 

@@ -609,7 +609,12 @@ impl Worker {
                     n,
                     arrived,
                     read_at,
+                    stamped,
                 }) => {
+                    if self.clock.in_window(read_at) {
+                        self.counters.reads += 1;
+                        self.counters.reads_unstamped += u64::from(!stamped);
+                    }
                     let mut pos = 0;
                     while pos < n {
                         let c = &mut self.conns[i];
