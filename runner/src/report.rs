@@ -306,7 +306,8 @@ fn capacity_section(rows: &[crate::results::CapacityRow]) -> String {
     md.push_str(
         "\nEach probe is a row of `trials.csv` (`probe`: step-up, bisect, confirm, recheck); \
          a probe the load generator could not drive is inconclusive and runs again; three in a \
-         row end the search at the client's ceiling.\n\n",
+         row make that rate the client's ceiling, below which the search goes on, so a capacity \
+         with that note is a lower bound.\n\n",
     );
     md
 }

@@ -432,7 +432,9 @@ fn step_label(plan: &Plan, subject: usize, point: &Point, trial: usize) -> Strin
 
 /// A probe's row as the search sees it. The load generator measures latency from the intended
 /// send time, so its own lateness can only make a server look worse: a pass stands whenever the
-/// generator sent everything it scheduled. A fail is inconclusive when the generator could
+/// generator sent everything it scheduled and the answers kept pace with the offered rate
+/// ([`SUSTAINED`] of it in the window; a short probe under a loose latency limit would otherwise
+/// pass with a backlog growing, the client's or the server's). A fail is inconclusive when the generator could
 /// explain every limit it broke: a latency within its p99 send lag of the limit, errors while it
 /// left requests unsent, an achieved rate it did not offer (saturated, or unsent requests).
 fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe {
@@ -459,6 +461,24 @@ fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe 
     let Some(j) = slo.and_then(|s| crate::objectives::judge(s, row)) else {
         return Probe::Fail("not judged".into());
     };
+    let kept_pace = match (row.requests_per_sec, row.target_rate) {
+        (Some(got), Some(offered)) if offered > 0 => got / offered as f64,
+        _ => 1.0,
+    };
+    if j.pass && kept_pace < SUSTAINED {
+        let behind = format!(
+            "answers came at {:.1}% of the offered rate: the backlog grew",
+            kept_pace * 100.0
+        );
+        return if saturated || not_sent > 0 {
+            Probe::Inconclusive(format!(
+                "{behind}, which could be the client's: {}",
+                client()
+            ))
+        } else {
+            Probe::Fail(behind)
+        };
+    }
     if j.pass {
         return if not_sent == 0 {
             Probe::Pass
@@ -485,6 +505,10 @@ fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe 
         Probe::Fail(j.broken.join("; "))
     }
 }
+
+/// The share of the offered rate a probe's answers must reach in the window to pass: a rate
+/// is a capacity only if it is sustained.
+const SUSTAINED: f64 = 0.95;
 
 /// Waits until the kernel has let go of the last step's server sockets (anything but
 /// TIME_WAIT on loopback), so one runtime's teardown does not load the next one's start.
@@ -765,6 +789,52 @@ mod tests {
         });
         assert!(found.note.is_empty(), "{found:?}");
         found.capacity.unwrap()
+    }
+
+    /// A server that answers 10,000/s at most, fast: under a latency limit loose enough that a
+    /// short probe's backlog never reaches it (the "ceiling" integration test's 10 s), a probe
+    /// above 10,000/s passed before, and the search reported the client's ceiling (925,000/s
+    /// against the 385,000/s answered, on this VM). A rate is a capacity only if the answers
+    /// keep pace with it.
+    #[test]
+    fn a_probe_whose_answers_fall_behind_the_offered_rate_does_not_pass() {
+        let slo = Slo {
+            latency: vec![(Percentile::P99, Duration::from_secs(10))],
+            errors: None,
+            achieved: None,
+        };
+        let row = |rate: u64, saturated: bool| SummaryRow {
+            status: RowStatus::Ok,
+            requests: Some(rate.min(10_000)),
+            requests_per_sec: Some(rate.min(10_000) as f64),
+            target_rate: Some(rate),
+            p99_us: Some(900_000.0),
+            not_sent: Some(0),
+            send_lag_p99_us: Some(0.0),
+            loadgen_saturated: Some(saturated),
+            ..Default::default()
+        };
+        assert_eq!(probe_verdict(&row(10_000, false), Some(&slo)), Probe::Pass);
+        let Probe::Fail(why) = probe_verdict(&row(25_000, false), Some(&slo)) else {
+            panic!("the server fell behind: a fail");
+        };
+        assert!(why.contains("40.0% of the offered rate"), "{why}");
+        assert!(matches!(
+            probe_verdict(&row(25_000, true), Some(&slo)),
+            Probe::Inconclusive(_)
+        ));
+        let settings = search::Settings {
+            from: 1000,
+            max: 1_000_000,
+            resolution: 0.05,
+            confirm: 2,
+        };
+        let found = search::find(&settings, |rate, _| {
+            probe_verdict(&row(rate, false), Some(&slo))
+        });
+        let (lo, hi) = (found.capacity.unwrap(), found.failed_at.unwrap());
+        assert!(lo <= 10_526 && 10_526 < hi, "{found:?}");
+        assert!(found.binding.contains("backlog grew"), "{found:?}");
     }
 
     /// The judgement, the verdict and the search together: a tighter objective finds a lower

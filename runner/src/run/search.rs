@@ -5,7 +5,9 @@
 //! fail again, because one lucky probe is not a capacity. A probe the load generator may have
 //! decided (see `run::probe_verdict`) is inconclusive, not a pass or a fail: it is run again (a
 //! client descheduled once for a few milliseconds is not a ceiling), and when it stays
-//! inconclusive the search stops there, at the client's ceiling, and says so.
+//! inconclusive that rate is the client's ceiling: the search bisects below it as below a
+//! failure, so the capacity found is within `resolution` of the ceiling (a lower bound, said
+//! in the note) or a real failure under it.
 //!
 //! The algorithm is a pure function of a probe callback, so it is tested against synthetic
 //! servers; `run::run_plan` gives it real probes.
@@ -93,13 +95,21 @@ struct Prober<P> {
     unsure: String,
 }
 
+/// What a rate showed once its probes were run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Pass,
+    Fail,
+    /// Inconclusive [`INCONCLUSIVE_TRIES`] times in a row: the client cannot decide this rate.
+    Ceiling,
+}
+
 /// Why a search ends before its design says (the `note`).
 struct Stop(String);
 
 impl<P: FnMut(u64, Stage) -> Probe> Prober<P> {
-    /// One probe, run again while inconclusive: `Ok(true)` pass, `Ok(false)` fail, `Err` when
-    /// the search must end.
-    fn at(&mut self, rate: u64, stage: Stage) -> Result<bool, Stop> {
+    /// One probe, run again while inconclusive; `Err` when the search must end.
+    fn at(&mut self, rate: u64, stage: Stage) -> Result<Outcome, Stop> {
         for _ in 0..INCONCLUSIVE_TRIES {
             if self.probes >= MAX_PROBES {
                 return Err(Stop(format!("stopped after {MAX_PROBES} probes")));
@@ -108,31 +118,41 @@ impl<P: FnMut(u64, Stage) -> Probe> Prober<P> {
             match (self.probe)(rate, stage) {
                 Probe::Pass => {
                     self.passed.push(rate);
-                    return Ok(true);
+                    return Ok(Outcome::Pass);
                 }
                 Probe::Fail(why) => {
                     self.broken.push((rate, why));
-                    return Ok(false);
+                    return Ok(Outcome::Fail);
                 }
                 Probe::Inconclusive(why) => self.unsure = why,
                 Probe::Interrupted => return Err(Stop("interrupted".into())),
             }
         }
-        Err(Stop(format!(
+        Ok(Outcome::Ceiling)
+    }
+
+    /// `times` probes in a row at `rate`: a pass if all pass, else the first that did not.
+    fn holds(&mut self, rate: u64, stage: Stage, times: usize) -> Result<Outcome, Stop> {
+        for _ in 0..times {
+            let o = self.at(rate, stage)?;
+            if o != Outcome::Pass {
+                return Ok(o);
+            }
+        }
+        Ok(Outcome::Pass)
+    }
+
+    /// The highest rate below `rate` that passed.
+    fn passed_below(&self, rate: u64) -> Option<u64> {
+        self.passed.iter().copied().filter(|&r| r < rate).max()
+    }
+
+    fn ceiling_note(&self, rate: u64) -> String {
+        format!(
             "the load generator's ceiling at {rate}/s ({INCONCLUSIVE_TRIES} probes in a row \
              inconclusive): {}",
             self.unsure
-        )))
-    }
-
-    /// Passes `times` probes in a row at `rate`.
-    fn holds(&mut self, rate: u64, stage: Stage, times: usize) -> Result<bool, Stop> {
-        for _ in 0..times {
-            if !self.at(rate, stage)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        )
     }
 }
 
@@ -144,78 +164,127 @@ pub fn find(s: &Settings, probe: impl FnMut(u64, Stage) -> Probe) -> Found {
         broken: Vec::new(),
         unsure: String::new(),
     };
-    let (mut lo, mut hi) = (None, None);
-    let note = match search(s, &mut p, &mut lo, &mut hi) {
+    let mut b = Bracket::default();
+    let note = match search(s, &mut p, &mut b) {
         Ok(note) => note,
-        Err(Stop(note)) => note,
+        Err(Stop(note)) => match b.ceiling {
+            // Ended early below a ceiling already found: say both.
+            Some(c) => format!("{note}; {}", p.ceiling_note(c)),
+            None => note,
+        },
     };
-    let binding = hi
+    let binding = (b.failed)
         .and_then(|h| p.broken.iter().rev().find(|(r, _)| *r == h))
         .map(|(_, why)| why.clone())
         .unwrap_or_default();
     Found {
-        capacity: lo,
-        failed_at: hi,
+        capacity: b.held,
+        failed_at: b.failed,
         binding,
         probes: p.probes,
         note,
     }
 }
 
-/// The search proper; `lo` is the highest rate that held, `hi` the lowest that failed.
+/// What the search knows: the highest rate that held, the lowest that failed, and the lowest
+/// the client could not decide (its ceiling: the search goes on below it, not above).
+#[derive(Default)]
+struct Bracket {
+    held: Option<u64>,
+    failed: Option<u64>,
+    ceiling: Option<u64>,
+}
+
+impl Bracket {
+    /// The bracket's upper end: a failure or the ceiling, whichever is lower.
+    fn top(&self) -> Option<u64> {
+        match (self.failed, self.ceiling) {
+            (Some(f), Some(c)) => Some(f.min(c)),
+            (f, c) => f.or(c),
+        }
+    }
+
+    fn record(&mut self, rate: u64, o: Outcome) {
+        match o {
+            Outcome::Pass => self.held = Some(rate),
+            Outcome::Fail => self.failed = Some(rate),
+            Outcome::Ceiling => self.ceiling = Some(rate),
+        }
+    }
+}
+
+/// The search proper.
 fn search<P: FnMut(u64, Stage) -> Probe>(
     s: &Settings,
     p: &mut Prober<P>,
-    lo: &mut Option<u64>,
-    hi: &mut Option<u64>,
+    b: &mut Bracket,
 ) -> Result<String, Stop> {
     let mut rate = s.from;
     loop {
-        // Steps up, doubling, until a probe fails.
-        while hi.is_none() {
-            if p.at(rate, Stage::StepUp)? {
-                *lo = Some(rate);
+        // Steps up, doubling, until a probe fails or the client cannot decide.
+        while b.top().is_none() {
+            let o = p.at(rate, Stage::StepUp)?;
+            b.record(rate, o);
+            if o == Outcome::Pass {
                 if rate >= s.max {
                     return Ok(format!("passed at the search's max ({rate}/s)"));
                 }
                 rate = (rate * 2).min(s.max);
-            } else {
-                *hi = Some(rate);
             }
         }
-        let Some(mut l) = *lo else {
-            return Ok(format!("fails already at {}/s", s.from));
+        let Some(mut l) = b.held else {
+            return Ok(match b.ceiling {
+                Some(c) if b.failed.is_none() => p.ceiling_note(c),
+                _ => format!("fails already at {}/s", s.from),
+            });
         };
-        let mut h = hi.expect("set above");
-        // Bisection; near the boundary a rate holds only if two probes in a row pass.
+        let mut h = b.top().expect("set above");
+        // Bisection, below a failure or below the client's ceiling alike; near the boundary a
+        // rate holds only if two probes in a row pass.
         while (h as f64) > l as f64 * (1.0 + s.resolution) && h > l + 1 {
             let mid = l + (h - l) / 2;
             let near = (h as f64) <= l as f64 * (1.0 + 4.0 * s.resolution);
-            if p.holds(mid, Stage::Bisect, if near { 2 } else { 1 })? {
-                l = mid;
-            } else {
-                h = mid;
+            let o = p.holds(mid, Stage::Bisect, if near { 2 } else { 1 })?;
+            b.record(mid, o);
+            match o {
+                Outcome::Pass => l = mid,
+                _ => h = mid,
             }
         }
-        (*lo, *hi) = (Some(l), Some(h));
+        b.held = Some(l);
         // Confirmation: the found rate passes `confirm` more times ...
-        if !p.holds(l, Stage::Confirm, s.confirm)? {
+        let confirmed = p.holds(l, Stage::Confirm, s.confirm)?;
+        if confirmed != Outcome::Pass {
             // ... or it was a lucky one: the highest lower rate that passed is the new bound.
-            *hi = Some(l);
-            *lo = p.passed.iter().copied().filter(|&r| r < l).max();
+            b.record(l, confirmed);
+            b.held = p.passed_below(l);
             continue;
+        }
+        if b.failed != Some(h) {
+            // The top is the client's ceiling: nothing above it can be decided.
+            return Ok(p.ceiling_note(h));
         }
         // ... and the lowest failing rate fails again.
-        if p.at(h, Stage::Recheck)? {
-            // That failure was the unlucky one: search upwards from it.
-            (*lo, *hi) = (Some(h), None);
-            if h >= s.max {
-                return Ok(format!("passed at the search's max ({h}/s)"));
+        match p.at(h, Stage::Recheck)? {
+            Outcome::Fail => return Ok(String::new()),
+            Outcome::Ceiling => {
+                b.ceiling = Some(h);
+                b.failed = None;
+                return Ok(p.ceiling_note(h));
             }
-            rate = ((h as f64 * (1.0 + s.resolution)).ceil() as u64).clamp(h + 1, s.max);
-            continue;
+            Outcome::Pass => {
+                // That failure was the unlucky one: search upwards from it, to a ceiling above
+                // it at most.
+                (b.held, b.failed) = (Some(h), None);
+                if h >= s.max {
+                    return Ok(format!("passed at the search's max ({h}/s)"));
+                }
+                if b.ceiling.is_some_and(|c| c <= h) {
+                    b.ceiling = None;
+                }
+                rate = ((h as f64 * (1.0 + s.resolution)).ceil() as u64).clamp(h + 1, s.max);
+            }
         }
-        return Ok(String::new());
     }
 }
 
@@ -288,19 +357,65 @@ mod tests {
     }
 
     #[test]
-    fn an_inconclusive_probe_stops_at_the_clients_ceiling() {
+    fn the_search_bisects_below_the_clients_ceiling() {
+        // The client cannot decide above 100,000/s; the server would pass anything.
+        let mut tried = Vec::new();
         let f = find(&S, |rate, _| {
+            tried.push(rate);
             if rate > 100_000 {
                 Probe::Inconclusive("load generator saturated".into())
             } else {
                 Probe::Pass
             }
         });
-        assert_eq!(f.capacity, Some(64_000));
-        assert_eq!(f.failed_at, None);
-        assert!(f.note.contains("ceiling at 128000/s"), "{f:?}");
-        // 1000 .. 64000 once each, then 128000 until it stays inconclusive.
-        assert_eq!(f.probes, 7 + INCONCLUSIVE_TRIES, "{f:?}");
+        let (lo, note) = (f.capacity.unwrap(), &f.note);
+        // The lower bound comes within the resolution of the ceiling, not at the last doubling
+        // (64,000) below it.
+        assert!(lo <= 100_000 && lo as f64 >= 100_000.0 / 1.05, "{f:?}");
+        assert_eq!(f.failed_at, None, "nothing failed: {f:?}");
+        assert!(note.contains("the load generator's ceiling at"), "{f:?}");
+        let ceiling: u64 = note["the load generator's ceiling at ".len()..]
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            ceiling > 100_000 && ceiling as f64 <= lo as f64 * 1.05 + 1.0,
+            "{f:?}"
+        );
+        // Every rate the client could not decide was tried three times before it counted.
+        for r in tried.iter().filter(|&&r| r > 100_000) {
+            assert_eq!(
+                tried.iter().filter(|&&x| x == *r).count(),
+                INCONCLUSIVE_TRIES
+            );
+        }
+        assert!(f.probes <= MAX_PROBES, "{f:?}");
+    }
+
+    #[test]
+    fn a_failure_below_the_clients_ceiling_is_a_capacity() {
+        // The client cannot decide 128,000/s, but the server fails from 90,000/s: bisecting
+        // under the ceiling finds the server's limit, as if the ceiling were not there.
+        let f = find(&S, |rate, _| match rate {
+            r if r > 120_000 => Probe::Inconclusive("send lag".into()),
+            r if r >= 90_000 => Probe::Fail("p99 over the limit".into()),
+            _ => Probe::Pass,
+        });
+        let (lo, hi) = (f.capacity.unwrap(), f.failed_at.unwrap());
+        assert!(lo < 90_000 && 90_000 <= hi, "{f:?}");
+        assert!(hi as f64 <= lo as f64 * 1.05 + 1.0, "{f:?}");
+        assert!(f.note.is_empty(), "ended as designed: {f:?}");
+        assert!(f.binding.contains("p99"), "{f:?}");
+    }
+
+    #[test]
+    fn a_client_that_cannot_decide_the_first_rate_says_so() {
+        let f = find(&S, |_, _| Probe::Inconclusive("saturated".into()));
+        assert_eq!(f.capacity, None);
+        assert!(f.note.contains("ceiling at 1000/s"), "{f:?}");
+        assert_eq!(f.probes, INCONCLUSIVE_TRIES);
     }
 
     #[test]
