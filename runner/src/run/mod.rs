@@ -752,6 +752,13 @@ mod tests {
     use super::*;
     use crate::scenario::{Percentile, Slo};
 
+    const SEARCH: search::Settings = search::Settings {
+        from: 1000,
+        max: 1_000_000,
+        resolution: 0.05,
+        confirm: 2,
+    };
+
     /// A probe of an M/D/1 server (100 µs a request, so 10,000/s at most) at `rate`: its median
     /// sojourn time is the service plus the median wait, which grows without bound toward 1.
     fn probe_row(rate: u64) -> SummaryRow {
@@ -778,13 +785,7 @@ mod tests {
             errors: None,
             achieved: None,
         };
-        let settings = search::Settings {
-            from: 1000,
-            max: 1_000_000,
-            resolution: 0.05,
-            confirm: 2,
-        };
-        let found = search::find(&settings, |rate, _| {
+        let found = search::find(&SEARCH, |rate, _| {
             probe_verdict(&probe_row(rate), Some(&slo))
         });
         assert!(found.note.is_empty(), "{found:?}");
@@ -823,13 +824,7 @@ mod tests {
             probe_verdict(&row(25_000, true), Some(&slo)),
             Probe::Inconclusive(_)
         ));
-        let settings = search::Settings {
-            from: 1000,
-            max: 1_000_000,
-            resolution: 0.05,
-            confirm: 2,
-        };
-        let found = search::find(&settings, |rate, _| {
+        let found = search::find(&SEARCH, |rate, _| {
             probe_verdict(&row(rate, false), Some(&slo))
         });
         let (lo, hi) = (found.capacity.unwrap(), found.failed_at.unwrap());
