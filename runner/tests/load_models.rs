@@ -105,6 +105,13 @@ duration = "2s"
     assert!(cpu < 0.5, "the load generator used {cpu} s of CPU in ~2 s");
     // It sleeps through answers; their latencies are right only with the kernel's stamps.
     assert_eq!(num(&row, "reads_unstamped"), 0.0);
+    // At 1,000/s on 10 connections each answer has its own read, roughly; no read is counted
+    // that did not bring one.
+    let (reads, answers) = (num(&row, "reads"), num(&row, "requests"));
+    assert!(
+        reads > 0.0 && reads <= answers,
+        "{reads} reads, {answers} answers"
+    );
     assert!(
         num(&row, "loadgen_cpu_busy") < 0.3,
         "{}",

@@ -142,8 +142,10 @@ pub struct SummaryRow {
     pub loadgen_cpu_wait: Option<f64>,
     pub loadgen_saturated: Option<bool>,
     pub loadgen_cpu_s: Option<f64>,
-    /// Reads of answers in the window without the kernel's receive stamp (timed when read
-    /// instead; the audit flags any).
+    /// Reads of answers in the window (several answers a read when the kernel coalesced them),
+    /// and those without the kernel's receive stamp (timed when read instead; the audit flags
+    /// any).
+    pub reads: Option<u64>,
     pub reads_unstamped: Option<u64>,
     /// Open model: `load.send_window` (0: every send at its time): sends may be late by up to
     /// it, and that lateness is in the latency.

@@ -163,6 +163,7 @@ pub(super) fn to_row(
         loadgen_cpu_wait: Some(load.busy.cpu_wait),
         loadgen_saturated: Some(saturated),
         loadgen_cpu_s: Some(load.busy.cpu_s),
+        reads: Some(c.reads),
         reads_unstamped: Some(c.reads_unstamped),
         audit: audit.column(),
         ..base
