@@ -88,11 +88,11 @@ pub struct Found {
 struct Prober<P> {
     probe: P,
     probes: usize,
-    /// Every rate that passed, and the limits broken at the lowest rate that failed.
+    /// Every rate that passed, the limits broken at each rate that failed, and why each rate
+    /// the client could not decide stayed inconclusive.
     passed: Vec<u64>,
     broken: Vec<(u64, String)>,
-    /// Why the last inconclusive probe was.
-    unsure: String,
+    undecided: Vec<(u64, String)>,
 }
 
 /// What a rate showed once its probes were run.
@@ -110,6 +110,7 @@ struct Stop(String);
 impl<P: FnMut(u64, Stage) -> Probe> Prober<P> {
     /// One probe, run again while inconclusive; `Err` when the search must end.
     fn at(&mut self, rate: u64, stage: Stage) -> Result<Outcome, Stop> {
+        let mut unsure = String::new();
         for _ in 0..INCONCLUSIVE_TRIES {
             if self.probes >= MAX_PROBES {
                 return Err(Stop(format!("stopped after {MAX_PROBES} probes")));
@@ -124,10 +125,11 @@ impl<P: FnMut(u64, Stage) -> Probe> Prober<P> {
                     self.broken.push((rate, why));
                     return Ok(Outcome::Fail);
                 }
-                Probe::Inconclusive(why) => self.unsure = why,
+                Probe::Inconclusive(why) => unsure = why,
                 Probe::Interrupted => return Err(Stop("interrupted".into())),
             }
         }
+        self.undecided.push((rate, unsure));
         Ok(Outcome::Ceiling)
     }
 
@@ -147,11 +149,15 @@ impl<P: FnMut(u64, Stage) -> Probe> Prober<P> {
         self.passed.iter().copied().filter(|&r| r < rate).max()
     }
 
+    /// The note for a search that ends under the client's ceiling at `rate`, with why that
+    /// rate stayed inconclusive.
     fn ceiling_note(&self, rate: u64) -> String {
+        let why = (self.undecided.iter().rev())
+            .find(|(r, _)| *r == rate)
+            .map_or("", |(_, why)| why.as_str());
         format!(
             "the load generator's ceiling at {rate}/s ({INCONCLUSIVE_TRIES} probes in a row \
-             inconclusive): {}",
-            self.unsure
+             inconclusive): {why}"
         )
     }
 }
@@ -162,7 +168,7 @@ pub fn find(s: &Settings, probe: impl FnMut(u64, Stage) -> Probe) -> Found {
         probes: 0,
         passed: Vec::new(),
         broken: Vec::new(),
-        unsure: String::new(),
+        undecided: Vec::new(),
     };
     let mut b = Bracket::default();
     let note = match search(s, &mut p, &mut b) {
@@ -392,6 +398,34 @@ mod tests {
             );
         }
         assert!(f.probes <= MAX_PROBES, "{f:?}");
+    }
+
+    #[test]
+    fn the_ceiling_is_explained_by_its_own_probes_not_the_last_inconclusive_one() {
+        // Above 100,000/s the client is saturated; the first confirmation of the found rate is
+        // late once for another reason, and then passes.
+        let mut late_once = true;
+        let f = find(&S, |rate, stage| {
+            if rate > 100_000 {
+                Probe::Inconclusive(format!("saturated at {rate}/s"))
+            } else if stage == Stage::Confirm && std::mem::take(&mut late_once) {
+                Probe::Inconclusive("descheduled once".into())
+            } else {
+                Probe::Pass
+            }
+        });
+        let ceiling = f
+            .note
+            .split(" at ")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap();
+        assert!(
+            f.note.ends_with(&format!("saturated at {ceiling}/s")),
+            "{f:?}"
+        );
     }
 
     #[test]
