@@ -86,10 +86,7 @@ pub fn judge(slo: &Slo, row: &SummaryRow) -> Option<Judgement> {
             limits.push(Broken::Errors);
         }
     }
-    if let (Some(min), Some(target), Some(achieved)) =
-        (slo.achieved, row.target_rate, row.requests_per_sec)
-    {
-        let ratio = achieved / target as f64;
+    if let (Some(min), Some(ratio)) = (slo.achieved, row.achieved_fraction()) {
         if ratio < min {
             broken.push(format!(
                 "achieved {:.1}% of the target rate < {:.1}%",

@@ -99,8 +99,8 @@ fn log_tails(dir: &Path) -> String {
         "munged.log",
     ] {
         let text = std::fs::read_to_string(dir.join("log").join(log)).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(8).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(8)..];
         out.push_str(&format!("\n--- {log}:\n{}", tail.join("\n")));
     }
     out

@@ -163,6 +163,14 @@ pub struct SummaryRow {
 }
 
 impl SummaryRow {
+    /// Open model: the answers' rate in the window over the offered rate.
+    pub fn achieved_fraction(&self) -> Option<f64> {
+        match (self.requests_per_sec, self.target_rate) {
+            (Some(got), Some(offered)) if offered > 0 => Some(got / offered as f64),
+            _ => None,
+        }
+    }
+
     /// The same row, failed.
     pub fn failed(base: &SummaryRow, error: String) -> SummaryRow {
         SummaryRow {

@@ -434,9 +434,10 @@ fn step_label(plan: &Plan, subject: usize, point: &Point, trial: usize) -> Strin
 /// send time, so its own lateness can only make a server look worse: a pass stands whenever the
 /// generator sent everything it scheduled and the answers kept pace with the offered rate
 /// ([`SUSTAINED`] of it in the window; a short probe under a loose latency limit would otherwise
-/// pass with a backlog growing, the client's or the server's). A fail is inconclusive when the generator could
-/// explain every limit it broke: a latency within its p99 send lag of the limit, errors while it
-/// left requests unsent, an achieved rate it did not offer (saturated, or unsent requests).
+/// pass with a backlog growing, the client's or the server's). A fail is inconclusive when the
+/// generator could explain every limit it broke: a latency within its p99 send lag of the
+/// limit, errors while it left requests unsent, an achieved rate it did not offer (saturated,
+/// or unsent requests).
 fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe {
     use crate::objectives::Broken;
     match row.status {
@@ -461,25 +462,22 @@ fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe 
     let Some(j) = slo.and_then(|s| crate::objectives::judge(s, row)) else {
         return Probe::Fail("not judged".into());
     };
-    let kept_pace = match (row.requests_per_sec, row.target_rate) {
-        (Some(got), Some(offered)) if offered > 0 => got / offered as f64,
-        _ => 1.0,
-    };
-    if j.pass && kept_pace < SUSTAINED {
-        let behind = format!(
-            "answers came at {:.1}% of the offered rate: the backlog grew",
-            kept_pace * 100.0
-        );
-        return if saturated || not_sent > 0 {
-            Probe::Inconclusive(format!(
-                "{behind}, which could be the client's: {}",
-                client()
-            ))
-        } else {
-            Probe::Fail(behind)
-        };
-    }
     if j.pass {
+        let kept_pace = row.achieved_fraction().unwrap_or(1.0);
+        if kept_pace < SUSTAINED {
+            let behind = format!(
+                "answers came at {:.1}% of the offered rate: the backlog grew",
+                kept_pace * 100.0
+            );
+            return if saturated || not_sent > 0 {
+                Probe::Inconclusive(format!(
+                    "{behind}, which could be the client's: {}",
+                    client()
+                ))
+            } else {
+                Probe::Fail(behind)
+            };
+        }
         return if not_sent == 0 {
             Probe::Pass
         } else {
