@@ -10,13 +10,15 @@
 //! (`cargo build -p runbench-plugin-epoll`).
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod support;
 
 fn exe() -> &'static str {
     env!("CARGO_BIN_EXE_runbench")
@@ -158,14 +160,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
@@ -275,7 +269,9 @@ fn wrong_token_is_refused_on_both_sides() {
     plugin_built();
     let dir = tempfile::tempdir().unwrap();
     let (good, bad) = (token(dir.path(), "good"), token(dir.path(), "bad"));
-    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let listen: SocketAddr = format!("127.0.0.1:{}", support::listen_port())
+        .parse()
+        .unwrap();
     let scn = scenario(dir.path(), 1);
     let mut c = Proc::spawn(
         "controller",
@@ -362,7 +358,9 @@ fn a_target_outside_allow_target_is_refused_and_a_late_joiner_too() {
     let dir = tempfile::tempdir().unwrap();
     let tok = token(dir.path(), "t");
     let out = dir.path().join("out");
-    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let listen: SocketAddr = format!("127.0.0.1:{}", support::listen_port())
+        .parse()
+        .unwrap();
     let mut c = controller(&scenario(dir.path(), 1), &out, 2, listen, &tok, &[]);
     let _srv = agent("srv", "server", listen, &tok, &[], &[]);
     let mut load = agent(
@@ -404,7 +402,9 @@ fn a_start_that_reaches_the_agent_too_late_fails_the_step_before_it_measures() {
     let dir = tempfile::tempdir().unwrap();
     let tok = token(dir.path(), "t");
     let out = dir.path().join("out");
-    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let listen: SocketAddr = format!("127.0.0.1:{}", support::listen_port())
+        .parse()
+        .unwrap();
     let mut argv = s(&[exe(), "run"]);
     argv.push(scenario(dir.path(), 1).display().to_string());
     argv.extend(s(&[
@@ -443,7 +443,9 @@ fn killing_the_controller_stops_the_agents() {
     let dir = tempfile::tempdir().unwrap();
     let tok = token(dir.path(), "t");
     let out = dir.path().join("out");
-    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let listen: SocketAddr = format!("127.0.0.1:{}", support::listen_port())
+        .parse()
+        .unwrap();
     let mut c = controller(&scenario(dir.path(), 20), &out, 2, listen, &tok, &[]);
     let mut srv = agent("srv", "server", listen, &tok, &[], &[]);
     let mut load = agent("ld", "load", listen, &tok, &[], &[]);

@@ -4,21 +4,15 @@
 //! folder checked. Needs root and Debian's `slurm-wlm` and `munge` (`.ci/run` installs them);
 //! without them it prints why and passes. Needs the epoll plugin built next to runbench.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod support;
+use support::listen_port;
+
 fn exe() -> &'static str {
     env!("CARGO_BIN_EXE_runbench")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn missing() -> Option<String> {
@@ -164,9 +158,9 @@ NodeName=n0 NodeHostname={host} NodeAddr=127.0.0.1 Port={p0} CPUs=1 State=UNKNOW
 NodeName=n1 NodeHostname={host} NodeAddr=127.0.0.1 Port={p1} CPUs=1 State=UNKNOWN
 PartitionName=test Nodes=n0,n1 Default=YES MaxTime=INFINITE State=UP
 ",
-            ctl = free_port(),
-            p0 = free_port(),
-            p1 = free_port(),
+            ctl = listen_port(),
+            p0 = listen_port(),
+            p1 = listen_port(),
         ),
     )
     .unwrap();

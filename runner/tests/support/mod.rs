@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 pub fn bin() -> PathBuf {
@@ -31,6 +32,35 @@ pub fn plugin_file(lib_name: &str) -> PathBuf {
 /// The plugin library of `runtime` (`tokio-per-core` -> `librunbench_plugin_tokio_per_core.so`).
 pub fn runtime_plugin(runtime: &str) -> PathBuf {
     plugin_file(&format!("runbench_plugin_{}", runtime.replace('-', "_")))
+}
+
+/// A free port for a daemon a test starts to listen on (on every address, as slurmd does), taken
+/// below the kernel's ephemeral range: a port the kernel hands out for `bind(0)` is one it may
+/// also give any outgoing connection before the daemon binds it (slurmd once failed so in CI).
+/// Each call in a process returns a different port; the start depends on the process id, so
+/// test binaries running side by side seldom probe the same ones.
+pub fn listen_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = ephemeral_low().clamp(2048, 65535) as u32;
+    let first = 1024u32.max(low / 2);
+    let span = low - first;
+    let start = std::process::id() * 37 % span;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free port below {low}");
+        let port = (first + (start + n) % span) as u16;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The first port of the kernel's ephemeral range (32768 where it cannot be read).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
 }
 
 static LOAD: Mutex<()> = Mutex::new(());
