@@ -451,7 +451,7 @@ fn threads_short(peak: u64, processes: usize) -> Option<String> {
     let limits = runbench_plugin_abi::os::ThreadLimits::read();
     let in_use = crate::procfs::threads_running().unwrap_or(0);
     let per_process = peak.div_ceil(processes.max(1) as u64);
-    let describe = limits.describe(THREAD_STACK_KIB);
+    let describe = limits.describe();
     if let Some(ceiling) = limits.machine_ceiling() {
         let free = ceiling.saturating_sub(in_use);
         if peak > free {
@@ -469,9 +469,6 @@ fn threads_short(peak: u64, processes: usize) -> Option<String> {
         _ => None,
     }
 }
-
-/// The std-threads plugin's connection stacks, for the limits' description.
-const THREAD_STACK_KIB: usize = 64;
 
 /// What a subject can take part in by its nature, read from its plugin header at plan time.
 #[derive(Clone, Copy, Debug, Default)]

@@ -61,7 +61,13 @@ fn the_search_finds_a_known_capacity_and_a_tighter_slo_a_lower_one() {
         hi <= cap * 1.1 + 1.0,
         "the bracket is within the resolution: {c:?}"
     );
-    assert!(c["binding_limit"].contains("p99"), "{c:?}");
+    // Just above this server's rate (9,815/s answered at 10,000/s) a 600 ms probe's backlog
+    // grows too slowly to break p99 <= 50 ms by its end (37-40 ms); the pace check is what fails
+    // it there, and p99 where the search probed further above.
+    assert!(
+        c["binding_limit"].contains("p99") || c["binding_limit"].contains("backlog grew"),
+        "{c:?}"
+    );
     // Every probe is in trials.csv: the found rate confirmed twice, the next step rechecked.
     let trials = csv_rows(&loose.join("trials.csv"));
     let at = |rate: f64, probe: &str| {

@@ -54,33 +54,48 @@ fn open_load_shows_server_stalls_that_closed_load_hides() {
         "open p99 {}",
         open["p99_us"]
     );
+    assert_eq!(
+        closed["send_window_us"], "",
+        "a closed load has no send window"
+    );
     // The uncorrected view of the same open run understates the stall.
     assert!(num(&open, "p99_uncorrected_us") < num(&open, "p99_us"));
 }
 
+/// The rate holds with every send at its time and with sends grouped into the longest window;
+/// each row says which window it ran with, and a closed row has none.
 #[test]
 fn open_load_holds_its_rate_within_one_percent() {
     let _g = load_lock();
     let dir = tempfile::tempdir().unwrap();
-    let s = r#"
+    for (window, expect) in [("", 0.0), ("send_window = \"500us\"", 500.0)] {
+        let s = format!(
+            r#"
 name = "rate"
 [load]
 model = "open"
 rate = 20000
+{window}
 connections = 100
 payload_bytes = 64
 warmup = "500ms"
 duration = "3s"
 allow_shared_cpus = true
-"#;
-    let row = run(dir.path(), s, "runbench_plugin_tokio");
-    let achieved = num(&row, "requests_per_sec");
-    let sent = num(&row, "sent") / 3.0;
-    assert!(
-        (achieved - 20_000.0).abs() <= 200.0,
-        "achieved {achieved}/s"
-    );
-    assert!((sent - 20_000.0).abs() <= 200.0, "sent {sent}/s");
+"#
+        );
+        let row = run(dir.path(), &s, "runbench_plugin_tokio");
+        assert_eq!(num(&row, "send_window_us"), expect);
+        let achieved = num(&row, "requests_per_sec");
+        let sent = num(&row, "sent") / 3.0;
+        assert!(
+            (achieved - 20_000.0).abs() <= 200.0,
+            "window {expect} us: achieved {achieved}/s"
+        );
+        assert!(
+            (sent - 20_000.0).abs() <= 200.0,
+            "window {expect} us: sent {sent}/s"
+        );
+    }
 }
 
 /// Sending at a modest rate must be cheap: the generator sleeps until each send is due instead of

@@ -58,6 +58,11 @@ impl std::task::Wake for EventFdWaker {
     }
 }
 
+/// Stack of each connection thread of a thread-per-connection server (std-threads): its loop
+/// needs a few KiB; 64 KiB leaves room for the formatting and panic paths. The host plans with
+/// the same figure.
+pub const CONNECTION_STACK_KIB: usize = 64;
+
 /// What bounds the number of threads this process can have, as the kernel reports it.
 #[derive(Clone, Debug, Default)]
 pub struct ThreadLimits {
@@ -118,8 +123,8 @@ impl ThreadLimits {
         self.max_map_count.map(|m| m / 2)
     }
 
-    /// The limits in words, with the ceiling they give for threads of `stack_kib` stacks.
-    pub fn describe(&self, stack_kib: usize) -> String {
+    /// The limits in words, with the ceiling they give for connection threads.
+    pub fn describe(&self) -> String {
         let show = |v: Option<u64>| v.map_or("unknown".to_string(), |v| v.to_string());
         let ceiling = [self.machine_ceiling(), self.process_ceiling()]
             .into_iter()
@@ -128,7 +133,7 @@ impl ThreadLimits {
         format!(
             "kernel.threads-max {}, kernel.pid_max {}, RLIMIT_NPROC {}, cgroup pids.max {}, \
              vm.max_map_count {} (two per thread stack), MemAvailable {} KiB; at most about {} \
-             connection threads ({stack_kib} KiB stacks)",
+             connection threads ({CONNECTION_STACK_KIB} KiB stacks)",
             show(self.threads_max),
             show(self.pid_max),
             self.nproc

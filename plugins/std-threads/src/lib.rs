@@ -49,9 +49,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// Stack of each connection thread: the loop needs a few KiB; 64 KiB leaves room for the
-/// formatting and panic paths.
-const STACK_BYTES: usize = 64 * 1024;
+const STACK_BYTES: usize = runbench_plugin_abi::os::CONNECTION_STACK_KIB * 1024;
 
 struct StdThreads;
 
@@ -62,10 +60,7 @@ impl Plugin for StdThreads {
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let limits = ThreadLimits::read();
-        host.info(&format!(
-            "std-threads: {}",
-            limits.describe(STACK_BYTES / 1024)
-        ));
+        host.info(&format!("std-threads: {}", limits.describe()));
         let server = Arc::new(Server {
             config: config.clone(),
             host: host.clone(),
@@ -112,7 +107,7 @@ impl Plugin for StdThreads {
             return Err(format!(
                 "std-threads could not start a thread for {refused} connection(s) (first: {why}); \
                  limits: {}",
-                limits.describe(STACK_BYTES / 1024)
+                limits.describe()
             ));
         }
         Ok(())

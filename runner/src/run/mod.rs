@@ -463,8 +463,7 @@ fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe 
         return Probe::Fail("not judged".into());
     };
     if j.pass {
-        let kept_pace = row.achieved_fraction().unwrap_or(1.0);
-        if kept_pace < SUSTAINED {
+        if let Some(kept_pace) = fell_behind(row) {
             let behind = format!(
                 "answers came at {:.1}% of the offered rate: the backlog grew",
                 kept_pace * 100.0
@@ -504,9 +503,24 @@ fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe 
     }
 }
 
-/// The share of the offered rate a probe's answers must reach in the window to pass: a rate
-/// is a capacity only if it is sustained.
-const SUSTAINED: f64 = 0.95;
+/// The share of the offered rate answered in the window, where the answers fell behind it by
+/// more than [`SUSTAINED`] allows: a rate is a capacity only if it is sustained. When a server
+/// keeps up, the answers in a window match the sends (those in flight at its start stand in for
+/// those in flight at its end), so the allowance is small: with 95%, a server doing 100 µs a
+/// request passed at 10,000/s while it answered 9,815/s, its backlog growing but p99 still under
+/// 50 ms at the end of a short probe (the capacity integration test, once in CI).
+fn fell_behind(row: &SummaryRow) -> Option<f64> {
+    let kept_pace = row.achieved_fraction()?;
+    let offered = row.target_rate? as f64 * row.duration_s;
+    let short = (1.0 - kept_pace) * offered;
+    (short > (1.0 - SUSTAINED) * offered && short > EDGE_SLACK).then_some(kept_pace)
+}
+
+/// The share of the offered rate a probe's answers must reach in the window.
+const SUSTAINED: f64 = 0.99;
+
+/// Answers a window may lack whatever its rate: one in flight at each of its edges.
+const EDGE_SLACK: f64 = 2.0;
 
 /// Waits until the kernel has let go of the last step's server sockets (anything but
 /// TIME_WAIT on loopback), so one runtime's teardown does not load the next one's start.
@@ -807,6 +821,7 @@ mod tests {
             requests: Some(rate.min(10_000)),
             requests_per_sec: Some(rate.min(10_000) as f64),
             target_rate: Some(rate),
+            duration_s: 1.0,
             p99_us: Some(900_000.0),
             not_sent: Some(0),
             send_lag_p99_us: Some(0.0),
@@ -818,6 +833,19 @@ mod tests {
             panic!("the server fell behind: a fail");
         };
         assert!(why.contains("40.0% of the offered rate"), "{why}");
+        // A slow rate's window may lack the answers in flight at its end.
+        let slow = SummaryRow {
+            requests_per_sec: Some(9.0),
+            target_rate: Some(10),
+            duration_s: 2.0,
+            ..row(10, false)
+        };
+        assert_eq!(probe_verdict(&slow, Some(&slo)), Probe::Pass);
+        // Just above the server's rate: 98.5% answered is a backlog growing, not noise.
+        assert!(matches!(
+            probe_verdict(&row(10_150, false), Some(&slo)),
+            Probe::Fail(_)
+        ));
         assert!(matches!(
             probe_verdict(&row(25_000, true), Some(&slo)),
             Probe::Inconclusive(_)
@@ -826,7 +854,7 @@ mod tests {
             probe_verdict(&row(rate, false), Some(&slo))
         });
         let (lo, hi) = (found.capacity.unwrap(), found.failed_at.unwrap());
-        assert!(lo <= 10_526 && 10_526 < hi, "{found:?}");
+        assert!(lo <= 10_101 && 10_101 < hi, "{found:?}");
         assert!(found.binding.contains("backlog grew"), "{found:?}");
     }
 
