@@ -463,12 +463,15 @@ fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe 
         return Probe::Fail("not judged".into());
     };
     if j.pass {
-        if let Some(kept_pace) = fell_behind(row) {
+        if let Some(Behind { kept_pace, short }) = fell_behind(row) {
             let behind = format!(
                 "answers came at {:.1}% of the offered rate: the backlog grew",
                 kept_pace * 100.0
             );
-            return if saturated || not_sent > 0 {
+            // A generator late by its send lag leaves the answers to that much of the schedule
+            // out of the window.
+            let lagged = short <= row.target_rate.unwrap_or(0) as f64 * lag_us / 1e6;
+            return if saturated || not_sent > 0 || lagged {
                 Probe::Inconclusive(format!(
                     "{behind}, which could be the client's: {}",
                     client()
@@ -503,17 +506,25 @@ fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe 
     }
 }
 
-/// The share of the offered rate answered in the window, where the answers fell behind it by
-/// more than [`SUSTAINED`] allows: a rate is a capacity only if it is sustained. When a server
+/// How far the answers in the window fell behind the offered rate, where by more than
+/// [`SUSTAINED`] allows: a rate is a capacity only if it is sustained. When a server
 /// keeps up, the answers in a window match the sends (those in flight at its start stand in for
 /// those in flight at its end), so the allowance is small: with 95%, a server doing 100 µs a
 /// request passed at 10,000/s while it answered 9,815/s, its backlog growing but p99 still under
 /// 50 ms at the end of a short probe (the capacity integration test, once in CI).
-fn fell_behind(row: &SummaryRow) -> Option<f64> {
+fn fell_behind(row: &SummaryRow) -> Option<Behind> {
     let kept_pace = row.achieved_fraction()?;
     let offered = row.target_rate? as f64 * row.duration_s;
     let short = (1.0 - kept_pace) * offered;
-    (short > (1.0 - SUSTAINED) * offered && short > EDGE_SLACK).then_some(kept_pace)
+    (short > (1.0 - SUSTAINED) * offered && short > EDGE_SLACK)
+        .then_some(Behind { kept_pace, short })
+}
+
+/// How far a probe's answers fell behind: the share of the offered rate answered, and the
+/// answers short of it in the window.
+struct Behind {
+    kept_pace: f64,
+    short: f64,
 }
 
 /// The share of the offered rate a probe's answers must reach in the window.
@@ -833,6 +844,16 @@ mod tests {
             panic!("the server fell behind: a fail");
         };
         assert!(why.contains("40.0% of the offered rate"), "{why}");
+        // A generator 30 ms late at the window's end leaves 300 of 10,000/s's answers out of it.
+        let late = SummaryRow {
+            requests_per_sec: Some(9_750.0),
+            send_lag_p99_us: Some(30_000.0),
+            ..row(10_000, false)
+        };
+        assert!(matches!(
+            probe_verdict(&late, Some(&slo)),
+            Probe::Inconclusive(_)
+        ));
         // A slow rate's window may lack the answers in flight at its end.
         let slow = SummaryRow {
             requests_per_sec: Some(9.0),
