@@ -33,12 +33,14 @@ use crate::loadgen::RateIntegral;
 use crate::measure::{LoadMeasurement, WindowReadings};
 use crate::protocol::Ramp;
 use crate::scenario::Model;
+use runbench_plugin_abi::Workload;
 use std::time::Duration;
 
 /// What the audit needs to know about the step beyond its measurements.
 pub struct StepFacts {
     pub model: Model,
-    pub payload_bytes: u64,
+    /// What each request is (the size of an answer).
+    pub workload: Workload,
     /// Constant connections with no churn: the only case where Little's law has one `N`.
     pub steady_connections: bool,
     pub rate: Option<Ramp>,
@@ -71,7 +73,7 @@ impl Audit {
 
 pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> Audit {
     let mut a = Audit {
-        server_echoes: window.echoed(f.payload_bytes),
+        server_echoes: window.answered(&f.workload),
         findings: Vec::new(),
     };
     let c = &load.counters;
@@ -229,7 +231,7 @@ mod tests {
     fn facts(model: Model) -> StepFacts {
         StepFacts {
             model,
-            payload_bytes: 100,
+            workload: Workload::echo(100),
             steady_connections: true,
             rate: None,
             warmup: Duration::ZERO,

@@ -4,6 +4,7 @@
 use crate::histograms::{percentile_us, LoadHistograms};
 use crate::procfs::ProcSample;
 use crate::protocol::{LoadBusy, LoadCounters, LoadResult, ServerSnapshot};
+use runbench_plugin_abi::Workload;
 use std::time::Duration;
 
 /// The percentiles exported to percentiles.csv (the latency plot's spectrum).
@@ -71,15 +72,15 @@ impl WindowReadings {
         Some((b.cpu_user_s + b.cpu_sys_s) - (a.cpu_user_s + a.cpu_sys_s))
     }
 
-    /// Messages the servers echoed in the window (bytes / message size), when they publish
-    /// live counters.
-    pub fn echoed(&self, payload_bytes: u64) -> Option<u64> {
+    /// Requests the servers answered in the window (bytes answered / bytes of one answer), when
+    /// they publish live counters.
+    pub fn answered(&self, workload: &Workload) -> Option<u64> {
         let (a, b) = self.own?;
         let bytes = b
             .counts?
             .bytes_echoed
             .saturating_sub(a.counts?.bytes_echoed);
-        Some(bytes / payload_bytes.max(1))
+        Some(bytes / workload.response_bytes()?.max(1))
     }
 
     /// Connections the servers had accepted when the window opened.

@@ -4,6 +4,7 @@
 use crate::plugin::{self, PluginFile};
 use crate::protocol::Ramp;
 use crate::scenario::{Scenario, TargetSpec};
+use runbench_plugin_abi::Workload;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
@@ -114,6 +115,9 @@ impl Plan {
     /// `skipped`, before anything runs).
     pub fn skip_reason(&self, k: usize, point: &Point) -> Option<String> {
         let l = &self.limits[k];
+        if let Some(why) = self.workload(point).unsupported(l.workloads) {
+            return Some(why);
+        }
         let peak = self.scenario.load.phases_peak(point.connections) as u64;
         if l.needs_tap && self.server_processes > 1 {
             let why = if self.scenario.server.processes_auto {
@@ -150,6 +154,15 @@ impl Plan {
             return threads_short(peak, self.server_processes);
         }
         None
+    }
+
+    /// What each request is at `point`, and what the server does with it.
+    pub fn workload(&self, point: &Point) -> Workload {
+        Workload {
+            request_bytes: Some(point.payload_bytes),
+            cpu: self.scenario.server.work,
+            sleep: self.scenario.server.sleep,
+        }
     }
 
     /// The connections and (open model) the rate over time at `point`: its values, then the
@@ -471,8 +484,10 @@ fn threads_short(peak: u64, processes: usize) -> Option<String> {
 }
 
 /// What a subject can take part in by its nature, read from its plugin header at plan time.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct SubjectLimits {
+    /// The parts of a workload it serves (`runbench_plugin_abi::WORKLOAD_CPU` bits).
+    pub workloads: u32,
     /// Drives one TAP device, which one server process holds.
     pub needs_tap: bool,
     /// Most connections it can serve at once.
@@ -481,12 +496,26 @@ pub struct SubjectLimits {
     pub thread_per_connection: bool,
 }
 
+impl Default for SubjectLimits {
+    /// A subject that says nothing of itself: an external server (whose work is its own) or a
+    /// plugin that cannot be loaded (its row fails when it runs, with the reason).
+    fn default() -> Self {
+        SubjectLimits {
+            workloads: u32::MAX,
+            needs_tap: false,
+            connection_limit: None,
+            thread_per_connection: false,
+        }
+    }
+}
+
 impl SubjectLimits {
     fn of(subject: &Subject) -> SubjectLimits {
         match subject {
             // A plugin that cannot even be loaded fails its row when it runs, with the reason.
             Subject::Plugin(p) => match plugin::load(&p.path) {
                 Ok(l) => SubjectLimits {
+                    workloads: l.workloads(),
                     needs_tap: l.needs_tap(),
                     connection_limit: l.connection_limit(),
                     thread_per_connection: l.thread_per_connection(),

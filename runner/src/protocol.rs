@@ -1,6 +1,7 @@
 //! Messages between the runner and its child processes: one JSON object per line on the child's
 //! protocol stream (its original stdout); commands go to the child's stdin as plain lines.
 
+use runbench_plugin_abi::Workload;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -26,10 +27,8 @@ pub struct ServeSpec {
     pub threads: usize,
     pub cpus: Vec<usize>,
     pub max_connections: usize,
-    pub message_bytes: u64,
     pub grace_ms: u64,
-    pub work_ns: u64,
-    pub sleep_ns: u64,
+    pub workload: Workload,
     /// Network namespace (under /run/netns) to enter before anything else; set for plugins
     /// that need a TAP device (see `crate::netns`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,7 +206,7 @@ pub struct LoadgenSpec {
     pub connections: usize,
     /// Run number, selecting this run's block of source addresses.
     pub run: usize,
-    pub payload_bytes: u64,
+    pub workload: Workload,
     pub warmup_ms: u64,
     pub duration_ms: u64,
     pub threads: usize,

@@ -197,10 +197,10 @@ fn serve(
         cpus: cpus.as_ptr(),
         cpus_len: cpus.len(),
         max_connections: spec.max_connections as u64,
-        message_bytes: spec.message_bytes,
+        message_bytes: spec.workload.request_bytes.unwrap_or(0),
         grace_ms: spec.grace_ms,
-        work_ns: spec.work_ns,
-        sleep_ns: spec.sleep_ns,
+        work_ns: spec.workload.cpu.as_nanos() as u64,
+        sleep_ns: spec.workload.sleep.as_nanos() as u64,
     };
     let api = HostApi {
         size: std::mem::size_of::<HostApi>() as u32,

@@ -11,6 +11,7 @@ mod support;
 use runbench::netns::TapNamespace;
 use runbench::protocol::{ServeSpec, ServerCounts};
 use runbench::supervise::server::{Servers, ServersExit};
+use runbench_plugin_abi::Workload;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -99,10 +100,11 @@ impl Rig {
             threads: 1,
             cpus: Vec::new(),
             max_connections: opts.max_connections,
-            message_bytes: opts.message_bytes,
             grace_ms: opts.grace.as_millis() as u64,
-            work_ns: 0,
-            sleep_ns: 0,
+            workload: Workload {
+                request_bytes: (opts.message_bytes > 0).then_some(opts.message_bytes),
+                ..Workload::default()
+            },
             netns: ns.as_ref().map(|ns| ns.name().to_string()),
         };
         let servers = Servers::start(

@@ -420,10 +420,8 @@ fn a_serve_child_stops_by_itself_when_its_stdin_closes() {
         threads: 1,
         cpus: vec![],
         max_connections: 0,
-        message_bytes: 64,
         grace_ms: 1000,
-        work_ns: 0,
-        sleep_ns: 0,
+        workload: runbench_plugin_abi::Workload::echo(64),
         netns: None,
     };
     let mut child = tagged_command(

@@ -140,7 +140,7 @@ pub async fn echo_stream_with<S: EchoStream>(
 ) -> Outcome {
     // Zeroed by the allocator (calloc): pages no read reaches stay out of RSS.
     let mut buf = vec![0u8; crate::ECHO_BUFFER_BYTES];
-    let mut tracker = MessageTracker::new(config.message_bytes);
+    let mut tracker = MessageTracker::new(config.workload.request_bytes);
     let mut stopping = stop.stopping();
     let mut forced = stop.forced();
     loop {
@@ -162,9 +162,9 @@ pub async fn echo_stream_with<S: EchoStream>(
             Err(_) => return Outcome::IoError,
         };
         for _ in 0..tracker.consumed(n) {
-            spin_for(config.work);
-            if !config.sleep.is_zero() {
-                stream.sleep(config.sleep).await;
+            spin_for(config.workload.cpu);
+            if !config.workload.sleep.is_zero() {
+                stream.sleep(config.workload.sleep).await;
             }
         }
         match race(stream.write_all(buf, n), &mut forced).await {

@@ -1,6 +1,8 @@
 //! The plugin side of the boundary: turns a safe [`Plugin`] into the C entry point.
 
-use crate::{Config, HostApi, Outcome, Plugin, RStr, ServeConfig, ServeReport, Status, StopToken};
+use crate::{
+    Config, HostApi, Outcome, Plugin, RStr, ServeConfig, ServeReport, Status, StopToken, Workload,
+};
 use std::any::Any;
 use std::ffi::c_void;
 use std::mem::{offset_of, size_of};
@@ -159,10 +161,12 @@ fn read_config(raw: &ServeConfig) -> Result<Config, String> {
         addr,
         cpus,
         max_connections: (raw.max_connections > 0).then_some(raw.max_connections as usize),
-        message_bytes: (raw.message_bytes > 0).then_some(raw.message_bytes),
         grace: Duration::from_millis(raw.grace_ms),
-        work: Duration::from_nanos(raw.work_ns),
-        sleep: Duration::from_nanos(raw.sleep_ns),
+        workload: Workload {
+            request_bytes: (raw.message_bytes > 0).then_some(raw.message_bytes),
+            cpu: Duration::from_nanos(raw.work_ns),
+            sleep: Duration::from_nanos(raw.sleep_ns),
+        },
     })
 }
 

@@ -30,6 +30,11 @@
 //!   [`serve_entry`], so every plugin does) only when the host's [`HostApi::size`] covers it, to
 //!   tell the host where its live [`Stats`] are. The host reads them while the server runs (at the
 //!   measured window's edges) and treats a plugin that never publishes as having no live counts.
+//! - [`PluginHeader::workloads`] ([`WORKLOAD_CPU`], [`WORKLOAD_SLEEP`], ...): the parts of a
+//!   [`Workload`] the plugin serves, read from headers of at least
+//!   [`PluginHeader::WORKLOADS_END`] bytes; an older plugin serves [`WORKLOAD_V1`]. The host
+//!   skips a runtime whose plugin lacks a part the scenario's workload has, with the reason,
+//!   instead of letting it answer without the work.
 //!
 //! # What a plugin does
 //! Implement [`Plugin`] and call [`export_plugin!`]. [`Plugin::serve`] runs an echo server until
@@ -43,6 +48,7 @@ mod export;
 pub mod os;
 mod stop;
 mod threads;
+mod workload;
 
 use std::ffi::c_void;
 use std::time::Duration;
@@ -57,6 +63,7 @@ pub use export::{
 };
 pub use stop::{race, Either, StopSource, StopToken, StopWait};
 pub use threads::{serve_on, serve_on_threads, Bound};
+pub use workload::{Workload, WORKLOAD_CPU, WORKLOAD_SLEEP, WORKLOAD_V1};
 
 /// `b"RUNBENCH"` as the first eight bytes of every header.
 pub const MAGIC: [u8; 8] = *b"RUNBENCH";
@@ -156,6 +163,9 @@ pub struct PluginHeader {
     /// scenario wanting more is skipped with the reason instead of failing. Zero for a plugin
     /// whose header ends before this field.
     pub connection_limit: u64,
+    /// The parts of a [`Workload`] the plugin serves ([`WORKLOAD_CPU`] bits). [`WORKLOAD_V1`]
+    /// for a plugin whose header ends before this field.
+    pub workloads: u32,
 }
 
 impl PluginHeader {
@@ -168,6 +178,9 @@ impl PluginHeader {
     /// End of the `connection_limit` field.
     pub const LIMIT_END: usize =
         std::mem::offset_of!(PluginHeader, connection_limit) + std::mem::size_of::<u64>();
+    /// End of the `workloads` field.
+    pub const WORKLOADS_END: usize =
+        std::mem::offset_of!(PluginHeader, workloads) + std::mem::size_of::<u32>();
 }
 
 // SAFETY: the header only points at `'static` data and functions.
@@ -186,13 +199,13 @@ pub struct ServeConfig {
     pub cpus_len: usize,
     /// At most this many connections served at once; 0 = no limit.
     pub max_connections: u64,
-    /// Size of one echo message; 0 = unknown (every read is a whole message).
+    /// [`Workload::request_bytes`]; 0 = unknown (every read is a whole message).
     pub message_bytes: u64,
     /// Drain deadline after the stop signal, in milliseconds.
     pub grace_ms: u64,
-    /// Busy-spin this long before echoing each message (CPU work per request).
+    /// [`Workload::cpu`]: busy-spin this long before answering each request.
     pub work_ns: u64,
-    /// Await a runtime timer this long before echoing each message.
+    /// [`Workload::sleep`]: await a runtime timer this long before answering each request.
     pub sleep_ns: u64,
 }
 
@@ -254,10 +267,9 @@ pub struct Config {
     pub addr: std::net::SocketAddr,
     pub cpus: Vec<usize>,
     pub max_connections: Option<usize>,
-    pub message_bytes: Option<u64>,
     pub grace: Duration,
-    pub work: Duration,
-    pub sleep: Duration,
+    /// What each request is and what the server does with it.
+    pub workload: Workload,
 }
 
 impl Config {
@@ -280,6 +292,8 @@ pub trait Plugin {
     /// Most connections one server process of the plugin can serve at once by its nature
     /// (0 = no such limit).
     const CONNECTION_LIMIT: u64 = 0;
+    /// The parts of a [`Workload`] the plugin serves with its runtime's own primitives.
+    const WORKLOADS: u32 = WORKLOAD_V1;
 
     /// Serve until stopped. The contract every plugin follows:
     /// - bind `config.addr` with [`os::reuseport_listener`] (one listener per thread for
@@ -292,7 +306,8 @@ pub trait Plugin {
     ///   `sync::Semaphore`, embassy-sync's `FairSemaphore`), not a barging one such as
     ///   `async-lock`'s, where a new `acquire` takes a freed permit before the woken waiter;
     ///   a connection still waiting at stop is closed (`closed_clean`);
-    /// - `work`/`sleep` before echoing each message, with the runtime's own primitives;
+    /// - the workload's `cpu`/`sleep` before answering each request, with the runtime's own
+    ///   primitives (only the parts declared in [`Plugin::WORKLOADS`] are ever asked for);
     /// - on an accept error count it and back off [`ACCEPT_BACKOFF`];
     /// - when `stop.stopping()` fires: stop accepting; a connection between messages closes at
     ///   once (`closed_clean`), one inside a message finishes it first; when `stop.forced()` fires
@@ -326,6 +341,7 @@ macro_rules! export_plugin {
                 serve,
                 needs: <$plugin as $crate::Plugin>::NEEDS,
                 connection_limit: <$plugin as $crate::Plugin>::CONNECTION_LIMIT,
+                workloads: <$plugin as $crate::Plugin>::WORKLOADS,
             };
             &HEADER
         }

@@ -81,7 +81,7 @@ async fn connection(
         None => None,
     };
     let _serving = shared.host.stats().serving();
-    let mut tracker = MessageTracker::new(config.message_bytes);
+    let mut tracker = MessageTracker::new(config.workload.request_bytes);
     loop {
         let read = if tracker.at_boundary() {
             match race(socket.read(buf), &mut *stopping).await {
@@ -109,9 +109,9 @@ async fn connection(
             Err(_) => return Outcome::IoError,
         };
         for _ in 0..tracker.consumed(n) {
-            spin_for(config.work);
-            if !config.sleep.is_zero() {
-                Timer::after(to_embassy(config.sleep)).await;
+            spin_for(config.workload.cpu);
+            if !config.workload.sleep.is_zero() {
+                Timer::after(to_embassy(config.workload.sleep)).await;
             }
         }
         let mut sent = 0;

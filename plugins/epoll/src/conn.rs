@@ -43,7 +43,7 @@ impl<'a> Conn<'a> {
             stream,
             buf: Vec::new().into_boxed_slice(),
             unsent: 0..0,
-            tracker: MessageTracker::new(config.message_bytes),
+            tracker: MessageTracker::new(config.workload.request_bytes),
             serving: None,
             has_slot: false,
             sleep_until: None,
@@ -105,10 +105,10 @@ impl<'a> Conn<'a> {
             self.unsent = 0..n;
             let messages = self.tracker.consumed(n);
             for _ in 0..messages {
-                spin_for(config.work);
+                spin_for(config.workload.cpu);
             }
-            if messages > 0 && !config.sleep.is_zero() {
-                let until = Instant::now() + config.sleep * messages as u32;
+            if messages > 0 && !config.workload.sleep.is_zero() {
+                let until = Instant::now() + config.workload.sleep * messages as u32;
                 self.sleep_until = Some(until);
                 return Step::Sleeping(until);
             }

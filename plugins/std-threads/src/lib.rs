@@ -328,7 +328,7 @@ fn echo(mut stream: TcpStream, server: &Server, turns: &AtomicU64) -> Outcome {
     let (config, host, flags) = (&server.config, &server.host, &server.flags);
     let fd = stream.as_raw_fd();
     let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
-    let mut tracker = MessageTracker::new(config.message_bytes);
+    let mut tracker = MessageTracker::new(config.workload.request_bytes);
     loop {
         turns.fetch_add(1, Release);
         // At a message boundary the stop ends the connection cleanly; inside a message only the
@@ -352,9 +352,9 @@ fn echo(mut stream: TcpStream, server: &Server, turns: &AtomicU64) -> Outcome {
             Err(_) => return Outcome::IoError,
         };
         for _ in 0..tracker.consumed(n) {
-            spin_for(config.work);
-            if !config.sleep.is_zero() {
-                std::thread::sleep(config.sleep);
+            spin_for(config.workload.cpu);
+            if !config.workload.sleep.is_zero() {
+                std::thread::sleep(config.workload.sleep);
             }
         }
         let mut data = &buf[..n];

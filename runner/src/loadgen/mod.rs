@@ -9,7 +9,7 @@
 mod arrival;
 mod connect;
 mod epoll;
-mod pattern;
+mod exchange;
 mod schedule;
 mod sleep_cost;
 mod worker;

@@ -21,13 +21,14 @@
 use super::arrival;
 use super::connect::start_connect;
 use super::epoll::{Epoll, Ready};
-use super::pattern::Pattern;
+use super::exchange::Exchange;
 use super::schedule::{Due, Owned, Schedule};
 use super::sleep_cost;
 use crate::histograms::{new_histogram, record, LoadHistograms};
 use crate::protocol::{LoadBusy, LoadCounters, LoadErrors, LoadgenSpec, Ramp, LATE_SEND};
 use crate::scenario::Model;
 use hdrhistogram::Histogram;
+use runbench_plugin_abi::Workload;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -148,7 +149,7 @@ struct Conn {
 pub struct Settings {
     pub target: SocketAddr,
     pub model: Model,
-    pub payload: usize,
+    pub workload: Workload,
     pub open_connections: Ramp,
     pub rate: Option<Ramp>,
     pub requests_per_connection: Option<u64>,
@@ -165,7 +166,7 @@ impl Settings {
         Settings {
             target: spec.target,
             model: spec.model,
-            payload: spec.payload_bytes as usize,
+            workload: spec.workload,
             open_connections: spec.open_connections.clone(),
             rate: spec.rate.clone(),
             requests_per_connection: spec.requests_per_connection,
@@ -224,7 +225,7 @@ pub struct Worker {
     owned: Owned,
     epoll: Epoll,
     conns: Vec<Conn>,
-    pattern: Pattern,
+    exchange: Exchange,
     live: Arc<Live>,
     counters: LoadCounters,
     histograms: LoadHistograms,
@@ -286,7 +287,7 @@ impl Worker {
             })
             .collect();
         Ok(Worker {
-            pattern: Pattern::new(settings.payload),
+            exchange: Exchange::of(&settings.workload),
             clock: Clock::new(now, &settings),
             interval: Interval {
                 index: 0,
@@ -545,7 +546,7 @@ impl Worker {
                 return false;
             }
             let c = &mut self.conns[i];
-            let msg = self.pattern.message(c.index);
+            let msg = self.exchange.message(c.index);
             let Some(stream) = c.stream.as_mut() else {
                 return false;
             };
@@ -592,14 +593,14 @@ impl Worker {
     /// of the read that finished it. Reads no further than what was written (large messages
     /// echo while they are still being sent).
     fn read_more(&mut self, i: usize, scratch: &mut [u8], now: Instant) {
-        let payload = self.settings.payload;
+        let answer_len = self.exchange.answer_len();
         loop {
             let c = &mut self.conns[i];
             let Some(stream) = c.stream.as_mut() else {
                 return;
             };
-            let echoable = c.written * payload + c.write_pos - c.recv_pos;
-            let want = echoable.min(scratch.len());
+            let expected = self.exchange.answerable(c.written, c.write_pos) - c.recv_pos;
+            let want = expected.min(scratch.len());
             if want == 0 {
                 return;
             }
@@ -618,13 +619,15 @@ impl Worker {
                     let mut pos = 0;
                     while pos < n {
                         let c = &mut self.conns[i];
-                        let take = (n - pos).min(payload - c.recv_pos);
-                        self.counters.mismatched_bytes +=
-                            self.pattern
-                                .mismatches(c.index, c.recv_pos, &scratch[pos..pos + take]);
+                        let take = (n - pos).min(answer_len - c.recv_pos);
+                        self.counters.mismatched_bytes += self.exchange.mismatches(
+                            c.index,
+                            c.recv_pos,
+                            &scratch[pos..pos + take],
+                        );
                         c.recv_pos += take;
                         pos += take;
-                        if c.recv_pos == payload {
+                        if c.recv_pos == answer_len {
                             c.recv_pos = 0;
                             self.complete(i, arrived, read_at);
                             if self.conns[i].state != State::Open {
@@ -1107,7 +1110,7 @@ mod tests {
         let settings = Settings {
             target: "127.0.0.1:9".parse().unwrap(),
             model: Model::Open,
-            payload: 64,
+            workload: Workload::echo(64),
             open_connections: Ramp::constant(1.0),
             rate: Some(Ramp::constant(3000.0)),
             requests_per_connection: None,

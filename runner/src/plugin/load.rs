@@ -2,6 +2,7 @@
 
 use runbench_plugin_abi::{
     PluginHeader, ABI_VERSION, ENTRY_SYMBOL, MAGIC, NEEDS_TAP, NEEDS_THREAD_PER_CONNECTION,
+    WORKLOAD_V1,
 };
 use std::path::{Path, PathBuf};
 
@@ -101,6 +102,15 @@ impl LoadedPlugin {
         // SAFETY: the plugin's own header_size says its static header extends over the field.
         let limit = unsafe { std::ptr::addr_of!((*self.header).connection_limit).read() };
         (limit > 0).then_some(limit)
+    }
+    /// [`PluginHeader::workloads`]: the parts of a workload it serves ([`WORKLOAD_V1`] for a
+    /// plugin built before the field existed).
+    pub fn workloads(&self) -> u32 {
+        if self.header_size < PluginHeader::WORKLOADS_END {
+            return WORKLOAD_V1;
+        }
+        // SAFETY: the plugin's own header_size says its static header extends over the field.
+        unsafe { std::ptr::addr_of!((*self.header).workloads).read() }
     }
 }
 

@@ -756,7 +756,7 @@ fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
     let threads_per_process = |connections: usize| s.load.threads.max(1).min(connections.max(1));
     audit::StepFacts {
         model: s.load.model,
-        payload_bytes: point.payload_bytes,
+        workload: plan.workload(point),
         steady_connections: s.load.phases.is_empty() && s.load.requests_per_connection.is_none(),
         rate: plan.ramps(point).1,
         warmup: s.load.warmup,

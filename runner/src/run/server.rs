@@ -104,10 +104,8 @@ pub(super) fn start_server(
                 threads: point.threads,
                 cpus: s.server.cpus.clone(),
                 max_connections: point.max_connections,
-                message_bytes: point.payload_bytes,
                 grace_ms: s.shutdown.grace.as_millis() as u64,
-                work_ns: s.server.work.as_nanos() as u64,
-                sleep_ns: s.server.sleep.as_nanos() as u64,
+                workload: plan.workload(point),
                 netns: netns.map(|ns| ns.name().to_string()),
             };
             let servers = Servers::start(

@@ -32,7 +32,7 @@ fn loadgen_specs(
             first_connection: sh.first_connection,
             connections: sh.connections,
             run,
-            payload_bytes: point.payload_bytes,
+            workload: plan.workload(point),
             warmup_ms: s.load.warmup.as_millis() as u64,
             duration_ms: s.load.duration.as_millis() as u64,
             threads: s.load.threads,

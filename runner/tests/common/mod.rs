@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use runbench::protocol::{ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge, STOP};
+use runbench_plugin_abi::Workload;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -111,10 +112,12 @@ impl Server {
             threads: options.threads,
             cpus: options.cpus.clone(),
             max_connections: options.max_connections,
-            message_bytes: options.message_bytes,
             grace_ms: options.grace.as_millis() as u64,
-            work_ns: options.work.as_nanos() as u64,
-            sleep_ns: options.sleep.as_nanos() as u64,
+            workload: Workload {
+                request_bytes: (options.message_bytes > 0).then_some(options.message_bytes),
+                cpu: options.work,
+                sleep: options.sleep,
+            },
             netns: None,
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_runbench"))
