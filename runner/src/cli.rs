@@ -1,6 +1,7 @@
 //! The command line. `main` only maps outcomes to exit codes; the work is in fallible functions
 //! that return an [`Exit`] or an [`Error`], whose kind decides the code (see [`crate::error`]).
 
+use crate::cluster::Placement;
 use crate::error::{Error, Exit};
 use crate::plan::{self, Overrides};
 use crate::{nightly, plugin, protocol, run, scenario};
@@ -250,11 +251,15 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
         } => {
             // Across machines the agents join before the plan is made: it splits the load over
             // them.
-            if cluster.agents.is_some() && !dry_run {
-                crate::cluster::install(crate::cluster::controller::start(&cluster)?);
-            }
-            let r = run_all(&scenarios, &out, &overrides, &options, dry_run, plugin_dir);
-            if let Some(c) = crate::cluster::active() {
+            let placement = if cluster.agents.is_some() && !dry_run {
+                Placement::agents(crate::cluster::controller::start(&cluster)?)
+            } else {
+                Placement::local()
+            };
+            let r = run_all(
+                &scenarios, &out, &overrides, &options, dry_run, plugin_dir, &placement,
+            );
+            if let Some(c) = placement.cluster() {
                 c.shut_down();
             }
             r
@@ -354,17 +359,18 @@ fn run_all(
     options: &run::RunOptions,
     dry_run: bool,
     dir: Option<PathBuf>,
+    placement: &Placement,
 ) -> Result<Exit, Error> {
     let dir = resolve_dir(dir)?;
-    let host = match crate::cluster::active() {
-        Some(_) => scenario::Host::elsewhere(),
-        None => scenario::Host::current(),
+    let host = match placement.is_local() {
+        true => scenario::Host::current(),
+        false => scenario::Host::elsewhere(),
     };
     // Check every scenario before running any, so a typo in the third file costs nothing.
     let mut plans = Vec::new();
     for path in paths {
         let s = scenario::load(path, &host)?;
-        plans.push(plan::plan(&s, overrides, &dir).map_err(Error::input)?);
+        plans.push(plan::plan(&s, overrides, &dir, placement.clone()).map_err(Error::input)?);
     }
     if dry_run {
         for p in &plans {

@@ -1,6 +1,7 @@
 //! Scenario + command-line overrides + the machine -> a [`Plan`]: which plugins, how many server
 //! and load-generator processes, which source addresses. Refuses (preflight) what cannot work.
 
+use crate::cluster::Placement;
 use crate::plugin::{self, PluginFile};
 use crate::protocol::Ramp;
 use crate::scenario::{Scenario, TargetSpec};
@@ -92,6 +93,8 @@ pub struct Plan {
     pub seed: u64,
     /// Execution order: per trial, points and subjects shuffled.
     pub steps: Vec<Step>,
+    /// Where its processes run: this host, or the agents of a run across machines.
+    pub placement: Placement,
 }
 
 impl Plan {
@@ -103,7 +106,7 @@ impl Plan {
         );
         // Across machines every load agent gets a share: as many shards as the limit needs,
         // rounded up to a multiple of the agents (shard i runs on agent i mod agents).
-        let agents = crate::cluster::load_agents();
+        let agents = self.placement.load_agents();
         if agents <= 1 {
             return shards;
         }
@@ -386,7 +389,14 @@ pub fn schedule(trials: usize, points: usize, subjects: usize, seed: u64) -> Vec
     steps
 }
 
-pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::Result<Plan> {
+/// The plan of `scenario` with the command line's `overrides`, its plugins from `dir`, its
+/// processes placed by `placement`.
+pub fn plan(
+    scenario: &Scenario,
+    overrides: &Overrides,
+    dir: &Path,
+    placement: Placement,
+) -> anyhow::Result<Plan> {
     let mut scenario = scenario.clone();
     if let Some(n) = overrides.connections {
         anyhow::ensure!(n > 0, "--connections must be at least 1");
@@ -447,6 +457,7 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
         nofile_limit,
         seed,
         steps,
+        placement,
     })
 }
 

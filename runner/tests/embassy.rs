@@ -111,6 +111,7 @@ impl Rig {
             &support::bin(),
             &spec,
             1,
+            &runbench::cluster::Placement::local(),
             which.runtime(),
             runbench::supervise::server::READY_TIMEOUT,
         )

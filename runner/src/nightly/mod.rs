@@ -19,6 +19,7 @@ pub mod run_folder;
 pub mod trend;
 pub mod verdict;
 
+use crate::cluster::Placement;
 use crate::error::Error;
 use crate::plan::{self, Overrides, Plan};
 use crate::results::{create_stamped_dir, point_latest, write_atomic, write_together};
@@ -110,7 +111,12 @@ fn plans(opts: &Options) -> anyhow::Result<Vec<Plan>> {
             repeat: (s.run.repeat == 1).then_some(opts.trials),
             ..Overrides::default()
         };
-        plans.push(plan::plan(&s, &overrides, &opts.plugin_dir)?);
+        plans.push(plan::plan(
+            &s,
+            &overrides,
+            &opts.plugin_dir,
+            Placement::local(),
+        )?);
     }
     Ok(plans)
 }

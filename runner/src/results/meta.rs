@@ -120,10 +120,12 @@ impl Meta {
                 })
                 .collect(),
             runtime_notes: BTreeMap::new(),
-            agents: crate::cluster::meta_agents()
+            agents: plan
+                .placement
+                .meta_agents()
                 .map(|(a, _)| a)
                 .unwrap_or_default(),
-            start_skew_bound_ns: crate::cluster::meta_agents().map(|(_, s)| s),
+            start_skew_bound_ns: plan.placement.meta_agents().map(|(_, s)| s),
         }
     }
 }

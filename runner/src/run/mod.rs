@@ -602,7 +602,7 @@ fn run_step(
         port: None,
         load_started: None,
     };
-    if let Some(names) = crate::cluster::shard_agents(plan.shards(point).len()) {
+    if let Some(names) = plan.placement.shard_agents(plan.shards(point).len()) {
         st.timeline.name_sources(names);
     }
     let result = step::measure(&inputs, &mut st);
@@ -737,8 +737,9 @@ fn spectrum(
 
 /// The CPUs the load may use in all: across machines each load agent's host has its own (and an
 /// unpinned one, one per load thread, as far as the load can use them).
-fn load_cpus(s: &crate::scenario::Scenario) -> usize {
-    let agents = crate::cluster::load_agents();
+fn load_cpus(plan: &Plan) -> usize {
+    let s = &plan.scenario;
+    let agents = plan.placement.load_agents();
     if agents == 0 {
         return s.load.cpus.len();
     }
@@ -766,7 +767,7 @@ fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
             .iter()
             .map(|sh| threads_per_process(sh.connections))
             .sum(),
-        load_cpus: load_cpus(s),
+        load_cpus: load_cpus(plan),
     }
 }
 

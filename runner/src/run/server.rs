@@ -85,7 +85,7 @@ pub(super) fn start_server(
             Ok((Server::External(ext), t.address, String::new()))
         }
         Subject::Plugin(plugin) => {
-            let (reservation, addr) = match (netns, crate::cluster::place_server()) {
+            let (reservation, addr) = match (netns, plan.placement.server()) {
                 (Some(ns), _) => (None, ns.server_addr()),
                 // Across machines: a port the server agent reserved on its own address.
                 (None, Some(agent)) => (
@@ -112,6 +112,7 @@ pub(super) fn start_server(
                 exe,
                 &serve,
                 plan.server_processes,
+                &plan.placement,
                 &plugin.name,
                 ready_timeout,
             )?;
@@ -133,7 +134,7 @@ pub(super) fn tap_namespace(
     if !loaded.needs_tap() {
         return Ok(None);
     }
-    if crate::cluster::active().is_some() {
+    if !plan.placement.is_local() {
         return Err(format!(
             "{runtime} drives a TAP device in a namespace runbench makes on its own host; it \
              cannot run across machines"

@@ -148,13 +148,14 @@ fn set_up(
     let netns_name = netns.map(|ns| ns.name().to_string());
     let specs = loadgen_specs(plan, point, target, netns_name);
     let timeout = connect_timeout(point.connections) + Duration::from_secs(10);
-    let (loadgens, connected) = match Loadgens::connect(inp.exe, &specs, subject.name(), timeout) {
-        Ok(v) => v,
-        Err(e) => {
-            server.stop(plan.scenario.shutdown.grace);
-            return Err(failed_or_interrupted(e));
-        }
-    };
+    let (loadgens, connected) =
+        match Loadgens::connect(inp.exe, &specs, subject.name(), timeout, &plan.placement) {
+            Ok(v) => v,
+            Err(e) => {
+                server.stop(plan.scenario.shutdown.grace);
+                return Err(failed_or_interrupted(e));
+            }
+        };
     let expected = point.connections as u64;
     if connected.ok < expected {
         progress::log(&format!(
@@ -271,12 +272,13 @@ fn collect(
     }
     let mut ok = Vec::new();
     let mut failed = Vec::new();
-    crate::cluster::log_shares(&d.results);
+    let placement = &inp.plan.placement;
+    placement.log_shares(&d.results);
     for r in d.results {
         match r {
             Some(Ok(r)) => ok.push(r),
             // Across machines one lost agent must not throw away what the others measured.
-            Some(Err(e)) if crate::cluster::active().is_some() => failed.push(e),
+            Some(Err(e)) if !placement.is_local() => failed.push(e),
             Some(Err(e)) => return Err(StepEnd::Failed(e)),
             None => {
                 return Err(StepEnd::Failed(format!(
@@ -301,7 +303,7 @@ fn collect(
         )
     });
     let load = LoadMeasurement::merge(&ok, s.load.duration).map_err(|e| e.to_string())?;
-    if crate::cluster::active().is_some() {
+    if !placement.is_local() {
         progress::log(&format!(
             "merged: requests={} histogram_count={}",
             load.counters.requests,

@@ -1,6 +1,7 @@
 //! The client side of a run: one `runbench loadgen` process per shard.
 
 use super::ChildProc;
+use crate::cluster::Placement;
 use crate::protocol::{LoadErrors, LoadEvent, LoadResult, LoadgenSpec, START};
 use crate::timeline::TimelineRecorder;
 use std::path::Path;
@@ -73,6 +74,8 @@ pub struct Loadgens {
     procs: Vec<ChildProc<LoadEvent>>,
     /// Progress per process.
     progress: Vec<ChildRate>,
+    /// How far ahead of the command the start instant lies (see `Placement::start_lead`).
+    lead: Duration,
 }
 
 /// What connecting achieved, over all processes.
@@ -90,12 +93,13 @@ impl Loadgens {
         specs: &[LoadgenSpec],
         runtime: &str,
         timeout: Duration,
+        placement: &Placement,
     ) -> Result<(Loadgens, ConnectSummary), String> {
         let mut procs = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let json = serde_json::to_string(spec).expect("spec serialises");
             let label = format!("{runtime} loadgen {i}");
-            let agent = crate::cluster::place_loadgen(i);
+            let agent = placement.loadgen(i);
             let p = ChildProc::spawn_at(
                 agent,
                 exe,
@@ -150,14 +154,22 @@ impl Loadgens {
             }
         }
         let progress = vec![ChildRate::default(); procs.len()];
-        Ok((Loadgens { procs, progress }, summary))
+        // Across machines the start command must cross the slowest link first.
+        let lead = placement.start_lead(START_DELAY);
+        Ok((
+            Loadgens {
+                procs,
+                progress,
+                lead,
+            },
+            summary,
+        ))
     }
 
-    /// Starts every process at one instant, `START_DELAY` from now; returns that instant.
+    /// Starts every process at one instant, `START_DELAY` from now (across machines, far
+    /// enough ahead for the slowest link); returns that instant.
     pub fn start(&mut self) -> Instant {
-        // Across machines the command must cross the slowest link first.
-        let lead = crate::cluster::start_lead(START_DELAY).unwrap_or(START_DELAY);
-        let at = crate::sys::monotonic_ns() + lead.as_nanos() as u64;
+        let at = crate::sys::monotonic_ns() + self.lead.as_nanos() as u64;
         for p in &mut self.procs {
             p.send_line(&format!("{START} {at}"));
         }

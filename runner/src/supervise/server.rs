@@ -1,6 +1,7 @@
 //! The server side of a run: K `runbench serve` processes sharing one port.
 
 use super::{ChildProc, Reaped};
+use crate::cluster::Placement;
 use crate::procfs::ProcSample;
 use crate::protocol::{ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge};
 use std::path::Path;
@@ -128,6 +129,7 @@ impl Servers {
         exe: &Path,
         spec: &ServeSpec,
         count: usize,
+        placement: &Placement,
         runtime: &str,
         ready_timeout: Duration,
     ) -> Result<Servers, String> {
@@ -139,7 +141,7 @@ impl Servers {
             } else {
                 format!("{runtime} server")
             };
-            let agent = crate::cluster::place_server();
+            let agent = placement.server();
             let p = ChildProc::spawn_at(agent, exe, "serve", &json, &label, log_event, 0)
                 .map_err(|e| format!("starting the server process: {e}"))?;
             procs.push(p);
