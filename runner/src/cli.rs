@@ -164,7 +164,7 @@ pub fn main() -> i32 {
         // runner, which stops them in order.
         Command::Serve { spec } => {
             return match serde_json::from_str::<protocol::ServeSpec>(&spec) {
-                Ok(spec) => crate::serve_child::run(&spec),
+                Ok(spec) => crate::plugin::serve::run(&spec),
                 Err(e) => {
                     eprintln!("runbench serve: bad --spec: {e}");
                     Exit::BadInput.code()
@@ -181,7 +181,7 @@ pub fn main() -> i32 {
             }
         }
         Command::Agent(args) => return crate::cluster::agent::main(&args),
-        command => crate::interrupt::install()
+        command => crate::os::interrupt::install()
             .map_err(|e| Error::system(anyhow::anyhow!("installing the signal handlers: {e}")))
             .and_then(|()| dispatch(command)),
     };
@@ -194,7 +194,7 @@ pub fn main() -> i32 {
     };
     // A signal that came while a short command finished its (atomic) writes still ends it as
     // that signal would have.
-    match (exit, crate::interrupt::requested()) {
+    match (exit, crate::os::interrupt::requested()) {
         (Exit::Signal(_), _) | (_, None) => exit.code(),
         (_, Some(sig)) => Exit::Signal(sig).code(),
     }
@@ -232,12 +232,12 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
             plugin_dir,
         } => validate(&scenarios, plugin_dir),
         Command::New { name, dir } => {
-            let path = crate::authoring::new_scenario(&name, &dir)?;
+            let path = crate::scenario::authoring::new_scenario(&name, &dir)?;
             println!("wrote {}", path.display());
             Ok(Exit::Ok)
         }
         Command::Schema => {
-            println!("{}", crate::authoring::schema_json());
+            println!("{}", crate::scenario::authoring::schema_json());
             Ok(Exit::Ok)
         }
         Command::Run {
@@ -293,7 +293,7 @@ fn list(dir: Option<PathBuf>) -> Result<Exit, Error> {
                     p.runtime_version(),
                     f.path.display()
                 );
-                if let Some(note) = crate::notes::runtime_note(p.name()) {
+                if let Some(note) = crate::plugin::notes::runtime_note(p.name()) {
                     println!("{:<16} note: {note}", "");
                 }
             }
@@ -304,7 +304,7 @@ fn list(dir: Option<PathBuf>) -> Result<Exit, Error> {
 }
 
 fn plot(dir: &std::path::Path) -> Result<Exit, Error> {
-    let r = crate::render::render_dir(dir).map_err(Error::input)?;
+    let r = crate::plot::render::render_dir(dir).map_err(Error::input)?;
     println!("{}: wrote {}", dir.display(), r.files.join(", "));
     for w in &r.warnings {
         eprintln!("note: {w}");
@@ -381,7 +381,10 @@ fn run_all(
     let mut exit = Exit::Ok;
     for p in &plans {
         let outcome = run::run_plan(p, out, options)?;
-        eprint!("{}", crate::terminal::final_table(&outcome.summary));
+        eprint!(
+            "{}",
+            crate::console::terminal::final_table(&outcome.summary)
+        );
         if let Some(e) = outcome.stopped_by {
             return Err(e);
         }

@@ -30,7 +30,7 @@ pub struct ServeSpec {
     pub grace_ms: u64,
     pub workload: Workload,
     /// Network namespace (under /run/netns) to enter before anything else; set for plugins
-    /// that need a TAP device (see `crate::netns`).
+    /// that need a TAP device (see `crate::os::netns`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
 }
@@ -402,7 +402,7 @@ impl LoadBusy {
 pub struct LoadResult {
     pub counters: LoadCounters,
     pub busy: LoadBusy,
-    pub histograms: crate::histograms::EncodedHistograms,
+    pub histograms: crate::measure::histograms::EncodedHistograms,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -514,7 +514,7 @@ mod cases {
             }
         };
         echo(10, &mut rng);
-        let now = runbench::sys::monotonic_ns();
+        let now = runbench::os::sys::monotonic_ns();
         let (start, end) = (now + 100_000_000, now + 700_000_000);
         server.watch_window(start, end);
         let until = |ns: u64| std::time::Instant::now() + Duration::from_nanos(ns - now);

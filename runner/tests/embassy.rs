@@ -1,5 +1,5 @@
 //! Conformance of the embassy plugins through the real serve child: `embassy` (embassy-net over
-//! a TAP device) inside a network namespace each test creates with `runbench::netns`, where the
+//! a TAP device) inside a network namespace each test creates with `runbench::os::netns`, where the
 //! test's client thread joins it (setns moves only the calling thread); and `embassy-executor`
 //! (the same executor on kernel sockets) on loopback.
 //!
@@ -8,7 +8,7 @@
 
 mod support;
 
-use runbench::netns::TapNamespace;
+use runbench::os::netns::TapNamespace;
 use runbench::protocol::{ServeSpec, ServerCounts};
 use runbench::supervise::server::{Servers, ServersExit};
 use runbench_plugin_abi::Workload;
@@ -130,7 +130,7 @@ impl Rig {
         let name = self.ns.as_ref().map(|ns| ns.name().to_string());
         move || {
             if let Some(name) = name {
-                runbench::netns::enter(&name).expect("entering the namespace");
+                runbench::os::netns::enter(&name).expect("entering the namespace");
             }
         }
     }

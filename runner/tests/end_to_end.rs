@@ -105,7 +105,7 @@ fn fifty_thousand_connections_get_as_many_server_processes_as_the_open_files_lim
         dir.path().join("o").to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let (_, hard) = runbench::sys::nofile_limit().unwrap();
+    let (_, hard) = runbench::os::sys::nofile_limit().unwrap();
     let want = runbench::plan::auto_processes(50_000, hard);
     let msg = text(&out);
     assert!(

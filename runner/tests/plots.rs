@@ -5,7 +5,7 @@
 mod support;
 
 use runbench::measure::SPECTRUM;
-use runbench::render::render_dir;
+use runbench::plot::render::render_dir;
 use runbench::results::{self, PercentileRow, RowStatus, SummaryRow};
 use std::collections::HashSet;
 use std::path::Path;

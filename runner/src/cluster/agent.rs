@@ -197,7 +197,7 @@ fn send(w: &Writer, m: &ToController) -> Result<(), WireError> {
 fn stop_all(children: &Children) -> usize {
     let map = children.lock().unwrap_or_else(|e| e.into_inner());
     for c in map.values() {
-        crate::sys::kill(c.pid, libc::SIGKILL);
+        crate::os::sys::kill(c.pid, libc::SIGKILL);
     }
     map.len()
 }
@@ -237,7 +237,7 @@ fn follow(
                 w,
                 &ToController::Pong {
                     t0,
-                    agent_ns: crate::sys::monotonic_ns(),
+                    agent_ns: crate::os::sys::monotonic_ns(),
                 },
             ),
             ToAgent::Spawn {
@@ -265,7 +265,7 @@ fn follow(
             }
             ToAgent::Kill { id } => {
                 if let Some(c) = children.lock().unwrap().get(&id) {
-                    crate::sys::kill(c.pid, libc::SIGKILL);
+                    crate::os::sys::kill(c.pid, libc::SIGKILL);
                 }
                 Ok(())
             }
@@ -274,10 +274,10 @@ fn follow(
                     let map = children.lock().unwrap();
                     ids.iter().map(|id| map.get(id).map(|c| c.pid)).collect()
                 };
-                let mut sum = crate::procfs::ProcSample::default();
+                let mut sum = crate::os::procfs::ProcSample::default();
                 let mut complete = true;
                 for pid in pids {
-                    match pid.and_then(crate::procfs::sample) {
+                    match pid.and_then(crate::os::procfs::sample) {
                         Some(s) => sum.add(&s),
                         None => complete = false,
                     }
@@ -399,7 +399,7 @@ fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // Its own process group, killed with the agent: no load outlives the agent.
-    crate::sys::tie_to_runner(&mut cmd);
+    crate::os::sys::tie_to_runner(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("starting {}: {e}", kind.subcommand()))?;
@@ -430,10 +430,10 @@ fn spawn(
         }
         // stdout closed: the child is exiting; its exit goes after its last line.
         let reaped = loop {
-            match crate::sys::try_reap(pid) {
+            match crate::os::sys::try_reap(pid) {
                 Ok(Some(r)) => break r,
                 Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                Err(_) => break crate::sys::Reaped::default(),
+                Err(_) => break crate::os::sys::Reaped::default(),
             }
         };
         drop(child);
@@ -463,7 +463,7 @@ fn command(
         return Ok(());
     };
     if let Some(at) = super::clock::start_instant(line) {
-        if let Some(late_ms) = too_late(at, crate::sys::monotonic_ns()) {
+        if let Some(late_ms) = too_late(at, crate::os::sys::monotonic_ns()) {
             let why = format!(
                 "the start instant reached agent {name} {late_ms:+.3} ms after it \
                  (it needs {} ms of lead); not started",
@@ -478,7 +478,7 @@ fn command(
                     line: failed_line(&why),
                 },
             );
-            crate::sys::kill(c.pid, libc::SIGKILL);
+            crate::os::sys::kill(c.pid, libc::SIGKILL);
             return sent;
         }
     }

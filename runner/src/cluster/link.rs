@@ -7,8 +7,8 @@
 use super::clock::{Offset, Sample};
 use super::msg::{ChildKind, Role, ToAgent, ToController};
 use super::wire::{FrameReader, FrameWriter, WireError};
-use crate::procfs::ProcSample;
-use crate::sys::Reaped;
+use crate::os::procfs::ProcSample;
+use crate::os::sys::Reaped;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,14 +64,14 @@ impl AgentLink {
     ) -> Result<Arc<AgentLink>, String> {
         let mut samples = Vec::new();
         for _ in 0..CLOCK_SAMPLES {
-            let t0 = crate::sys::monotonic_ns();
+            let t0 = crate::os::sys::monotonic_ns();
             writer
                 .send(&ToAgent::Ping { t0 })
                 .map_err(|e| format!("clock sample: {e}"))?;
             loop {
                 match reader.recv::<ToController>() {
                     Ok(ToController::Pong { t0: back, agent_ns }) if back == t0 => {
-                        let t1 = crate::sys::monotonic_ns();
+                        let t1 = crate::os::sys::monotonic_ns();
                         samples.push(Sample { t0, agent_ns, t1 });
                         break;
                     }
@@ -251,7 +251,7 @@ impl AgentLink {
             "{} lost at {when}: {reason}; {connections} connection(s) it held stopped",
             self.label()
         );
-        crate::progress::log(&what);
+        crate::console::progress::log(&what);
         for s in slots {
             let _ = s.lines.send(Line::Event(super::agent::failed_line(&what)));
             *s.exit.lock().unwrap() = Some(Reaped::default());

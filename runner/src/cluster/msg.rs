@@ -104,7 +104,7 @@ pub enum ToAgent {
     Bye,
 }
 
-/// How a child ended (mirror of [`crate::sys::Reaped`]).
+/// How a child ended (mirror of [`crate::os::sys::Reaped`]).
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Exit {
     pub exit_code: Option<i32>,
@@ -114,8 +114,8 @@ pub struct Exit {
     pub max_rss_bytes: u64,
 }
 
-impl From<crate::sys::Reaped> for Exit {
-    fn from(r: crate::sys::Reaped) -> Self {
+impl From<crate::os::sys::Reaped> for Exit {
+    fn from(r: crate::os::sys::Reaped) -> Self {
         Exit {
             exit_code: r.exit_code,
             signal: r.signal,
@@ -126,9 +126,9 @@ impl From<crate::sys::Reaped> for Exit {
     }
 }
 
-impl From<Exit> for crate::sys::Reaped {
+impl From<Exit> for crate::os::sys::Reaped {
     fn from(r: Exit) -> Self {
-        crate::sys::Reaped {
+        crate::os::sys::Reaped {
             exit_code: r.exit_code,
             signal: r.signal,
             user_s: r.user_s,
@@ -167,7 +167,7 @@ pub enum ToController {
     },
     /// The children's /proc readings summed; `complete`: every one was still there.
     Sampled {
-        sum: crate::procfs::ProcSample,
+        sum: crate::os::procfs::ProcSample,
         complete: bool,
     },
     Heartbeat,

@@ -17,7 +17,7 @@ mod worker;
 pub use schedule::RateIntegral;
 pub use worker::DRAIN;
 
-use crate::histograms::{encode, new_histogram, LoadHistograms};
+use crate::measure::histograms::{encode, new_histogram, LoadHistograms};
 use crate::plan::source_address;
 use crate::protocol::{LoadBusy, LoadCounters, LoadEvent, LoadResult, LoadgenSpec, ProtocolOut};
 use crate::protocol::{LoadErrors, START};
@@ -50,7 +50,7 @@ pub fn child_main(spec: &LoadgenSpec) -> i32 {
     };
     // First, while this process has one thread: the workers inherit the namespace.
     if let Some(ns) = &spec.netns {
-        if let Err(e) = crate::netns::enter(ns) {
+        if let Err(e) = crate::os::netns::enter(ns) {
             out.send(&LoadEvent::Failed {
                 message: e.to_string(),
             });
@@ -106,8 +106,8 @@ struct Workers {
 }
 
 fn run(spec: &LoadgenSpec, out: &ProtocolOut) -> anyhow::Result<LoadResult> {
-    crate::sys::raise_nofile()?;
-    crate::sys::pin_process(&spec.cpus)?;
+    crate::os::sys::raise_nofile()?;
+    crate::os::sys::pin_process(&spec.cpus)?;
     let workers = spawn_workers(spec)?;
     // This thread only relays intervals and progress; on a shared core it must never delay a
     // worker's sends (lowest priority, for this thread alone: the workers keep theirs).
@@ -212,7 +212,7 @@ fn await_start() -> anyhow::Result<Instant> {
                 .trim()
                 .parse()
                 .map_err(|e| anyhow::anyhow!("bad start line {line:?}: {e}"))?;
-            return Ok(crate::sys::instant_at(ns));
+            return Ok(crate::os::sys::instant_at(ns));
         }
     }
 }
@@ -258,7 +258,7 @@ fn relay_until_done(workers: &Workers, out: &ProtocolOut) -> anyhow::Result<()> 
         if last_progress.elapsed() >= PROGRESS_EVERY {
             last_progress = Instant::now();
             out.send(&LoadEvent::Progress {
-                at_ns: crate::sys::monotonic_ns(),
+                at_ns: crate::os::sys::monotonic_ns(),
                 completed: workers
                     .lives
                     .iter()
@@ -286,7 +286,7 @@ fn merge_results(
         histograms.add(&r.histograms)?;
         busy.merge(&r.busy);
     }
-    let (user, sys) = crate::sys::own_cpu_time();
+    let (user, sys) = crate::os::sys::own_cpu_time();
     busy.cpu_s = user + sys;
     Ok(LoadResult {
         counters,

@@ -17,11 +17,11 @@ const SPIN_AT_MOST: Duration = Duration::from_micros(25);
 
 /// The CPU time one short sleep costs the calling thread.
 pub fn measure() -> Duration {
-    let cpu = crate::sys::thread_cpu_time();
+    let cpu = crate::os::sys::thread_cpu_time();
     for _ in 0..SAMPLES {
         std::thread::sleep(SLEEP);
     }
-    crate::sys::thread_cpu_time().saturating_sub(cpu) / SAMPLES
+    crate::os::sys::thread_cpu_time().saturating_sub(cpu) / SAMPLES
 }
 
 /// Waits shorter than this are spent polling instead of sleeping.

@@ -24,7 +24,7 @@ use super::epoll::{Epoll, Ready};
 use super::exchange::Exchange;
 use super::schedule::{Due, Owned, Schedule};
 use super::sleep_cost;
-use crate::histograms::{new_histogram, record, LoadHistograms};
+use crate::measure::histograms::{new_histogram, record, LoadHistograms};
 use crate::protocol::{LoadBusy, LoadCounters, LoadErrors, LoadgenSpec, Ramp, LATE_SEND};
 use crate::scenario::Model;
 use hdrhistogram::Histogram;
@@ -912,8 +912,8 @@ impl Worker {
         let mut scratch = vec![0u8; 64 * 1024];
 
         std::thread::sleep(start.saturating_duration_since(Instant::now()));
-        let (began, cpu_began) = (Instant::now(), crate::sys::thread_cpu_time());
-        let wait_began = crate::procfs::thread_cpu_wait();
+        let (began, cpu_began) = (Instant::now(), crate::os::sys::thread_cpu_time());
+        let wait_began = crate::os::procfs::thread_cpu_wait();
         if s.model == Model::Closed {
             for i in 0..self.conns.len() {
                 if self.conns[i].state == State::Open {
@@ -961,8 +961,8 @@ impl Worker {
         for sample in self.pending_intervals.drain(..) {
             let _ = tx.send(sample);
         }
-        let cpu = crate::sys::thread_cpu_time().saturating_sub(cpu_began);
-        let cpu_wait = match (wait_began, crate::procfs::thread_cpu_wait()) {
+        let cpu = crate::os::sys::thread_cpu_time().saturating_sub(cpu_began);
+        let cpu_wait = match (wait_began, crate::os::procfs::thread_cpu_wait()) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => Duration::ZERO,
         };

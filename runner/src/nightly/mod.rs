@@ -20,10 +20,11 @@ pub mod trend;
 pub mod verdict;
 
 use crate::cluster::Placement;
+use crate::console::progress;
 use crate::error::Error;
 use crate::plan::{self, Overrides, Plan};
 use crate::results::{create_stamped_dir, point_latest, write_atomic, write_together};
-use crate::{progress, run, scenario};
+use crate::{run, scenario};
 use history::HistoryRow;
 use metric::Metric;
 use report::{NightReport, ScenarioSection};
@@ -133,7 +134,7 @@ pub fn run(opts: &Options) -> Result<NightOutcome, Error> {
     let mut measured: Vec<(&Plan, RunFolder)> = Vec::new();
     for p in &plans {
         // A signal between two scenarios: the next one is not started.
-        let (sig, cut) = match crate::interrupt::requested() {
+        let (sig, cut) = match crate::os::interrupt::requested() {
             Some(sig) => (sig, None),
             None => {
                 progress::log(&format!(
@@ -166,7 +167,7 @@ pub fn run(opts: &Options) -> Result<NightOutcome, Error> {
             .map(|(_, f)| relative(&f.path, &opts.out))
             .collect();
         let cut = cut.map(|d| relative(&d, &opts.out));
-        let name = crate::interrupt::name(sig);
+        let name = crate::os::interrupt::name(sig);
         let md = report::interrupted_md(&night, &name, plans.len(), &done, cut.as_deref());
         write_atomic(&dir.join("nightly.md"), md.as_bytes())?;
         let markdown = md;

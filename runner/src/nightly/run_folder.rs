@@ -86,7 +86,7 @@ impl RunFolder {
     /// had one trial), read with the types the run wrote them with.
     pub fn open(dir: &Path) -> anyhow::Result<RunFolder> {
         let meta_path = dir.join("meta.json");
-        let meta: Meta = crate::sys::open_regular(&meta_path)
+        let meta: Meta = crate::os::sys::open_regular(&meta_path)
             .map_err(anyhow::Error::from)
             .and_then(|f| Ok(serde_json::from_reader(f)?))
             .map_err(|e| {
@@ -116,7 +116,7 @@ impl RunFolder {
             Vec::new()
         };
         for w in warnings {
-            crate::progress::log(&format!("note: {w}"));
+            crate::console::progress::log(&format!("note: {w}"));
         }
         RunFolder::from_rows(dir, &meta, &rows, &capacity, source)
     }

@@ -8,6 +8,8 @@ mod capacity;
 mod hbars;
 mod latency;
 pub mod palette;
+pub mod render;
+pub mod report;
 mod resources;
 mod scale;
 mod select;

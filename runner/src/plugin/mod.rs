@@ -2,6 +2,8 @@
 
 mod discover;
 mod load;
+pub mod notes;
+pub mod serve;
 
 pub use discover::{discover, plugin_dir, PluginFile};
 pub use load::{load, LoadError, LoadedPlugin, ServeFn};

@@ -42,7 +42,7 @@ impl CapacityRow {
                 .scenario
                 .slo
                 .as_ref()
-                .map(crate::objectives::describe)
+                .map(crate::measure::objectives::describe)
                 .unwrap_or_default(),
             binding_limit: f.binding.clone(),
             probes: f.probes,

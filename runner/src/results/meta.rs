@@ -150,7 +150,7 @@ pub struct HostInfo {
 
 impl HostInfo {
     pub fn read(nofile_limit: u64) -> Self {
-        let (cpu_model, kernel, hostname) = crate::procfs::machine();
+        let (cpu_model, kernel, hostname) = crate::os::procfs::machine();
         HostInfo {
             cpu_model,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -150,7 +150,7 @@ pub struct SummaryRow {
     /// Open model: `load.send_window` (0: every send at its time): sends may be late by up to
     /// it, and that lateness is in the latency.
     pub send_window_us: Option<f64>,
-    /// `ok`, or what the run's own witnesses disagreed about (see `crate::audit`).
+    /// `ok`, or what the run's own witnesses disagreed about (see `crate::measure::audit`).
     pub audit: String,
     /// With `[slo]`: `pass` or `fail`, and the limits broken.
     pub slo: String,

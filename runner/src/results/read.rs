@@ -67,7 +67,7 @@ impl Summary {
 }
 
 /// timeline.csv's row: the type the run writes.
-pub use crate::timeline::TimelineRow;
+pub use crate::measure::timeline::TimelineRow;
 
 /// What the plots and report need from meta.json, read leniently: meta.json grows over time,
 /// and an older or partial file should still give a report.
@@ -219,13 +219,13 @@ impl Record {
 }
 
 /// A CSV file's header and records, numbers beyond [`MAX_VALUE`] emptied with a warning. Only
-/// regular files are opened ([`crate::sys::open_regular`]).
+/// regular files are opened ([`crate::os::sys::open_regular`]).
 fn read_records(
     path: &Path,
     warnings: &mut Vec<String>,
 ) -> anyhow::Result<(csv::StringRecord, Vec<Record>)> {
-    let file =
-        crate::sys::open_regular(path).with_context(|| format!("opening {}", path.display()))?;
+    let file = crate::os::sys::open_regular(path)
+        .with_context(|| format!("opening {}", path.display()))?;
     let mut r = csv::Reader::from_reader(file);
     let headers = r
         .headers()
@@ -351,7 +351,7 @@ impl RunData {
         let mut warnings = Vec::new();
         let summary = read_summaries(&summary_path, &mut warnings)?;
         let meta_path = dir.join("meta.json");
-        let mut meta = match crate::sys::open_regular(&meta_path)
+        let mut meta = match crate::os::sys::open_regular(&meta_path)
             .map_err(anyhow::Error::from)
             .and_then(|f| Ok(serde_json::from_reader::<_, Meta>(f)?))
         {

@@ -6,22 +6,22 @@
 //! connection count), the load (its planned length + [`LOAD_MARGIN`]), shutdown (grace +
 //! [`crate::supervise::server::EXIT_MARGIN`], then SIGKILL), the cooldown ([`COOLDOWN_LIMIT`]).
 //! A server that dies ends its step at once; an interruption (Ctrl-C, SIGTERM) ends the step
-//! and the run after stopping the current server (see [`crate::interrupt`]).
+//! and the run after stopping the current server (see [`crate::os::interrupt`]).
 
+use crate::console::progress::{self, RunProgress};
+use crate::console::terminal::Overall;
 use crate::error::Error;
+use crate::measure::rss_trend;
+use crate::measure::timeline::{TimelineRecorder, TimelineRow};
 use crate::measure::SPECTRUM;
+use crate::measure::{audit, objectives};
 use crate::plan::{Plan, Point, Step};
-use crate::progress::{self, RunProgress};
 use crate::results::hlog::{self, HlogEntry};
 use crate::results::{
     self, CapacityRow, Meta, PercentileRow, RowStatus, RunDir, RunStatus, SummaryRow,
 };
-use crate::rss_trend;
 use crate::scenario::Search;
 use crate::supervise::server::READY_TIMEOUT;
-use crate::terminal::Overall;
-use crate::timeline::{TimelineRecorder, TimelineRow};
-use crate::{audit, objectives};
 use search::Probe;
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
@@ -100,7 +100,7 @@ impl From<String> for StepEnd {
 
 /// An error of a wait that an interruption also ends: which of the two it was.
 fn failed_or_interrupted(e: String) -> StepEnd {
-    match crate::interrupt::requested() {
+    match crate::os::interrupt::requested() {
         Some(_) => StepEnd::Interrupted(e),
         None => StepEnd::Failed(e),
     }
@@ -145,7 +145,7 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> Result<Ru
         .map_err(|e| Error::system(anyhow::anyhow!("finding runbench's own executable: {e}")))?;
     let dir = RunDir::create(out_root, &plan.scenario.name, started)?;
     // Whatever runtimes this run has: a namespace left by a killed run is cleaned now.
-    crate::netns::remove_stale();
+    crate::os::netns::remove_stale();
     let mut run = RunState {
         plan,
         options,
@@ -167,7 +167,7 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> Result<Ru
     announce(plan, &run.dir);
     let mut stopped_by = None;
     for step in &plan.steps {
-        if crate::interrupt::requested().is_some() {
+        if crate::os::interrupt::requested().is_some() {
             break;
         }
         let done = match &plan.scenario.search {
@@ -263,7 +263,7 @@ impl RunState<'_> {
             self.meta.steps_done += 1;
         }
         let label = step_label(self.plan, subject, point, trial);
-        let estimate = crate::budget::step_time(&self.plan.scenario, point.connections);
+        let estimate = crate::plan::budget::step_time(&self.plan.scenario, point.connections);
         if probe.is_empty() {
             self.overall.step_finished(&label, &out.row, estimate);
         } else {
@@ -365,9 +365,9 @@ impl RunState<'_> {
     /// where the results are.
     fn finish(mut self, mut stopped_by: Option<Error>) -> RunOutcome {
         self.overall.finish();
-        let interrupted = crate::interrupt::requested();
+        let interrupted = crate::os::interrupt::requested();
         let meta = &mut self.meta;
-        meta.interrupted_by = interrupted.map(crate::interrupt::name);
+        meta.interrupted_by = interrupted.map(crate::os::interrupt::name);
         meta.finished_at = Some(chrono::Utc::now().to_rfc3339());
         if stopped_by.is_none() {
             meta.status = match interrupted {
@@ -396,7 +396,7 @@ impl RunState<'_> {
             )),
             (Some(sig), None) => progress::log(&format!(
                 "interrupted by {}: {} of {} measurement(s) done; wrote what was measured to {dir}",
-                crate::interrupt::name(sig),
+                crate::os::interrupt::name(sig),
                 meta.steps_done,
                 meta.steps_planned,
             )),
@@ -439,7 +439,7 @@ fn step_label(plan: &Plan, subject: usize, point: &Point, trial: usize) -> Strin
 /// limit, errors while it left requests unsent, an achieved rate it did not offer (saturated,
 /// or unsent requests).
 fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe {
-    use crate::objectives::Broken;
+    use crate::measure::objectives::Broken;
     match row.status {
         RowStatus::Interrupted => return Probe::Interrupted,
         RowStatus::Skipped => return Probe::Fail(row.error.clone()),
@@ -459,7 +459,7 @@ fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe 
     if row.status == RowStatus::Failed {
         return Probe::Fail(row.error.clone());
     }
-    let Some(j) = slo.and_then(|s| crate::objectives::judge(s, row)) else {
+    let Some(j) = slo.and_then(|s| crate::measure::objectives::judge(s, row)) else {
         return Probe::Fail("not judged".into());
     };
     if j.pass {
@@ -538,8 +538,8 @@ const EDGE_SLACK: f64 = 2.0;
 fn cooldown(port: u16) {
     let deadline = Instant::now() + COOLDOWN_LIMIT;
     while Instant::now() < deadline
-        && crate::procfs::closing_sockets(port) > 0
-        && crate::interrupt::requested().is_none()
+        && crate::os::procfs::closing_sockets(port) > 0
+        && crate::os::interrupt::requested().is_none()
     {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -549,7 +549,7 @@ fn cooldown(port: u16) {
 /// so a chart that cannot be drawn is reported and the run goes on; a file that cannot be
 /// written is a write failure like any other.
 fn draw_plots(dir: &Path) -> Result<(), Error> {
-    match crate::render::render_dir(dir) {
+    match crate::plot::render::render_dir(dir) {
         Ok(r) => {
             for f in &r.failures {
                 progress::log(&format!("plot not drawn: {f}"));

@@ -3,12 +3,12 @@
 
 use super::step::Measured;
 use super::SATURATED_BUSY;
-use crate::audit::{Audit, StepFacts};
-use crate::histograms::percentile_us;
+use crate::measure::audit::{Audit, StepFacts};
+use crate::measure::histograms::percentile_us;
+use crate::measure::rss_trend::RssTrend;
 use crate::plan::{Plan, Point};
 use crate::protocol::LATE_SEND;
 use crate::results::{RowStatus, SummaryRow};
-use crate::rss_trend::RssTrend;
 use crate::scenario::Model;
 
 pub(super) fn base_row(plan: &Plan, subject: &str, p: &Point, trial: usize) -> SummaryRow {

@@ -1,8 +1,8 @@
 //! The server side of a step: plugin processes (in a network namespace when the plugin drives
 //! a TAP device) or an external target, behind one interface.
 
+use crate::console::progress;
 use crate::plan::{Plan, Point, Subject};
-use crate::progress;
 use crate::protocol::ServeSpec;
 use crate::supervise::external::External;
 use crate::supervise::server::{Servers, ServersExit};
@@ -75,7 +75,7 @@ pub(super) fn start_server(
     exe: &Path,
     subject: &Subject,
     point: &Point,
-    netns: Option<&crate::netns::TapNamespace>,
+    netns: Option<&crate::os::netns::TapNamespace>,
     ready_timeout: Duration,
 ) -> Result<(Server, SocketAddr, String), String> {
     let s = &plan.scenario;
@@ -128,7 +128,7 @@ pub(super) fn tap_namespace(
     plan: &Plan,
     runtime: &str,
     plugin: &Path,
-) -> Result<Option<crate::netns::TapNamespace>, String> {
+) -> Result<Option<crate::os::netns::TapNamespace>, String> {
     // RTLD_LOCAL, like the serve child's load (see plugin::load), so its symbols stay private.
     let loaded = crate::plugin::load(plugin).map_err(|e| e.to_string())?;
     if !loaded.needs_tap() {
@@ -147,7 +147,7 @@ pub(super) fn tap_namespace(
             plan.server_processes
         ));
     }
-    let ns = crate::netns::TapNamespace::create().map_err(|e| {
+    let ns = crate::os::netns::TapNamespace::create().map_err(|e| {
         format!("{runtime} needs a TAP device in a network namespace of its own: {e}")
     })?;
     progress::log(&format!(
@@ -155,7 +155,7 @@ pub(super) fn tap_namespace(
         ns.name(),
         ns.server_addr(),
         runbench_plugin_abi::TAP_DEVICE,
-        crate::netns::KERNEL_ADDR
+        crate::os::netns::KERNEL_ADDR
     ));
     Ok(Some(ns))
 }

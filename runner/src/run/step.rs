@@ -3,14 +3,14 @@
 
 use super::server::{start_server, tap_namespace, Server};
 use super::{failed_or_interrupted, RunOptions, StepEnd, LOAD_MARGIN, RUN_SEQ};
+use crate::console::progress::{self, Phase, RunProgress};
+use crate::measure::timeline::TimelineRecorder;
 use crate::measure::{LoadMeasurement, WindowReadings};
+use crate::os::procfs::ProcSample;
 use crate::plan::{Plan, Point, Subject};
-use crate::procfs::ProcSample;
-use crate::progress::{self, Phase, RunProgress};
 use crate::protocol::{LoadResult, LoadgenSpec};
 use crate::supervise::loadgen::Loadgens;
 use crate::supervise::server::{ProcSampler, ServersExit};
-use crate::timeline::TimelineRecorder;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -131,7 +131,7 @@ pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, 
 fn set_up(
     inp: &StepInputs,
     st: &mut StepState,
-    netns: Option<&crate::netns::TapNamespace>,
+    netns: Option<&crate::os::netns::TapNamespace>,
 ) -> Result<(Server, String, Loadgens), StepEnd> {
     let (plan, point, subject) = (inp.plan, inp.point, inp.subject);
     let (mut server, target, version) = start_server(
@@ -194,8 +194,8 @@ fn drive(
     st.load_started = Some(SystemTime::now() + started.saturating_duration_since(Instant::now()));
     let (window_start, window_end) = (started + s.load.warmup, started + s.load.total());
     server.watch_window(
-        crate::sys::ns_at(window_start),
-        crate::sys::ns_at(window_end),
+        crate::os::sys::ns_at(window_start),
+        crate::os::sys::ns_at(window_end),
     );
     let mut d = Driven {
         results: vec![None; loadgens.len()],
@@ -215,7 +215,7 @@ fn drive(
         d.edges.sample(&sampler);
         loadgens.reap_dead(&mut d.results, &mut st.timeline);
         d.server_died = d.server_died.take().or_else(|| server.crashed());
-        d.interrupted = crate::interrupt::requested();
+        d.interrupted = crate::os::interrupt::requested();
         // Load on a dead server measures nothing; the other runtimes are waiting.
         if d.server_died.is_some() || d.interrupted.is_some() || Instant::now() > hard_end {
             break;
@@ -263,7 +263,7 @@ fn collect(
         };
         return Err(StepEnd::Interrupted(format!(
             "interrupted ({}) {:.1}s into the load; {server_end}",
-            crate::interrupt::name(sig),
+            crate::os::interrupt::name(sig),
             d.ran.as_secs_f64()
         )));
     }
@@ -343,7 +343,7 @@ fn await_accepted(server: &mut Server, want: u64, limit: Duration, runtime: &str
             last = (accepted, Instant::now());
         }
         let stalled = last.1.elapsed() >= ACCEPT_STALL;
-        if stalled || Instant::now() >= deadline || crate::interrupt::requested().is_some() {
+        if stalled || Instant::now() >= deadline || crate::os::interrupt::requested().is_some() {
             progress::log(&format!(
                 "[{runtime}] the server accepted {accepted} of the {want} connections the client \
                  established{}; starting the load anyway",

@@ -1,6 +1,7 @@
 //! Scenario files: TOML -> [`raw`] serde structs -> a checked [`Scenario`]. Every number, duration
 //! and combination is checked here, with messages that point at the file, line and field.
 
+pub mod authoring;
 mod error;
 mod objectives;
 pub mod raw;
@@ -225,10 +226,10 @@ pub fn load(path: &Path, host: &Host) -> Result<Scenario, ScenarioError> {
     parse(path, &text, host)
 }
 
-/// Reads a regular file of at most `limit` bytes as text (see [`crate::sys::open_regular`]).
+/// Reads a regular file of at most `limit` bytes as text (see [`crate::os::sys::open_regular`]).
 pub fn read_regular(path: &Path, limit: u64) -> std::io::Result<String> {
     use std::io::Read;
-    let file = crate::sys::open_regular(path)?;
+    let file = crate::os::sys::open_regular(path)?;
     let len = file.metadata()?.len();
     if len > limit {
         return Err(std::io::Error::new(

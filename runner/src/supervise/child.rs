@@ -1,12 +1,12 @@
 //! A child `runbench` process speaking the line protocol: events in on its stdout, commands out
 //! on its stdin, stderr forwarded to the log with a label. Killed when dropped unreaped, so no
 //! child outlives a failed run; in its own process group and killed with the runner (see
-//! [`crate::sys::tie_to_runner`]), so no child outlives an interrupted or killed runner either.
+//! [`crate::os::sys::tie_to_runner`]), so no child outlives an interrupted or killed runner either.
 
 use crate::cluster::link::{AgentLink, ExitSlot, Line};
 use crate::cluster::msg::ToAgent;
-use crate::progress;
-pub use crate::sys::Reaped;
+use crate::console::progress;
+pub use crate::os::sys::Reaped;
 use serde::de::DeserializeOwned;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -98,7 +98,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        crate::sys::tie_to_runner(&mut cmd);
+        crate::os::sys::tie_to_runner(&mut cmd);
         let mut child = cmd.spawn()?;
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped");
@@ -233,7 +233,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         if self.reaped.is_none() {
             self.reaped = match &self.remote {
                 Some(r) => *r.exit.lock().unwrap_or_else(|e| e.into_inner()),
-                None => crate::sys::try_reap(self.pid).ok().flatten(),
+                None => crate::os::sys::try_reap(self.pid).ok().flatten(),
             };
             if self.reaped.is_some() {
                 self.exited_at = Some(Instant::now());
@@ -263,7 +263,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         }
         match &self.remote {
             Some(r) => r.link.send(&ToAgent::Kill { id: r.id }),
-            None => crate::sys::kill(self.pid, libc::SIGKILL),
+            None => crate::os::sys::kill(self.pid, libc::SIGKILL),
         }
         let deadline = Instant::now() + KILL_WAIT;
         while Instant::now() < deadline {
@@ -315,10 +315,10 @@ impl<E> Drop for ChildProc<E> {
             return;
         }
         if self.reaped.is_none() {
-            crate::sys::kill(self.pid, libc::SIGKILL);
+            crate::os::sys::kill(self.pid, libc::SIGKILL);
             // SIGKILL cannot be ignored, so this returns promptly (bounded all the same).
             let deadline = Instant::now() + KILL_WAIT;
-            while !matches!(crate::sys::try_reap(self.pid), Ok(Some(_)) | Err(_))
+            while !matches!(crate::os::sys::try_reap(self.pid), Ok(Some(_)) | Err(_))
                 && Instant::now() < deadline
             {
                 std::thread::sleep(Duration::from_millis(2));

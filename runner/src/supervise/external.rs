@@ -2,11 +2,11 @@
 //! `command` (and stopped afterwards), otherwise assumed to be running already.
 //!
 //! A command may fork (`sh -c "python3 srv.py"`): it leads a process group of its own (see
-//! [`crate::sys::tie_to_runner`]), and that whole group is measured, signalled and waited for.
+//! [`crate::os::sys::tie_to_runner`]), and that whole group is measured, signalled and waited for.
 //! A process that leaves the group (a daemon calling setsid) escapes both.
 
 use super::server::ServersExit;
-use crate::procfs;
+use crate::os::procfs;
 use crate::scenario::TargetSpec;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -37,7 +37,7 @@ impl External {
                     cmd.args(&argv[1..])
                         .stdin(Stdio::null())
                         .stdout(Stdio::null());
-                    crate::sys::tie_to_runner(&mut cmd);
+                    crate::os::sys::tie_to_runner(&mut cmd);
                     Some(cmd.spawn().map_err(|e| {
                         format!("starting target command `{}`: {e}", argv.join(" "))
                     })?)
@@ -56,11 +56,11 @@ impl External {
             if let Some(e) = ext.crashed() {
                 return Err(e);
             }
-            if let Some(sig) = crate::interrupt::requested() {
+            if let Some(sig) = crate::os::interrupt::requested() {
                 ext.stop(Duration::ZERO);
                 return Err(format!(
                     "interrupted ({}) while waiting for the target",
-                    crate::interrupt::name(sig)
+                    crate::os::interrupt::name(sig)
                 ));
             }
             if Instant::now() >= deadline {
@@ -82,13 +82,16 @@ impl External {
 
     pub fn crashed(&mut self) -> Option<String> {
         let child = self.child.as_ref()?;
-        crate::sys::try_reap(child.id()).ok().flatten().map(|r| {
-            self.child = None;
-            format!(
-                "target command ended during the run (exit {:?}, signal {:?})",
-                r.exit_code, r.signal
-            )
-        })
+        crate::os::sys::try_reap(child.id())
+            .ok()
+            .flatten()
+            .map(|r| {
+                self.child = None;
+                format!(
+                    "target command ended during the run (exit {:?}, signal {:?})",
+                    r.exit_code, r.signal
+                )
+            })
     }
 
     /// SIGTERM to the command's process group, then SIGKILL to it after `grace` +
@@ -103,13 +106,13 @@ impl External {
         };
         let usage = procfs::group_usage(pgid);
         let signalled = *self.signalled.get_or_insert_with(Instant::now);
-        crate::sys::kill_group(pgid, libc::SIGTERM);
+        crate::os::sys::kill_group(pgid, libc::SIGTERM);
         let deadline = signalled + grace + EXIT_MARGIN;
         let give_up = deadline + KILL_WAIT;
         let mut reaped = None;
         loop {
             if let Some(child) = &self.child {
-                match crate::sys::try_reap(child.id()) {
+                match crate::os::sys::try_reap(child.id()) {
                     Ok(Some(r)) => {
                         reaped = Some(r);
                         self.child = None;
@@ -137,7 +140,7 @@ impl External {
                 break;
             }
             if now >= deadline && !exit.overran {
-                crate::sys::kill_group(pgid, libc::SIGKILL);
+                crate::os::sys::kill_group(pgid, libc::SIGKILL);
                 exit.overran = true;
                 exit.failure = Some(format!(
                     "shutdown overrun: the target command's process group was still running \
@@ -172,10 +175,10 @@ impl Drop for External {
     /// On any path that did not stop the group (a failed start, a panic), nothing of it stays.
     fn drop(&mut self) {
         if let Some(pgid) = self.pgid.take() {
-            crate::sys::kill_group(pgid, libc::SIGKILL);
+            crate::os::sys::kill_group(pgid, libc::SIGKILL);
             if let Some(child) = self.child.take() {
                 let deadline = Instant::now() + KILL_WAIT;
-                while !matches!(crate::sys::try_reap(child.id()), Ok(Some(_)) | Err(_))
+                while !matches!(crate::os::sys::try_reap(child.id()), Ok(Some(_)) | Err(_))
                     && Instant::now() < deadline
                 {
                     std::thread::sleep(Duration::from_millis(2));

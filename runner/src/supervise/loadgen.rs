@@ -2,8 +2,8 @@
 
 use super::ChildProc;
 use crate::cluster::Placement;
+use crate::measure::timeline::TimelineRecorder;
 use crate::protocol::{LoadErrors, LoadEvent, LoadResult, LoadgenSpec, START};
-use crate::timeline::TimelineRecorder;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -116,10 +116,10 @@ impl Loadgens {
         let mut summary = ConnectSummary::default();
         for p in &mut procs {
             let event = loop {
-                if let Some(sig) = crate::interrupt::requested() {
+                if let Some(sig) = crate::os::interrupt::requested() {
                     return Err(format!(
                         "interrupted ({}) while connecting",
-                        crate::interrupt::name(sig)
+                        crate::os::interrupt::name(sig)
                     ));
                 }
                 match p.next_event((Instant::now() + POLL).min(deadline)) {
@@ -169,11 +169,11 @@ impl Loadgens {
     /// Starts every process at one instant, `START_DELAY` from now (across machines, far
     /// enough ahead for the slowest link); returns that instant.
     pub fn start(&mut self) -> Instant {
-        let at = crate::sys::monotonic_ns() + self.lead.as_nanos() as u64;
+        let at = crate::os::sys::monotonic_ns() + self.lead.as_nanos() as u64;
         for p in &mut self.procs {
             p.send_line(&format!("{START} {at}"));
         }
-        crate::sys::instant_at(at)
+        crate::os::sys::instant_at(at)
     }
 
     /// Takes the events that arrived: results are kept in `results`, intervals go to the

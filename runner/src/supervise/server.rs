@@ -2,7 +2,7 @@
 
 use super::{ChildProc, Reaped};
 use crate::cluster::Placement;
-use crate::procfs::ProcSample;
+use crate::os::procfs::ProcSample;
 use crate::protocol::{ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ impl ProcSampler {
     /// Every process's reading summed; `None` once one is gone (the window's edges need all).
     pub fn all(&self) -> Option<ProcSample> {
         match self {
-            ProcSampler::Local(pids) => crate::procfs::sample_all(pids),
+            ProcSampler::Local(pids) => crate::os::procfs::sample_all(pids),
             ProcSampler::Remote(link, ids) => match link.sample(ids)? {
                 (sum, true) => Some(sum),
                 (_, false) => None,
@@ -38,7 +38,7 @@ impl ProcSampler {
             ProcSampler::Local(pids) => {
                 let mut total = ProcSample::default();
                 for &pid in pids {
-                    if let Some(s) = crate::procfs::sample(pid) {
+                    if let Some(s) = crate::os::procfs::sample(pid) {
                         total.add(&s);
                     }
                 }
@@ -154,11 +154,11 @@ impl Servers {
         let deadline = Instant::now() + ready_timeout;
         for i in 0..servers.procs.len() {
             loop {
-                if let Some(sig) = crate::interrupt::requested() {
+                if let Some(sig) = crate::os::interrupt::requested() {
                     servers.stop(Duration::ZERO);
                     return Err(format!(
                         "interrupted ({}) while the server started",
-                        crate::interrupt::name(sig)
+                        crate::os::interrupt::name(sig)
                     ));
                 }
                 let p = &mut servers.procs[i];

@@ -422,7 +422,7 @@ pub fn reset(stream: TcpStream) {
 
 /// Opens `n` connections (the test process's open-files limit raised first).
 pub fn connect_many(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
-    runbench::sys::raise_nofile().expect("raising the open-files limit");
+    runbench::os::sys::raise_nofile().expect("raising the open-files limit");
     (0..n).map(|_| connect(addr)).collect()
 }
 

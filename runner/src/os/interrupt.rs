@@ -3,7 +3,7 @@
 //! write what was measured (marked interrupted) and return, and the process exits with 128 +
 //! the signal number (129 SIGHUP, 130 SIGINT, 143 SIGTERM); a short command (plot, validate)
 //! finishes its atomic writes first. A second one exits at once with the same code; the child
-//! processes then die with the runner (see [`crate::sys::tie_to_runner`]).
+//! processes then die with the runner (see [`crate::os::sys::tie_to_runner`]).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,8 +1,14 @@
 //! One runtime's measurement: the load generators' results merged (the one place they are),
 //! and what the run read of the servers at the measured window's edges.
 
-use crate::histograms::{percentile_us, LoadHistograms};
-use crate::procfs::ProcSample;
+pub mod audit;
+pub mod histograms;
+pub mod objectives;
+pub mod rss_trend;
+pub mod timeline;
+
+use crate::measure::histograms::{percentile_us, LoadHistograms};
+use crate::os::procfs::ProcSample;
 use crate::protocol::{LoadBusy, LoadCounters, LoadResult, ServerSnapshot};
 use runbench_plugin_abi::Workload;
 use std::time::Duration;

@@ -7,9 +7,9 @@
 //!
 //! The texts are pure functions of the rows, so they are tested without a terminal.
 
-use crate::budget;
+use crate::plan::budget;
 use crate::plan::Plan;
-use crate::report::thousands;
+use crate::plot::report::thousands;
 use crate::results::read::REFERENCE_RUNTIME;
 use crate::results::{RowStatus, SummaryRow};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -18,7 +18,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The bars of the current run, on a terminal: the step's (see [`crate::progress`]) above the
+/// The bars of the current run, on a terminal: the step's (see [`crate::console::progress`]) above the
 /// overall line.
 static MULTI: Mutex<Option<(MultiProgress, ProgressBar)>> = Mutex::new(None);
 
@@ -27,7 +27,7 @@ fn multi() -> std::sync::MutexGuard<'static, Option<(MultiProgress, ProgressBar)
 }
 
 /// Draws a step's bar above the overall line when there is one (a hook for
-/// [`crate::progress::RunProgress`]).
+/// [`crate::console::progress::RunProgress`]).
 pub fn attach(bar: ProgressBar) -> ProgressBar {
     match multi().as_ref() {
         Some((m, overall)) => m.insert_before(overall, bar),
@@ -74,7 +74,7 @@ impl Overall {
                 end.format("%Y-%m-%d %H:%M UTC")
             );
         }
-        crate::progress::log(&line);
+        crate::console::progress::log(&line);
         if std::io::stderr().is_terminal() {
             let m = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let bar = m.add(ProgressBar::new(plan.steps.len() as u64));
@@ -122,7 +122,7 @@ impl Overall {
         self.estimated_done += estimate;
         self.estimated_left = self.estimated_left.saturating_sub(estimate);
         let eta = (self.done < self.total).then(|| self.eta());
-        crate::progress::log(&step_line(self.done, self.total, label, row, eta));
+        crate::console::progress::log(&step_line(self.done, self.total, label, row, eta));
         self.show();
     }
 
@@ -135,7 +135,7 @@ impl Overall {
         let k = (self.done + 1).min(self.total);
         let label = format!("{label} (probe {})", self.probes);
         let eta = Some(self.eta());
-        crate::progress::log(&step_line(k, self.total, &label, row, eta));
+        crate::console::progress::log(&step_line(k, self.total, &label, row, eta));
         self.show();
     }
 

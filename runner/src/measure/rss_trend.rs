@@ -16,8 +16,8 @@
 //! A window whose open connection count changes (ramping phases) is not judged: its RSS follows
 //! the connections. The slope itself is reported whenever there are enough samples.
 
+use crate::measure::timeline::TimelineRow;
 use crate::stats;
-use crate::timeline::TimelineRow;
 use std::time::Duration;
 
 /// Fewer samples leave the slope to chance (a line through two points always fits).

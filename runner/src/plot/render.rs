@@ -1,9 +1,10 @@
 //! A run folder's CSV files -> its PNG plots and report.md. Used at the end of every run and by
 //! `runbench plot`, so both give the same files.
 
+use crate::plot;
+use crate::plot::report;
 use crate::results::read::RunData;
 use crate::results::write_atomic;
-use crate::{plot, report};
 use std::path::Path;
 
 /// What was (and was not) written.

@@ -77,9 +77,9 @@ extern "C" fn host_publish_counters(p: *mut c_void, counters: *const Stats) {
 /// This process's reading now: the plugin's counters (if published) and getrusage's CPU time.
 fn snapshot(c: &HostCtx) -> ServerSnapshot {
     let live = c.live.load(Ordering::Acquire);
-    let (cpu_user_s, cpu_sys_s) = crate::sys::own_cpu_time();
+    let (cpu_user_s, cpu_sys_s) = crate::os::sys::own_cpu_time();
     ServerSnapshot {
-        at_ns: crate::sys::monotonic_ns(),
+        at_ns: crate::os::sys::monotonic_ns(),
         // SAFETY: published by the plugin as valid for the life of the process.
         counts: (!live.is_null()).then(|| counts(&unsafe { &*live }.report())),
         cpu_user_s,
@@ -98,7 +98,8 @@ fn watch_window(c: &'static HostCtx, line: &str) {
         .spawn(move || {
             for (edge, at) in [(WindowEdge::Start, start), (WindowEdge::End, end)] {
                 std::thread::sleep(
-                    crate::sys::instant_at(at).saturating_duration_since(std::time::Instant::now()),
+                    crate::os::sys::instant_at(at)
+                        .saturating_duration_since(std::time::Instant::now()),
                 );
                 c.out.send(&ServerEvent::Snapshot {
                     edge,
@@ -154,11 +155,11 @@ fn fail(out: &ProtocolOut, stage: &str, message: String) {
 fn prepare(spec: &ServeSpec) -> Result<plugin::LoadedPlugin, (&'static str, String)> {
     // First, while this process has one thread: threads started later inherit the namespace.
     if let Some(ns) = &spec.netns {
-        crate::netns::enter(ns).map_err(|e| ("setup", e.to_string()))?;
+        crate::os::netns::enter(ns).map_err(|e| ("setup", e.to_string()))?;
     }
-    crate::sys::raise_nofile()
+    crate::os::sys::raise_nofile()
         .map_err(|e| ("setup", format!("raising the open-files limit: {e}")))?;
-    crate::sys::pin_process(&spec.cpus)
+    crate::os::sys::pin_process(&spec.cpus)
         .map_err(|e| ("setup", format!("pinning to CPUs {:?}: {e}", spec.cpus)))?;
     plugin::load(&spec.plugin).map_err(|e| ("load", e.to_string()))
 }
@@ -234,7 +235,7 @@ fn report_end(host: &HostCtx, status: Status, report: &ServeReport) -> i32 {
             host.out.send(&ServerEvent::Report {
                 counts: counts(report),
                 drain_ms,
-                peak_rss_bytes: crate::procfs::peak_rss_self(),
+                peak_rss_bytes: crate::os::procfs::peak_rss_self(),
             });
             exit::OK
         }

@@ -1,6 +1,8 @@
 //! Scenario + command-line overrides + the machine -> a [`Plan`]: which plugins, how many server
 //! and load-generator processes, which source addresses. Refuses (preflight) what cannot work.
 
+pub mod budget;
+
 use crate::cluster::Placement;
 use crate::plugin::{self, PluginFile};
 use crate::protocol::Ramp;
@@ -195,7 +197,7 @@ impl Plan {
 
     /// Rough wall time of one step.
     pub fn step_estimate(&self, step: &Step) -> Duration {
-        crate::budget::plan_step_time(&self.scenario, self.points[step.point].connections)
+        crate::plan::budget::plan_step_time(&self.scenario, self.points[step.point].connections)
     }
 }
 
@@ -276,7 +278,7 @@ pub fn check(s: &Scenario, dir: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 fn check_size(s: &Scenario, subjects: usize) -> Result<(), PlanError> {
-    crate::budget::check(s, subjects)
+    crate::plan::budget::check(s, subjects)
         .map(|_| ())
         .map_err(|message| PlanError::TooBig {
             scenario: s.source.clone(),
@@ -438,7 +440,7 @@ pub fn plan(
     };
     // Before any point or step is built: a sweep may multiply to more than memory holds.
     check_size(&scenario, subjects.len())?;
-    let nofile_limit = crate::sys::raise_nofile()?;
+    let nofile_limit = crate::os::sys::raise_nofile()?;
     if scenario.server.processes_auto {
         scenario.server.processes = auto_processes(scenario.load.peak_connections(), nofile_limit);
     }
@@ -473,7 +475,7 @@ pub fn auto_processes(connections: usize, nofile: u64) -> usize {
 /// per-process ceiling of stack mappings.
 fn threads_short(peak: u64, processes: usize) -> Option<String> {
     let limits = runbench_plugin_abi::os::ThreadLimits::read();
-    let in_use = crate::procfs::threads_running().unwrap_or(0);
+    let in_use = crate::os::procfs::threads_running().unwrap_or(0);
     let per_process = peak.div_ceil(processes.max(1) as u64);
     let describe = limits.describe();
     if let Some(ceiling) = limits.machine_ceiling() {

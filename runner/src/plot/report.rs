@@ -390,9 +390,9 @@ fn notes(data: &RunData) -> BTreeMap<String, String> {
             list.push(text.to_string());
         }
     };
-    // Standing caveats (crate::notes), then whatever the run itself recorded.
+    // Standing caveats (crate::plugin::notes), then whatever the run itself recorded.
     for rt in &runtimes {
-        if let Some(text) = crate::notes::runtime_note(rt) {
+        if let Some(text) = crate::plugin::notes::runtime_note(rt) {
             add(rt, text);
         }
     }

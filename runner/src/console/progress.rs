@@ -12,7 +12,7 @@ static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 pub fn log(line: &str) {
     match BAR.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
         Some(bar) => bar.println(line),
-        None => crate::terminal::println(line),
+        None => crate::console::terminal::println(line),
     }
 }
 
@@ -61,7 +61,7 @@ impl RunProgress {
                     .progress_chars("=> "),
             );
             bar.set_prefix(runtime.to_string());
-            let bar = crate::terminal::attach(bar);
+            let bar = crate::console::terminal::attach(bar);
             bar.enable_steady_tick(Duration::from_millis(200));
             *BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
             bar
