@@ -232,12 +232,12 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
             plugin_dir,
         } => validate(&scenarios, plugin_dir),
         Command::New { name, dir } => {
-            let path = crate::scenario::authoring::new_scenario(&name, &dir)?;
+            let path = crate::authoring::new_scenario(&name, &dir)?;
             println!("wrote {}", path.display());
             Ok(Exit::Ok)
         }
         Command::Schema => {
-            println!("{}", crate::scenario::authoring::schema_json());
+            println!("{}", crate::authoring::schema_json());
             Ok(Exit::Ok)
         }
         Command::Run {

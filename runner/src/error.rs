@@ -44,7 +44,7 @@ impl Exit {
             Exit::System => 5,
             Exit::SloFailed => 6,
             Exit::Cluster => 7,
-            Exit::Signal(sig) => 128 + sig,
+            Exit::Signal(sig) => crate::os::interrupt::exit_code(sig),
         }
     }
 }

@@ -8,11 +8,13 @@
 //! [`render`] (PNG [`plot`]s and [`report`].md, drawn from the files alone) and [`nightly`]
 //! (history and verdicts, from the run's rows in memory).
 
+pub mod authoring;
 pub mod cli;
 pub mod cluster;
 pub mod console;
 pub mod deploy;
 pub mod error;
+pub mod judge;
 pub mod loadgen;
 pub mod measure;
 pub mod nightly;

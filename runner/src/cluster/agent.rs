@@ -372,7 +372,7 @@ fn local_plugin(path: &Path, dir: &Path, sha: Option<&str>) -> Result<PathBuf, S
         .ok_or_else(|| format!("plugin path {} has no file name", path.display()))?;
     let local = dir.join(file);
     let want = sha.ok_or("the controller sent no plugin SHA-256")?;
-    let have = crate::results::meta::sha256_file(&local);
+    let have = crate::plugin::sha256_file(&local);
     if have != want {
         return Err(format!(
             "plugin {} has SHA-256 {have}, the controller's has {want}; refusing to run another \
@@ -549,7 +549,7 @@ mod tests {
         std::fs::write(dir.path().join("libp.so"), b"one build").unwrap();
         let e = local_plugin(Path::new("/elsewhere/libp.so"), dir.path(), Some("00")).unwrap_err();
         assert!(e.contains("refusing to run another build"), "{e}");
-        let sha = crate::results::meta::sha256_file(&dir.path().join("libp.so"));
+        let sha = crate::plugin::sha256_file(&dir.path().join("libp.so"));
         assert!(local_plugin(Path::new("/elsewhere/libp.so"), dir.path(), Some(&sha)).is_ok());
     }
 }

@@ -90,7 +90,7 @@ pub fn start(args: &ControllerArgs) -> Result<Cluster, crate::error::Error> {
     let token = Token::read(token_file).map_err(Error::input)?;
     let listener = TcpListener::bind(listen)
         .map_err(|e| Error::input(anyhow::anyhow!("binding --listen {listen}: {e}")))?;
-    crate::console::progress::log(&format!(
+    crate::console::log(&format!(
         "controller listening on {listen}: waiting {} for {n} agents (1 server, {} load)",
         humantime::format_duration(args.join_timeout),
         n - 1
@@ -148,10 +148,7 @@ fn admit(
         let shards: Vec<Option<usize>> = loads.iter().map(|a| a.shard).collect();
         let refusal = refusal(&hello, server.is_some(), &shards, n);
         if let Some(reason) = refusal {
-            crate::console::progress::log(&format!(
-                "agent {} ({addr}) refused: {reason}",
-                hello.name
-            ));
+            crate::console::log(&format!("agent {} ({addr}) refused: {reason}", hello.name));
             let _ = writer.send(&ToAgent::Refused { reason });
             continue;
         }
@@ -160,7 +157,7 @@ fn admit(
             Role::Load => loads.len(),
         };
         if let Err(e) = writer.send(&ToAgent::Welcome { index }) {
-            crate::console::progress::log(&format!(
+            crate::console::log(&format!(
                 "agent {} ({addr}) lost while joining: {e}",
                 hello.name
             ));
@@ -169,11 +166,11 @@ fn admit(
         let link = match AgentLink::start(hello, addr, reader, writer) {
             Ok(l) => l,
             Err(e) => {
-                crate::console::progress::log(&format!("agent at {addr} lost while joining: {e}"));
+                crate::console::log(&format!("agent at {addr} lost while joining: {e}"));
                 continue;
             }
         };
-        crate::console::progress::log(&format!(
+        crate::console::log(&format!(
             "{} joined (version {}): clock offset {:+.6} s, round trip {:.3} ms",
             link.label(),
             link.version,
@@ -243,7 +240,7 @@ fn greet(stream: &TcpStream, addr: SocketAddr, token: &Token) -> Option<Greeted>
         .and_then(|()| stream.set_read_timeout(Some(super::HANDSHAKE_TIMEOUT)))
         .and_then(|()| stream.set_write_timeout(Some(super::LOST_AFTER)));
     if let Err(e) = setup {
-        crate::console::progress::log(&format!("agent connection from {addr}: {e}"));
+        crate::console::log(&format!("agent connection from {addr}: {e}"));
         return None;
     }
     match handshake::controller(stream, token) {
@@ -256,7 +253,7 @@ fn greet(stream: &TcpStream, addr: SocketAddr, token: &Token) -> Option<Greeted>
                 HandshakeError::AgentProof => "refused: it does not hold the token".to_string(),
                 e => format!("handshake failed: {e}"),
             };
-            crate::console::progress::log(&format!("connection from {addr}: {what}"));
+            crate::console::log(&format!("connection from {addr}: {what}"));
             None
         }
     }
@@ -273,10 +270,7 @@ fn refuse_latecomers(listener: TcpListener, token: Token, n: usize) {
             };
             if let Some((hello, _, mut w)) = greet(&stream, addr, &token) {
                 let reason = format!("the run already has its {n} agents and has started");
-                crate::console::progress::log(&format!(
-                    "agent {} ({addr}) refused: {reason}",
-                    hello.name
-                ));
+                crate::console::log(&format!("agent {} ({addr}) refused: {reason}", hello.name));
                 let _ = w.send(&ToAgent::Refused { reason });
             }
         }

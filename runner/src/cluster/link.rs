@@ -251,7 +251,7 @@ impl AgentLink {
             "{} lost at {when}: {reason}; {connections} connection(s) it held stopped",
             self.label()
         );
-        crate::console::progress::log(&what);
+        crate::console::log(&what);
         for s in slots {
             let _ = s.lines.send(Line::Event(super::agent::failed_line(&what)));
             *s.exit.lock().unwrap() = Some(Reaped::default());

@@ -107,7 +107,7 @@ impl Placement {
             let Some(Ok(r)) = r else { continue };
             let agent = self.loadgen(i).map(|a| a.name.clone()).unwrap_or_default();
             let count = r.histograms.decode().map(|h| h.latency.len()).unwrap_or(0);
-            crate::console::progress::log(&format!(
+            crate::console::log(&format!(
                 "load process {i} on agent {agent}: requests={} histogram_count={count}",
                 r.counters.requests
             ));

@@ -1,5 +1,67 @@
-//! What a person sees of a run: the live bars and log lines ([`progress`]), the overall line and
-//! the final table ([`terminal`]).
+//! What a person sees of a run: log lines from any thread ([`log`]), the step's live bar
+//! ([`progress`]), the overall line and the final table ([`terminal`]).
+//!
+//! On a terminal the bars share one screen (indicatif's `MultiProgress`), and every line logged
+//! while it is shown goes above the bars so lines never tear them; elsewhere (CI, a pipe) lines
+//! are printed plainly. The screen is the process's stderr, written from the run's thread and
+//! from the agents' link threads alike, so it is this module's one piece of state; the bars
+//! themselves belong to whoever draws them ([`progress::RunProgress`], [`terminal::Overall`]).
 
 pub mod progress;
 pub mod terminal;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
+use std::sync::{Mutex, MutexGuard};
+
+/// The bars on screen and the overall line, below which a step's bar is drawn.
+struct Screen {
+    bars: MultiProgress,
+    overall: Option<ProgressBar>,
+}
+
+static SCREEN: Mutex<Option<Screen>> = Mutex::new(None);
+
+fn screen() -> MutexGuard<'static, Option<Screen>> {
+    SCREEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Prints a log line above the bars, or plainly when there are none.
+pub fn log(line: &str) {
+    match screen().as_ref() {
+        Some(s) => {
+            let _ = s.bars.println(line);
+        }
+        None => eprintln!("{line}"),
+    }
+}
+
+/// Shows `bar` on the screen (made on first use): a step's bar above the overall line, the
+/// overall line (`overall`) at the bottom.
+fn show(bar: ProgressBar, overall: bool) -> ProgressBar {
+    let mut guard = screen();
+    let s = guard.get_or_insert_with(|| Screen {
+        bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+        overall: None,
+    });
+    if overall {
+        let bar = s.bars.add(bar);
+        s.overall = Some(bar.clone());
+        return bar;
+    }
+    match &s.overall {
+        Some(o) => s.bars.insert_before(o, bar),
+        None => s.bars.add(bar),
+    }
+}
+
+/// Takes `bar` off the screen; the screen goes once the overall line does.
+fn hide(bar: &ProgressBar, overall: bool) {
+    bar.finish_and_clear();
+    let mut guard = screen();
+    if let Some(s) = guard.as_ref() {
+        s.bars.remove(bar);
+    }
+    if overall {
+        *guard = None;
+    }
+}

@@ -3,18 +3,7 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
-
-/// Prints a log line above the bar (or plainly when there is none).
-pub fn log(line: &str) {
-    match BAR.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        Some(bar) => bar.println(line),
-        None => crate::console::terminal::println(line),
-    }
-}
 
 /// Phases of one runtime's run, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,9 +50,8 @@ impl RunProgress {
                     .progress_chars("=> "),
             );
             bar.set_prefix(runtime.to_string());
-            let bar = crate::console::terminal::attach(bar);
+            let bar = super::show(bar, false);
             bar.enable_steady_tick(Duration::from_millis(200));
-            *BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
             bar
         });
         let mut p = RunProgress {
@@ -124,8 +112,7 @@ impl RunProgress {
 
     pub fn finish(self) {
         if let Some(bar) = self.bar {
-            bar.finish_and_clear();
-            *BAR.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            super::hide(&bar, false);
         }
     }
 }

@@ -12,38 +12,10 @@ use crate::plan::Plan;
 use crate::plot::report::thousands;
 use crate::results::read::REFERENCE_RUNTIME;
 use crate::results::{RowStatus, SummaryRow};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write;
 use std::io::IsTerminal;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// The bars of the current run, on a terminal: the step's (see [`crate::console::progress`]) above the
-/// overall line.
-static MULTI: Mutex<Option<(MultiProgress, ProgressBar)>> = Mutex::new(None);
-
-fn multi() -> std::sync::MutexGuard<'static, Option<(MultiProgress, ProgressBar)>> {
-    MULTI.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Draws a step's bar above the overall line when there is one (a hook for
-/// [`crate::console::progress::RunProgress`]).
-pub fn attach(bar: ProgressBar) -> ProgressBar {
-    match multi().as_ref() {
-        Some((m, overall)) => m.insert_before(overall, bar),
-        None => bar,
-    }
-}
-
-/// Prints a line above the bars, or plainly when there are none.
-pub fn println(line: &str) {
-    match multi().as_ref() {
-        Some((m, _)) => {
-            let _ = m.println(line);
-        }
-        None => eprintln!("{line}"),
-    }
-}
 
 /// The run's place among its steps.
 pub struct Overall {
@@ -55,6 +27,8 @@ pub struct Overall {
     estimated_left: Duration,
     /// Probes of the capacity search in progress (the step that ends with it).
     probes: usize,
+    /// The overall line, on a terminal.
+    bar: Option<ProgressBar>,
 }
 
 impl Overall {
@@ -74,17 +48,17 @@ impl Overall {
                 end.format("%Y-%m-%d %H:%M UTC")
             );
         }
-        crate::console::progress::log(&line);
-        if std::io::stderr().is_terminal() {
-            let m = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let bar = m.add(ProgressBar::new(plan.steps.len() as u64));
+        super::log(&line);
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(plan.steps.len() as u64);
             bar.set_style(
                 ProgressStyle::with_template("{prefix:>14.bold} {msg}").expect("static template"),
             );
             bar.set_prefix("overall");
-            *multi() = Some((m, bar));
-        }
+            super::show(bar, true)
+        });
         let o = Overall {
+            bar,
             total: plan.steps.len(),
             done: 0,
             started: Instant::now(),
@@ -105,7 +79,7 @@ impl Overall {
     }
 
     fn show(&self) {
-        if let Some((_, bar)) = multi().as_ref() {
+        if let Some(bar) = &self.bar {
             bar.set_position(self.done as u64);
             bar.set_message(format!(
                 "step {} of {} · ETA {}",
@@ -122,7 +96,7 @@ impl Overall {
         self.estimated_done += estimate;
         self.estimated_left = self.estimated_left.saturating_sub(estimate);
         let eta = (self.done < self.total).then(|| self.eta());
-        crate::console::progress::log(&step_line(self.done, self.total, label, row, eta));
+        super::log(&step_line(self.done, self.total, label, row, eta));
         self.show();
     }
 
@@ -135,7 +109,7 @@ impl Overall {
         let k = (self.done + 1).min(self.total);
         let label = format!("{label} (probe {})", self.probes);
         let eta = Some(self.eta());
-        crate::console::progress::log(&step_line(k, self.total, &label, row, eta));
+        super::log(&step_line(k, self.total, &label, row, eta));
         self.show();
     }
 
@@ -147,8 +121,8 @@ impl Overall {
     }
 
     pub fn finish(self) {
-        if let Some((_, bar)) = multi().take() {
-            bar.finish_and_clear();
+        if let Some(bar) = &self.bar {
+            super::hide(bar, true);
         }
     }
 }
@@ -437,6 +411,7 @@ mod tests {
             estimated_done: Duration::ZERO,
             estimated_left: Duration::from_secs(60),
             probes: 0,
+            bar: None,
         };
         let r = row("tokio", 1000.0, None);
         for p in 1..=5 {

@@ -18,7 +18,7 @@ const MAX_AGE: Duration = Duration::from_secs(10);
 
 /// Asks the kernel to stamp what `stream` receives.
 pub fn enable(stream: &impl AsRawFd) -> io::Result<()> {
-    super::connect::set_flag(stream, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)
+    crate::os::sys::set_flag(stream, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)
 }
 
 /// What one read got: how many bytes, when the last of them arrived, and when they were read.

@@ -5,7 +5,6 @@
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
 
 /// A non-blocking socket connecting from `source` to `target` (the connect completes later).
 pub fn start_connect(source: IpAddr, target: SocketAddr) -> io::Result<std::net::TcpStream> {
@@ -18,7 +17,7 @@ pub fn start_connect(source: IpAddr, target: SocketAddr) -> io::Result<std::net:
     socket.set_tcp_nodelay(true)?;
     super::arrival::enable(&socket)?;
     if source.is_ipv4() && target.is_ipv4() {
-        set_flag(&socket, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT)?;
+        crate::os::sys::set_flag(&socket, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT)?;
         socket.bind(&SocketAddr::new(source, 0).into())?;
     }
     match socket.connect(&target.into()) {
@@ -27,23 +26,4 @@ pub fn start_connect(source: IpAddr, target: SocketAddr) -> io::Result<std::net:
         Err(e) => return Err(e),
     }
     Ok(socket.into())
-}
-
-/// Turns on an integer socket option (`setsockopt(fd, level, name, 1)`).
-pub fn set_flag(socket: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt with a pointer to a live c_int of the stated size.
-    let r = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }

@@ -17,8 +17,8 @@ mod worker;
 pub use schedule::RateIntegral;
 pub use worker::DRAIN;
 
-use crate::measure::histograms::{encode, new_histogram, LoadHistograms};
 use crate::plan::source_address;
+use crate::protocol::histograms::{encode, new_histogram, LoadHistograms};
 use crate::protocol::{LoadBusy, LoadCounters, LoadEvent, LoadResult, LoadgenSpec, ProtocolOut};
 use crate::protocol::{LoadErrors, START};
 use schedule::Owned;

@@ -24,7 +24,7 @@ use super::epoll::{Epoll, Ready};
 use super::exchange::Exchange;
 use super::schedule::{Due, Owned, Schedule};
 use super::sleep_cost;
-use crate::measure::histograms::{new_histogram, record, LoadHistograms};
+use crate::protocol::histograms::{new_histogram, record, LoadHistograms};
 use crate::protocol::{LoadBusy, LoadCounters, LoadErrors, LoadgenSpec, Ramp, LATE_SEND};
 use crate::scenario::Model;
 use hdrhistogram::Histogram;

@@ -2,13 +2,11 @@
 //! and what the run read of the servers at the measured window's edges.
 
 pub mod audit;
-pub mod histograms;
-pub mod objectives;
 pub mod rss_trend;
 pub mod timeline;
 
-use crate::measure::histograms::{percentile_us, LoadHistograms};
 use crate::os::procfs::ProcSample;
+use crate::protocol::histograms::{percentile_us, LoadHistograms};
 use crate::protocol::{LoadBusy, LoadCounters, LoadResult, ServerSnapshot};
 use runbench_plugin_abi::Workload;
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! The run's timeline: per interval, what the load generators completed (merged over processes)
 //! and what the server processes used, read from /proc at the same instants.
 
-use crate::measure::histograms::{decode, new_histogram, percentile_us};
 use crate::os::procfs::ProcSample;
+use crate::protocol::histograms::{decode, new_histogram, percentile_us};
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};

@@ -20,7 +20,6 @@ pub mod trend;
 pub mod verdict;
 
 use crate::cluster::Placement;
-use crate::console::progress;
 use crate::error::Error;
 use crate::plan::{self, Overrides, Plan};
 use crate::results::{create_stamped_dir, point_latest, write_atomic, write_together};
@@ -137,7 +136,7 @@ pub fn run(opts: &Options) -> Result<NightOutcome, Error> {
         let (sig, cut) = match crate::os::interrupt::requested() {
             Some(sig) => (sig, None),
             None => {
-                progress::log(&format!(
+                crate::console::log(&format!(
                     "nightly: {}, {} trial(s) per runtime",
                     p.scenario.name, p.scenario.run.repeat
                 ));
@@ -171,7 +170,7 @@ pub fn run(opts: &Options) -> Result<NightOutcome, Error> {
         let md = report::interrupted_md(&night, &name, plans.len(), &done, cut.as_deref());
         write_atomic(&dir.join("nightly.md"), md.as_bytes())?;
         let markdown = md;
-        progress::log(&format!(
+        crate::console::log(&format!(
             "nightly: interrupted by {name}; nothing judged, no history changed ({})",
             dir.join("nightly.md").display()
         ));
@@ -202,7 +201,7 @@ pub fn run(opts: &Options) -> Result<NightOutcome, Error> {
         &bmf::to_json(&bmf).map_err(Error::system)?,
     )?;
     point_latest(&opts.out.join("nightly"), &dir)?;
-    progress::log(&format!(
+    crate::console::log(&format!(
         "nightly: wrote {}",
         dir.join("nightly.md").display()
     ));
@@ -341,7 +340,7 @@ pub fn compare(
     let fb = RunFolder::open(b)?;
     verdict::check_comparable(&fa, &fb, force)?;
     if fa.scenario != fb.scenario {
-        progress::log(&format!(
+        crate::console::log(&format!(
             "note: comparing different scenarios (`{}` and `{}`); runtimes and points are matched \
              by name and parameters",
             fa.scenario, fb.scenario

@@ -116,7 +116,7 @@ impl RunFolder {
             Vec::new()
         };
         for w in warnings {
-            crate::console::progress::log(&format!("note: {w}"));
+            crate::console::log(&format!("note: {w}"));
         }
         RunFolder::from_rows(dir, &meta, &rows, &capacity, source)
     }

@@ -89,9 +89,9 @@ pub fn requested() -> Option<i32> {
     }
 }
 
-/// The shell convention for "ended by signal `sig`" (the same as [`crate::error::Exit::Signal`]).
+/// The shell convention for "ended by signal `sig`" (`crate::error::Exit::Signal`'s code).
 pub fn exit_code(sig: i32) -> i32 {
-    crate::error::Exit::Signal(sig).code()
+    128 + sig
 }
 
 /// `SIGHUP`, `SIGINT`, `SIGTERM`, or the number.

@@ -94,7 +94,7 @@ impl Drop for TapNamespace {
         // has left).
         let _ = self.ip_in(&["link", "del", TAP_DEVICE]);
         if let Err(e) = ip(&["netns", "del", &self.name]) {
-            crate::console::progress::log(&format!(
+            crate::console::log(&format!(
                 "could not delete network namespace {}: {e}",
                 self.name
             ));
@@ -165,12 +165,12 @@ pub fn remove_stale() {
         let _ = ip(&["-n", &name, "link", "del", TAP_DEVICE]);
         match ip(&["netns", "del", &name]) {
             Ok(()) => {
-                crate::console::progress::log(&format!(
+                crate::console::log(&format!(
                     "removed network namespace {name}: left by runbench process {pid}, which is \
                      gone (killed before it could clean up)"
                 ));
             }
-            Err(e) => crate::console::progress::log(&format!(
+            Err(e) => crate::console::log(&format!(
                 "stale network namespace {name} (its runbench process {pid} is gone) could not \
                  be removed: {e}"
             )),

@@ -212,3 +212,26 @@ pub fn open_regular(path: &std::path::Path) -> io::Result<std::fs::File> {
         format!("it is {what}; give a regular file"),
     ))
 }
+
+/// Turns on an integer socket option (`setsockopt(fd, level, name, 1)`).
+pub fn set_flag(
+    socket: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a pointer to a live c_int of the stated size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -32,7 +32,7 @@ pub fn plan_step_time(s: &Scenario, connections: usize) -> Duration {
     let probes = s
         .search
         .as_ref()
-        .map_or(1, crate::run::search::typical_probes);
+        .map_or(1, crate::scenario::Search::typical_probes);
     step_time(s, connections) * probes as u32
 }
 

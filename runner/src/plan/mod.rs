@@ -2,6 +2,7 @@
 //! and load-generator processes, which source addresses. Refuses (preflight) what cannot work.
 
 pub mod budget;
+pub mod point;
 
 use crate::cluster::Placement;
 use crate::plugin::{self, PluginFile};
@@ -70,8 +71,7 @@ impl Subject {
     }
 }
 
-/// The sweep point (one type for the plan and every result file).
-pub use crate::results::Point;
+pub use point::{Param, Point};
 
 /// One measurement to make: which trial, point and subject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

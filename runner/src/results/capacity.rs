@@ -2,10 +2,25 @@
 //! the capacity search found it.
 
 use crate::plan::{Plan, Point};
-use crate::run::search::Found;
 use serde::{Deserialize, Serialize};
 
+/// What a capacity search found (`crate::run::search::find`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    /// The highest rate that passed every probe and confirmation there (None: not even `from`).
+    pub capacity: Option<u64>,
+    /// The lowest rate that failed (None: nothing failed up to `max` or the client's ceiling).
+    pub failed_at: Option<u64>,
+    /// The limits broken at `failed_at`.
+    pub binding: String,
+    pub probes: usize,
+    /// Empty when the search ended as designed; otherwise why not (client ceiling, max,
+    /// interruption, probe limit).
+    pub note: String,
+}
+
 super::point::point_columns! {
+
 /// One runtime's capacity at one point (the point's `target_rate` is empty: the search sets it).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -42,7 +57,7 @@ impl CapacityRow {
                 .scenario
                 .slo
                 .as_ref()
-                .map(crate::measure::objectives::describe)
+                .map(crate::scenario::Slo::describe)
                 .unwrap_or_default(),
             binding_limit: f.binding.clone(),
             probes: f.probes,

@@ -113,7 +113,7 @@ impl Meta {
                     Subject::Plugin(p) => Some(PluginInfo {
                         runtime: p.name.clone(),
                         path: p.path.display().to_string(),
-                        sha256: sha256_file(&p.path),
+                        sha256: crate::plugin::sha256_file(&p.path),
                         note: None,
                     }),
                     Subject::External(_) => None,
@@ -127,14 +127,6 @@ impl Meta {
                 .unwrap_or_default(),
             start_skew_bound_ns: plan.placement.meta_agents().map(|(_, s)| s),
         }
-    }
-}
-
-pub fn sha256_file(path: &std::path::Path) -> String {
-    use sha2::Digest;
-    match std::fs::read(path) {
-        Ok(bytes) => format!("{:x}", sha2::Sha256::digest(&bytes)),
-        Err(e) => format!("unreadable: {e}"),
     }
 }
 

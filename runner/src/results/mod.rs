@@ -13,7 +13,7 @@ pub mod point;
 pub mod read;
 
 pub use aggregate::aggregate;
-pub use capacity::CapacityRow;
+pub use capacity::{CapacityRow, Found};
 pub use export::{percentiles_csv, summary_csv, to_csv, PercentileRow};
 pub use meta::{Meta, RunStatus};
 pub use output::{create_stamped_dir, point_latest, write_atomic, write_together, RunDir};

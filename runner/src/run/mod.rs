@@ -8,13 +8,14 @@
 //! A server that dies ends its step at once; an interruption (Ctrl-C, SIGTERM) ends the step
 //! and the run after stopping the current server (see [`crate::os::interrupt`]).
 
-use crate::console::progress::{self, RunProgress};
+use crate::console::progress::RunProgress;
 use crate::console::terminal::Overall;
 use crate::error::Error;
+use crate::judge::objectives;
+use crate::measure::audit;
 use crate::measure::rss_trend;
 use crate::measure::timeline::{TimelineRecorder, TimelineRow};
 use crate::measure::SPECTRUM;
-use crate::measure::{audit, objectives};
 use crate::plan::{Plan, Point, Step};
 use crate::results::hlog::{self, HlogEntry};
 use crate::results::{
@@ -32,7 +33,9 @@ pub mod search;
 mod server;
 mod step;
 
-use row::{base_row, to_row, with_rss_trend};
+use crate::judge::probe::verdict as probe_verdict;
+use crate::judge::with_rss_trend;
+use row::{base_row, to_row};
 
 /// A load generator above this busy fraction may have limited the result.
 pub const SATURATED_BUSY: f64 = 0.9;
@@ -179,7 +182,7 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> Result<Ru
             Some(search) => run.search_capacity(search, step),
         };
         if let Err(e) = done {
-            progress::log(&format!(
+            crate::console::log(&format!(
                 "stopping the run: {e}; this measurement is only in the table below, and no \
                  more are made since they could not be kept"
             ));
@@ -200,7 +203,7 @@ fn announce(plan: &Plan, dir: &RunDir) {
         Some(_) => "a capacity search".to_string(),
         None => format!("{} trial(s)", plan.scenario.run.repeat),
     };
-    progress::log(&format!(
+    crate::console::log(&format!(
         "scenario {}: {} runtime(s) x {} point(s) x {what}; target {target}; results in {}",
         plan.scenario.name,
         plan.subjects.len(),
@@ -208,7 +211,7 @@ fn announce(plan: &Plan, dir: &RunDir) {
         dir.path.display()
     ));
     if plan.scenario.server.processes_auto {
-        progress::log(&format!(
+        crate::console::log(&format!(
             "server processes: {} (processes = \"auto\": {} connections, at most {} per process \
              under the open-files limit of {})",
             plan.server_processes,
@@ -288,7 +291,7 @@ impl RunState<'_> {
         if self.meta.steps_done > 0 && !self.latest_moved {
             self.latest_moved = true;
             if let Err(e) = self.dir.point_latest() {
-                progress::log(&format!("`latest` not moved: {e}"));
+                crate::console::log(&format!("`latest` not moved: {e}"));
             }
         }
         Ok(row)
@@ -327,7 +330,7 @@ impl RunState<'_> {
         }
         let row = CapacityRow::new(plan, &name, &base, step.trial, &found);
         self.overall.search_finished();
-        progress::log(&format!("[{name}] capacity: {}", row.describe()));
+        crate::console::log(&format!("[{name}] capacity: {}", row.describe()));
         self.capacity.push(row);
         self.write_files()
     }
@@ -390,17 +393,17 @@ impl RunState<'_> {
         }
         let dir = self.dir.path.display();
         match (interrupted, &stopped_by) {
-            (_, Some(_)) => progress::log(&format!(
+            (_, Some(_)) => crate::console::log(&format!(
                 "{} of {} measurement(s) done; {dir} holds them up to the last complete write",
                 meta.steps_done, meta.steps_planned,
             )),
-            (Some(sig), None) => progress::log(&format!(
+            (Some(sig), None) => crate::console::log(&format!(
                 "interrupted by {}: {} of {} measurement(s) done; wrote what was measured to {dir}",
                 crate::os::interrupt::name(sig),
                 meta.steps_done,
                 meta.steps_planned,
             )),
-            (None, None) => progress::log(&format!("wrote {dir}")),
+            (None, None) => crate::console::log(&format!("wrote {dir}")),
         }
         RunOutcome {
             summary: self.summary,
@@ -430,109 +433,6 @@ fn step_label(plan: &Plan, subject: usize, point: &Point, trial: usize) -> Strin
     }
 }
 
-/// A probe's row as the search sees it. The load generator measures latency from the intended
-/// send time, so its own lateness can only make a server look worse: a pass stands whenever the
-/// generator sent everything it scheduled and the answers kept pace with the offered rate
-/// ([`SUSTAINED`] of it in the window; a short probe under a loose latency limit would otherwise
-/// pass with a backlog growing, the client's or the server's). A fail is inconclusive when the
-/// generator could explain every limit it broke: a latency within its p99 send lag of the
-/// limit, errors while it left requests unsent, an achieved rate it did not offer (saturated,
-/// or unsent requests).
-fn probe_verdict(row: &SummaryRow, slo: Option<&crate::scenario::Slo>) -> Probe {
-    use crate::measure::objectives::Broken;
-    match row.status {
-        RowStatus::Interrupted => return Probe::Interrupted,
-        RowStatus::Skipped => return Probe::Fail(row.error.clone()),
-        _ => {}
-    }
-    let not_sent = row.not_sent.unwrap_or(0);
-    let lag_us = row.send_lag_p99_us.unwrap_or(0.0);
-    let saturated = row.loadgen_saturated == Some(true);
-    let client = || {
-        format!(
-            "load generator busy {:.2}, CPU {:.2}, send lag p99 {lag_us:.0} µs, {not_sent} \
-             scheduled requests not sent",
-            row.loadgen_busy.unwrap_or(0.0),
-            row.loadgen_cpu_busy.unwrap_or(0.0),
-        )
-    };
-    if row.status == RowStatus::Failed {
-        return Probe::Fail(row.error.clone());
-    }
-    let Some(j) = slo.and_then(|s| crate::measure::objectives::judge(s, row)) else {
-        return Probe::Fail("not judged".into());
-    };
-    if j.pass {
-        if let Some(Behind { kept_pace, short }) = fell_behind(row) {
-            let behind = format!(
-                "answers came at {:.1}% of the offered rate: the backlog grew",
-                kept_pace * 100.0
-            );
-            // A generator late by its send lag leaves the answers to that much of the schedule
-            // out of the window.
-            let lagged = short <= row.target_rate.unwrap_or(0) as f64 * lag_us / 1e6;
-            return if saturated || not_sent > 0 || lagged {
-                Probe::Inconclusive(format!(
-                    "{behind}, which could be the client's: {}",
-                    client()
-                ))
-            } else {
-                Probe::Fail(behind)
-            };
-        }
-        return if not_sent == 0 {
-            Probe::Pass
-        } else {
-            Probe::Inconclusive(client())
-        };
-    }
-    let explained = j.limits.iter().all(|b| match *b {
-        Broken::Latency {
-            measured_us,
-            limit_us,
-        } => measured_us - lag_us <= limit_us,
-        Broken::Missing => false,
-        Broken::Errors => not_sent > 0,
-        Broken::Achieved => saturated || not_sent > 0,
-    });
-    if explained {
-        Probe::Inconclusive(format!(
-            "{} could be the client's: {}",
-            j.broken.join("; "),
-            client()
-        ))
-    } else {
-        Probe::Fail(j.broken.join("; "))
-    }
-}
-
-/// How far the answers in the window fell behind the offered rate, where by more than
-/// [`SUSTAINED`] allows: a rate is a capacity only if it is sustained. When a server
-/// keeps up, the answers in a window match the sends (those in flight at its start stand in for
-/// those in flight at its end), so the allowance is small: with 95%, a server doing 100 µs a
-/// request passed at 10,000/s while it answered 9,815/s, its backlog growing but p99 still under
-/// 50 ms at the end of a short probe (the capacity integration test, once in CI).
-fn fell_behind(row: &SummaryRow) -> Option<Behind> {
-    let kept_pace = row.achieved_fraction()?;
-    let offered = row.target_rate? as f64 * row.duration_s;
-    let short = (1.0 - kept_pace) * offered;
-    (short > (1.0 - SUSTAINED) * offered && short > EDGE_SLACK)
-        .then_some(Behind { kept_pace, short })
-}
-
-/// How far a probe's answers fell behind: the share of the offered rate answered, and the
-/// answers short of it in the window.
-struct Behind {
-    kept_pace: f64,
-    short: f64,
-}
-
-/// The share of the offered rate a probe's answers must reach in the window.
-const SUSTAINED: f64 = 0.99;
-
-/// Answers a window may lack whatever its rate: one in flight at each of its edges.
-const EDGE_SLACK: f64 = 2.0;
-
 /// Waits until the kernel has let go of the last step's server sockets (anything but
 /// TIME_WAIT on loopback), so one runtime's teardown does not load the next one's start.
 fn cooldown(port: u16) {
@@ -552,14 +452,14 @@ fn draw_plots(dir: &Path) -> Result<(), Error> {
     match crate::plot::render::render_dir(dir) {
         Ok(r) => {
             for f in &r.failures {
-                progress::log(&format!("plot not drawn: {f}"));
+                crate::console::log(&format!("plot not drawn: {f}"));
             }
             Ok(())
         }
         Err(e) => match Error::system(e) {
             Error::Write(w) => Err(Error::Write(w)),
             other => {
-                progress::log(&format!(
+                crate::console::log(&format!(
                     "plots and report.md not written: {other}; the CSV results are complete \
                      (retry with `runbench plot {}`)",
                     dir.display()
@@ -585,7 +485,7 @@ fn run_step(
     let base = base_row(plan, &name, point, trial);
     let label = step_label(plan, subject_index, point, trial);
     if let Some(reason) = plan.skip_reason(subject_index, point) {
-        progress::log(&format!("[{label}] skipped: {reason}"));
+        crate::console::log(&format!("[{label}] skipped: {reason}"));
         let row = SummaryRow::skipped(&base, reason);
         return (StepOutput::row_only(row), None);
     }
@@ -628,22 +528,22 @@ fn run_step(
     );
     let (row, percentiles) = match result {
         Err(StepEnd::Failed(e)) => {
-            progress::log(&format!("[{label}] FAILED: {e}"));
+            crate::console::log(&format!("[{label}] FAILED: {e}"));
             (SummaryRow::failed(&base, e), Vec::new())
         }
         Err(StepEnd::Interrupted(e)) => {
-            progress::log(&format!("[{label}] {e}"));
+            crate::console::log(&format!("[{label}] {e}"));
             (SummaryRow::interrupted(&base, e), Vec::new())
         }
         Ok(m) => {
             let facts = step_facts(plan, point);
             let audit = audit::audit(&facts, &m.load, &m.window);
             if !audit.findings.is_empty() {
-                progress::log(&format!("[{label}] audit: {}", audit.column()));
+                crate::console::log(&format!("[{label}] audit: {}", audit.column()));
             }
             let row = to_row(base, &m, &facts, &audit);
             if row.status == RowStatus::Failed {
-                progress::log(&format!("[{label}] FAILED: {}", row.error));
+                crate::console::log(&format!("[{label}] FAILED: {}", row.error));
             }
             (row, spectrum(&name, trial, point, &m.load))
         }

@@ -4,9 +4,8 @@
 use super::step::Measured;
 use super::SATURATED_BUSY;
 use crate::measure::audit::{Audit, StepFacts};
-use crate::measure::histograms::percentile_us;
-use crate::measure::rss_trend::RssTrend;
 use crate::plan::{Plan, Point};
+use crate::protocol::histograms::percentile_us;
 use crate::protocol::LATE_SEND;
 use crate::results::{RowStatus, SummaryRow};
 use crate::scenario::Model;
@@ -40,50 +39,6 @@ pub(super) fn base_row(plan: &Plan, subject: &str, p: &Point, trial: usize) -> S
     row
 }
 
-/// Adds the RSS trend's columns; a growing RSS fails a row that was otherwise fine.
-pub(super) fn with_rss_trend(mut row: SummaryRow, trend: Option<RssTrend>) -> SummaryRow {
-    let Some(t) = trend else { return row };
-    row.server_rss_growth_mib_per_min = Some(t.mib_per_min);
-    row.server_rss_growing = t.growing;
-    if t.growing == Some(true) && row.status != RowStatus::Interrupted {
-        row.status = RowStatus::Failed;
-        row.error = match row.error.is_empty() {
-            true => t.describe(),
-            false => format!("{}; {}", row.error, t.describe()),
-        };
-    }
-    row
-}
-
-/// What fails the row: the server's failure, wrong bytes, missing connections, no answers.
-fn problems(base: &SummaryRow, m: &Measured) -> Vec<String> {
-    let c = &m.load.counters;
-    let mut problems = Vec::new();
-    if let Some(p) = &m.partial {
-        problems.push(p.clone());
-    }
-    if let Some(f) = &m.servers.failure {
-        problems.push(f.clone());
-    }
-    if c.mismatched_bytes > 0 {
-        problems.push(format!(
-            "{} echoed bytes differed from what was sent",
-            c.mismatched_bytes
-        ));
-    }
-    // With a lost agent its connections are missing from the count, and already said so.
-    if c.connections_ok < base.connections as u64 && m.partial.is_none() {
-        problems.push(format!(
-            "only {} of {} connections were established",
-            c.connections_ok, base.connections
-        ));
-    }
-    if c.requests == 0 && base.shutdown_at_s.is_none() {
-        problems.push("no request completed in the measured window".into());
-    }
-    problems
-}
-
 pub(super) fn to_row(
     base: SummaryRow,
     m: &Measured,
@@ -94,7 +49,12 @@ pub(super) fn to_row(
     let c = &load.counters;
     let open = base.model == "open";
     let stop_during_load = base.shutdown_at_s.is_some();
-    let problems = problems(&base, m);
+    let problems = crate::judge::problems(
+        &base,
+        &m.load.counters,
+        m.partial.as_deref(),
+        m.servers.failure.as_deref(),
+    );
     let window_cpu = m.window.proc_cpu().filter(|_| servers.resources);
     let send_lag_p99 = percentile_us(&load.histograms.send_lag, 99.0);
     let cpu_busy = load.busy.cpu_busy(facts.load_cpus);

@@ -3,7 +3,7 @@
 //! bracket is within `resolution`; near the boundary each probe runs twice and passes only if
 //! both do; then the found rate must pass `confirm` more trials and the lowest failing rate must
 //! fail again, because one lucky probe is not a capacity. A probe the load generator may have
-//! decided (see `run::probe_verdict`) is inconclusive, not a pass or a fail: it is run again (a
+//! decided (see `crate::judge::probe`) is inconclusive, not a pass or a fail: it is run again (a
 //! client descheduled once for a few milliseconds is not a ceiling), and when it stays
 //! inconclusive that rate is the client's ceiling: the search bisects below it as below a
 //! failure, so the capacity found is within `resolution` of the ceiling (a lower bound, said
@@ -11,18 +11,6 @@
 //!
 //! The algorithm is a pure function of a probe callback, so it is tested against synthetic
 //! servers; `run::run_plan` gives it real probes.
-
-/// What one probe at a rate showed.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Probe {
-    Pass,
-    /// The limits it broke (or why it failed).
-    Fail(String),
-    /// The load generator, not the server, was the limit.
-    Inconclusive(String),
-    /// The run was interrupted (Ctrl-C): the search ends with what it has.
-    Interrupted,
-}
 
 /// Why a probe was run, for the rows' `probe` column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,35 +42,13 @@ pub struct Settings {
     pub confirm: usize,
 }
 
-/// Probes at most, so a noisy server cannot keep the search going for ever.
-pub const MAX_PROBES: usize = 40;
+pub use crate::judge::probe::Probe;
+pub use crate::results::Found;
+pub use crate::scenario::MAX_PROBES;
 
 /// Inconclusive probes in a row at one rate before the search stops at the client's ceiling:
 /// a saturated client stays saturated, a late one from a scheduling hiccup does not.
 pub const INCONCLUSIVE_TRIES: usize = 3;
-
-/// Probes a search usually takes (for estimates): half the doublings up to `max` (a capacity
-/// lies somewhere below it), the bisection, the confirmations and the recheck.
-pub fn typical_probes(s: &crate::scenario::Search) -> usize {
-    let doublings = (s.max as f64 / s.from as f64).log2().ceil().max(1.0) as usize / 2;
-    let halvings = (1.0 / s.resolution).log2().ceil() as usize;
-    (doublings + halvings + s.confirm + 1).min(MAX_PROBES)
-}
-
-/// What the search found.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Found {
-    /// The highest rate that passed every probe and confirmation there (None: not even `from`).
-    pub capacity: Option<u64>,
-    /// The lowest rate that failed (None: nothing failed up to `max` or the client's ceiling).
-    pub failed_at: Option<u64>,
-    /// The limits broken at `failed_at`.
-    pub binding: String,
-    pub probes: usize,
-    /// Empty when the search ended as designed; otherwise why not (client ceiling, max,
-    /// interruption, probe limit).
-    pub note: String,
-}
 
 /// Runs the probes and remembers what they showed.
 struct Prober<P> {

@@ -1,7 +1,6 @@
 //! The server side of a step: plugin processes (in a network namespace when the plugin drives
 //! a TAP device) or an external target, behind one interface.
 
-use crate::console::progress;
 use crate::plan::{Plan, Point, Subject};
 use crate::protocol::ServeSpec;
 use crate::supervise::external::External;
@@ -150,7 +149,7 @@ pub(super) fn tap_namespace(
     let ns = crate::os::netns::TapNamespace::create().map_err(|e| {
         format!("{runtime} needs a TAP device in a network namespace of its own: {e}")
     })?;
-    progress::log(&format!(
+    crate::console::log(&format!(
         "[{runtime}] network namespace {}: {} on {}, load from {}",
         ns.name(),
         ns.server_addr(),

@@ -3,7 +3,7 @@
 
 use super::server::{start_server, tap_namespace, Server};
 use super::{failed_or_interrupted, RunOptions, StepEnd, LOAD_MARGIN, RUN_SEQ};
-use crate::console::progress::{self, Phase, RunProgress};
+use crate::console::progress::{Phase, RunProgress};
 use crate::measure::timeline::TimelineRecorder;
 use crate::measure::{LoadMeasurement, WindowReadings};
 use crate::os::procfs::ProcSample;
@@ -158,7 +158,7 @@ fn set_up(
         };
     let expected = point.connections as u64;
     if connected.ok < expected {
-        progress::log(&format!(
+        crate::console::log(&format!(
             "[{}] {} of {} connections failed: {}",
             subject.name(),
             expected - connected.ok,
@@ -304,7 +304,7 @@ fn collect(
     });
     let load = LoadMeasurement::merge(&ok, s.load.duration).map_err(|e| e.to_string())?;
     if !placement.is_local() {
-        progress::log(&format!(
+        crate::console::log(&format!(
             "merged: requests={} histogram_count={}",
             load.counters.requests,
             load.histograms.latency.len()
@@ -344,7 +344,7 @@ fn await_accepted(server: &mut Server, want: u64, limit: Duration, runtime: &str
         }
         let stalled = last.1.elapsed() >= ACCEPT_STALL;
         if stalled || Instant::now() >= deadline || crate::os::interrupt::requested().is_some() {
-            progress::log(&format!(
+            crate::console::log(&format!(
                 "[{runtime}] the server accepted {accepted} of the {want} connections the client \
                  established{}; starting the load anyway",
                 if stalled {

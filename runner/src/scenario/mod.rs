@@ -1,13 +1,12 @@
 //! Scenario files: TOML -> [`raw`] serde structs -> a checked [`Scenario`]. Every number, duration
 //! and combination is checked here, with messages that point at the file, line and field.
 
-pub mod authoring;
 mod error;
 mod objectives;
 pub mod raw;
 
 pub use error::ScenarioError;
-pub use objectives::{ErrorBudget, Percentile, Search, Slo};
+pub use objectives::{ErrorBudget, Percentile, Search, Slo, MAX_PROBES};
 
 use raw::{OneOrMany, RawScenario};
 use serde::Serialize;

@@ -95,6 +95,39 @@ pub struct Search {
     pub confirm: usize,
 }
 
+impl Slo {
+    /// The objectives in words: `p99 <= 5ms, errors <= 0, achieved >= 99%`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .latency
+            .iter()
+            .map(|(p, d)| format!("{} <= {}", p.key(), humantime::format_duration(*d)))
+            .collect();
+        match self.errors {
+            Some(ErrorBudget::Count(n)) => parts.push(format!("errors <= {n}")),
+            Some(ErrorBudget::Fraction(f)) => parts.push(format!("errors <= {}%", f * 100.0)),
+            None => {}
+        }
+        if let Some(a) = self.achieved {
+            parts.push(format!("achieved >= {}%", a * 100.0));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Probes a capacity search runs at most, so a noisy server cannot keep it going for ever.
+pub const MAX_PROBES: usize = 40;
+
+impl Search {
+    /// Probes a search usually takes (for estimates): half the doublings up to `max` (a
+    /// capacity lies somewhere below it), the bisection, the confirmations and the recheck.
+    pub fn typical_probes(&self) -> usize {
+        let doublings = (self.max as f64 / self.from as f64).log2().ceil().max(1.0) as usize / 2;
+        let halvings = (1.0 / self.resolution).log2().ceil() as usize;
+        (doublings + halvings + self.confirm + 1).min(MAX_PROBES)
+    }
+}
+
 impl Checker<'_> {
     pub(super) fn slo(&self, raw: &RawSlo, model: Model) -> Result<Slo, ScenarioError> {
         let mut slo = Slo::default();

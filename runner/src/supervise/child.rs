@@ -5,7 +5,6 @@
 
 use crate::cluster::link::{AgentLink, ExitSlot, Line};
 use crate::cluster::msg::ToAgent;
-use crate::console::progress;
 pub use crate::os::sys::Reaped;
 use serde::de::DeserializeOwned;
 use std::io::{BufRead, BufReader, Write};
@@ -52,14 +51,14 @@ fn relay<E: DeserializeOwned>(
     for line in lines {
         match serde_json::from_str::<E>(&line) {
             Ok(ev) => match on_log(&ev) {
-                Some(text) => progress::log(&format!("[{label}] {text}")),
+                Some(text) => crate::console::log(&format!("[{label}] {text}")),
                 None => {
                     if tx.send(ev).is_err() {
                         break;
                     }
                 }
             },
-            Err(_) => progress::log(&format!("[{label}] {line}")),
+            Err(_) => crate::console::log(&format!("[{label}] {line}")),
         }
     }
 }
@@ -118,7 +117,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
             background_priority();
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                progress::log(&format!("[{l}] {line}"));
+                crate::console::log(&format!("[{l}] {line}"));
             }
         });
         Ok(ChildProc {
@@ -151,7 +150,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
         let sha = match kind {
             ChildKind::Serve => serde_json::from_str::<crate::protocol::ServeSpec>(spec_json)
                 .ok()
-                .map(|s| crate::results::meta::sha256_file(&s.plugin)),
+                .map(|s| crate::plugin::sha256_file(&s.plugin)),
             ChildKind::Loadgen => None,
         };
         let (id, lines, exit) = link
@@ -165,7 +164,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
             let events = lines.into_iter().filter_map(|line| match line {
                 Line::Event(e) => Some(e),
                 Line::Log(text) => {
-                    progress::log(&format!("[{l}] {text}"));
+                    crate::console::log(&format!("[{l}] {text}"));
                     None
                 }
             });
@@ -272,7 +271,7 @@ impl<E: DeserializeOwned + Send + 'static> ChildProc<E> {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        progress::log(&format!(
+        crate::console::log(&format!(
             "[{}] process {} still exists {}s after SIGKILL; continuing without it",
             self.label,
             self.pid,

@@ -103,24 +103,6 @@ pub fn judge(slo: &Slo, row: &SummaryRow) -> Option<Judgement> {
     })
 }
 
-/// The objectives in words: `p99 <= 5ms, errors <= 0, achieved >= 99%`.
-pub fn describe(slo: &Slo) -> String {
-    let mut parts: Vec<String> = slo
-        .latency
-        .iter()
-        .map(|(p, d)| format!("{} <= {}", p.key(), humantime::format_duration(*d)))
-        .collect();
-    match slo.errors {
-        Some(ErrorBudget::Count(n)) => parts.push(format!("errors <= {n}")),
-        Some(ErrorBudget::Fraction(f)) => parts.push(format!("errors <= {}%", f * 100.0)),
-        None => {}
-    }
-    if let Some(a) = slo.achieved {
-        parts.push(format!("achieved >= {}%", a * 100.0));
-    }
-    parts.join(", ")
-}
-
 /// Writes the verdict into the row's `slo` and `slo_broken` columns.
 pub fn apply(slo: Option<&Slo>, row: &mut SummaryRow) {
     let Some(j) = slo.and_then(|s| judge(s, row)) else {

@@ -1,6 +1,8 @@
 //! Messages between the runner and its child processes: one JSON object per line on the child's
 //! protocol stream (its original stdout); commands go to the child's stdin as plain lines.
 
+pub mod histograms;
+
 use runbench_plugin_abi::Workload;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -402,7 +404,7 @@ impl LoadBusy {
 pub struct LoadResult {
     pub counters: LoadCounters,
     pub busy: LoadBusy,
-    pub histograms: crate::measure::histograms::EncodedHistograms,
+    pub histograms: crate::protocol::histograms::EncodedHistograms,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
