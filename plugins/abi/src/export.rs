@@ -162,11 +162,7 @@ fn read_config(raw: &ServeConfig) -> Result<Config, String> {
         cpus,
         max_connections: (raw.max_connections > 0).then_some(raw.max_connections as usize),
         grace: Duration::from_millis(raw.grace_ms),
-        workload: Workload {
-            request_bytes: (raw.message_bytes > 0).then_some(raw.message_bytes),
-            cpu: Duration::from_nanos(raw.work_ns),
-            sleep: Duration::from_nanos(raw.sleep_ns),
-        },
+        workload: Workload::read_from(raw),
     })
 }
 

@@ -3,6 +3,7 @@
 //! generator frames requests and checks answers with it, and every plugin serves it (the host
 //! passes it in [`crate::ServeConfig`], the plugin reads it as [`crate::Config::workload`]).
 
+use crate::ServeConfig;
 use std::time::Duration;
 
 /// [`crate::PluginHeader::workloads`] bit: the plugin busy-spins [`Workload::cpu`] per request
@@ -42,6 +43,23 @@ impl Workload {
     /// Bytes of a correct answer to one request: the request's own bytes (an echo).
     pub fn response_bytes(&self) -> Option<u64> {
         self.request_bytes
+    }
+
+    /// Writes the workload into the host's [`ServeConfig`] (the host's side of the ABI).
+    pub fn write_into(&self, config: &mut ServeConfig) {
+        config.message_bytes = self.request_bytes.unwrap_or(0);
+        config.work_ns = self.cpu.as_nanos() as u64;
+        config.sleep_ns = self.sleep.as_nanos() as u64;
+    }
+
+    /// The workload a host wrote into `config` (the plugin's side of the ABI). Fields appended
+    /// to [`ServeConfig`] later are read only where `config.size` covers them.
+    pub fn read_from(config: &ServeConfig) -> Workload {
+        Workload {
+            request_bytes: (config.message_bytes > 0).then_some(config.message_bytes),
+            cpu: Duration::from_nanos(config.work_ns),
+            sleep: Duration::from_nanos(config.sleep_ns),
+        }
     }
 
     /// The [`crate::PluginHeader::workloads`] bits a plugin must have to serve this workload.

@@ -10,6 +10,7 @@ mod arrival;
 mod connect;
 mod epoll;
 mod exchange;
+mod pacer;
 mod schedule;
 mod sleep_cost;
 mod worker;

@@ -22,7 +22,8 @@ use super::arrival;
 use super::connect::start_connect;
 use super::epoll::{Epoll, Ready};
 use super::exchange::Exchange;
-use super::schedule::{Due, Owned, Schedule};
+use super::pacer::{Clock, Pacer};
+use super::schedule::Owned;
 use super::sleep_cost;
 use crate::protocol::histograms::{new_histogram, record, LoadHistograms};
 use crate::protocol::{LoadBusy, LoadCounters, LoadErrors, LoadgenSpec, Ramp, LATE_SEND};
@@ -39,8 +40,7 @@ use std::time::{Duration, Instant};
 
 /// Connects in flight at once per worker, so a burst does not overflow the server's backlog.
 const CONNECT_WINDOW: usize = 256;
-/// Open model: after the load ends, outstanding requests get this long to be answered.
-pub const DRAIN: Duration = Duration::from_secs(1);
+pub use super::pacer::DRAIN;
 /// How often a ramp of the connection count is followed.
 const RAMP_EVERY: Duration = Duration::from_millis(10);
 /// Open model: requests a worker keeps queued at most (~40 MB). A server far slower than the
@@ -180,37 +180,6 @@ impl Settings {
     }
 }
 
-/// The instants of one run.
-#[derive(Clone, Copy)]
-struct Clock {
-    start: Instant,
-    measure_from: Instant,
-    end: Instant,
-    /// Open model: the end of the drain, when what is still unanswered is given up.
-    drain_until: Instant,
-}
-
-impl Clock {
-    fn new(start: Instant, s: &Settings) -> Clock {
-        let measure_from = start + s.warmup;
-        let end = measure_from + s.duration;
-        let drain = match s.model {
-            Model::Open => DRAIN,
-            Model::Closed => Duration::ZERO,
-        };
-        Clock {
-            start,
-            measure_from,
-            end,
-            drain_until: end + drain,
-        }
-    }
-
-    fn in_window(&self, t: Instant) -> bool {
-        t >= self.measure_from && t < self.end
-    }
-}
-
 /// The current timeline interval's tallies.
 struct Interval {
     index: u64,
@@ -231,9 +200,8 @@ pub struct Worker {
     histograms: LoadHistograms,
     interval: Interval,
     clock: Clock,
-    /// Open model: this worker's part of the schedule and its next request.
-    schedule: Option<Schedule>,
-    next_due: Option<(Instant, Due)>,
+    /// When requests go out (the load model, ramps, churn).
+    pacer: Pacer,
     connecting: usize,
     /// Connections whose write waits for room in the socket buffer.
     write_blocked: usize,
@@ -288,7 +256,8 @@ impl Worker {
             .collect();
         Ok(Worker {
             exchange: Exchange::of(&settings.workload),
-            clock: Clock::new(now, &settings),
+            clock: Pacer::clock(now, &settings),
+            pacer: Pacer::new(&settings),
             interval: Interval {
                 index: 0,
                 // Intervals count from the start of the load (set by `run`); nothing before.
@@ -304,8 +273,6 @@ impl Worker {
             live,
             counters: LoadCounters::default(),
             histograms: LoadHistograms::default(),
-            schedule: None,
-            next_due: None,
             connecting: 0,
             write_blocked: 0,
             queued: 0,
@@ -323,8 +290,7 @@ impl Worker {
     }
 
     fn wanted(&self, i: usize, at: Instant) -> bool {
-        let t = at.saturating_duration_since(self.clock.start);
-        (self.conns[i].index as f64) < self.settings.open_connections.at(t).round()
+        self.pacer.wanted(self.conns[i].index, at, &self.clock)
     }
 
     // ---- connecting ----
@@ -442,13 +408,12 @@ impl Worker {
         self.drop_socket(i, State::Dead);
     }
 
-    /// A request that will not be answered. Only the open model counts these (the closed
-    /// model's outstanding requests at the end are simply not finished).
+    /// A request that will not be answered (counted as the pacer says).
     fn give_up(&mut self, req: &Req, at: Instant) {
         if req.at_signal {
             self.counters.cut_after_signal += 1;
         }
-        if self.settings.model == Model::Open && self.clock.in_window(req.intended) {
+        if self.pacer.counts_unanswered(req.intended, &self.clock) {
             self.counters.unanswered += 1;
             if req.sent.is_none() {
                 self.counters.not_sent += 1;
@@ -518,9 +483,7 @@ impl Worker {
 
     /// The churn limit allows another request on the current TCP connection.
     fn may_start(&self, i: usize) -> bool {
-        self.settings
-            .requests_per_connection
-            .is_none_or(|n| self.conns[i].started_here < n)
+        self.pacer.may_start(self.conns[i].started_here)
     }
 
     fn write_more(&mut self, i: usize) {
@@ -561,11 +524,7 @@ impl Worker {
                         self.outstanding += 1;
                         let req = &mut c.queue[c.written];
                         let now = *req.sent.get_or_insert_with(Instant::now);
-                        let counted = match self.settings.model {
-                            Model::Open => self.clock.in_window(req.intended),
-                            Model::Closed => self.clock.in_window(now),
-                        };
-                        if counted {
+                        if self.pacer.counts_send(req.intended, now, &self.clock) {
                             self.counters.sent += 1;
                             if now.saturating_duration_since(req.intended) > LATE_SEND {
                                 self.counters.sent_late += 1;
@@ -667,22 +626,15 @@ impl Worker {
         if self.clock.in_window(now) {
             self.counters.requests += 1;
         }
-        // Open model: every request scheduled in the window counts, however late its answer (that
-        // lateness is the measurement). Closed model: requests that started and finished in the
-        // window, so no request's latency is cut by the window's edges.
         let latency = arrived.saturating_duration_since(req.intended);
-        match self.settings.model {
-            Model::Open if self.clock.in_window(req.intended) => {
-                record(&mut self.histograms.latency, latency);
+        if self.pacer.counts_latency(req.intended, now, &self.clock) {
+            record(&mut self.histograms.latency, latency);
+            if self.pacer.keeps_uncorrected() {
                 record(
                     &mut self.histograms.uncorrected,
                     arrived.saturating_duration_since(uncorrected_from),
                 );
             }
-            Model::Closed if req.intended >= self.clock.measure_from && now <= self.clock.end => {
-                record(&mut self.histograms.latency, latency)
-            }
-            _ => {}
         }
         if req.at_signal {
             self.counters.completed_after_signal += 1;
@@ -693,22 +645,21 @@ impl Worker {
         self.after_answer(i, now);
     }
 
-    /// What a connection does after an answer: retire (churn, ramp down), or, in the closed
-    /// model, send the next request.
+    /// What a connection does after an answer: retire (churn, ramp down), or send the request
+    /// the pacer has for it (the closed model's next).
     fn after_answer(&mut self, i: usize, now: Instant) {
         let c = &self.conns[i];
         let quiet = c.written == 0 && c.write_pos == 0;
-        let churn_done = self
-            .settings
-            .requests_per_connection
-            .is_some_and(|n| c.answered_here >= n);
+        let churn_done = self.pacer.churn_done(c.answered_here);
         let wanted = self.wanted(i, now);
         if quiet && (churn_done || (!wanted && c.queue.is_empty())) {
             return self.retire(i, now);
         }
-        if self.settings.model == Model::Closed && now < self.clock.end && wanted && !churn_done {
-            // The next request starts now, not at the instant the poll returned.
-            let start = Instant::now();
+        if now >= self.clock.end || !wanted || churn_done {
+            return;
+        }
+        // The next request starts now, not at the instant the poll returned.
+        if let Some(start) = self.pacer.own_request(Instant::now()) {
             if self.clock.in_window(start) {
                 self.counters.resend_gap_sum_ns +=
                     start.saturating_duration_since(now).as_nanos() as u64;
@@ -723,13 +674,9 @@ impl Worker {
     /// [`SEND_BATCH`] at a time so a generator that fell behind still reads its answers.
     fn send_due(&mut self, now: Instant) {
         for _ in 0..SEND_BATCH {
-            let Some((at, due)) = self.next_due else {
+            let Some((at, due)) = self.pacer.take_due(now, &self.clock) else {
                 return;
             };
-            if at > now {
-                return;
-            }
-            self.next_due = self.next_scheduled();
             let i = due.slot;
             if self.clock.in_window(at) {
                 self.counters.scheduled += 1;
@@ -762,11 +709,6 @@ impl Worker {
                 State::Connecting | State::Open => self.enqueue(i, at, None),
             }
         }
-    }
-
-    fn next_scheduled(&mut self) -> Option<(Instant, Due)> {
-        let due = self.schedule.as_mut()?.next_due()?;
-        Some((self.clock.start + due.at, due))
     }
 
     /// Opens connections a ramp now wants and retires those it no longer wants.
@@ -868,7 +810,7 @@ impl Worker {
     /// is never early and late by less than the window, and one the loop can meet awake (due
     /// within a poll) or that comes after the window keeps its time.
     fn next_send_wake(&self, now: Instant) -> Option<Instant> {
-        let (at, _) = self.next_due?;
+        let (at, _) = self.pacer.next_due()?;
         if at.saturating_duration_since(now) < self.spin_below {
             return Some(at);
         }
@@ -896,28 +838,19 @@ impl Worker {
     /// samples go to `tx`.
     pub fn run(mut self, start: Instant, tx: Sender<IntervalSample>) -> io::Result<WorkerResult> {
         let s = self.settings.clone();
-        self.clock = Clock::new(start, &s);
+        self.clock = self.pacer.start(start, &s, self.owned);
         self.interval.ends = start + s.interval;
-        if let Some(rate) = &s.rate {
-            self.schedule = Some(Schedule::new(
-                rate,
-                &s.open_connections,
-                self.owned,
-                s.warmup + s.duration,
-            ));
-            self.next_due = self.next_scheduled();
-        }
-        let ramping = !s.open_connections.phases.is_empty();
+        let ramping = self.pacer.ramping();
         let mut next_ramp = ramping.then_some(start);
         let mut scratch = vec![0u8; 64 * 1024];
 
         std::thread::sleep(start.saturating_duration_since(Instant::now()));
         let (began, cpu_began) = (Instant::now(), crate::os::sys::thread_cpu_time());
         let wait_began = crate::os::procfs::thread_cpu_wait();
-        if s.model == Model::Closed {
-            for i in 0..self.conns.len() {
-                if self.conns[i].state == State::Open {
-                    self.enqueue(i, began, None);
+        for i in 0..self.conns.len() {
+            if self.conns[i].state == State::Open {
+                if let Some(at) = self.pacer.own_request(began) {
+                    self.enqueue(i, at, None);
                 }
             }
         }
@@ -934,7 +867,7 @@ impl Worker {
             // The schedule holds only requests due before the end; this runs after the end too,
             // for those due just before it.
             self.send_due(now);
-            let idle = self.queued == 0 && self.next_due.is_none();
+            let idle = self.queued == 0 && self.pacer.next_due().is_none();
             if now >= self.clock.end && (idle || now >= self.clock.drain_until) {
                 break;
             }
@@ -1019,11 +952,11 @@ impl Worker {
                     &mut self.histograms.connect,
                     now.saturating_duration_since(self.conns[i].connect_started),
                 );
-                if self.settings.model == Model::Closed
-                    && now < self.clock.end
-                    && self.conns[i].queue.is_empty()
-                {
-                    self.enqueue(i, Instant::now(), None);
+                let own = (now < self.clock.end && self.conns[i].queue.is_empty())
+                    .then(|| self.pacer.own_request(Instant::now()))
+                    .flatten();
+                if let Some(at) = own {
+                    self.enqueue(i, at, None);
                 } else {
                     // Requests that fell due while it reconnected go out now, late, with their
                     // intended times.
@@ -1047,8 +980,7 @@ impl Worker {
     fn finish(&mut self, now: Instant) {
         self.mark_instants(now);
         // A generator that fell far behind may not have handed out the last of the schedule.
-        while let Some((at, _)) = self.next_due {
-            self.next_due = self.next_scheduled();
+        while let Some((at, _)) = self.pacer.take_any(&self.clock) {
             if self.clock.in_window(at) {
                 self.counters.scheduled += 1;
                 record(
@@ -1104,6 +1036,7 @@ fn busy(
 
 #[cfg(test)]
 mod tests {
+    use super::super::schedule::Due;
     use super::*;
 
     fn open_worker(send_window: Duration) -> Worker {
@@ -1136,6 +1069,8 @@ mod tests {
         .unwrap();
         // The measured sleep cost differs per machine; these tests poll below 10 µs.
         w.spin_below = us(10);
+        let settings = w.settings.clone();
+        w.clock = w.pacer.start(w.clock.start, &settings, w.owned);
         w
     }
 
@@ -1153,7 +1088,7 @@ mod tests {
             connection: 0,
             slot: 0,
         };
-        w.next_due = Some((start + us(due), next));
+        w.pacer.set_next_due(start + us(due), next);
         let wake = w.next_wake(start + us(now), None);
         if wake - (start + us(now)) <= READ_LATE_AT_MOST {
             assert!(

@@ -163,11 +163,7 @@ impl Plan {
 
     /// What each request is at `point`, and what the server does with it.
     pub fn workload(&self, point: &Point) -> Workload {
-        Workload {
-            request_bytes: Some(point.payload_bytes),
-            cpu: self.scenario.server.work,
-            sleep: self.scenario.server.sleep,
-        }
+        self.scenario.workload(point.payload_bytes)
     }
 
     /// The connections and (open model) the rate over time at `point`: its values, then the

@@ -191,18 +191,19 @@ fn serve(
 ) -> (Status, ServeReport) {
     let addr = spec.addr.to_string();
     let cpus: Vec<u32> = spec.cpus.iter().map(|&c| c as u32).collect();
-    let config = ServeConfig {
+    let mut config = ServeConfig {
         size: std::mem::size_of::<ServeConfig>() as u32,
         threads: spec.threads as u32,
         addr: RStr::new(&addr),
         cpus: cpus.as_ptr(),
         cpus_len: cpus.len(),
         max_connections: spec.max_connections as u64,
-        message_bytes: spec.workload.request_bytes.unwrap_or(0),
+        message_bytes: 0,
         grace_ms: spec.grace_ms,
-        work_ns: spec.workload.cpu.as_nanos() as u64,
-        sleep_ns: spec.workload.sleep.as_nanos() as u64,
+        work_ns: 0,
+        sleep_ns: 0,
     };
+    spec.workload.write_into(&mut config);
     let api = HostApi {
         size: std::mem::size_of::<HostApi>() as u32,
         ctx: host as *const HostCtx as *mut c_void,

@@ -9,6 +9,7 @@ pub use error::ScenarioError;
 pub use objectives::{ErrorBudget, Percentile, Search, Slo, MAX_PROBES};
 
 use raw::{OneOrMany, RawScenario};
+use runbench_plugin_abi::Workload;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -103,6 +104,18 @@ pub struct LoadSpec {
     #[serde(with = "as_text")]
     pub send_window: Duration,
     pub phases: Vec<Phase>,
+}
+
+impl Scenario {
+    /// The workload of a point that sends `request_bytes` per request: what the scenario's
+    /// server does with each request, and what answers it.
+    pub fn workload(&self, request_bytes: u64) -> Workload {
+        Workload {
+            request_bytes: Some(request_bytes),
+            cpu: self.server.work,
+            sleep: self.server.sleep,
+        }
+    }
 }
 
 impl LoadSpec {
