@@ -9,7 +9,7 @@
 mod support;
 
 use runbench::os::netns::TapNamespace;
-use runbench::protocol::{ServeSpec, ServerCounts};
+use runbench::protocol::{ServeReport, ServeSpec};
 use runbench::supervise::server::{Servers, ServersExit};
 use runbench_plugin_abi::Workload;
 use std::io::{ErrorKind, Read, Write};
@@ -444,7 +444,7 @@ fn a_reset_mid_message_ends_only_that_connection(which: Which) {
         hang_up(steady);
         hang_up(later);
     });
-    let c: ServerCounts = rig.stop().counts;
+    let c: ServeReport = rig.stop().counts;
     assert_eq!(c.io_errors, 1, "{c:?}");
     assert_eq!(c.peer_closed, 2, "{c:?}");
     assert_eq!(c.accepted, 3);

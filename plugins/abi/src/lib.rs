@@ -239,10 +239,15 @@ impl HostApi {
         + std::mem::size_of::<Option<extern "C" fn()>>();
 }
 
-/// Counters a plugin reports when `serve` returns. Append-only; all start at zero.
+/// Counters a plugin reports when `serve` returns. Append-only; all start at zero. The host
+/// reads them live too ([`Stats::report`]) and sends them on as they are (the `serde` feature).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 pub struct ServeReport {
+    /// The ABI's own field (how many bytes the writer's struct has), not a counter.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub size: u32,
     pub accepted: u64,
     /// Closed by the client.
@@ -258,6 +263,21 @@ pub struct ServeReport {
     pub bytes_echoed: u64,
     /// Most connections being served at one time.
     pub max_concurrent: u64,
+}
+
+impl ServeReport {
+    /// Sum over server processes; `max_concurrent` adds too (each process serves its own
+    /// share).
+    pub fn add(&mut self, o: &ServeReport) {
+        self.accepted += o.accepted;
+        self.peer_closed += o.peer_closed;
+        self.closed_clean += o.closed_clean;
+        self.cut += o.cut;
+        self.io_errors += o.io_errors;
+        self.accept_errors += o.accept_errors;
+        self.bytes_echoed += o.bytes_echoed;
+        self.max_concurrent += o.max_concurrent;
+    }
 }
 
 /// The settings of one `serve` call in Rust types.

@@ -226,7 +226,7 @@ fn schedule_findings(f: &StepFacts, load: &LoadMeasurement, out: &mut Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{LoadBusy, ServerCounts, ServerSnapshot};
+    use crate::protocol::{LoadBusy, ServeReport, ServerSnapshot};
 
     fn facts(model: Model) -> StepFacts {
         StepFacts {
@@ -264,7 +264,7 @@ mod tests {
     fn snap(accepted: u64, bytes: u64, cpu: f64) -> ServerSnapshot {
         ServerSnapshot {
             at_ns: 0,
-            counts: Some(ServerCounts {
+            counts: Some(ServeReport {
                 accepted,
                 bytes_echoed: bytes,
                 ..Default::default()

@@ -3,8 +3,7 @@
 
 use crate::plugin;
 use crate::protocol::{
-    ProtocolOut, ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge, COUNTS, STOP,
-    WINDOW,
+    ProtocolOut, ServeSpec, ServerEvent, ServerSnapshot, WindowEdge, COUNTS, STOP, WINDOW,
 };
 use runbench_plugin_abi::{HostApi, RStr, ServeConfig, ServeReport, Stats, Status};
 use std::ffi::c_void;
@@ -81,7 +80,7 @@ fn snapshot(c: &HostCtx) -> ServerSnapshot {
     ServerSnapshot {
         at_ns: crate::os::sys::monotonic_ns(),
         // SAFETY: published by the plugin as valid for the life of the process.
-        counts: (!live.is_null()).then(|| counts(&unsafe { &*live }.report())),
+        counts: (!live.is_null()).then(|| unsafe { &*live }.report()),
         cpu_user_s,
         cpu_sys_s,
     }
@@ -234,7 +233,7 @@ fn report_end(host: &HostCtx, status: Status, report: &ServeReport) -> i32 {
             let stopped_at = *host.stopped_at.lock().unwrap_or_else(|e| e.into_inner());
             let drain_ms = stopped_at.map(|t| t.elapsed().as_secs_f64() * 1000.0);
             host.out.send(&ServerEvent::Report {
-                counts: counts(report),
+                counts: *report,
                 drain_ms,
                 peak_rss_bytes: crate::os::procfs::peak_rss_self(),
             });
@@ -249,18 +248,5 @@ fn report_end(host: &HostCtx, status: Status, report: &ServeReport) -> i32 {
             );
             exit::SERVE_FAILED
         }
-    }
-}
-
-fn counts(r: &ServeReport) -> ServerCounts {
-    ServerCounts {
-        accepted: r.accepted,
-        peer_closed: r.peer_closed,
-        closed_clean: r.closed_clean,
-        cut: r.cut,
-        io_errors: r.io_errors,
-        accept_errors: r.accept_errors,
-        bytes_echoed: r.bytes_echoed,
-        max_concurrent: r.max_concurrent,
     }
 }

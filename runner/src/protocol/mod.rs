@@ -37,32 +37,8 @@ pub struct ServeSpec {
     pub netns: Option<String>,
 }
 
-/// The plugin's connection counters (mirror of the ABI's `ServeReport`).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ServerCounts {
-    pub accepted: u64,
-    pub peer_closed: u64,
-    pub closed_clean: u64,
-    pub cut: u64,
-    pub io_errors: u64,
-    pub accept_errors: u64,
-    pub bytes_echoed: u64,
-    pub max_concurrent: u64,
-}
-
-impl ServerCounts {
-    /// Sum over server processes; `max_concurrent` adds too (each process serves its own share).
-    pub fn add(&mut self, o: &ServerCounts) {
-        self.accepted += o.accepted;
-        self.peer_closed += o.peer_closed;
-        self.closed_clean += o.closed_clean;
-        self.cut += o.cut;
-        self.io_errors += o.io_errors;
-        self.accept_errors += o.accept_errors;
-        self.bytes_echoed += o.bytes_echoed;
-        self.max_concurrent += o.max_concurrent;
-    }
-}
+/// The plugin's connection counters, as the ABI reports them.
+pub use runbench_plugin_abi::ServeReport;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -80,7 +56,7 @@ pub enum ServerEvent {
     /// `serve` returned; `drain_ms` is from the stop command to that moment (every connection
     /// closed), `None` when serve ended without a stop.
     Report {
-        counts: ServerCounts,
+        counts: ServeReport,
         drain_ms: Option<f64>,
         /// Peak RSS of the serve process after exec (VmHWM), read just before it exits.
         #[serde(default)]
@@ -115,7 +91,7 @@ pub struct ServerSnapshot {
     /// When it was taken (CLOCK_MONOTONIC ns).
     pub at_ns: u64,
     /// `None`: the plugin publishes no live counters.
-    pub counts: Option<ServerCounts>,
+    pub counts: Option<ServeReport>,
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,
 }

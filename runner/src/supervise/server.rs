@@ -3,7 +3,7 @@
 use super::{ChildProc, Reaped};
 use crate::cluster::Placement;
 use crate::os::procfs::ProcSample;
-use crate::protocol::{ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge};
+use crate::protocol::{ServeReport, ServeSpec, ServerEvent, ServerSnapshot, WindowEdge};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,7 @@ pub struct Servers {
 /// How the servers ended.
 #[derive(Clone, Debug, Default)]
 pub struct ServersExit {
-    pub counts: ServerCounts,
+    pub counts: ServeReport,
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,
     /// Sum of each process's peak RSS.

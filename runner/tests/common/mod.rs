@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use runbench::protocol::{ServeSpec, ServerCounts, ServerEvent, ServerSnapshot, WindowEdge, STOP};
+use runbench::protocol::{ServeReport, ServeSpec, ServerEvent, ServerSnapshot, WindowEdge, STOP};
 use runbench_plugin_abi::Workload;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -83,7 +83,7 @@ impl Default for Options {
 /// The final report and how the process ended.
 #[derive(Debug)]
 pub struct Finished {
-    pub counts: ServerCounts,
+    pub counts: ServeReport,
     /// Snapshots sent after [`Server::watch_window`].
     pub snapshots: Vec<(WindowEdge, ServerSnapshot)>,
     /// From the stop command to the process's exit.
