@@ -567,19 +567,13 @@ fn interval_log(
     load_started: Option<SystemTime>,
     base_time: SystemTime,
 ) -> Vec<HlogEntry> {
-    let offset = load_started
-        .and_then(|t| t.duration_since(base_time).ok())
-        .unwrap_or_default();
-    timeline
-        .encoded_histograms()
-        .into_iter()
-        .map(|(start, encoded)| HlogEntry {
-            tag: tag.to_string(),
-            start: offset + start,
-            duration: timeline.interval(),
-            encoded,
-        })
-        .collect()
+    let intervals = timeline.encoded_histograms().into_iter();
+    hlog_entries(
+        timeline,
+        load_started,
+        base_time,
+        intervals.map(|(start, encoded)| (tag.to_string(), start, encoded)),
+    )
 }
 
 /// Across machines, each agent's intervals for latency.hlog, tagged `runtime/trial/point/agent:NAME`.
@@ -591,20 +585,38 @@ fn agent_interval_log(
     load_started: Option<SystemTime>,
     base_time: SystemTime,
 ) -> Vec<HlogEntry> {
-    let offset = load_started
-        .and_then(|t| t.duration_since(base_time).ok())
-        .unwrap_or_default();
     let point = point.label().replace(' ', ";");
-    timeline
-        .encoded_by_source()
-        .into_iter()
-        .map(|(agent, start, encoded)| HlogEntry {
-            tag: hlog::tag(&[
+    let intervals = timeline.encoded_by_source().into_iter();
+    hlog_entries(
+        timeline,
+        load_started,
+        base_time,
+        intervals.map(|(agent, start, encoded)| {
+            let tag = hlog::tag(&[
                 runtime,
                 &trial.to_string(),
                 &point,
                 &format!("agent:{agent}"),
-            ]),
+            ]);
+            (tag, start, encoded)
+        }),
+    )
+}
+
+/// (tag, start since the load started, encoded histogram) -> latency.hlog entries on the run's
+/// clock, one interval long.
+fn hlog_entries(
+    timeline: &TimelineRecorder,
+    load_started: Option<SystemTime>,
+    base_time: SystemTime,
+    intervals: impl Iterator<Item = (String, Duration, Vec<u8>)>,
+) -> Vec<HlogEntry> {
+    let offset = load_started
+        .and_then(|t| t.duration_since(base_time).ok())
+        .unwrap_or_default();
+    intervals
+        .map(|(tag, start, encoded)| HlogEntry {
+            tag,
             start: offset + start,
             duration: timeline.interval(),
             encoded,
