@@ -381,7 +381,8 @@ fn run_all(
     let mut exit = Exit::Ok;
     for p in &plans {
         let outcome = run::run_plan(p, out, options)?;
-        eprint!(
+        // Results on stdout (`run ... > out` keeps them), progress and logs on stderr.
+        print!(
             "{}",
             crate::console::terminal::final_table(&outcome.summary)
         );

@@ -71,6 +71,19 @@ fn smoke_run_against_tokio_writes_a_clean_row() {
     let timeline = csv_rows(&run.join("timeline.csv"));
     assert!(timeline.len() >= 2, "one row per second of load");
     assert!(timeline.iter().all(|t| num(t, "server_rss_bytes") > 0.0));
+    // The final table is the result: on stdout (`run ... > out` keeps it), progress on stderr.
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("  runtime ") && stdout.contains("tokio"),
+        "stdout: {stdout}"
+    );
+    assert!(
+        !stderr.contains("  runtime "),
+        "the table is not on stderr: {stderr}"
+    );
 }
 
 #[test]
