@@ -103,6 +103,41 @@ interval = "500ms"
     assert!(!row["audit"].contains("Little"), "{}", row["audit"]);
 }
 
+/// No latency below what the machine allows: with 4,000 connections of 1 KiB three load
+/// threads share one CPU, and reading both clocks after each read once put a preemption between
+/// the two reads into answers' ages (p0 came out 1 ns). Every answer is stamped after its
+/// request went out, none is clamped, and the shortest latency is a real round trip.
+#[test]
+fn no_answer_arrives_before_its_request_went_out() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (run, row) = run(
+        dir.path(),
+        r#"name = "floor"
+[load]
+connections = 4000
+payload_bytes = 1024
+threads = 3
+warmup = "500ms"
+duration = "1500ms"
+"#,
+        "runbench_plugin_tokio",
+    );
+    assert_eq!(num(&row, "latency_clamped"), 0.0, "{}", row["audit"]);
+    assert!(
+        !row["audit"].contains("stamped at or before"),
+        "{}",
+        row["audit"]
+    );
+    let p0 = csv_rows(&run.join("percentiles.csv"))
+        .into_iter()
+        .find(|r| num(r, "percentile") == 0.0)
+        .map(|r| num(&r, "latency_us"))
+        .expect("a p0 row");
+    // A loopback round trip through a server takes microseconds, never nothing.
+    assert!(p0 >= 1.0, "p0 {p0} µs");
+}
+
 #[test]
 fn a_client_past_its_core_is_flagged_saturated_with_its_late_sends() {
     let _g = load_lock();

@@ -222,6 +222,8 @@ pub struct Worker {
     spun: Duration,
     /// Open model: when the last sleep ended (the send window counts from it).
     woke: Option<Instant>,
+    /// This thread's realtime-to-monotonic offset, for the kernel's receive stamps.
+    clocks: arrival::Clocks,
 }
 
 impl Worker {
@@ -286,6 +288,7 @@ impl Worker {
             spin_below: sleep_cost::spin_below(sleep_cost::measure()),
             spun: Duration::ZERO,
             woke: None,
+            clocks: arrival::Clocks::measure(),
         })
     }
 
@@ -563,7 +566,7 @@ impl Worker {
             if want == 0 {
                 return;
             }
-            match arrival::read(stream, &mut scratch[..want]) {
+            match arrival::read(stream, &mut scratch[..want], &mut self.clocks) {
                 Ok(got) if got.n == 0 => return self.lose(i, Failure::ClosedByServer, got.read_at),
                 Ok(arrival::Got {
                     n,
@@ -628,6 +631,10 @@ impl Worker {
         }
         let latency = arrived.saturating_duration_since(req.intended);
         if self.pacer.counts_latency(req.intended, now, &self.clock) {
+            // An answer cannot arrive before its request was due to go out (the instant taken
+            // before the write; the send instant is taken after it, and on loopback the answer
+            // can be in before the write returns).
+            self.counters.latency_clamped += u64::from(arrived <= req.intended);
             record(&mut self.histograms.latency, latency);
             if self.pacer.keeps_uncorrected() {
                 record(

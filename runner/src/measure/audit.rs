@@ -111,6 +111,14 @@ pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> 
             c.reads_unstamped, c.reads
         ));
     }
+    if c.latency_clamped > 0 {
+        a.findings.push(format!(
+            "{} answers were stamped at or before their request went out, which cannot be: \
+             their latencies were recorded as zero (a fault of the client's clocks or of the \
+             kernel's stamps), so the low percentiles are not to be trusted",
+            c.latency_clamped
+        ));
+    }
     if let (Some((user, sys)), Some(own)) = (window.proc_cpu(), window.own_cpu()) {
         let proc = user + sys;
         let tolerance = (0.05 * own).max(0.02 * f.server_processes as f64);
@@ -309,6 +317,13 @@ mod tests {
         let text = audit(&facts(Model::Closed), &l, &w).column();
         assert!(
             text.contains("7 of 10000 reads of answers in the window had no kernel receive stamp")
+        );
+        assert!(!text.contains("stamped at or before"), "{text}");
+        l.counters.latency_clamped = 3;
+        let text = audit(&facts(Model::Closed), &l, &w).column();
+        assert!(
+            text.contains("3 answers were stamped at or before their request went out"),
+            "{text}"
         );
         let mut l = load(10_000);
         l.counters.pending_ns /= 2;

@@ -303,6 +303,10 @@ pub struct LoadCounters {
     pub reads: u64,
     #[serde(default)]
     pub reads_unstamped: u64,
+    /// Latencies recorded in the window whose answer was stamped at or before its request went
+    /// out: impossible, so a clock or stamping fault; recorded as zero, and counted.
+    #[serde(default)]
+    pub latency_clamped: u64,
 }
 
 impl std::ops::AddAssign for LoadCounters {
@@ -328,6 +332,7 @@ impl std::ops::AddAssign for LoadCounters {
         self.resend_gap_sum_ns += o.resend_gap_sum_ns;
         self.reads += o.reads;
         self.reads_unstamped += o.reads_unstamped;
+        self.latency_clamped += o.latency_clamped;
     }
 }
 

@@ -147,6 +147,9 @@ pub struct SummaryRow {
     /// any).
     pub reads: Option<u64>,
     pub reads_unstamped: Option<u64>,
+    /// Latencies whose answer was stamped at or before its request went out (impossible: a
+    /// clock or stamping fault; recorded as zero; the audit flags any).
+    pub latency_clamped: Option<u64>,
     /// Open model: `load.send_window` (0: every send at its time): sends may be late by up to
     /// it, and that lateness is in the latency.
     pub send_window_us: Option<f64>,

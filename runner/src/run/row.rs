@@ -125,6 +125,7 @@ pub(super) fn to_row(
         loadgen_cpu_s: Some(load.busy.cpu_s),
         reads: Some(c.reads),
         reads_unstamped: Some(c.reads_unstamped),
+        latency_clamped: Some(c.latency_clamped),
         audit: audit.column(),
         ..base
     }
