@@ -256,29 +256,62 @@ fn point_table(group: &[&SummaryRow]) -> String {
 }
 
 /// "tokio ran 1.12 ± 0.03 times faster than smol": the fastest against each other measured
-/// runtime. The ± propagates the two coefficients of variation over trials (as hyperfine does
-/// with standard deviations); it is left out when a row has a single trial.
+/// runtime, only where the run can support it. The ± propagates the two coefficients of
+/// variation over trials (as hyperfine does with standard deviations), and a ratio whose ± reaches
+/// 1 is "within noise". One trial has no noise estimate, so no ratio is claimed from it; rows
+/// whose audit flagged them, or whose client was the limit (a lower bound), are not ranked
+/// beside clean ones.
 fn comparisons(group: &[&SummaryRow]) -> String {
-    let measured: Vec<&&SummaryRow> = group.iter().filter(|r| rps(r) > 0.0).collect();
-    let Some((fastest, rest)) = measured.split_first() else {
+    let measured: Vec<&SummaryRow> = group.iter().copied().filter(|r| rps(r) > 0.0).collect();
+    if measured.len() < 2 {
         return String::new();
-    };
+    }
+    let noise = |r: &SummaryRow| r.requests_per_sec_cv.filter(|cv| cv.is_finite());
+    if measured.iter().any(|r| noise(r).is_none()) {
+        return "  one trial each: no ranking or ratio can be claimed without a noise estimate \
+                (rerun with --repeat 5)\n"
+            .to_string();
+    }
+    let (clean, flagged): (Vec<&SummaryRow>, Vec<&SummaryRow>) =
+        measured.into_iter().partition(|r| !stands_apart(r));
     let mut s = String::new();
-    for other in rest {
-        let ratio = rps(fastest) / rps(other);
-        let spread = match (fastest.requests_per_sec_cv, other.requests_per_sec_cv) {
-            (Some(a), Some(b)) if a.is_finite() && b.is_finite() => {
-                format!(" ± {:.2}", ratio * (a * a + b * b).sqrt())
-            }
-            _ => String::new(),
-        };
+    if let Some((fastest, rest)) = clean.split_first() {
+        for other in rest {
+            let ratio = rps(fastest) / rps(other);
+            let (a, b) = (noise(fastest).unwrap_or(0.0), noise(other).unwrap_or(0.0));
+            let spread = ratio * (a * a + b * b).sqrt();
+            let _ = if ratio - spread <= 1.0 {
+                writeln!(
+                    s,
+                    "  {} and {}: within noise ({ratio:.2} ± {spread:.2})",
+                    fastest.runtime, other.runtime
+                )
+            } else {
+                writeln!(
+                    s,
+                    "  {} ran {ratio:.2} ± {spread:.2} times faster than {}",
+                    fastest.runtime, other.runtime
+                )
+            };
+        }
+    }
+    if !flagged.is_empty() {
+        let names: Vec<&str> = flagged.iter().map(|r| r.runtime.as_str()).collect();
         let _ = writeln!(
             s,
-            "  {} ran {ratio:.2}{spread} times faster than {}",
-            fastest.runtime, other.runtime
+            "  not ranked: {} (the client was the limit or the audit flagged the row: see its \
+             status)",
+            names.join(", ")
         );
     }
     s
+}
+
+/// A row that is not to be ranked beside clean ones: its audit flagged it, or the load
+/// generator was its limit (its requests/s is a lower bound).
+fn stands_apart(r: &SummaryRow) -> bool {
+    let audited = r.audit.is_empty() || r.audit == "ok";
+    !audited || r.loadgen_saturated == Some(true)
 }
 
 /// Microseconds in the unit that reads best: `812.0 µs`, `1.23 ms`.
@@ -360,10 +393,56 @@ mod tests {
     }
 
     #[test]
-    fn without_trials_ratios_have_no_interval_and_there_is_no_ci_column() {
+    fn one_trial_claims_no_ratio_and_there_is_no_ci_column() {
         let t = final_table(&[row("tokio", 112_000.0, None), row("smol", 100_000.0, None)]);
-        assert!(t.contains("tokio ran 1.12 times faster than smol"), "{t}");
+        assert!(!t.contains("faster"), "{t}");
+        assert!(
+            t.contains("one trial each: no ranking or ratio can be claimed"),
+            "{t}"
+        );
+        assert!(t.contains("--repeat"), "{t}");
         assert!(!t.contains("95% CI") && !t.contains("vs epoll"), "{t}");
+    }
+
+    #[test]
+    fn a_ratio_whose_interval_reaches_one_is_within_noise() {
+        // 103000/100000 = 1.03; ± 1.03 * sqrt(0.03² + 0.03²) = 0.044: it could be 1.
+        let t = final_table(&[
+            row("tokio", 103_000.0, Some(0.03)),
+            row("smol", 100_000.0, Some(0.03)),
+        ]);
+        assert!(
+            t.contains("tokio and smol: within noise (1.03 ± 0.04)"),
+            "{t}"
+        );
+        assert!(!t.contains("faster"), "{t}");
+    }
+
+    #[test]
+    fn rows_flagged_or_bounded_by_the_client_are_not_ranked_beside_clean_ones() {
+        let mut saturated = row("monoio", 200_000.0, Some(0.01));
+        saturated.loadgen_saturated = Some(true);
+        let mut audited = row("glommio", 150_000.0, Some(0.01));
+        audited.audit = "the load generator waited for a CPU 38% of the time".into();
+        let t = final_table(&[
+            saturated,
+            audited,
+            row("tokio", 120_000.0, Some(0.01)),
+            row("smol", 100_000.0, Some(0.01)),
+        ]);
+        assert!(
+            t.contains("tokio ran 1.20 ± 0.02 times faster than smol"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("monoio ran") && !t.contains("than monoio"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("glommio ran") && !t.contains("than glommio"),
+            "{t}"
+        );
+        assert!(t.contains("not ranked: monoio, glommio"), "{t}");
     }
 
     #[test]
