@@ -352,6 +352,15 @@ pub fn compare(
         "{} has no successful trial to compare",
         b.display()
     );
+    anyhow::ensure!(
+        verdicts
+            .iter()
+            .any(|v| v.outcome() != verdict::Outcome::NoBaseline),
+        "nothing to compare: no runtime and point measured in {} was measured in {} (compare \
+         runs of the same scenario, or of scenarios that share runtimes and points)",
+        b.display(),
+        a.display()
+    );
     let md = report::compare_md(
         &a.display().to_string(),
         &b.display().to_string(),
@@ -401,6 +410,31 @@ mod tests {
         );
         let (md, regressions) = compare(&a, &a, &Settings::default(), false).unwrap();
         assert_eq!(regressions, 0, "{md}");
+    }
+
+    #[test]
+    fn one_trial_each_is_inconclusive_however_large_the_move_and_nothing_in_common_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        write_run(&a, "CPU X", &[("tokio", 0, 1000.0)]);
+        write_run(&b, "CPU X", &[("tokio", 0, 500.0)]);
+        let (md, regressions) = compare(&a, &b, &Settings::default(), false).unwrap();
+        assert_eq!(regressions, 0, "{md}");
+        assert!(
+            md.contains("| tokio | throughput (requests/s) | inconclusive |"),
+            "{md}"
+        );
+        assert!(!md.contains("| unchanged |"), "{md}");
+        assert!(md.contains("1 vs 1") && md.contains("--repeat"), "{md}");
+        write_run(&c, "CPU X", &[("smol", 0, 1000.0)]);
+        let err = compare(&a, &c, &Settings::default(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nothing to compare"), "{err}");
     }
 
     #[test]

@@ -143,13 +143,16 @@ pub fn nightly_md(r: &NightReport) -> String {
         r.settings.baseline_nights
     ));
     s.push_str(&format!(
-        "| counts | {} regressed, {} improved, {} unchanged, {} without baseline |\n\n",
+        "| counts | {} regressed, {} improved, {} unchanged, {} inconclusive, {} without baseline |\n\n",
         regressed,
         all.iter()
             .filter(|v| v.outcome() == Outcome::Improved)
             .count(),
         all.iter()
             .filter(|v| v.outcome() == Outcome::Unchanged)
+            .count(),
+        all.iter()
+            .filter(|v| v.outcome() == Outcome::Inconclusive)
             .count(),
         all.iter()
             .filter(|v| v.outcome() == Outcome::NoBaseline)

@@ -65,6 +65,8 @@ pub enum Outcome {
     Regressed,
     Improved,
     Unchanged,
+    /// Too few trials for the test ever to be significant: nothing can be said either way.
+    Inconclusive,
     NoBaseline,
 }
 
@@ -74,6 +76,7 @@ impl Outcome {
             Outcome::Regressed => "regressed",
             Outcome::Improved => "improved",
             Outcome::Unchanged => "unchanged",
+            Outcome::Inconclusive => "inconclusive",
             Outcome::NoBaseline => "no-baseline",
         }
     }
@@ -125,15 +128,18 @@ pub fn judge(
         Better::Lower => (change > threshold, change < -threshold),
     };
     let beyond = worse || improved;
+    let min_p = stats::mann_whitney_min_p(new.len(), baseline.len());
     let outcome = match (significant, worse, improved) {
         (true, true, _) => Outcome::Regressed,
         (true, _, true) => Outcome::Improved,
+        // No test of so few trials can reach `alpha`: "unchanged" would be a claim too.
+        _ if min_p >= alpha => Outcome::Inconclusive,
         _ => Outcome::Unchanged,
     };
-    let min_p = stats::mann_whitney_min_p(new.len(), baseline.len());
-    let note = if beyond && !significant && min_p >= alpha {
+    let note = if min_p >= alpha {
         format!(
-            "too few trials to be significant (best possible p = {min_p:.2} with {} vs {})",
+            "too few trials to decide (best possible p = {min_p:.2} with {} vs {}): rerun with \
+             --repeat 5 --keep-trials",
             new.len(),
             baseline.len()
         )
@@ -609,8 +615,16 @@ mod tests {
             0.05,
             0.05,
         );
-        assert_eq!(j.outcome, Outcome::Unchanged);
+        assert_eq!(j.outcome, Outcome::Inconclusive);
         assert!(j.note.contains("too few trials"), "{}", j.note);
+        // One trial each: a halving is not "unchanged" either.
+        let j = judge(&[100.0], &[50.0], Better::Higher, 0.05, 0.05);
+        assert_eq!(j.outcome, Outcome::Inconclusive);
+        assert!(
+            j.note.contains("1 vs 1") && j.note.contains("--repeat"),
+            "{}",
+            j.note
+        );
         let j = judge(&[], &[70.0], Better::Higher, 0.05, 0.05);
         assert_eq!(j.outcome, Outcome::NoBaseline);
     }
