@@ -302,11 +302,14 @@ fn wrong_token_is_refused_on_both_sides() {
     );
     assert!(
         a.text()
-            .contains("the controller could not prove it holds the token"),
+            .contains("this agent could not prove it holds the token"),
         "{}",
         a.text()
     );
-    c.wait_for("does not hold the token", Duration::from_secs(5));
+    c.wait_for(
+        "refused: it could not prove it holds the token",
+        Duration::from_secs(5),
+    );
     assert_eq!(
         c.exit(Duration::from_secs(20)),
         7,

@@ -26,8 +26,6 @@ use std::time::Duration;
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
 /// ...and declares the other lost after this long without a frame.
 pub const LOST_AFTER: Duration = Duration::from_secs(2);
-/// How long the handshake's each step may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 static CLUSTER: OnceLock<controller::Cluster> = OnceLock::new();
 
