@@ -1222,3 +1222,40 @@ fn a_fifo_as_the_token_file_is_refused_at_once() {
         );
     }
 }
+
+#[test]
+fn a_hundred_idle_connections_do_not_fill_the_door() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let (listen, out) = (loopback(), dir.path().join("out"));
+    let scn = scenario(dir.path(), 1);
+    let extra = ["--join-timeout", "30s", "--handshake-timeout", "1s"];
+    let mut c = controller_args(&scn, &out, listen, &tok, &extra);
+    c.wait_for("controller listening", Duration::from_secs(20));
+    let idle: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(listen).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let mut srv = agent("srv", "server", listen, &tok, &[], &[]);
+    let mut ld = agent("ld", "load", listen, &tok, &[], &[]);
+    c.wait_for(
+        "server agent srv (127.0.0.1) joined",
+        Duration::from_secs(20),
+    );
+    c.wait_for("load agent ld (127.0.0.1) joined", Duration::from_secs(20));
+    let joined = t.elapsed();
+    eprintln!("beside 100 idle connections the agents joined after {joined:?}");
+    // The idle ones hold their places for at most --handshake-timeout; the agents try again.
+    assert!(joined < Duration::from_secs(4), "joined after {joined:?}");
+    assert!(
+        c.text().contains("handshakes are under way"),
+        "{}",
+        c.text()
+    );
+    drop(idle);
+    assert_eq!(c.exit(Duration::from_secs(60)), 0, "{}", c.text());
+    assert_eq!(srv.exit(Duration::from_secs(10)), 0);
+    assert_eq!(ld.exit(Duration::from_secs(10)), 0);
+}
