@@ -128,7 +128,10 @@ impl AgentLink {
         reader: FrameReader<TcpStream>,
         writer: FrameWriter<TcpStream>,
     ) -> Arc<AgentLink> {
-        let _ = writer.stream().set_read_timeout(Some(super::HEARTBEAT));
+        // Reads poll for heartbeats; a write that cannot go out within the loss time fails.
+        let s = writer.stream();
+        let _ = s.set_read_timeout(Some(super::HEARTBEAT));
+        let _ = s.set_write_timeout(Some(super::LOST_AFTER));
         let link = Arc::new(AgentLink {
             name: hello.name,
             role: hello.role,
