@@ -41,6 +41,8 @@ pub enum WireError {
         what: &'static str,
         within: Duration,
     },
+    #[error("the peer took no more bytes within the write timeout (it stopped reading)")]
+    WriteStalled,
     #[error("a frame of {0} bytes is over the {1}-byte limit")]
     TooLarge(usize, usize),
     #[error("message {0} failed its authentication tag (tampered, replayed, reordered or under another key)")]
@@ -183,9 +185,10 @@ impl<W: Write> FrameWriter<W> {
             buf.extend_from_slice(&(n as u16).to_be_bytes());
             buf.extend_from_slice(&sealed[..n]);
         }
-        self.out.write_all(&buf)?;
-        self.out.flush()?;
-        Ok(())
+        match self.out.write_all(&buf).and_then(|()| self.out.flush()) {
+            Err(e) if is_timeout(&e) => Err(WireError::WriteStalled),
+            r => Ok(r?),
+        }
     }
 }
 
