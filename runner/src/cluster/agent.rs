@@ -124,7 +124,7 @@ fn connect(target: &str, by: Instant, within: Duration) -> Result<TcpStream, Str
     }
 }
 
-/// What joining gave: the connection, its halves, and where the agent stands.
+/// What joining gave: the connection and its two halves.
 struct Joined {
     stream: TcpStream,
     reader: FrameReader<TcpStream>,
