@@ -124,6 +124,18 @@ fn connect(target: &str, by: Instant, within: Duration) -> Result<TcpStream, Str
     }
 }
 
+/// Whether a failed handshake is worth another try: the controller was busy, or hung up
+/// before answering (when busy it closes without reading the hello, which can reset the
+/// connection before its notice is read).
+fn again(e: &HandshakeError) -> bool {
+    match e {
+        HandshakeError::Refused { retry, .. } => *retry,
+        HandshakeError::Wire(WireError::Closed) => true,
+        HandshakeError::Wire(WireError::Io(e)) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        _ => false,
+    }
+}
+
 /// What joining gave: the connection and its two halves.
 struct Joined {
     stream: TcpStream,
@@ -147,13 +159,10 @@ fn join(args: &AgentArgs, name: &str, token: &Token) -> Result<Joined, String> {
         let d = Deadline::after(args.handshake_timeout, "the handshake with the controller");
         let (mut reader, mut writer) = match handshake::agent(&stream, token, &hello, d) {
             Ok(h) => h,
-            Err(HandshakeError::Refused {
-                reason,
-                retry: true,
-            }) if Instant::now() < by => {
+            Err(e) if again(&e) && Instant::now() < by => {
                 say(
                     name,
-                    &format!("the controller is busy ({reason}); trying again"),
+                    &format!("handshake with {}: {e}; trying again", args.controller),
                 );
                 std::thread::sleep(Duration::from_millis(250));
                 continue;
