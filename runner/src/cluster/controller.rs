@@ -170,7 +170,7 @@ impl Door {
                     "connection from {addr} turned away: {MAX_PENDING} handshakes are under way"
                 ));
                 let busy = Handshake::Refused {
-                    reason: format!("{MAX_PENDING} handshakes are under way; try again"),
+                    reason: format!("{MAX_PENDING} handshakes are under way"),
                     retry: true,
                 };
                 let d = Deadline::after(Duration::from_millis(100), "telling it to retry");

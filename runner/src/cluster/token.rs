@@ -1,5 +1,6 @@
 //! The shared secret: 256 bits, hex in a file only its owner can read. Everything a controller
-//! and its agents prove to each other derives from it (see [`super::wire`]).
+//! and its agents prove to each other derives from it: it is the Noise pre-shared key (see
+//! [`super::handshake`]).
 
 use anyhow::{bail, Context};
 use std::io::Read;
