@@ -9,11 +9,12 @@ use super::link::{measure_clock, AgentLink, Measured};
 use super::msg::{Handshake, Role, ToAgent};
 use super::token::Token;
 use super::wire::{Deadline, FrameReader, FrameWriter, WireError};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -113,9 +114,15 @@ pub fn start(args: &ControllerArgs) -> Result<Cluster, crate::error::Error> {
     Ok(cluster)
 }
 
-/// How many handshakes may be under way at once; a connection beyond them is told to try
-/// again and closed, so idle or slow peers cannot fill the listen queue.
+/// How many handshakes may be under way at once, and from one address; a connection beyond
+/// them is told to try again and closed, so idle or slow peers cannot fill the listen queue,
+/// nor one host every place.
 const MAX_PENDING: usize = 32;
+const MAX_PENDING_PER_ADDRESS: usize = 8;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// An agent that proved itself and whose clock was measured, not yet admitted.
 struct Greeted {
@@ -133,7 +140,8 @@ struct Door {
     listener: TcpListener,
     token: Arc<Token>,
     within: Duration,
-    pending: Arc<AtomicUsize>,
+    /// Handshakes under way, per peer address.
+    pending: Arc<Mutex<HashMap<IpAddr, usize>>>,
     tx: Sender<Greeted>,
     rx: Receiver<Greeted>,
     /// Once the run has its agents, how many (0 before).
@@ -165,12 +173,10 @@ impl Door {
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => return Err(format!("accepting agents: {e}")),
             };
-            if self.pending.load(Ordering::SeqCst) >= MAX_PENDING {
-                crate::progress::log(&format!(
-                    "connection from {addr} turned away: {MAX_PENDING} handshakes are under way"
-                ));
+            if let Some(reason) = self.busy(addr.ip()) {
+                crate::progress::log(&format!("connection from {addr} turned away: {reason}"));
                 let busy = Handshake::Refused {
-                    reason: format!("{MAX_PENDING} handshakes are under way"),
+                    reason,
                     retry: true,
                 };
                 let d = Deadline::after(Duration::from_millis(100), "telling it to retry");
@@ -180,16 +186,35 @@ impl Door {
                     .and_then(|()| super::wire::write_plain(&stream, &json(&busy), d));
                 continue;
             }
-            self.pending.fetch_add(1, Ordering::SeqCst);
+            *lock(&self.pending).entry(addr.ip()).or_default() += 1;
             let (token, pending, tx) = (self.token.clone(), self.pending.clone(), self.tx.clone());
             let (within, full) = (self.within, self.full.clone());
             std::thread::spawn(move || {
                 if let Some(g) = greet(stream, addr, &token, within, &full) {
                     let _ = tx.send(g);
                 }
-                pending.fetch_sub(1, Ordering::SeqCst);
+                let mut p = lock(&pending);
+                if let Some(k) = p.get_mut(&addr.ip()) {
+                    *k -= 1;
+                    if *k == 0 {
+                        p.remove(&addr.ip());
+                    }
+                }
             });
         }
+    }
+
+    /// Why a new connection from `ip` cannot have a handshake now, if it cannot: too many
+    /// under way in all, or from that address (so one host cannot take every place).
+    fn busy(&self, ip: IpAddr) -> Option<String> {
+        let p = lock(&self.pending);
+        let all: usize = p.values().sum();
+        if all >= MAX_PENDING {
+            return Some(format!("{MAX_PENDING} handshakes are under way"));
+        }
+        let from = p.get(&ip).copied().unwrap_or(0);
+        (from >= MAX_PENDING_PER_ADDRESS)
+            .then(|| format!("{MAX_PENDING_PER_ADDRESS} handshakes from {ip} are under way"))
     }
 
     /// The next agent through its handshake, waiting at most `wait`.
@@ -465,6 +490,25 @@ fn greet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshakes_under_way_are_bounded_in_all_and_per_address() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let door = Door::new(l, Token::generate().unwrap(), Duration::from_secs(1)).unwrap();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        lock(&door.pending).insert(a, MAX_PENDING_PER_ADDRESS - 1);
+        assert_eq!(door.busy(a), None);
+        lock(&door.pending).insert(a, MAX_PENDING_PER_ADDRESS);
+        assert_eq!(
+            door.busy(a).unwrap(),
+            "8 handshakes from 10.0.0.1 are under way"
+        );
+        assert_eq!(door.busy(b), None);
+        for k in 0..MAX_PENDING as u8 {
+            lock(&door.pending).insert(IpAddr::from([10, 1, 0, k]), 1);
+        }
+        assert_eq!(door.busy(b).unwrap(), "32 handshakes are under way");
+    }
 
     fn hello(role: Role, shard: Option<usize>, version: &str) -> handshake::Hello {
         handshake::Hello {
