@@ -249,18 +249,29 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
             plugin_dir,
             cluster,
         } => {
-            // Across machines the agents join before the plan is made: it splits the load over
-            // them.
-            let placement = if cluster.agents.is_some() && !dry_run {
-                Placement::agents(crate::cluster::controller::start(&cluster)?)
-            } else {
-                Placement::local()
+            // Across machines the scenarios are checked and planned before any agent is waited
+            // for; the plans then place their processes on the agents that joined.
+            let across = cluster.agents.is_some() && !dry_run;
+            let plans = plan_all(&scenarios, &overrides, plugin_dir, across)?;
+            let placement = match across {
+                true => Placement::agents(crate::cluster::controller::start(&cluster)?),
+                false => Placement::local(),
             };
-            let r = run_all(
-                &scenarios, &out, &overrides, &options, dry_run, plugin_dir, &placement,
-            );
+            let plans: Vec<plan::Plan> = plans
+                .into_iter()
+                .map(|p| p.placed(placement.clone()))
+                .collect();
+            let r = run_plans(&plans, &out, &options, dry_run);
             if let Some(c) = placement.cluster() {
-                c.shut_down();
+                // Agents told of a failed or stopped run exit non-zero.
+                c.shut_down(match &r {
+                    Err(e) => Some(e.to_string()),
+                    Ok(Exit::Signal(sig)) => Some(format!(
+                        "the controller was stopped by {}",
+                        crate::os::interrupt::name(*sig)
+                    )),
+                    Ok(_) => None,
+                });
             }
             r
         }
@@ -352,34 +363,41 @@ fn validate(paths: &[PathBuf], dir: Option<PathBuf>) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-fn run_all(
+/// Every scenario loaded and planned, before any runs, so a typo in the third file costs
+/// nothing; `across`: the hosts are the agents', not this one.
+fn plan_all(
     paths: &[PathBuf],
-    out: &std::path::Path,
     overrides: &Overrides,
-    options: &run::RunOptions,
-    dry_run: bool,
     dir: Option<PathBuf>,
-    placement: &Placement,
-) -> Result<Exit, Error> {
+    across: bool,
+) -> Result<Vec<plan::Plan>, Error> {
     let dir = resolve_dir(dir)?;
-    let host = match placement.is_local() {
-        true => scenario::Host::current(),
-        false => scenario::Host::elsewhere(),
+    let host = match across {
+        true => scenario::Host::elsewhere(),
+        false => scenario::Host::current(),
     };
-    // Check every scenario before running any, so a typo in the third file costs nothing.
     let mut plans = Vec::new();
     for path in paths {
         let s = scenario::load(path, &host)?;
-        plans.push(plan::plan(&s, overrides, &dir, placement.clone()).map_err(Error::input)?);
+        plans.push(plan::plan(&s, overrides, &dir).map_err(Error::input)?);
     }
+    Ok(plans)
+}
+
+fn run_plans(
+    plans: &[plan::Plan],
+    out: &std::path::Path,
+    options: &run::RunOptions,
+    dry_run: bool,
+) -> Result<Exit, Error> {
     if dry_run {
-        for p in &plans {
+        for p in plans {
             print!("{}", plan::describe(p));
         }
         return Ok(Exit::Ok);
     }
     let mut exit = Exit::Ok;
-    for p in &plans {
+    for p in plans {
         let outcome = run::run_plan(p, out, options)?;
         // Results on stdout (`run ... > out` keeps them), progress and logs on stderr.
         print!(

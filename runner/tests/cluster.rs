@@ -302,11 +302,14 @@ fn wrong_token_is_refused_on_both_sides() {
     );
     assert!(
         a.text()
-            .contains("the controller could not prove it holds the token"),
+            .contains("this agent could not prove it holds the token"),
         "{}",
         a.text()
     );
-    c.wait_for("does not hold the token", Duration::from_secs(5));
+    c.wait_for(
+        "refused: it could not prove it holds the token",
+        Duration::from_secs(5),
+    );
     assert_eq!(
         c.exit(Duration::from_secs(20)),
         7,
@@ -779,4 +782,519 @@ fn a_cut_link_is_detected_on_both_sides() {
         "{:?}",
         rows[0]["error"]
     );
+}
+
+// ------------------------------------------- admission under hostile and slow conditions
+
+/// `runbench run SCENARIO --agents 2 --listen ADDR --token-file T` and `extra`.
+fn controller_args(scn: &Path, out: &Path, listen: SocketAddr, tok: &Path, extra: &[&str]) -> Proc {
+    let mut argv = s(&[exe(), "run"]);
+    argv.push(scn.display().to_string());
+    argv.extend(s(&["--out", &out.display().to_string(), "--agents", "2"]));
+    argv.extend(s(&["--listen", &listen.to_string()]));
+    argv.extend(s(&["--token-file", &tok.display().to_string()]));
+    argv.extend(s(extra));
+    Proc::spawn("controller", &argv)
+}
+
+fn loopback() -> SocketAddr {
+    format!("127.0.0.1:{}", support::listen_port())
+        .parse()
+        .unwrap()
+}
+
+/// A peer without the token that sends the start of a 4,096-byte frame one byte every 200 ms
+/// (for at most `for_s` seconds), as a slow or hostile peer would: it keeps a reader that
+/// waits per read, rather than by one deadline, waiting.
+fn trickle(mut s: std::net::TcpStream, for_s: u64) {
+    use std::io::Write;
+    std::thread::spawn(move || {
+        let bytes = [0u8, 0, 16, 0].into_iter().chain(std::iter::repeat(b'{'));
+        let end = Instant::now() + Duration::from_secs(for_s);
+        for b in bytes {
+            if Instant::now() >= end || s.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+}
+
+/// A silent peer, a trickling one, and one that sends a hello and hangs up, at `addr`; the
+/// first two are held until the returned value drops.
+fn hostile_peers(addr: SocketAddr, trickle_for_s: u64) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    let silent = std::net::TcpStream::connect(addr).unwrap();
+    let slow = std::net::TcpStream::connect(addr).unwrap();
+    trickle(slow.try_clone().unwrap(), trickle_for_s);
+    let mut quitter = std::net::TcpStream::connect(addr).unwrap();
+    let hello = br#"{"m":"hello","version":"x","role":"load","name":"quitter","nonce":"00"}"#;
+    let mut frame = (hello.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(hello);
+    quitter.write_all(&frame).unwrap();
+    drop(quitter);
+    vec![silent, slow]
+}
+
+/// `<field> <number>` in a log line, e.g. `round trip 1000.123 ms`.
+fn figure(line: &str, field: &str) -> f64 {
+    let at = line
+        .find(field)
+        .unwrap_or_else(|| panic!("no `{field}` in {line}"))
+        + field.len();
+    line[at..]
+        .trim_start()
+        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("`{field}` in {line}: {e}"))
+}
+
+#[test]
+fn silent_and_trickling_peers_do_not_hold_up_admission() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let (listen, out) = (loopback(), dir.path().join("out"));
+    let scn = scenario(dir.path(), 1);
+    let mut c = controller_args(&scn, &out, listen, &tok, &["--join-timeout", "30s"]);
+    c.wait_for("controller listening", Duration::from_secs(20));
+    // The default --handshake-timeout (10 s): the peers would hold a serial accept loop so long.
+    let _peers = hostile_peers(listen, 15);
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let mut srv = agent("srv", "server", listen, &tok, &[], &[]);
+    let mut ld = agent("ld", "load", listen, &tok, &[], &[]);
+    c.wait_for(
+        "server agent srv (127.0.0.1) joined",
+        Duration::from_secs(20),
+    );
+    c.wait_for("load agent ld (127.0.0.1) joined", Duration::from_secs(20));
+    let joined = t.elapsed();
+    eprintln!("both agents joined {joined:?} after they were started, beside 2 hostile peers");
+    assert!(
+        joined < Duration::from_secs(3),
+        "the agents waited {joined:?} behind peers without the token"
+    );
+    c.wait_for(
+        "closed the connection during the handshake",
+        Duration::from_secs(5),
+    );
+    assert_eq!(c.exit(Duration::from_secs(60)), 0, "{}", c.text());
+    assert_eq!(srv.exit(Duration::from_secs(10)), 0);
+    assert_eq!(ld.exit(Duration::from_secs(10)), 0);
+    assert!(
+        !c.text().contains("does not hold the token"),
+        "{}",
+        c.text()
+    );
+    assert!(!c.text().contains("os error"), "{}", c.text());
+}
+
+#[test]
+fn the_join_timeout_and_sigterm_are_honoured_while_peers_trickle() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let scn = scenario(dir.path(), 1);
+    let out = dir.path().join("out");
+    // The join timeout: 2 s, with a trickling peer that would keep a per-read wait going 12 s.
+    let listen = loopback();
+    let mut c = controller_args(&scn, &out, listen, &tok, &["--join-timeout", "2s"]);
+    c.wait_for("controller listening", Duration::from_secs(20));
+    let t = Instant::now();
+    let _peers = hostile_peers(listen, 12);
+    assert_eq!(c.exit(Duration::from_secs(20)), 7, "{}", c.text());
+    let took = t.elapsed();
+    eprintln!("--join-timeout 2s beside hostile peers: exited after {took:?}");
+    assert!(took < Duration::from_secs(3), "exited after {took:?}");
+    assert!(c.text().contains("0 of 2 agents joined within 2s"));
+    // SIGTERM while they trickle.
+    let listen = loopback();
+    let mut c = controller_args(&scn, &out, listen, &tok, &["--join-timeout", "60s"]);
+    c.wait_for("controller listening", Duration::from_secs(20));
+    let _peers = hostile_peers(listen, 12);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    unsafe { libc::kill(c.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(c.exit(Duration::from_secs(20)), 143, "{}", c.text());
+    let took = t.elapsed();
+    eprintln!("SIGTERM beside hostile peers: exited after {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "exited {took:?} after SIGTERM"
+    );
+}
+
+#[test]
+fn an_agent_gives_up_on_a_trickling_controller_by_its_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let listen = loopback();
+    let fake = std::net::TcpListener::bind(listen).unwrap();
+    std::thread::spawn(move || {
+        if let Ok((s, _)) = fake.accept() {
+            trickle(s, 12);
+            std::thread::sleep(Duration::from_secs(12));
+        }
+    });
+    let t = Instant::now();
+    let mut a = agent(
+        "ld",
+        "load",
+        listen,
+        &tok,
+        &[],
+        &["--handshake-timeout", "1s"],
+    );
+    assert_eq!(a.exit(Duration::from_secs(20)), 7, "{}", a.text());
+    let took = t.elapsed();
+    eprintln!("the agent gave up on a trickling controller after {took:?}");
+    assert!(took < Duration::from_secs(3), "gave up after {took:?}");
+    assert!(
+        a.text()
+            .contains("the handshake with the controller did not finish within 1s"),
+        "{}",
+        a.text()
+    );
+    assert!(!a.text().contains("os error"), "{}", a.text());
+}
+
+/// How far apart the agents start: five times as long as an agent waits for a silent
+/// controller (2 s), as Kubernetes pods or srun steps may start.
+const APART: Duration = Duration::from_secs(10);
+
+#[test]
+fn agents_started_ten_seconds_apart_join_and_run() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let (listen, out) = (loopback(), dir.path().join("out"));
+    let scn = scenario(dir.path(), 1);
+    let mut c = controller_args(&scn, &out, listen, &tok, &["--join-timeout", "30s"]);
+    let mut srv = agent("srv", "server", listen, &tok, &[], &[]);
+    c.wait_for(
+        "server agent srv (127.0.0.1) joined",
+        Duration::from_secs(20),
+    );
+    std::thread::sleep(APART);
+    assert!(
+        srv.child.try_wait().unwrap().is_none(),
+        "the server agent left while waiting: {}",
+        srv.text()
+    );
+    let mut ld = agent("ld", "load", listen, &tok, &[], &[]);
+    assert_eq!(c.exit(Duration::from_secs(60)), 0, "{}", c.text());
+    assert_eq!(summary(&out)[0]["status"], "ok");
+    assert_eq!(srv.exit(Duration::from_secs(10)), 0);
+    assert_eq!(ld.exit(Duration::from_secs(10)), 0);
+}
+
+#[test]
+fn an_agent_lost_while_waiting_gives_its_place_back() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let (listen, out) = (loopback(), dir.path().join("out"));
+    let scn = scenario(dir.path(), 1);
+    let mut c = controller_args(&scn, &out, listen, &tok, &["--join-timeout", "30s"]);
+    let mut first = agent("srv-1", "server", listen, &tok, &[], &[]);
+    c.wait_for(
+        "server agent srv-1 (127.0.0.1) joined",
+        Duration::from_secs(20),
+    );
+    first.kill();
+    c.wait_for("its place is open again", Duration::from_secs(5));
+    let mut srv = agent("srv-2", "server", listen, &tok, &[], &[]);
+    let mut ld = agent("ld", "load", listen, &tok, &[], &[]);
+    assert_eq!(c.exit(Duration::from_secs(60)), 0, "{}", c.text());
+    assert_eq!(srv.exit(Duration::from_secs(10)), 0);
+    assert_eq!(ld.exit(Duration::from_secs(10)), 0);
+    let m = meta(&out);
+    let names: Vec<&str> = m["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["srv-2", "ld"]);
+}
+
+/// A TCP proxy of this test's own on loopback: `listen` -> `to`, each direction through
+/// `shape` (the first frame from the agent, then the rest in chunks as they come).
+fn proxy(
+    listen: SocketAddr,
+    to: SocketAddr,
+    delay: Duration,
+    rewrite_hello: Option<fn(&str) -> String>,
+) {
+    let l = std::net::TcpListener::bind(listen).unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(4) {
+            let Ok(a) = conn else { return };
+            let Ok(b) = std::net::TcpStream::connect(to) else {
+                return;
+            };
+            let (a2, b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+            std::thread::spawn(move || pipe(a, b, delay, rewrite_hello));
+            std::thread::spawn(move || pipe(b2, a2, delay, None));
+        }
+    });
+}
+
+/// Copies `from` to `to`, each chunk `delay` after it arrived (a queue, so the bandwidth is
+/// not cut), the first frame rewritten by `rewrite` when given.
+fn pipe(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    delay: Duration,
+    rewrite: Option<fn(&str) -> String>,
+) {
+    use std::io::{Read, Write};
+    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        for (due, chunk) in rx {
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+    if let Some(f) = rewrite {
+        let mut len = [0u8; 4];
+        if from.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut hello = vec![0u8; u32::from_be_bytes(len) as usize];
+        if from.read_exact(&mut hello).is_err() {
+            return;
+        }
+        let changed = f(&String::from_utf8_lossy(&hello)).into_bytes();
+        let mut frame = (changed.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&changed);
+        let _ = tx.send((Instant::now() + delay, frame));
+    }
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tx
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_hello_rewritten_on_the_way_ends_the_connection() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let (listen, out) = (loopback(), dir.path().join("out"));
+    let scn = scenario(dir.path(), 1);
+    let mut c = controller_args(&scn, &out, listen, &tok, &["--join-timeout", "4s"]);
+    c.wait_for("controller listening", Duration::from_secs(20));
+    // Someone on the path without the token makes a load agent the server, under a new name.
+    let on_path = loopback();
+    let to_server = |h: &str| {
+        h.replace("\"role\":\"load\"", "\"role\":\"server\"")
+            .replace("\"name\":\"ld\"", "\"name\":\"evil\"")
+    };
+    proxy(on_path, listen, Duration::ZERO, Some(to_server));
+    let mut ld = agent("ld", "load", on_path, &tok, &[], &[]);
+    assert_eq!(ld.exit(Duration::from_secs(20)), 7, "{}", ld.text());
+    assert!(
+        ld.text().contains("its hello was changed on the way"),
+        "{}",
+        ld.text()
+    );
+    c.wait_for(
+        "refused: it could not prove it holds the token",
+        Duration::from_secs(5),
+    );
+    assert_eq!(c.exit(Duration::from_secs(20)), 7, "{}", c.text());
+    assert!(!c.text().contains("evil"), "{}", c.text());
+    assert!(c.text().contains("0 of 2 agents joined"), "{}", c.text());
+}
+
+#[test]
+fn a_one_second_round_trip_joins_and_measures_the_clock() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let (listen, out) = (loopback(), dir.path().join("out"));
+    let scn = scenario(dir.path(), 1);
+    let mut c = controller_args(&scn, &out, listen, &tok, &["--join-timeout", "30s"]);
+    c.wait_for("controller listening", Duration::from_secs(20));
+    // 500 ms each way: a 1 s round trip between the load agent and the controller.
+    let far = loopback();
+    proxy(far, listen, Duration::from_millis(500), None);
+    let _srv = agent("srv", "server", listen, &tok, &[], &[]);
+    let t = Instant::now();
+    let mut ld = agent("ld", "load", far, &tok, &[], &[]);
+    let line = c.wait_for("load agent ld (127.0.0.1) joined", Duration::from_secs(20));
+    let took = t.elapsed();
+    eprintln!("joined at 1 s round trip after {took:?}: {line}");
+    let rtt = figure(&line, "round trip");
+    assert!((1000.0..1500.0).contains(&rtt), "round trip {rtt} ms");
+    // Same host, same clock: the offset is within its bound of zero.
+    let (offset_s, within_ms) = (figure(&line, "clock offset"), figure(&line, "(within"));
+    assert!(
+        offset_s.abs() * 1e3 <= within_ms,
+        "offset {offset_s} s, bound {within_ms} ms"
+    );
+    ld.wait_for("round trip 10", Duration::from_secs(5));
+    // And the run goes through it: start instants announced four round trips ahead.
+    assert_eq!(c.exit(Duration::from_secs(90)), 0, "{}", c.text());
+    assert_eq!(summary(&out)[0]["status"], "ok");
+    eprintln!("the run at 1 s round trip took {:?} in all", t.elapsed());
+    assert_eq!(ld.exit(Duration::from_secs(10)), 0, "{}", ld.text());
+}
+
+#[test]
+fn a_missing_or_invalid_scenario_exits_2_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let out = dir.path().join("out");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\nruntimes = [\"epoll\"]\n[load]\nconnections = \"x\"\n",
+    )
+    .unwrap();
+    for scn in [dir.path().join("missing.toml"), bad] {
+        let listen = loopback();
+        let mut c = controller_args(&scn, &out, listen, &tok, &["--join-timeout", "3s"]);
+        assert_eq!(c.exit(Duration::from_secs(10)), 2, "{}", c.text());
+        assert!(!c.text().contains("listening"), "{}", c.text());
+    }
+}
+
+#[test]
+fn agents_told_of_a_failed_run_exit_non_zero() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    // The results cannot be written: a file stands where the output folder would be.
+    let out = dir.path().join("file").join("out");
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let listen = loopback();
+    let scn = scenario(dir.path(), 1);
+    let mut c = controller_args(&scn, &out, listen, &tok, &["--join-timeout", "30s"]);
+    let mut srv = agent("srv", "server", listen, &tok, &[], &[]);
+    let mut ld = agent("ld", "load", listen, &tok, &[], &[]);
+    assert_ne!(c.exit(Duration::from_secs(60)), 0, "{}", c.text());
+    for a in [&mut srv, &mut ld] {
+        assert_eq!(a.exit(Duration::from_secs(10)), 7, "{}", a.text());
+        assert!(
+            a.text().contains("the controller ended the run"),
+            "{}",
+            a.text()
+        );
+    }
+}
+
+#[test]
+fn a_fifo_as_the_token_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let st = Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(&fifo)
+        .status();
+    assert!(st.unwrap().success());
+    let scn = scenario(dir.path(), 1);
+    let listen = loopback();
+    let mut c = controller_args(&scn, &dir.path().join("out"), listen, &fifo, &[]);
+    let mut a = agent("ld", "load", listen, &fifo, &[], &[]);
+    for p in [&mut c, &mut a] {
+        assert_eq!(p.exit(Duration::from_secs(5)), 2, "{}", p.text());
+        assert!(
+            p.text().contains("not a regular file (it is a FIFO)"),
+            "{}",
+            p.text()
+        );
+    }
+}
+
+#[test]
+fn a_hundred_idle_connections_from_one_host_do_not_keep_agents_out() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let (listen, out) = (loopback(), dir.path().join("out"));
+    let scn = scenario(dir.path(), 1);
+    let mut c = controller_args(&scn, &out, listen, &tok, &["--join-timeout", "30s"]);
+    c.wait_for("controller listening", Duration::from_secs(20));
+    // From 127.0.0.2, another host as far as the controller can tell; the agents come from
+    // 127.0.0.1. The default --handshake-timeout (10 s) holds the idle ones' places.
+    let idle: Vec<socket2::Socket> = (0..100)
+        .map(|_| {
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+                .unwrap();
+            s.connect(&listen.into()).unwrap();
+            s
+        })
+        .collect();
+    c.wait_for(
+        "8 handshakes from 127.0.0.2 are under way",
+        Duration::from_secs(10),
+    );
+    let t = Instant::now();
+    let mut srv = agent("srv", "server", listen, &tok, &[], &[]);
+    let mut ld = agent("ld", "load", listen, &tok, &[], &[]);
+    c.wait_for(
+        "server agent srv (127.0.0.1) joined",
+        Duration::from_secs(20),
+    );
+    c.wait_for("load agent ld (127.0.0.1) joined", Duration::from_secs(20));
+    let joined = t.elapsed();
+    eprintln!(
+        "beside 100 idle connections from another address the agents joined after {joined:?}"
+    );
+    assert!(joined < Duration::from_secs(3), "joined after {joined:?}");
+    drop(idle);
+    assert_eq!(c.exit(Duration::from_secs(60)), 0, "{}", c.text());
+    assert_eq!(srv.exit(Duration::from_secs(10)), 0);
+    assert_eq!(ld.exit(Duration::from_secs(10)), 0);
+}
+
+#[test]
+fn idle_connections_from_the_agents_own_address_delay_them_by_the_handshake_timeout_at_most() {
+    plugin_built();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = token(dir.path(), "t");
+    let (listen, out) = (loopback(), dir.path().join("out"));
+    let scn = scenario(dir.path(), 1);
+    let extra = ["--join-timeout", "30s", "--handshake-timeout", "1s"];
+    let mut c = controller_args(&scn, &out, listen, &tok, &extra);
+    c.wait_for("controller listening", Duration::from_secs(20));
+    let idle: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(listen).unwrap())
+        .collect();
+    c.wait_for("are under way", Duration::from_secs(10));
+    let t = Instant::now();
+    let mut srv = agent("srv", "server", listen, &tok, &[], &[]);
+    let mut ld = agent("ld", "load", listen, &tok, &[], &[]);
+    c.wait_for(
+        "server agent srv (127.0.0.1) joined",
+        Duration::from_secs(20),
+    );
+    c.wait_for("load agent ld (127.0.0.1) joined", Duration::from_secs(20));
+    let joined = t.elapsed();
+    eprintln!("beside 100 idle connections from their address the agents joined after {joined:?}");
+    // The idle ones hold their places for at most --handshake-timeout; the agents try again.
+    assert!(joined < Duration::from_secs(4), "joined after {joined:?}");
+    drop(idle);
+    assert_eq!(c.exit(Duration::from_secs(60)), 0, "{}", c.text());
+    assert_eq!(srv.exit(Duration::from_secs(10)), 0);
+    assert_eq!(ld.exit(Duration::from_secs(10)), 0);
 }

@@ -5,10 +5,10 @@
 //! [`super::LOST_AFTER`] (or gone) stops every child at once; nothing restarts.
 
 use super::cidr::Cidr;
-use super::handshake::{self, Hello};
+use super::handshake::{self, HandshakeError, Hello};
 use super::msg::{ChildKind, Exit, Role, ToAgent, ToController};
 use super::token::Token;
-use super::wire::{FrameWriter, WireError};
+use super::wire::{Deadline, FrameReader, FrameWriter, WireError};
 use crate::error::Exit as Code;
 use crate::protocol::{LoadgenSpec, ServeSpec};
 use std::collections::HashMap;
@@ -45,6 +45,10 @@ pub struct AgentArgs {
     /// How long to keep trying to reach the controller.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+    /// How long the handshake, the clock measurement and the controller's answer may take, all
+    /// told, once connected.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
 }
 
 /// A start instant must reach the agent at least this long before it.
@@ -61,6 +65,7 @@ type Children = Arc<Mutex<HashMap<u64, Child>>>;
 /// What the agent checks against.
 struct Rules {
     name: String,
+    role: Role,
     allow: Vec<Cidr>,
     plugin_dir: PathBuf,
     own_ip: IpAddr,
@@ -92,22 +97,24 @@ pub fn main(args: &AgentArgs) -> i32 {
     }
 }
 
-fn connect(target: &str, within: Duration) -> Result<TcpStream, String> {
-    let deadline = Instant::now() + within;
+/// A connection to the controller, tried until `by`.
+fn connect(target: &str, by: Instant, within: Duration) -> Result<TcpStream, String> {
     loop {
         let addrs: Vec<SocketAddr> = match target.to_socket_addrs() {
             Ok(a) => a.collect(),
-            Err(e) if Instant::now() >= deadline => {
+            Err(e) if Instant::now() >= by => {
                 return Err(format!("resolving the controller {target}: {e}"))
             }
             Err(_) => Vec::new(),
         };
         for a in &addrs {
-            if let Ok(s) = TcpStream::connect_timeout(a, Duration::from_secs(2)) {
+            let left = by.saturating_duration_since(Instant::now());
+            let wait = left.clamp(Duration::from_millis(10), Duration::from_secs(2));
+            if let Ok(s) = TcpStream::connect_timeout(a, wait) {
                 return Ok(s);
             }
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= by {
             return Err(format!(
                 "could not reach the controller {target} within {}",
                 humantime::format_duration(within)
@@ -117,36 +124,116 @@ fn connect(target: &str, within: Duration) -> Result<TcpStream, String> {
     }
 }
 
-fn serve_controller(args: &AgentArgs, name: &str, token: &Token) -> Result<(), String> {
-    let stream = connect(&args.controller, args.connect_timeout)?;
-    let _ = stream.set_nodelay(true);
-    stream
-        .set_read_timeout(Some(super::HANDSHAKE_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(super::LOST_AFTER)))
-        .map_err(|e| e.to_string())?;
+/// Whether a failed handshake is worth another try: the controller was busy, or hung up
+/// before answering (when busy it closes without reading the hello, which can reset the
+/// connection before its notice is read).
+fn again(e: &HandshakeError) -> bool {
+    match e {
+        HandshakeError::Refused { retry, .. } => *retry,
+        HandshakeError::Wire(WireError::Closed) => true,
+        HandshakeError::Wire(WireError::Io(e)) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        _ => false,
+    }
+}
+
+/// What joining gave: the connection and its two halves.
+struct Joined {
+    stream: TcpStream,
+    reader: FrameReader<TcpStream>,
+    writer: FrameWriter<TcpStream>,
+}
+
+/// Connects, proves itself and waits to be admitted; a controller with too many handshakes
+/// under way is tried again until `--connect-timeout`.
+fn join(args: &AgentArgs, name: &str, token: &Token) -> Result<Joined, String> {
+    let by = Instant::now() + args.connect_timeout;
     let hello = Hello {
         version: handshake::version(),
         role: args.role,
         name: name.to_string(),
         shard: args.shard,
     };
-    let (mut reader, writer) =
-        handshake::agent(&stream, token, &hello).map_err(|e| format!("handshake: {e}"))?;
-    let writer: Writer = Arc::new(Mutex::new(writer));
-    match reader.recv::<ToAgent>() {
-        Ok(ToAgent::Welcome { index }) => say(
-            name,
-            &format!("joined {} as {} agent {index}", args.controller, args.role),
-        ),
-        Ok(ToAgent::Refused { reason }) => {
-            return Err(format!("refused by the controller: {reason}"))
+    loop {
+        let stream = connect(&args.controller, by, args.connect_timeout)?;
+        let _ = stream.set_nodelay(true);
+        let d = Deadline::after(args.handshake_timeout, "the handshake with the controller");
+        let (mut reader, mut writer) = match handshake::agent(&stream, token, &hello, d) {
+            Ok(h) => h,
+            Err(e) if again(&e) && Instant::now() < by => {
+                say(
+                    name,
+                    &format!("handshake with {}: {e}; trying again", args.controller),
+                );
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            }
+            Err(e) => return Err(format!("handshake with {}: {e}", args.controller)),
+        };
+        let d = d.renamed("joining (the clock measurement and the controller's answer)");
+        loop {
+            match reader.recv_by::<ToAgent>(d) {
+                Ok(ToAgent::Ping { t0 }) => writer
+                    .send(&ToController::Pong {
+                        t0,
+                        agent_ns: crate::os::sys::monotonic_ns(),
+                    })
+                    .map_err(|e| format!("answering the clock measurement: {e}"))?,
+                Ok(ToAgent::Welcome {
+                    index,
+                    offset_ns,
+                    rtt_ns,
+                }) => {
+                    say(
+                        name,
+                        &format!(
+                            "joined {} as {} agent {index}: clock offset {:+.6} s, round trip \
+                             {:.3} ms (as the controller measured); waiting for the run",
+                            args.controller,
+                            args.role,
+                            offset_ns as f64 / 1e9,
+                            rtt_ns as f64 / 1e6
+                        ),
+                    );
+                    return Ok(Joined {
+                        stream,
+                        reader,
+                        writer,
+                    });
+                }
+                Ok(ToAgent::Refused { reason }) => {
+                    return Err(format!("refused by the controller: {reason}"))
+                }
+                Ok(ToAgent::Bye { error }) => {
+                    return Err(format!(
+                        "the controller ended the run before admitting this agent{}",
+                        error.map(|e| format!(": {e}")).unwrap_or_default()
+                    ))
+                }
+                Ok(_) => {}
+                Err(WireError::Closed) => {
+                    return Err(
+                        "the controller closed the connection before admitting this \
+                         agent (see its log)"
+                            .into(),
+                    )
+                }
+                Err(e) => return Err(format!("waiting to be admitted: {e}")),
+            }
         }
-        Ok(other) => return Err(format!("unexpected first message {other:?}")),
-        Err(e) => return Err(format!("waiting to be admitted: {e}")),
     }
+}
+
+fn serve_controller(args: &AgentArgs, name: &str, token: &Token) -> Result<(), String> {
+    let Joined {
+        stream,
+        mut reader,
+        writer,
+    } = join(args, name, token)?;
+    let writer: Writer = Arc::new(Mutex::new(writer));
     let peer = stream.peer_addr().map_err(|e| e.to_string())?;
     let rules = Rules {
         name: name.to_string(),
+        role: args.role,
         allow: match args.allow_target.is_empty() {
             true => vec![Cidr::around(peer.ip())],
             false => args.allow_target.clone(),
@@ -160,6 +247,7 @@ fn serve_controller(args: &AgentArgs, name: &str, token: &Token) -> Result<(), S
     };
     stream
         .set_read_timeout(Some(super::HEARTBEAT))
+        .and_then(|()| stream.set_write_timeout(Some(super::LOST_AFTER)))
         .map_err(|e| e.to_string())?;
     let children: Children = Default::default();
     let beating = heartbeat(writer.clone());
@@ -231,7 +319,10 @@ fn follow(
         heard = Instant::now();
         let sent = match msg {
             ToAgent::Heartbeat | ToAgent::Welcome { .. } => Ok(()),
-            ToAgent::Bye => return Ok(()),
+            ToAgent::Bye { error: None } => return Ok(()),
+            ToAgent::Bye { error: Some(e) } => {
+                return Err(format!("the controller ended the run: {e}"))
+            }
             ToAgent::Refused { reason } => return Err(format!("refused: {reason}")),
             ToAgent::Ping { t0 } => send(
                 w,
@@ -325,6 +416,15 @@ pub fn failed_line(message: &str) -> String {
 
 /// Checks a child's spec against this agent's rules; returns the spec to run here.
 fn admit(kind: ChildKind, spec: &str, sha: Option<&str>, rules: &Rules) -> Result<String, String> {
+    match (kind, rules.role) {
+        (ChildKind::Loadgen, Role::Server) => {
+            return Err("this is a server agent: it runs no load".into())
+        }
+        (ChildKind::Serve, Role::Load) => {
+            return Err("this is a load agent: it runs no server".into())
+        }
+        _ => {}
+    }
     match kind {
         ChildKind::Loadgen => {
             let s: LoadgenSpec =
@@ -524,8 +624,9 @@ mod tests {
     #[test]
     fn load_outside_allow_target_and_another_plugin_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let rules = Rules {
+        let mut rules = Rules {
             name: "a".into(),
+            role: Role::Load,
             allow: vec!["10.1.0.0/16".parse().unwrap()],
             plugin_dir: dir.path().to_path_buf(),
             own_ip: "10.1.0.5".parse().unwrap(),
@@ -546,6 +647,12 @@ mod tests {
         assert!(admit(ChildKind::Loadgen, &spec("10.1.2.3:80"), None, &rules).is_ok());
         let e = admit(ChildKind::Loadgen, &spec("192.168.0.1:80"), None, &rules).unwrap_err();
         assert!(e.contains("outside --allow-target 10.1.0.0/16"), "{e}");
+        let serve = r#"{"addr":"10.1.0.5:80"}"#;
+        let e = admit(ChildKind::Serve, serve, None, &rules).unwrap_err();
+        assert!(e.contains("a load agent: it runs no server"), "{e}");
+        rules.role = Role::Server;
+        let e = admit(ChildKind::Loadgen, &spec("10.1.2.3:80"), None, &rules).unwrap_err();
+        assert!(e.contains("a server agent: it runs no load"), "{e}");
         std::fs::write(dir.path().join("libp.so"), b"one build").unwrap();
         let e = local_plugin(Path::new("/elsewhere/libp.so"), dir.path(), Some("00")).unwrap_err();
         assert!(e.contains("refusing to run another build"), "{e}");

@@ -6,7 +6,7 @@
 
 use super::clock::{Offset, Sample};
 use super::msg::{ChildKind, Role, ToAgent, ToController};
-use super::wire::{FrameReader, FrameWriter, WireError};
+use super::wire::{Deadline, FrameReader, FrameWriter, WireError};
 use crate::os::procfs::ProcSample;
 use crate::os::sys::Reaped;
 use std::collections::HashMap;
@@ -52,35 +52,86 @@ const SAMPLE_WAIT: Duration = Duration::from_millis(200);
 
 /// Ping round trips per agent when it joins; the fastest sets its offset.
 const CLOCK_SAMPLES: usize = 16;
+/// The pings go out this far apart without waiting for their pongs, so the measurement takes
+/// one round trip and a little more, whatever the round trip.
+const PING_GAP: Duration = Duration::from_millis(2);
 
-impl AgentLink {
-    /// Measures the agent's clock on a fresh authenticated connection, then follows its frames
-    /// on a thread of its own.
-    pub fn start(
-        hello: super::handshake::Hello,
-        addr: SocketAddr,
-        mut reader: FrameReader<TcpStream>,
-        mut writer: FrameWriter<TcpStream>,
-    ) -> Result<Arc<AgentLink>, String> {
+/// What the clock measurement found.
+#[derive(Clone, Copy, Debug)]
+pub struct Measured {
+    pub offset: Offset,
+    /// The slowest of the round trips (the fastest is `offset.rtt_ns`).
+    pub slowest_rtt_ns: u64,
+}
+
+/// Measures an agent's clock on a fresh authenticated connection, by `d`: [`CLOCK_SAMPLES`]
+/// pings sent [`PING_GAP`] apart, each answered with the agent's clock; the fastest round trip
+/// sets the offset.
+pub fn measure_clock(
+    reader: &mut FrameReader<TcpStream>,
+    writer: &mut FrameWriter<TcpStream>,
+    d: Deadline,
+) -> Result<Measured, String> {
+    let (tx, sent) = mpsc::channel::<u64>();
+    std::thread::scope(|scope| {
+        let pinger = scope.spawn(move || -> Result<(), WireError> {
+            for _ in 0..CLOCK_SAMPLES {
+                let t0 = crate::os::sys::monotonic_ns();
+                // Known before its pong can come back.
+                let _ = tx.send(t0);
+                writer.send(&ToAgent::Ping { t0 })?;
+                std::thread::sleep(PING_GAP);
+            }
+            Ok(())
+        });
         let mut samples = Vec::new();
-        for _ in 0..CLOCK_SAMPLES {
-            let t0 = crate::os::sys::monotonic_ns();
-            writer
-                .send(&ToAgent::Ping { t0 })
-                .map_err(|e| format!("clock sample: {e}"))?;
-            loop {
-                match reader.recv::<ToController>() {
-                    Ok(ToController::Pong { t0: back, agent_ns }) if back == t0 => {
-                        let t1 = crate::os::sys::monotonic_ns();
+        let mut t0s = Vec::new();
+        while samples.len() < CLOCK_SAMPLES {
+            match reader.recv_by::<ToController>(d) {
+                Ok(ToController::Pong { t0, agent_ns }) => {
+                    let t1 = crate::os::sys::monotonic_ns();
+                    t0s.extend(sent.try_iter());
+                    if t0s.contains(&t0) {
                         samples.push(Sample { t0, agent_ns, t1 });
-                        break;
                     }
-                    Ok(_) => {}
-                    Err(e) => return Err(format!("clock sample: {e}")),
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "measuring its clock ({} of {CLOCK_SAMPLES} pings answered): {e}",
+                        samples.len()
+                    ))
                 }
             }
         }
-        let offset = Offset::best(&samples).expect("samples were taken");
+        match pinger.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("measuring its clock: {e}")),
+            Err(_) => return Err("measuring its clock: the pinging thread panicked".into()),
+        }
+        let offset = Offset::best(&samples).ok_or("measuring its clock: no sample")?;
+        let slowest_rtt_ns = samples.iter().map(|s| s.t1.saturating_sub(s.t0)).max();
+        Ok(Measured {
+            offset,
+            slowest_rtt_ns: slowest_rtt_ns.unwrap_or(offset.rtt_ns),
+        })
+    })
+}
+
+impl AgentLink {
+    /// An admitted agent whose clock was measured: its frames are followed on a thread of
+    /// its own from now on.
+    pub fn start(
+        hello: super::handshake::Hello,
+        addr: SocketAddr,
+        offset: Offset,
+        reader: FrameReader<TcpStream>,
+        writer: FrameWriter<TcpStream>,
+    ) -> Arc<AgentLink> {
+        // Reads poll for heartbeats; a write that cannot go out within the loss time fails.
+        let s = writer.stream();
+        let _ = s.set_read_timeout(Some(super::HEARTBEAT));
+        let _ = s.set_write_timeout(Some(super::LOST_AFTER));
         let link = Arc::new(AgentLink {
             name: hello.name,
             role: hello.role,
@@ -97,7 +148,7 @@ impl AgentLink {
         });
         let l = link.clone();
         std::thread::spawn(move || l.follow(reader));
-        Ok(link)
+        link
     }
 
     pub fn label(&self) -> String {

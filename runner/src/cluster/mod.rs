@@ -26,8 +26,6 @@ use std::time::Duration;
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
 /// ...and declares the other lost after this long without a frame.
 pub const LOST_AFTER: Duration = Duration::from_secs(2);
-/// How long the handshake's each step may take.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where each process of a run runs: on this host, or on the agents of a run across machines.
 /// Made once per `run` command (after the agents joined), carried by the plan and handed down

@@ -21,25 +21,31 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// The handshake, before a key exists (see [`super::handshake`]).
+/// The handshake, before the keys exist (see [`super::handshake`]): frames of at most
+/// [`super::handshake::MAX_HANDSHAKE_FRAME`] bytes, in the clear.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "m", rename_all = "snake_case")]
 pub enum Handshake {
-    /// Agent -> controller.
+    /// Agent -> controller, first. Its exact bytes are the Noise prologue: changed on the way,
+    /// the handshake fails.
     Hello {
         version: String,
         role: Role,
         name: String,
-        nonce: String,
         /// A load agent's place among the load agents (a Job's completion index, Slurm's
         /// SLURM_PROCID); agents without one take the places left, in the order they joined.
         #[serde(default)]
         shard: Option<usize>,
     },
-    /// Controller -> agent: its nonce and its proof that it holds the token.
-    Challenge { nonce: String, proof: String },
-    /// Agent -> controller: its proof.
-    Proof { proof: String },
+    /// A Noise handshake message, hex.
+    Noise { msg: String },
+    /// Controller -> agent, unauthenticated, in place of its Noise message: why the handshake
+    /// ends here, for the agent's log. `retry`: too many handshakes were under way; try again.
+    Refused {
+        reason: String,
+        #[serde(default)]
+        retry: bool,
+    },
 }
 
 /// A child process an agent runs for the controller.
@@ -63,9 +69,12 @@ impl ChildKind {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "m", rename_all = "snake_case")]
 pub enum ToAgent {
-    /// Joined; `index` is the agent's place among those of its role.
+    /// Joined, once its clock was measured; `index` is the agent's place among those of its
+    /// role when it joined, `offset_ns` and `rtt_ns` what the controller measured.
     Welcome {
         index: usize,
+        offset_ns: i64,
+        rtt_ns: u64,
     },
     /// Not joined (version mismatch, the run is full): the agent exits with this reason.
     Refused {
@@ -100,8 +109,12 @@ pub enum ToAgent {
     /// Reserve a free port on the agent's address for the next servers.
     ReservePort,
     Heartbeat,
-    /// The run is over: stop everything and exit.
-    Bye,
+    /// The run is over: stop everything and exit; `error`: why the run failed or was refused
+    /// (the agent then exits non-zero).
+    Bye {
+        #[serde(default)]
+        error: Option<String>,
+    },
 }
 
 /// How a child ended (mirror of [`crate::os::sys::Reaped`]).

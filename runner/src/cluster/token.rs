@@ -1,5 +1,6 @@
 //! The shared secret: 256 bits, hex in a file only its owner can read. Everything a controller
-//! and its agents prove to each other derives from it (see [`super::wire`]).
+//! and its agents prove to each other derives from it: it is the Noise pre-shared key (see
+//! [`super::handshake`]).
 
 use anyhow::{bail, Context};
 use std::io::Read;
@@ -23,8 +24,17 @@ impl Token {
     /// may read is refused, as ssh refuses a readable private key: anyone who can read it can
     /// aim the load.
     pub fn read(path: &Path) -> anyhow::Result<Token> {
+        use std::os::unix::fs::OpenOptionsExt;
         let meta = std::fs::metadata(path)
             .with_context(|| format!("reading the token file {}", path.display()))?;
+        // A FIFO or a device would block the read (or never end); only a plain file is a token.
+        if !meta.is_file() {
+            bail!(
+                "the token file {} is not a regular file (it is {}); write one with                  `runbench token FILE`",
+                path.display(),
+                file_kind(&meta.file_type())
+            );
+        }
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             bail!(
@@ -34,17 +44,37 @@ impl Token {
                 path.display()
             );
         }
-        let text = std::fs::read_to_string(path)
+        // O_NONBLOCK: should the file have been swapped for a FIFO since, opening it does not
+        // wait for a writer.
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .with_context(|| format!("reading the token file {}", path.display()))?;
+        let mut text = String::new();
+        f.by_ref()
+            .take(1024)
+            .read_to_string(&mut text)
             .with_context(|| format!("reading the token file {}", path.display()))?;
         Token::parse(text.trim()).with_context(|| format!("the token file {}", path.display()))
     }
 
     pub fn parse(hex: &str) -> anyhow::Result<Token> {
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("not hexadecimal (a token is 64 hex digits, `runbench token`)");
+        }
+        if hex.len() % 2 != 0 {
+            bail!(
+                "{} hex digits, an odd number: a token is 64 (`runbench token`)",
+                hex.len()
+            );
+        }
         let bytes = from_hex(hex).context("not hexadecimal")?;
         let Ok(arr) = <[u8; TOKEN_BYTES]>::try_from(bytes.as_slice()) else {
             bail!(
-                "holds {} bytes; a token is {TOKEN_BYTES} bytes (64 hex digits, `runbench token`)",
-                bytes.len()
+                "holds {} byte{}; a token is {TOKEN_BYTES} bytes (64 hex digits, `runbench token`)",
+                bytes.len(),
+                if bytes.len() == 1 { "" } else { "s" }
             );
         };
         Ok(Token(arr))
@@ -71,6 +101,21 @@ impl Token {
             .open(path)
             .with_context(|| format!("creating {}", path.display()))?;
         writeln!(f, "{}", token.to_hex()).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a plain file"
     }
 }
 
@@ -113,8 +158,27 @@ mod tests {
 
     #[test]
     fn a_short_or_non_hex_token_is_refused() {
-        assert!(Token::parse("abcd").is_err());
-        assert!(Token::parse(&"zz".repeat(32)).is_err());
+        let e = |s: &str| Token::parse(s).unwrap_err().to_string();
+        assert!(e("abcd").contains("holds 2 bytes"), "{}", e("abcd"));
+        assert!(e("ab").contains("holds 1 byte;"), "{}", e("ab"));
+        assert!(
+            e("abc").contains("3 hex digits, an odd number"),
+            "{}",
+            e("abc")
+        );
+        assert!(e(&"zz".repeat(32)).contains("not hexadecimal"));
         assert!(Token::parse(&"ab".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn a_fifo_or_a_folder_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = format!("{:#}", Token::read(&fifo).unwrap_err());
+        assert!(e.contains("not a regular file (it is a FIFO)"), "{e}");
+        let e = format!("{:#}", Token::read(dir.path()).unwrap_err());
+        assert!(e.contains("it is a folder"), "{e}");
     }
 }

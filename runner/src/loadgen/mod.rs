@@ -12,6 +12,7 @@ mod epoll;
 mod exchange;
 mod pacer;
 mod schedule;
+mod settings;
 mod sleep_cost;
 mod worker;
 

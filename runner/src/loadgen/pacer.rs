@@ -15,7 +15,7 @@
 //! a parameter here, not a branch in the worker.
 
 use super::schedule::{Due, Owned, Schedule};
-use super::worker::Settings;
+use super::settings::Settings;
 use crate::protocol::Ramp;
 use crate::scenario::Model;
 use std::time::{Duration, Instant};

@@ -24,15 +24,14 @@ use super::epoll::{Epoll, Ready};
 use super::exchange::Exchange;
 use super::pacer::{Clock, Pacer};
 use super::schedule::Owned;
+pub use super::settings::Settings;
 use super::sleep_cost;
 use crate::protocol::histograms::{new_histogram, record, LoadHistograms};
-use crate::protocol::{LoadBusy, LoadCounters, LoadErrors, LoadgenSpec, Ramp, LATE_SEND};
-use crate::scenario::Model;
+use crate::protocol::{LoadBusy, LoadCounters, LoadErrors, LATE_SEND};
 use hdrhistogram::Histogram;
-use runbench_plugin_abi::Workload;
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -143,41 +142,6 @@ struct Conn {
     last_completion: Option<Instant>,
     /// A write stopped on a full socket buffer; epoll's writable event must not be slept through.
     write_blocked: bool,
-}
-
-/// The worker's settings, derived from the process's spec.
-pub struct Settings {
-    pub target: SocketAddr,
-    pub model: Model,
-    pub workload: Workload,
-    pub open_connections: Ramp,
-    pub rate: Option<Ramp>,
-    pub requests_per_connection: Option<u64>,
-    pub send_window: Duration,
-    pub connect_timeout: Duration,
-    pub warmup: Duration,
-    pub duration: Duration,
-    pub interval: Duration,
-    pub signal_at: Option<Duration>,
-}
-
-impl Settings {
-    pub fn from_spec(spec: &LoadgenSpec) -> Self {
-        Settings {
-            target: spec.target,
-            model: spec.model,
-            workload: spec.workload,
-            open_connections: spec.open_connections.clone(),
-            rate: spec.rate.clone(),
-            requests_per_connection: spec.requests_per_connection,
-            send_window: Duration::from_nanos(spec.send_window_ns),
-            connect_timeout: Duration::from_millis(spec.connect_timeout_ms),
-            warmup: Duration::from_millis(spec.warmup_ms),
-            duration: Duration::from_millis(spec.duration_ms),
-            interval: Duration::from_millis(spec.interval_ms.max(1)),
-            signal_at: spec.signal_at_ms.map(Duration::from_millis),
-        }
-    }
 }
 
 /// The current timeline interval's tallies.
@@ -1045,6 +1009,9 @@ fn busy(
 mod tests {
     use super::super::schedule::Due;
     use super::*;
+    use crate::protocol::Ramp;
+    use crate::scenario::Model;
+    use runbench_plugin_abi::Workload;
 
     fn open_worker(send_window: Duration) -> Worker {
         let settings = Settings {

@@ -19,7 +19,6 @@ pub mod run_folder;
 pub mod trend;
 pub mod verdict;
 
-use crate::cluster::Placement;
 use crate::error::Error;
 use crate::plan::{self, Overrides, Plan};
 use crate::results::{create_stamped_dir, point_latest, write_atomic, write_together};
@@ -111,12 +110,7 @@ fn plans(opts: &Options) -> anyhow::Result<Vec<Plan>> {
             repeat: (s.run.repeat == 1).then_some(opts.trials),
             ..Overrides::default()
         };
-        plans.push(plan::plan(
-            &s,
-            &overrides,
-            &opts.plugin_dir,
-            Placement::local(),
-        )?);
+        plans.push(plan::plan(&s, &overrides, &opts.plugin_dir)?);
     }
     Ok(plans)
 }

@@ -100,6 +100,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan with its processes placed by `placement` (across machines: on the agents that
+    /// joined, known only after the plan was checked).
+    pub fn placed(self, placement: Placement) -> Plan {
+        Plan { placement, ..self }
+    }
+
     /// The load-generator processes for `point`.
     pub fn shards(&self, point: &Point) -> Vec<Shard> {
         let shards = split_shards(
@@ -387,14 +393,9 @@ pub fn schedule(trials: usize, points: usize, subjects: usize, seed: u64) -> Vec
     steps
 }
 
-/// The plan of `scenario` with the command line's `overrides`, its plugins from `dir`, its
-/// processes placed by `placement`.
-pub fn plan(
-    scenario: &Scenario,
-    overrides: &Overrides,
-    dir: &Path,
-    placement: Placement,
-) -> anyhow::Result<Plan> {
+/// The plan of `scenario` with the command line's `overrides` and its plugins from `dir`, every
+/// process on this host until [`Plan::placed`] says otherwise.
+pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::Result<Plan> {
     let mut scenario = scenario.clone();
     if let Some(n) = overrides.connections {
         anyhow::ensure!(n > 0, "--connections must be at least 1");
@@ -455,7 +456,7 @@ pub fn plan(
         nofile_limit,
         seed,
         steps,
-        placement,
+        placement: Placement::local(),
     })
 }
 
