@@ -282,6 +282,10 @@ fn ctrl_c_mid_run_stops_the_server_keeps_what_was_measured_and_exits_130() {
         "{}",
         cut["error"]
     );
+    // Interrupted is said as such, not as a failure of the runtime.
+    let md = std::fs::read_to_string(run_root.join("latest/report.md")).unwrap();
+    assert!(md.contains(" interrupted: interrupted (SIGINT)"), "{md}");
+    assert!(!md.contains("failed: interrupted"), "{md}");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_root.join("latest/meta.json")).unwrap())
             .unwrap();

@@ -328,7 +328,10 @@ fn flags(data: &RunData, plots: &[Plot]) -> Vec<String> {
         match r.row.status {
             RowStatus::Ok => {}
             RowStatus::Skipped => out.push(format!("{who} skipped: {}", cell(&r.row.error))),
-            _ => out.push(format!("{who} failed: {}", cell(&r.row.error))),
+            RowStatus::Interrupted => {
+                out.push(format!("{who} interrupted: {}", cell(&r.row.error)))
+            }
+            RowStatus::Failed => out.push(format!("{who} failed: {}", cell(&r.row.error))),
         }
         if !r.row.audit.is_empty() && r.row.audit != "ok" {
             out.push(format!(

@@ -28,6 +28,8 @@ pub const TEXT: RGBColor = RGBColor(0x22, 0x22, 0x22);
 pub const MUTED: RGBColor = RGBColor(0x66, 0x66, 0x66);
 pub const GRID: RGBColor = RGBColor(0xe4, 0xe4, 0xe4);
 pub const FAILED: RGBColor = RGBColor(0xb2, 0x18, 0x2b);
+/// A row stopped by the user (Ctrl-C): not a failure of the runtime.
+pub const INTERRUPTED: RGBColor = RGBColor(0xb3, 0x5c, 0x00);
 /// The shaded warmup band of the timeline.
 pub const WARMUP_FILL: RGBColor = RGBColor(0xee, 0xee, 0xee);
 

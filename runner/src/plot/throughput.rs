@@ -5,6 +5,8 @@
 use super::hbars::{self, Bar, Reference};
 use super::{palette, scale, select, style, Area};
 use crate::results::read::{RunData, Summary, REFERENCE_RUNTIME};
+use crate::results::RowStatus;
+use plotters::style::RGBColor;
 
 pub const SIZE: (u32, u32) = (1280, 720);
 
@@ -79,12 +81,16 @@ fn bar(data: &RunData, view: &select::View, r: &Summary, reference: Option<f64>)
             text.push_str(&format!("  ({:.0}% of {REFERENCE_RUNTIME})", v / e * 100.0));
         }
     }
-    if !r.ok() {
+    let mut text_colour = style::TEXT;
+    if let Some((word, colour)) = status_look(r.row.status) {
+        let width = if text.is_empty() { 90 } else { 50 };
+        let said = format!("{word}: {}", shorten(&r.row.error, width));
         text = if text.is_empty() {
-            format!("FAILED: {}", shorten(&r.row.error, 90))
+            said
         } else {
-            format!("{text}  FAILED: {}", shorten(&r.row.error, 50))
+            format!("{text}  {said}")
         };
+        text_colour = colour;
     }
     Bar {
         label: view.label(r),
@@ -93,7 +99,18 @@ fn bar(data: &RunData, view: &select::View, r: &Summary, reference: Option<f64>)
         ci,
         dots,
         text,
-        text_colour: if r.ok() { style::TEXT } else { style::FAILED },
+        text_colour,
+    }
+}
+
+/// How a row that is not ok is said on the chart: each status its own word and look, so a
+/// runtime skipped by its nature or a run stopped by the user is not drawn as a failure.
+fn status_look(status: RowStatus) -> Option<(&'static str, RGBColor)> {
+    match status {
+        RowStatus::Ok => None,
+        RowStatus::Failed => Some(("failed", style::FAILED)),
+        RowStatus::Interrupted => Some(("interrupted", style::INTERRUPTED)),
+        RowStatus::Skipped => Some(("skipped", style::MUTED)),
     }
 }
 
@@ -105,5 +122,28 @@ pub fn shorten(s: &str, max: usize) -> String {
     } else {
         let cut: String = s.chars().take(max.saturating_sub(1)).collect();
         format!("{}…", cut.trim_end())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_failed_and_interrupted_rows_each_have_their_own_word_and_look() {
+        assert_eq!(status_look(RowStatus::Ok), None);
+        let looks: Vec<_> = [
+            RowStatus::Failed,
+            RowStatus::Interrupted,
+            RowStatus::Skipped,
+        ]
+        .into_iter()
+        .map(|s| status_look(s).unwrap())
+        .collect();
+        assert_eq!(
+            looks.iter().map(|l| l.0).collect::<Vec<_>>(),
+            ["failed", "interrupted", "skipped"]
+        );
+        assert!(looks[0].1 != looks[1].1 && looks[1].1 != looks[2].1 && looks[0].1 != looks[2].1);
     }
 }
