@@ -86,6 +86,46 @@ fn smoke_run_against_tokio_writes_a_clean_row() {
     );
 }
 
+/// The command line is recorded, and so are the runtimes it chose (not the scenario's "every
+/// built plugin").
+#[test]
+fn a_runs_command_line_and_the_runtimes_it_chose_are_recorded() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "all.toml",
+        &SMOKE
+            .replace("runtimes = [\"tokio\"]\n", "")
+            .replace("\"2s\"\ncpus", "\"500ms\"\ncpus"),
+    );
+    let out_dir = dir.path().join("out");
+    let out = runbench(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--runtimes",
+        "tokio",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let meta = read_meta(&out_dir.join("e2e/latest"));
+    assert_eq!(meta["scenario"]["runtimes"], serde_json::json!(["tokio"]));
+    let args: Vec<&str> = meta["command_line"]
+        .as_array()
+        .expect("command_line")
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[1..3], ["run", scenario.to_str().unwrap()], "{args:?}");
+    assert!(
+        args.windows(2).any(|w| w == ["--runtimes", "tokio"]),
+        "{args:?}"
+    );
+    let report = std::fs::read_to_string(out_dir.join("e2e/latest/report.md")).unwrap();
+    assert!(!report.contains("every built plugin"), "{report}");
+}
+
 #[test]
 fn fifty_thousand_connections_in_one_server_process_stop_at_the_preflight_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();

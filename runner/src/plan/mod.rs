@@ -435,6 +435,11 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
             .map(Subject::Plugin)
             .collect(),
     };
+    // What ran, not what the file asked: the command line's choice of runtimes is recorded
+    // with the scenario (meta.json, report.md).
+    if overrides.runtimes.is_some() || !overrides.plugins.is_empty() {
+        scenario.runtimes = Some(subjects.iter().map(|s| s.name().to_string()).collect());
+    }
     // Before any point or step is built: a sweep may multiply to more than memory holds.
     check_size(&scenario, subjects.len())?;
     let nofile_limit = crate::os::sys::raise_nofile()?;

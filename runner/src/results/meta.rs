@@ -30,6 +30,8 @@ pub struct Meta {
     pub steps_planned: usize,
     pub steps_done: usize,
     pub runbench_version: String,
+    /// The command that made the run, as it was typed (its arguments, the program first).
+    pub command_line: Vec<String>,
     /// The scenario as resolved (overrides applied), as `scenario::Scenario` serialises it.
     pub scenario: serde_json::Value,
     pub scenario_file: String,
@@ -92,6 +94,7 @@ impl Meta {
             steps_planned: plan.steps.len(),
             steps_done: 0,
             runbench_version: env!("CARGO_PKG_VERSION").into(),
+            command_line: std::env::args().collect(),
             scenario: serde_json::to_value(s).expect("a scenario serialises"),
             scenario_file: s.source.display().to_string(),
             server_processes: plan.server_processes,
