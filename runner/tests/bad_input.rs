@@ -394,3 +394,41 @@ fn validate_says_when_run_would_need_allow_remote() {
         text(&out)
     );
 }
+
+/// `validate` said ok to 200,000 connections that `run` refused at its preflight: it now runs
+/// the same preflight, with the same ways out, and says which runtimes `run` would skip.
+#[test]
+fn validate_refuses_what_run_would_and_names_what_it_would_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = write(
+        dir.path(),
+        "huge.toml",
+        &GOOD.replace("connections = 10", "connections = 200000"),
+    );
+    for args in [vec!["validate"], vec!["run", "--dry-run"]] {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(&args).arg(&huge);
+        let out = output_within(&mut cmd, std::time::Duration::from_secs(20));
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {msg}");
+        assert!(msg.contains("needs 200000 connections"), "{args:?}: {msg}");
+        assert!(msg.contains("--server-processes"), "{args:?}: {msg}");
+    }
+    let with_runtimes = write(
+        dir.path(),
+        "skip.toml",
+        &format!(
+            "runtimes = [\"embassy\", \"tokio\"]\n{}",
+            GOOD.replace("connections = 10", "connections = 300")
+        ),
+    );
+    let out = runbench(&["validate", with_runtimes.to_str().unwrap()]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{msg}");
+    assert!(
+        msg.contains("`embassy` would be skipped at 1 of 1 point(s)")
+            && msg.contains("at most 256 connections"),
+        "{msg}"
+    );
+    assert!(!msg.contains("`tokio` would be skipped"), "{msg}");
+}

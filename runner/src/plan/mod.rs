@@ -265,18 +265,35 @@ fn remote_target(s: &Scenario) -> Option<String> {
     })
 }
 
-/// What `validate` checks beyond the file itself: the runtimes exist and the plan's size with
-/// them. Returns notes on what `run` needs beyond the scenario (e.g. `--allow-remote`).
+/// What `validate` checks beyond the file itself: the plan `run` would make, its preflight
+/// included (descriptors, ports, threads, the plan's size), so `validate` refuses what `run`
+/// would. Returns notes on what `run` needs beyond the scenario (e.g. `--allow-remote`) and the
+/// runtimes it would skip, with why.
 pub fn check(s: &Scenario, dir: &Path) -> anyhow::Result<Vec<String>> {
-    let subjects = match &s.target {
-        Some(_) => 1,
-        None => resolve_runtimes(s, None, dir)?.len(),
+    // A remote target is a note here, not a refusal: `run --allow-remote` takes it.
+    let overrides = Overrides {
+        allow_remote: true,
+        ..Overrides::default()
     };
-    check_size(s, subjects)?;
-    Ok(remote_target(s)
+    let plan = plan(s, &overrides, dir)?;
+    let mut notes: Vec<String> = remote_target(s)
         .map(|why| format!("{why}: `runbench run` refuses it without that option"))
         .into_iter()
-        .collect())
+        .collect();
+    for (k, subject) in plan.subjects.iter().enumerate() {
+        let skipped: Vec<String> = (plan.points.iter())
+            .filter_map(|p| plan.skip_reason(k, p))
+            .collect();
+        if let Some(why) = skipped.first() {
+            notes.push(format!(
+                "`{}` would be skipped at {} of {} point(s): {why}",
+                subject.name(),
+                skipped.len(),
+                plan.points.len()
+            ));
+        }
+    }
+    Ok(notes)
 }
 
 fn check_size(s: &Scenario, subjects: usize) -> Result<(), PlanError> {
