@@ -19,7 +19,7 @@ COPY --from=build /src/target/release/runbench /src/target/release/librunbench_p
 FROM ${BASE}
 # iproute2: the embassy plugin's TAP namespace (not used across machines, kept for local runs).
 RUN apt-get update && apt-get install -y --no-install-recommends iproute2 \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 # Plugins are found next to the binary.
 COPY --from=binaries runbench librunbench_plugin_*.so /opt/runbench/
 ENV PATH=/opt/runbench:$PATH
