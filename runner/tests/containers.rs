@@ -217,21 +217,22 @@ impl Made {
         name
     }
 
-    /// Names of this test's containers and networks that podman still lists.
+    /// Names of this test's containers, networks and images that podman still lists.
     fn leftovers(podman: &Podman, prefix: &str) -> Vec<String> {
-        let filter = format!("name={prefix}");
+        let name = format!("name={prefix}");
+        let image = format!("reference=localhost/{prefix}");
         let mut left = Vec::new();
-        for args in [
-            ["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
-            [
-                "network",
-                "ls",
-                "--filter",
-                &filter,
-                "--format",
-                "{{.Name}}",
-            ],
+        for (what, filter, format) in [
+            ("ps", &name, "{{.Names}}"),
+            ("network", &name, "{{.Name}}"),
+            ("images", &image, "{{.Repository}}"),
         ] {
+            let mut args = if what == "network" {
+                vec!["network", "ls"]
+            } else {
+                vec![what, "-a"]
+            };
+            args.extend(["--filter", filter, "--format", format]);
             let out = podman.ok(&args, Duration::from_secs(60)).unwrap();
             left.extend(out.lines().map(String::from));
         }
@@ -244,10 +245,12 @@ impl Drop for Made {
         let limit = Duration::from_secs(60);
         let p = &self.podman;
         if !self.containers.is_empty() {
-            let mut args = vec!["rm", "-f", "-t", "0"];
+            let mut args = vec!["rm", "--force", "--ignore", "--time", "0"];
             args.extend(self.containers.iter().map(String::as_str));
-            // Some were never created: the error names them, the others are removed.
-            let _ = p.ok(&args, limit);
+            // --ignore: some were never created, or removed already (--rm).
+            if let Err(e) = p.ok(&args, limit) {
+                eprintln!("removing the containers: {e}");
+            }
         }
         if let Some(n) = &self.network {
             if let Err(e) = p.ok(&["network", "rm", "-f", n], limit) {
