@@ -1,4 +1,6 @@
-//! Records the compiler and commit a binary was built from, for meta.json.
+//! Records the compiler and commit a binary was built from, for meta.json and `--version`.
+//! Outside a git checkout (or without git) the commit is "unknown".
+use std::path::Path;
 use std::process::Command;
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
@@ -6,6 +8,28 @@ fn output(cmd: &str, args: &[&str]) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Rerun when HEAD moves: HEAD itself, the branch it names (a commit changes only that) and
+/// packed-refs, and the index for `-dirty`. Asked of git, because in a worktree `.git` is a
+/// file and these live elsewhere; a path that does not exist is left out (cargo would rerun
+/// the script on every build).
+fn rerun_when_head_changes() {
+    println!("cargo:rerun-if-changed=build.rs");
+    let mut names = vec!["HEAD".to_string(), "packed-refs".into(), "index".into()];
+    if let Some(branch) = output("git", &["symbolic-ref", "-q", "HEAD"]) {
+        names.push(branch);
+    }
+    for name in names {
+        if let Some(path) = output(
+            "git",
+            &["rev-parse", "--path-format=absolute", "--git-path", &name],
+        ) {
+            if Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
+        }
+    }
 }
 
 fn main() {
@@ -19,6 +43,5 @@ fn main() {
     }
     println!("cargo:rustc-env=RUNBENCH_RUSTC_VERSION={version}");
     println!("cargo:rustc-env=RUNBENCH_GIT_COMMIT={commit}");
-    println!("cargo:rerun-if-changed=../.git/HEAD");
-    println!("cargo:rerun-if-changed=../.git/index");
+    rerun_when_head_changes();
 }

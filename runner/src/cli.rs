@@ -11,7 +11,8 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     name = "runbench",
-    version,
+    // The commit it was built from (runner/build.rs): which build an image holds, for one.
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RUNBENCH_GIT_COMMIT"), ")"),
     about = "How do Rust async runtimes behave under a given load?"
 )]
 struct Cli {
