@@ -664,6 +664,11 @@ fn three_hosts_with_skewed_clocks_merge_exactly_and_start_together() {
     assert_eq!(rows[0]["status"], "ok", "{:?}", rows[0]);
     // Each load process's result as the controller received it, and the merge.
     let text = k.c.text();
+    // The log names where the load goes: the server agent, not this host's loopback.
+    assert!(
+        text.contains("target server agent") && !text.contains("target 127.0.0.1 (a fresh port"),
+        "{text}"
+    );
     let shards: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("load process") && l.contains("requests="))

@@ -195,9 +195,14 @@ pub fn run_plan(plan: &Plan, out_root: &Path, options: &RunOptions) -> Result<Ru
 
 /// The first lines of a run's log: what it will do, where the results go.
 fn announce(plan: &Plan, dir: &RunDir) {
-    let target = match &plan.scenario.target {
-        Some(t) => t.address.to_string(),
-        None => "127.0.0.1 (a fresh port per runtime)".to_string(),
+    let target = match (&plan.scenario.target, plan.placement.server()) {
+        (Some(t), _) => t.address.to_string(),
+        (None, Some(agent)) => format!(
+            "server agent {} at {} (a port it reserves per runtime)",
+            agent.name,
+            agent.addr.ip()
+        ),
+        (None, None) => "127.0.0.1 (a fresh port per runtime)".to_string(),
     };
     let what = match &plan.scenario.search {
         Some(_) => "a capacity search".to_string(),
