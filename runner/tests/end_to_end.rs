@@ -205,10 +205,49 @@ fn unknown_runtime_is_bad_input_with_a_suggestion() {
     let out = runbench(&["validate", scenario.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out).contains("unknown runtime `tokyo`")
-            && text(&out).contains("did you mean `tokio`?"),
+        text(&out).contains("unknown runtime `tokyo` (did you mean `tokio`?)"),
         "{}",
         text(&out)
+    );
+    // Every unknown name, where the file says it.
+    let two = write(
+        dir.path(),
+        "two.toml",
+        &SMOKE.replace("[\"tokio\"]", "[\"tokyo\", \"smoll\"]"),
+    );
+    let out = runbench(&["validate", two.to_str().unwrap()]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("two.toml:3:13: `runtimes`: unknown runtimes `tokyo`")
+            && msg.contains("`smoll` (did you mean `smol`?)"),
+        "{msg}"
+    );
+    // A name from the command line is the command line's, not the scenario file's.
+    let fine = write(dir.path(), "fine.toml", SMOKE);
+    let out = runbench(&[
+        "run",
+        fine.to_str().unwrap(),
+        "--runtimes",
+        "tokyo",
+        "--dry-run",
+    ]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("--runtimes: unknown runtime `tokyo`"), "{msg}");
+    assert!(!msg.contains("fine.toml"), "{msg}");
+    // A plugin folder that is not there is named.
+    let out = runbench(&[
+        "validate",
+        fine.to_str().unwrap(),
+        "--plugin-dir",
+        "/nonexistent-dir",
+    ]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("plugin folder /nonexistent-dir: No such file"),
+        "{msg}"
     );
 }
 

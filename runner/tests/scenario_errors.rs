@@ -375,3 +375,35 @@ fn many_runtime_names_validate_in_linear_time() {
     let dup = text.replace("\"r79999\"", "\"r0\"");
     assert_all(&error(&dup), &["`runtimes.79999`", "`r0` is listed twice"]);
 }
+
+/// The weak messages a new user met (issue 26 item 11): each now says what to write instead.
+#[test]
+fn a_duration_without_its_unit_and_bytes_with_one_get_the_form_to_write() {
+    let msg = error(&GOOD.replace("duration = \"5s\"", "duration = 10"));
+    assert_all(
+        &msg,
+        &[
+            "scen/x.toml:8:12",
+            "`load.duration`",
+            "\"10s\", \"10ms\" or \"10us\"",
+        ],
+    );
+    let msg = error(&GOOD.replace("payload_bytes = 64", "payload_bytes = \"64KB\""));
+    assert_all(
+        &msg,
+        &[
+            "scen/x.toml:6:17",
+            "`load.payload_bytes`",
+            "a plain number without a unit",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_load_section_or_name_is_the_files_not_its_first_lines() {
+    let msg = error("name = \"t\"\n[server]\ncpus = [0]\n");
+    assert_all(&msg, &["scen/x.toml", "no `[load]` section"]);
+    assert!(!msg.contains("`name`:"), "blamed on the first key: {msg}");
+    let msg = error(&GOOD.replace("name = \"t\"\n", ""));
+    assert_all(&msg, &["scen/x.toml", "has no `name`"]);
+}

@@ -205,13 +205,10 @@ impl Plan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("{}: unknown runtime `{name}`; built plugins: {}{hint}", scenario.display(), available.join(", "))]
-    UnknownRuntime {
-        scenario: std::path::PathBuf,
-        name: String,
-        available: Vec<String>,
-        hint: String,
-    },
+    /// Runtimes the scenario or `--runtimes` names that no built plugin is: `at` says where
+    /// (the scenario's line, or the option), `message` which and what there is.
+    #[error("{at}{message}")]
+    UnknownRuntime { at: String, message: String },
     #[error("no plugins found in {}; build them with `cargo build --release` (or `just build`)", dir.display())]
     NoPlugins { dir: std::path::PathBuf },
     #[error("{0}")]
@@ -321,29 +318,63 @@ pub fn resolve_runtimes(
     let Some(names) = wanted.or(scenario.runtimes.as_deref()) else {
         return Ok(available);
     };
-    let mut out = Vec::new();
-    for name in names {
-        match available.iter().find(|p| &p.name == name) {
-            Some(p) => out.push(p.clone()),
-            None => {
-                let names: Vec<String> = available.iter().map(|p| p.name.clone()).collect();
-                let hint = names
+    let known: Vec<String> = available.iter().map(|p| p.name.clone()).collect();
+    let unknown: Vec<&String> = names.iter().filter(|n| !known.contains(n)).collect();
+    if let Some(first) = unknown.first() {
+        let described: Vec<String> = unknown
+            .iter()
+            .map(|name| {
+                let closest = known
                     .iter()
-                    .min_by_key(|n| strsim::levenshtein(n, name))
-                    .filter(|n| strsim::levenshtein(n, name) <= 2)
-                    .map(|n| format!("; did you mean `{n}`?"))
-                    .unwrap_or_default();
-                return Err(PlanError::UnknownRuntime {
-                    scenario: scenario.source.clone(),
-                    name: name.clone(),
-                    available: names,
-                    hint,
+                    .min_by_key(|k| strsim::levenshtein(k, name))
+                    .filter(|k| strsim::levenshtein(k, name) <= 2);
+                match closest {
+                    Some(k) => format!("`{name}` (did you mean `{k}`?)"),
+                    None => format!("`{name}`"),
                 }
-                .into());
-            }
-        }
+            })
+            .collect();
+        let message = format!(
+            "unknown runtime{} {}; built plugins: {}",
+            if unknown.len() > 1 { "s" } else { "" },
+            described.join(", "),
+            known.join(", ")
+        );
+        let at = match wanted {
+            Some(_) => "--runtimes: ".to_string(),
+            None => runtime_at(scenario, first),
+        };
+        return Err(PlanError::UnknownRuntime { at, message }.into());
     }
-    Ok(out)
+    Ok(names
+        .iter()
+        .filter_map(|n| available.iter().find(|p| &p.name == n).cloned())
+        .collect())
+}
+
+/// Where the scenario file names runtime `name`: `file:line:column: `runtimes`: `, or the file
+/// alone when its text cannot be read again or does not spell the name plainly.
+fn runtime_at(scenario: &Scenario, name: &str) -> String {
+    let file = scenario.source.display().to_string();
+    let text = std::fs::read(&scenario.source)
+        .ok()
+        .filter(|b| b.len() as u64 <= crate::scenario::MAX_FILE_BYTES)
+        .and_then(|b| String::from_utf8(b).ok());
+    let Some(text) = text else {
+        return format!("{file}: ");
+    };
+    let quoted = format!("\"{name}\"");
+    let after_key = text.find("runtimes").unwrap_or(0);
+    match text[after_key..].find(&quoted) {
+        Some(i) => {
+            let start = after_key + i;
+            let line = text[..start].matches('\n').count() + 1;
+            let line_start = text[..start].rfind('\n').map_or(0, |j| j + 1);
+            let column = text[line_start..start].chars().count() + 1;
+            format!("{file}:{line}:{column}: `runtimes`: ")
+        }
+        None => format!("{file}: "),
+    }
 }
 
 /// `--plugin PATH` files, named by their headers (checked now, so a bad file is bad input).

@@ -23,8 +23,12 @@ pub fn plugin_dir() -> std::io::Result<PathBuf> {
 /// Every plugin file in `dir`, sorted by name.
 pub fn discover(dir: &Path) -> std::io::Result<Vec<PluginFile>> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+    // The folder is named in the error: "No such file or directory" alone does not say which.
+    let in_dir = |e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("plugin folder {}: {e}", dir.display()))
+    };
+    for entry in std::fs::read_dir(dir).map_err(in_dir)? {
+        let path = entry.map_err(in_dir)?.path();
         let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
             continue;
         };

@@ -82,9 +82,70 @@ impl ScenarioError {
         if let Some(suggestion) = suggest_key(&message) {
             message.push_str(&format!(", did you mean `{suggestion}`?"));
         }
-        let field = field_at(text, span.start);
+        let mut field = field_at(text, span.start);
+        // A key missing from the top level is the whole file's fault, not its first line's.
+        let missing = message
+            .strip_prefix("missing field `")
+            .map(|k| k.trim_end_matches('`'));
+        match missing {
+            Some("load") => {
+                message = "the scenario has no `[load]` section, which is required".into();
+                field = None;
+            }
+            Some("name") => {
+                message = "the scenario has no `name`, which is required (`name = \"...\"` \
+                           before the first [section])"
+                    .into();
+                field = None;
+            }
+            _ => {}
+        }
+        if let Some(hint) = field
+            .as_deref()
+            .and_then(|f| unit_hint(f, &text[span.clone()]))
+        {
+            message.push_str(&hint);
+        }
         Self::at(path, text, span, field, message)
     }
+}
+
+/// Keys whose value is a duration written with its unit.
+const DURATION_KEYS: &[&str] = &[
+    "warmup",
+    "duration",
+    "grace",
+    "at",
+    "interval",
+    "work",
+    "sleep",
+    "send_window",
+    "p50",
+    "p90",
+    "p99",
+    "p999",
+    "max",
+];
+/// Keys whose value is a plain count of bytes.
+const BYTE_KEYS: &[&str] = &["payload_bytes"];
+
+/// How to write `field`'s value when `written` has the wrong form: a duration without its unit
+/// (`duration = 10`), a byte count with one (`payload_bytes = "64KB"`).
+fn unit_hint(field: &str, written: &str) -> Option<String> {
+    let key = field.rsplit('.').next().unwrap_or(field);
+    let written = written.trim();
+    let number = written.parse::<f64>().is_ok();
+    if DURATION_KEYS.contains(&key) && number {
+        return Some(format!(
+            "; a duration is text with its unit: \"{written}s\", \"{written}ms\" or \"{written}us\""
+        ));
+    }
+    if BYTE_KEYS.contains(&key) && written.starts_with('"') {
+        return Some(
+            "; bytes are a plain number without a unit: 64, 1024 or 65536 (not \"64KB\")".into(),
+        );
+    }
+    None
 }
 
 /// At most this much of the offending line is shown (a 200 KB line of brackets must not be

@@ -33,6 +33,7 @@ pub enum CountOrAuto {
 /// A runbench scenario: which runtimes, what server, what load, how to stop.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "runbench scenario")]
 pub struct RawScenario {
     /// Names the output folder: 1 to 100 letters, digits, `-`, `_`, `.`, starting with a letter
     /// or digit.
