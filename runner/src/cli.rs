@@ -24,6 +24,7 @@ struct Cli {
 enum Command {
     /// Run scenarios against runtime plugins and write results under --out.
     Run {
+        /// Scenario files (TOML) to run, in order; all are checked before the first runs.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
         /// Output root; each run writes <out>/<scenario>/<UTC timestamp>/.
@@ -61,6 +62,7 @@ enum Command {
     },
     /// Write a commented scenario to start from (scenarios/<name>.toml).
     New {
+        /// The scenario's name (also its file name, NAME.toml).
         name: String,
         /// Folder to write it in.
         #[arg(long, default_value = "scenarios")]
@@ -70,8 +72,10 @@ enum Command {
     Schema,
     /// Check scenario files without running anything.
     Validate {
+        /// Scenario files (TOML) to check.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+        /// Where plugins are found (default: next to this binary).
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
     },
@@ -82,6 +86,7 @@ enum Command {
     },
     /// List the built plugins with their runtime versions.
     List {
+        /// Where plugins are found (default: next to this binary).
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
     },
@@ -104,6 +109,7 @@ enum Command {
         /// Trials per runtime when the run does not repeat itself (the scenario is run this often).
         #[arg(long, default_value_t = nightly::DEFAULT_TRIALS)]
         trials: usize,
+        /// Where plugins are found (default: next to this binary).
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
     },
@@ -124,12 +130,14 @@ enum Command {
     /// (internal) Host one plugin's server; spawned by `run`.
     #[command(hide = true)]
     Serve {
+        /// What to serve, as JSON (written by `run`).
         #[arg(long)]
         spec: String,
     },
     /// (internal) One load-generator process; spawned by `run`.
     #[command(hide = true)]
     Loadgen {
+        /// What load to apply, as JSON (written by `run`).
         #[arg(long)]
         spec: String,
     },
@@ -487,4 +495,30 @@ fn compare(
     } else {
         Exit::Ok
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// `--help` explains every argument of every command (`run`'s scenarios, `validate
+    /// --plugin-dir` and `slurm render --partition` had none).
+    #[test]
+    fn every_argument_of_every_command_has_help_text() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if a.get_help().is_none() && !a.is_hide_set() && !builtin {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in c.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "runbench", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
 }

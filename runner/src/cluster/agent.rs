@@ -27,6 +27,7 @@ pub struct AgentArgs {
     /// The shared 256-bit token (hex, mode 0600; `runbench token FILE` writes one).
     #[arg(long)]
     pub token_file: PathBuf,
+    /// What this agent runs: the servers (one server agent per run) or load generators.
     #[arg(long, value_enum, default_value = "load")]
     pub role: Role,
     /// This agent's name in logs and meta.json (default: hostname-role-pid).

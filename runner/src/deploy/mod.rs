@@ -37,6 +37,7 @@ pub fn q(s: &str) -> String {
 /// `runbench k8s render`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct K8sRender {
+    /// The scenario file to run (checked as `run` checks it).
     pub scenario: std::path::PathBuf,
     /// The image built from this repository's Dockerfile (REGISTRY/runbench:TAG).
     #[arg(long)]
@@ -61,10 +62,12 @@ pub struct K8sRender {
 /// `runbench slurm render`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SlurmRender {
+    /// The scenario file to run (checked as `run` checks it).
     pub scenario: std::path::PathBuf,
     /// How many nodes run load agents (one each).
     #[arg(long, default_value_t = 2)]
     pub load_nodes: usize,
+    /// The Slurm partition to submit to (`#SBATCH --partition`); the cluster's default if left out.
     #[arg(long)]
     pub partition: Option<String>,
     /// runbench's path on every node (a shared file system).
