@@ -30,13 +30,13 @@ test:
 bench-loadgen:
     benchmarks/c-epoll/run.sh
 
-# What the load generator costs per request, closed and open at several rates (`just
-# bench-loadgen-cost 20000 50000` for other rates).
+# (`just bench-loadgen-cost 20000 50000` for other rates)
+# What the load generator costs per request, closed and open, at several rates.
 bench-loadgen-cost *RATES:
     benchmarks/loadgen-cost/run.sh {{RATES}}
 
+# (exit code 3 = a confirmed regression; `just nightly --out /tmp/n --trials 3`)
 # The nightly: every scenarios/nightly/*.toml, history, verdicts, trend plots, nightly.md.
-# Exit code 3 = a confirmed regression. `just nightly --out /tmp/n --trials 3`.
 nightly *ARGS: build
     ./target/release/runbench nightly {{ARGS}}
 

@@ -13,7 +13,8 @@ pub fn schema_json() -> String {
 }
 
 const TEMPLATE: &str = r#"#:schema ./schema.json
-# A runbench scenario. Every key is explained in scenarios/README.md.
+# A runbench scenario. Every key is explained in runbench's scenarios/README.md; schema.json beside
+# this file (written by `runbench new`, or `runbench schema > schema.json`) lets an editor check it.
 name = "NAME"
 description = "What this scenario asks, in one line"
 # runtimes = ["tokio", "smol"]      # omitted = every built plugin
@@ -69,6 +70,11 @@ pub fn new_scenario(name: &str, dir: &Path) -> Result<PathBuf, Error> {
     if let Err(e) = file.write_all(TEMPLATE.replace("NAME", name).as_bytes()) {
         let _ = std::fs::remove_file(&path);
         return Err(WriteError::new(&path, e).into());
+    }
+    // The template's `#:schema ./schema.json` must point at something wherever it was written.
+    let schema = dir.join("schema.json");
+    if !schema.exists() {
+        std::fs::write(&schema, schema_json() + "\n").map_err(|e| WriteError::new(&schema, e))?;
     }
     Ok(path)
 }

@@ -289,6 +289,11 @@ fn new_writes_a_scenario_that_validates() {
     let out = runbench(&["new", "mine", "--dir", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let path = dir.path().join("mine.toml");
+    // Its `#:schema ./schema.json` points at a file that is there, outside the repository too.
+    let first = std::fs::read_to_string(&path).unwrap();
+    assert!(first.starts_with("#:schema ./schema.json"), "{first}");
+    let schema = std::fs::read_to_string(dir.path().join("schema.json")).unwrap();
+    assert!(schema.contains("\"title\": \"runbench scenario\""), "{schema}");
     let v = runbench(&["validate", path.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(0), "{}", text(&v));
     let again = runbench(&["new", "mine", "--dir", dir.path().to_str().unwrap()]);

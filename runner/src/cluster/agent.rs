@@ -36,7 +36,8 @@ pub struct AgentArgs {
     /// Where load may go (repeatable). Default: the controller's own /24 (IPv6: /64).
     #[arg(long)]
     pub allow_target: Vec<Cidr>,
-    /// A load agent's shard (0-based; e.g. a Job's completion index or SLURM_PROCID - 1):
+    /// A load agent's shard (0-based; e.g. a Job's completion index, or SLURM_PROCID in the
+    /// load agents' own step as `slurm render` writes it):
     /// load process i runs on the agent with shard i mod agents.
     #[arg(long)]
     pub shard: Option<usize>,
