@@ -192,6 +192,30 @@ fn dry_run_prints_the_expanded_sweep_and_runs_nothing() {
     assert!(t.contains("connections=20 payload=1024B"), "{t}");
     assert!(t.contains("estimated total"), "{t}");
     assert!(!dir.path().join("o").exists());
+    // The order shown is the seed's, and says how to run in it: the same seed, the same order.
+    let seed = t
+        .split("seed ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap();
+    assert!(t.contains(&format!("unless given `--seed {seed}`")), "{t}");
+    let order = |out: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(". trial "))
+            .map(str::to_string)
+            .collect()
+    };
+    let again = runbench(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--dry-run",
+        "--repeat",
+        "2",
+        "--seed",
+        seed,
+    ]);
+    assert_eq!(order(&again), order(&out), "{}", text(&again));
 }
 
 #[test]
@@ -293,7 +317,10 @@ fn new_writes_a_scenario_that_validates() {
     let first = std::fs::read_to_string(&path).unwrap();
     assert!(first.starts_with("#:schema ./schema.json"), "{first}");
     let schema = std::fs::read_to_string(dir.path().join("schema.json")).unwrap();
-    assert!(schema.contains("\"title\": \"runbench scenario\""), "{schema}");
+    assert!(
+        schema.contains("\"title\": \"runbench scenario\""),
+        "{schema}"
+    );
     let v = runbench(&["validate", path.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(0), "{}", text(&v));
     let again = runbench(&["new", "mine", "--dir", dir.path().to_str().unwrap()]);

@@ -679,6 +679,14 @@ pub fn describe(plan: &Plan) -> String {
             plan.server_processes
         ));
     }
+    if plan.steps.len() > 1 {
+        // The order is drawn from the seed: a run without it draws another.
+        out.push_str(&format!(
+            "  the order above is seed {}'s; `run` draws a fresh one unless given `--seed {}` \
+             (or `[run] seed`)\n",
+            plan.seed, plan.seed
+        ));
+    }
     let est = plan.estimate();
     out.push_str(&format!(
         "  load per step: {} warmup + {} measured; estimated total: {}\n",
