@@ -83,6 +83,9 @@ enum Command {
     Plot {
         /// A run folder, e.g. output/smoke/latest.
         run_dir: PathBuf,
+        /// Write the charts and report.md here instead of into the run folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// List the built plugins with their runtime versions.
     List {
@@ -226,7 +229,7 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
             Ok(Exit::Ok)
         }
         Command::List { plugin_dir } => list(plugin_dir),
-        Command::Plot { run_dir } => plot(&run_dir),
+        Command::Plot { run_dir, out } => plot(&run_dir, out.as_deref().unwrap_or(&run_dir)),
         Command::Nightly {
             scenarios,
             out,
@@ -323,9 +326,9 @@ fn list(dir: Option<PathBuf>) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-fn plot(dir: &std::path::Path) -> Result<Exit, Error> {
-    let r = crate::plot::render::render_dir(dir).map_err(Error::input)?;
-    println!("{}: wrote {}", dir.display(), r.files.join(", "));
+fn plot(dir: &std::path::Path, out: &std::path::Path) -> Result<Exit, Error> {
+    let r = crate::plot::render::render_into(dir, out).map_err(Error::input)?;
+    println!("{}: wrote {}", out.display(), r.files.join(", "));
     for w in &r.warnings {
         eprintln!("note: {w}");
     }

@@ -225,6 +225,34 @@ fn every_chart_of_a_multi_runtime_run_is_a_drawn_png_of_its_size() {
     assert!(dir.path().join("report.md").exists());
 }
 
+/// `plot --out` writes elsewhere and leaves the run folder as it was.
+#[test]
+fn plot_out_writes_the_charts_elsewhere_and_only_reads_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    write_multi_runtime(&run);
+    let before: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let out = dir.path().join("charts");
+    let o = support::runbench(&[
+        "plot",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", support::text(&o));
+    check_png(&out.join("throughput.png"), THROUGHPUT);
+    assert!(out.join("report.md").exists());
+    let after: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(before.len(), after.len(), "the run folder is only read");
+}
+
 #[test]
 fn report_has_the_table_flags_notes_and_every_plot() {
     let dir = tempfile::tempdir().unwrap();

@@ -21,6 +21,13 @@ pub struct Rendered {
 /// written ends the rendering with that [`crate::error::WriteError`] (disk full: the next
 /// would fail too), its temporary file removed.
 pub fn render_dir(dir: &Path) -> anyhow::Result<Rendered> {
+    render_into(dir, dir)
+}
+
+/// [`render_dir`] with the charts and report.md written to `out` (made if missing) instead of
+/// the run folder, which is only read.
+pub fn render_into(dir: &Path, out: &Path) -> anyhow::Result<Rendered> {
+    std::fs::create_dir_all(out).map_err(|e| crate::error::WriteError::new(out, e))?;
     let data = RunData::load(dir)?;
     let plots = plot::draw_all(&data);
     let mut rendered = Rendered {
@@ -30,7 +37,7 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<Rendered> {
     };
     for p in &plots {
         if let Ok(png) = &p.png {
-            write_atomic(&dir.join(&p.file), png)?;
+            write_atomic(&out.join(&p.file), png)?;
         }
         match &p.png {
             Ok(_) => rendered.files.push(p.file.clone()),
@@ -38,7 +45,7 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<Rendered> {
         }
     }
     write_atomic(
-        &dir.join("report.md"),
+        &out.join("report.md"),
         report::markdown(&data, &plots).as_bytes(),
     )?;
     rendered.files.push("report.md".into());
