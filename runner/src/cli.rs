@@ -69,7 +69,12 @@ enum Command {
         dir: PathBuf,
     },
     /// Print the JSON Schema of scenario files (committed as scenarios/schema.json).
-    Schema,
+    Schema {
+        /// The schema of a run's summary.json (and of `run --export-json`'s elements) instead
+        /// (committed as scenarios/summary.schema.json).
+        #[arg(long)]
+        summary: bool,
+    },
     /// Check scenario files without running anything.
     Validate {
         /// Scenario files (TOML) to check.
@@ -248,8 +253,11 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
             println!("wrote {}", path.display());
             Ok(Exit::Ok)
         }
-        Command::Schema => {
-            println!("{}", crate::authoring::schema_json());
+        Command::Schema { summary } => {
+            match summary {
+                true => println!("{}", crate::results::SummaryJson::schema()),
+                false => println!("{}", crate::authoring::schema_json()),
+            }
             Ok(Exit::Ok)
         }
         Command::Run {
@@ -409,6 +417,7 @@ fn run_plans(
         return Ok(Exit::Ok);
     }
     let mut exit = Exit::Ok;
+    let mut exported = Vec::new();
     for p in plans {
         let outcome = run::run_plan(p, out, options)?;
         // Results on stdout (`run ... > out` keeps them), progress and logs on stderr.
@@ -416,6 +425,11 @@ fn run_plans(
             "{}",
             crate::console::terminal::final_table(&outcome.summary)
         );
+        exported.push(crate::results::SummaryJson::new(
+            &outcome.meta,
+            &outcome.summary,
+        ));
+        export(options, &exported)?;
         if let Some(e) = outcome.stopped_by {
             return Err(e);
         }
@@ -440,6 +454,31 @@ fn run_plans(
         }
     }
     Ok(exit)
+}
+
+/// `--export-json` and `--export-markdown`: the rows of every scenario run so far, rewritten
+/// after each (a later failure keeps the earlier ones).
+fn export(options: &run::RunOptions, runs: &[crate::results::SummaryJson]) -> Result<(), Error> {
+    let write = |path: &std::path::Path, bytes: &[u8]| {
+        crate::results::write_atomic(path, bytes).map_err(Error::from)
+    };
+    if let Some(path) = &options.export_json {
+        let mut json = serde_json::to_vec_pretty(runs).expect("summaries serialise");
+        json.push(b'\n');
+        write(path, &json)?;
+    }
+    if let Some(path) = &options.export_markdown {
+        let md: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                let name = r.scenario.pointer("/name").and_then(|n| n.as_str());
+                let rows = crate::results::summary_markdown(&r.rows);
+                format!("## {}\n\n{rows}", name.unwrap_or("scenario"))
+            })
+            .collect();
+        write(path, md.join("\n").as_bytes())?;
+    }
+    Ok(())
 }
 
 fn settings(baseline_nights: usize, noise_pct: f64) -> Result<nightly::verdict::Settings, Error> {

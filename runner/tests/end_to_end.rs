@@ -28,15 +28,21 @@ fn smoke_run_against_tokio_writes_a_clean_row() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write(dir.path(), "e2e.toml", SMOKE);
     let out_dir = dir.path().join("out");
+    let (json, md) = (dir.path().join("x.json"), dir.path().join("x.md"));
     let out = runbench(&[
         "run",
         scenario.to_str().unwrap(),
         "--out",
         out_dir.to_str().unwrap(),
+        "--export-json",
+        json.to_str().unwrap(),
+        "--export-markdown",
+        md.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let run = out_dir.join("e2e/latest");
     for f in [
+        "summary.json",
         "summary.csv",
         "percentiles.csv",
         "timeline.csv",
@@ -83,6 +89,24 @@ fn smoke_run_against_tokio_writes_a_clean_row() {
     assert!(
         !stderr.contains("  runtime "),
         "the table is not on stderr: {stderr}"
+    );
+    // summary.json and the exports hold the same row as summary.csv, with its verdicts.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["format"], 1);
+    assert_eq!(summary["scenario"]["name"], "e2e");
+    let row = &summary["rows"][0];
+    assert_eq!(row["runtime"], "tokio");
+    assert_eq!(row["status"], "ok");
+    assert_eq!(row["requests"].as_f64().unwrap(), num(r, "requests"));
+    assert!(row["audit"].is_string());
+    let exported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(exported[0], summary, "the export is summary.json's object");
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        md.starts_with("## e2e\n") && md.contains("| tokio |"),
+        "{md}"
     );
 }
 
@@ -293,18 +317,21 @@ fn every_shipped_scenario_validates() {
 }
 
 #[test]
-fn the_committed_schema_is_current() {
-    let out = runbench(&["schema"]);
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../scenarios/schema.json"
-    ))
-    .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        committed.trim(),
-        "scenarios/schema.json is stale: run `cargo run -- schema > scenarios/schema.json`"
-    );
+fn the_committed_schemas_are_current() {
+    for (args, file) in [
+        (vec!["schema"], "schema.json"),
+        (vec!["schema", "--summary"], "summary.schema.json"),
+    ] {
+        let out = runbench(&args);
+        let path = format!("{}/../scenarios/{file}", env!("CARGO_MANIFEST_DIR"));
+        let committed = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            committed.trim(),
+            "scenarios/{file} is stale: run `cargo run -- {} > scenarios/{file}`",
+            args.join(" ")
+        );
+    }
 }
 
 #[test]

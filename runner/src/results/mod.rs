@@ -14,7 +14,9 @@ pub mod read;
 
 pub use aggregate::aggregate;
 pub use capacity::{CapacityRow, Found};
-pub use export::{percentiles_csv, summary_csv, to_csv, PercentileRow};
+pub use export::{
+    percentiles_csv, summary_csv, summary_markdown, to_csv, PercentileRow, SummaryJson,
+};
 pub use meta::{Meta, RunStatus};
 pub use output::{create_stamped_dir, point_latest, write_atomic, write_together, RunDir};
 pub use point::{Param, Point};
@@ -25,7 +27,9 @@ use serde::{Deserialize, Serialize};
 /// runtimes are unaffected). `interrupted`: the run was stopped (Ctrl-C, SIGTERM) while this
 /// runtime was being measured, so its measurement is incomplete. `skipped`: the runtime cannot
 /// take part in this scenario by its nature (the error says why); decided before anything ran.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RowStatus {
     #[default]
@@ -38,7 +42,7 @@ pub enum RowStatus {
 point::point_columns! {
 /// One runtime at one point: a trial (trials.csv) or the median over trials (summary.csv).
 /// Measurement fields are empty when the runtime failed before measuring.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct SummaryRow {
     pub scenario: String,

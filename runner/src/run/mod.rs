@@ -57,6 +57,13 @@ pub struct RunOptions {
     /// one to exercise the timeout).
     #[arg(long, hide = true, default_value = "15s", value_parser = humantime::parse_duration)]
     pub ready_timeout: Duration,
+    /// Also write the rows of every scenario run, with their verdicts, to FILE as JSON (an
+    /// array of summary.json's objects, one per scenario).
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<std::path::PathBuf>,
+    /// Also write the rows of every scenario run to FILE as a Markdown table.
+    #[arg(long, value_name = "FILE")]
+    pub export_markdown: Option<std::path::PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -64,6 +71,8 @@ impl Default for RunOptions {
         RunOptions {
             keep_trials: false,
             ready_timeout: READY_TIMEOUT,
+            export_json: None,
+            export_markdown: None,
         }
     }
 }
@@ -364,6 +373,10 @@ impl RunState<'_> {
         for (name, b) in files {
             bytes.push((name, b.map_err(Error::system)?));
         }
+        bytes.push((
+            "summary.json",
+            results::SummaryJson::new(&self.meta, &self.summary).bytes(),
+        ));
         bytes.push(("meta.json", meta_json(&self.meta)));
         let files: Vec<(&str, &[u8])> = bytes.iter().map(|(n, b)| (*n, b.as_slice())).collect();
         Ok(self.dir.write_together(&files)?)
