@@ -41,7 +41,7 @@ enum Command {
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
         #[command(flatten)]
-        cluster: crate::cluster::controller::ControllerArgs,
+        cluster: Box<crate::cluster::controller::ControllerArgs>,
     },
     /// Join a run across machines: connect to its controller and run its servers or load here.
     Agent(crate::cluster::agent::AgentArgs),
