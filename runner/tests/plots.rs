@@ -266,7 +266,9 @@ fn report_has_the_table_flags_notes_and_every_plot() {
         "| **tokio** | 80,000 [77,600–81,600] | 60.0 | 220.0 | 20.0 | 89% |",
         "**smol**: the load generator was saturated",
         "lower bound",
-        "**async-std** failed: server exited with signal 11 before ready",
+        "**The client was the limit** for 1 of 3 measured rows (**smol**)",
+        "--agents",
+        "**async-std**: failed: server exited with signal 11 before ready",
         "**tokio**: a note the run wrote for tokio",
         "![Requests per second per runtime](throughput.png)",
         "(latency.png)",
@@ -276,6 +278,48 @@ fn report_has_the_table_flags_notes_and_every_plot() {
     ] {
         assert!(md.contains(want), "report.md lacks {want:?}:\n{md}");
     }
+}
+
+/// A reason that concerns several rows is one flag naming them all, not a sentence per row.
+#[test]
+fn a_flag_shared_by_rows_is_one_line_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_multi_runtime(dir.path());
+    let path = dir.path().join("summary.csv");
+    let mut r = csv::Reader::from_path(&path).unwrap();
+    let headers = r.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (rt, sat) = (col("runtime"), col("loadgen_saturated"));
+    let rows: Vec<csv::StringRecord> = r
+        .records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let mut fields: Vec<String> = rec.iter().map(str::to_string).collect();
+            if fields[rt] == "tokio" {
+                fields[sat] = "true".into();
+            }
+            csv::StringRecord::from(fields)
+        })
+        .collect();
+    let mut w = csv::Writer::from_path(&path).unwrap();
+    w.write_record(&headers).unwrap();
+    for rec in &rows {
+        w.write_record(rec).unwrap();
+    }
+    w.flush().unwrap();
+    render_dir(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let lines: Vec<&str> = md
+        .lines()
+        .filter(|l| l.contains("the load generator was saturated"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{md}");
+    assert!(
+        lines[0].contains("**tokio**") && lines[0].contains("**smol**"),
+        "{}",
+        lines[0]
+    );
+    assert!(md.contains("for 2 of 3 measured rows"), "{md}");
 }
 
 #[test]

@@ -44,6 +44,9 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
         let _ = writeln!(md, "- **Run:** {}", run.join(", "));
     }
     md.push('\n');
+    if let Some(lead) = client_limit(data) {
+        md.push_str(&lead);
+    }
 
     if let Some(c) = data.capacity.as_deref() {
         md.push_str(&capacity_section(c));
@@ -312,9 +315,15 @@ fn capacity_section(rows: &[crate::results::CapacityRow]) -> String {
     md
 }
 
+/// One line per distinct reason, with the rows it concerns, in the order they first appear
+/// (not one near-identical sentence per row).
 fn flags(data: &RunData, plots: &[Plot]) -> Vec<String> {
     let swept = data.swept();
-    let mut out = Vec::new();
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add = |who: String, reason: String| match grouped.iter_mut().find(|g| g.0 == reason) {
+        Some(g) => g.1.push(who),
+        None => grouped.push((reason, vec![who])),
+    };
     for r in ordered(data) {
         let at: Vec<String> = swept
             .iter()
@@ -325,51 +334,14 @@ fn flags(data: &RunData, plots: &[Plot]) -> Vec<String> {
         } else {
             format!("**{}** at {}", cell(r.runtime()), at.join(", "))
         };
-        match r.row.status {
-            RowStatus::Ok => {}
-            RowStatus::Skipped => out.push(format!("{who} skipped: {}", cell(&r.row.error))),
-            RowStatus::Interrupted => {
-                out.push(format!("{who} interrupted: {}", cell(&r.row.error)))
-            }
-            RowStatus::Failed => out.push(format!("{who} failed: {}", cell(&r.row.error))),
-        }
-        if !r.row.audit.is_empty() && r.row.audit != "ok" {
-            out.push(format!(
-                "{who}: the run's own witnesses disagree (the numbers are shown as measured; \
-                 look before acting on them): {}",
-                cell(&r.row.audit)
-            ));
-        }
-        if r.row.loadgen_saturated == Some(true) {
-            let busy = r
-                .row
-                .loadgen_busy
-                .map(|b| format!(" (busy {:.0}% of the time)", b * 100.0))
-                .unwrap_or_default();
-            out.push(format!(
-                "{who}: the load generator was saturated{busy}, so requests/s is a lower bound: \
-                 the server may be faster than measured."
-            ));
-        }
-        if let Some(m) = r.row.mismatched_bytes.filter(|&m| m > 0) {
-            out.push(format!(
-                "{who}: {m} echoed bytes differed from what was sent."
-            ));
-        }
-        if let Some(e) = r.row.errors.filter(|&e| e > 0) {
-            let kinds = cell(&r.row.error_kinds);
-            out.push(format!("{who}: {e} connection errors ({kinds})."));
-        }
-        if r.row.shutdown_overrun == Some(true) {
-            out.push(format!(
-                "{who}: the server did not stop within the shutdown grace period{}.",
-                r.row
-                    .shutdown_ms
-                    .map(|ms| format!(" (took {ms:.0} ms)"))
-                    .unwrap_or_default()
-            ));
+        for reason in row_flags(r) {
+            add(who.clone(), reason);
         }
     }
+    let mut out: Vec<String> = grouped
+        .into_iter()
+        .map(|(reason, who)| format!("{}: {reason}", who.join(", ")))
+        .collect();
     for p in plots {
         if let Err(e) = &p.png {
             out.push(format!("`{}` could not be drawn: {}", p.file, cell(e)));
@@ -377,6 +349,73 @@ fn flags(data: &RunData, plots: &[Plot]) -> Vec<String> {
     }
     out.extend(data.warnings.iter().map(|w| cell(w)));
     out
+}
+
+/// What is to be said of one row, each reason worded the same for every row it concerns.
+fn row_flags(r: &Summary) -> Vec<String> {
+    let mut out = Vec::new();
+    match r.row.status {
+        RowStatus::Ok => {}
+        RowStatus::Skipped => out.push(format!("skipped: {}", cell(&r.row.error))),
+        RowStatus::Interrupted => out.push(format!("interrupted: {}", cell(&r.row.error))),
+        RowStatus::Failed => out.push(format!("failed: {}", cell(&r.row.error))),
+    }
+    if !r.row.audit.is_empty() && r.row.audit != "ok" {
+        out.push(format!(
+            "the run's own witnesses disagree (the numbers are shown as measured; look before \
+             acting on them): {}",
+            cell(&r.row.audit)
+        ));
+    }
+    if r.row.loadgen_saturated == Some(true) {
+        out.push(
+            "the load generator was saturated, so requests/s is a lower bound: the server may \
+             be faster than measured."
+                .into(),
+        );
+    }
+    if let Some(m) = r.row.mismatched_bytes.filter(|&m| m > 0) {
+        out.push(format!("{m} echoed bytes differed from what was sent."));
+    }
+    if let Some(e) = r.row.errors.filter(|&e| e > 0) {
+        out.push(format!(
+            "{e} connection errors ({}).",
+            cell(&r.row.error_kinds)
+        ));
+    }
+    if r.row.shutdown_overrun == Some(true) {
+        out.push(format!(
+            "the server did not stop within the shutdown grace period{}.",
+            r.row
+                .shutdown_ms
+                .map(|ms| format!(" (took {ms:.0} ms)"))
+                .unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// When the client was the limit of some rows, the report says so first: those numbers
+/// measured the load generator, and what would measure the servers instead.
+fn client_limit(data: &RunData) -> Option<String> {
+    let measured: Vec<&Summary> = data.summary.iter().filter(|r| r.ok()).collect();
+    let bounded: Vec<String> = (measured.iter())
+        .filter(|r| r.row.loadgen_saturated == Some(true))
+        .map(|r| format!("**{}**", cell(r.runtime())))
+        .collect();
+    if bounded.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "**The client was the limit** for {} of {} measured rows ({}): their requests/s are \
+         lower bounds (≥) and their latencies include the load generator's own waiting, so this \
+         run measured the client there, not the servers. To measure the servers: give the load \
+         more CPUs (`[load] cpus`, `threads`), use fewer connections or a lower rate, or run the \
+         load from more machines (`runbench run --agents`).\n\n",
+        bounded.len(),
+        measured.len(),
+        bounded.join(", ")
+    ))
 }
 
 /// Per-runtime notes for the runtimes in this run: standing ones first, then the run's own.
