@@ -32,7 +32,19 @@ LAYERS = [
     ["nightly", "deploy"],
     ["cli", "lib", "main", "authoring"],
 ]
+# The same layers under the names the modules had before runner/src was grouped into folders
+# (0cdf565), so the script measures that tree too.
+OLD_NAMES = {
+    "sys": "os", "procfs": "os", "netns": "os", "interrupt": "os",
+    "histograms": "protocol",
+    "audit": "measure", "timeline": "measure", "rss_trend": "measure",
+    "objectives": "judge",
+    "progress": "console/progress", "terminal": "console/progress",
+    "budget": "plan", "report": "plot", "render": "plot",
+    "notes": "plugin", "serve_child": "plugin",
+}
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
+RANK.update({old: RANK[new] for old, new in OLD_NAMES.items()})
 
 def rank(mod):
     """The layer of a file: that of its longest listed prefix."""

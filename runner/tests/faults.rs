@@ -843,7 +843,7 @@ fn a_write_failing_mid_run_leaves_every_file_as_after_the_last_complete_step() {
     let tokio = plugin_file("runbench_plugin_tokio");
     let epoll = plugin_file("runbench_plugin_epoll");
     let child = run_command(dir.path(), &scenario, &out_dir, &[&tokio, &epoll])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -867,8 +867,9 @@ fn a_write_failing_mid_run_leaves_every_file_as_after_the_last_complete_step() {
     std::fs::create_dir(&blocker).unwrap();
     let mut child = child;
     let status = wait_with_limit(&mut child, Duration::from_secs(30));
-    let mut log = String::new();
+    let (mut log, mut table) = (String::new(), String::new());
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut table).unwrap();
     assert_eq!(status.code(), Some(4), "{log}");
     assert!(
         log.contains(&format!(
@@ -890,12 +891,13 @@ fn a_write_failing_mid_run_leaves_every_file_as_after_the_last_complete_step() {
     let meta = read_meta(&run);
     assert_eq!(meta["status"], "write_failed");
     assert_eq!(meta["steps_done"], 1);
-    // Both measurements are on the terminal.
+    // Both measurements are in the final table (on stdout).
     for runtime in ["tokio", "epoll"] {
         assert!(
-            log.lines()
+            table
+                .lines()
                 .any(|l| l.trim_start().starts_with(runtime) && table_status_ok(l)),
-            "{runtime}: {log}"
+            "{runtime}: {table}\n{log}"
         );
     }
     assert_no_children_left(dir.path());
