@@ -46,6 +46,7 @@ mod accept;
 mod echo;
 mod export;
 pub mod os;
+mod runtime;
 mod stop;
 mod threads;
 mod workload;
@@ -55,14 +56,14 @@ use std::time::Duration;
 
 pub use accept::accept_until_stopped;
 pub use echo::{
-    echo_futures_io, echo_stream, echo_stream_with, serve_connection, serve_connection_with,
-    spin_for, EchoStream, MessageTracker, Outcome,
+    echo_stream, serve_connection, spin_for, EchoStream, FuturesIo, MessageTracker, Outcome,
 };
 pub use export::{
     locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,
 };
-pub use stop::{race, Either, StopSource, StopToken, StopWait};
-pub use threads::{serve_on, serve_on_threads, Bound};
+pub use runtime::{Connection, Runtime, Server, Timer};
+pub use stop::{race, Either, StopToken, StopWait};
+pub use threads::{serve_on, serve_on_threads, serve_per_core, start_per_core, Bound, PerCore};
 pub use workload::{Workload, WORKLOAD_CPU, WORKLOAD_SLEEP, WORKLOAD_V1};
 
 /// `b"RUNBENCH"` as the first eight bytes of every header.
@@ -273,6 +274,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The listener of the contract on `addr` ([`os::reuseport_listener`]), or why not.
+    pub fn listen(&self) -> Result<std::net::TcpListener, String> {
+        os::reuseport_listener(self.addr).map_err(|e| format!("listening on {}: {e}", self.addr))
+    }
+
     /// The CPU for worker `i` of a thread-per-core runtime (round-robin over `cpus`).
     pub fn cpu_for_worker(&self, i: usize) -> Option<usize> {
         (!self.cpus.is_empty()).then(|| self.cpus[i % self.cpus.len()])

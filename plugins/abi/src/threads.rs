@@ -1,12 +1,92 @@
-//! The start-up every thread-per-core plugin shares: one worker thread per listener, ready only
-//! once every listener accepts.
+//! The start-up every thread-per-core plugin shares: one worker thread per listener, each pinned
+//! to its CPU, ready only once every listener accepts, one `max_connections` semaphore for all.
 
-use crate::HostHandle;
+use crate::{os, Config, HostHandle, Runtime, Server};
 use std::sync::{mpsc, Arc};
 
 /// A worker sends `Ok(())` once its listener accepts connections, or `Err(why)` if it cannot
-/// start, exactly once.
+/// start, at most once; a worker that drops it unsent is not ready, and says why by the error
+/// it ends with.
 pub type Bound = mpsc::Sender<Result<(), String>>;
+
+/// One worker thread of a thread-per-core server, as [`serve_per_core`] hands it to the plugin:
+/// the plugin builds its runtime and its listener on this thread and calls [`PerCore::serve`]
+/// inside the runtime.
+pub struct PerCore<R: Runtime> {
+    /// The worker's number, from 0.
+    pub index: usize,
+    server: Server<R>,
+    bound: Bound,
+}
+
+impl<R: Runtime> PerCore<R> {
+    pub fn config(&self) -> &Config {
+        self.server.config()
+    }
+
+    pub fn host(&self) -> &HostHandle {
+        self.server.host()
+    }
+
+    /// Reports this worker's listener as accepting, then serves it until the stop signal
+    /// ([`Server::serve`]) and waits for its connections.
+    pub async fn serve(self, rt: R, listener: R::Listener) -> Result<(), String> {
+        let _ = self.bound.send(Ok(()));
+        drop(self.bound);
+        self.server.serve(rt, listener).await;
+        Ok(())
+    }
+}
+
+/// The thread-per-core start-up: `config.threads` threads named `<name>-<i>`, each pinned to
+/// [`Config::cpu_for_worker`], each calling `worker` with its [`PerCore`]; `host.ready()` once
+/// every worker's listener accepts (see [`serve_on`] for a worker that fails first). The
+/// `max_connections` semaphore is made once and shared by all workers.
+pub fn serve_per_core<R, F>(
+    config: &Config,
+    host: &HostHandle,
+    name: &str,
+    worker: F,
+) -> Result<(), String>
+where
+    R: Runtime,
+    R::Semaphore: Send + Sync,
+    F: Fn(PerCore<R>) -> Result<(), String> + Send + Sync + 'static,
+{
+    let server = Server::<R>::new(config, host);
+    serve_on_threads(host, config.threads, name, move |index, bound| {
+        if let Some(cpu) = server.config().cpu_for_worker(index) {
+            os::pin_current_thread(cpu)
+                .map_err(|e| format!("pinning worker {index} to CPU {cpu}: {e}"))?;
+        }
+        let server = server.clone();
+        worker(PerCore {
+            index,
+            server,
+            bound,
+        })
+    })
+}
+
+/// [`serve_per_core`] for a runtime that starts (and pins) its own threads (glommio's
+/// executors): `start` launches a worker with its [`PerCore`], `join` waits for it.
+pub fn start_per_core<R: Runtime, H>(
+    config: &Config,
+    host: &HostHandle,
+    mut start: impl FnMut(PerCore<R>) -> Result<H, String>,
+    join: impl Fn(usize, H) -> Result<(), String>,
+) -> Result<(), String> {
+    let server = Server::<R>::new(config, host);
+    let start = |index, bound| {
+        let server = server.clone();
+        start(PerCore {
+            index,
+            server,
+            bound,
+        })
+    };
+    serve_on(host, config.threads, start, join)
+}
 
 /// Runs `count` threads named `<name>-<i>`, each calling `worker(i, bound)`. Calls `host.ready()`
 /// when every worker reported bound; otherwise forces the stop so the workers that did start wind
@@ -72,8 +152,17 @@ pub fn serve_on<H>(
         // Let the workers that did start wind down before reporting the failure.
         host.stop().raise_forced();
     }
+    // A worker's own error (it ended before it was bound) is the reason; it comes first.
+    let mut joined = Ok(());
     for (i, handle) in workers.into_iter().enumerate() {
-        result = result.and(join(i, handle));
+        joined = joined.and(join(i, handle));
+    }
+    let result = joined.and(result);
+    if ready < count && result.is_ok() {
+        return Err(format!(
+            "{} worker(s) ended before listening",
+            count - ready
+        ));
     }
     result
 }

@@ -28,8 +28,8 @@ use embassy_sync::semaphore::{FairSemaphore, Semaphore};
 use embassy_sync::signal::Signal;
 use embassy_time::Timer;
 use runbench_plugin_abi::{
-    accept_until_stopped, echo_futures_io, export_plugin, os, race, Config, Either, HostHandle,
-    Outcome, Plugin,
+    accept_until_stopped, echo_stream, export_plugin, race, Config, EchoStream, Either, FuturesIo,
+    HostHandle, Outcome, Plugin, Timer as _,
 };
 use static_cell::StaticCell;
 use std::cell::Cell;
@@ -93,8 +93,7 @@ fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
             config.threads
         ));
     }
-    let listener = os::reuseport_listener(config.addr)
-        .map_err(|e| format!("listening on {}: {e}", config.addr))?;
+    let listener = config.listen()?;
     let listener =
         Async::new(listener).map_err(|e| format!("registering the listener with async-io: {e}"))?;
     let shared: &'static Shared = Box::leak(Box::new(Shared {
@@ -146,7 +145,7 @@ async fn accept_task(spawner: Spawner, listener: Async<TcpListener>, shared: &'s
                 }
             }
         },
-        |d| Timer::after(to_embassy(d)),
+        |d| EmbassyTimer.sleep(d),
     )
     .await;
     drop(listener);
@@ -176,17 +175,24 @@ async fn connection(stream: Async<TcpStream>, shared: &Shared) -> Outcome {
     echo(stream, shared).await
 }
 
-async fn echo(mut stream: Async<TcpStream>, shared: &Shared) -> Outcome {
-    if stream.get_ref().set_nodelay(true).is_err() {
+async fn echo(stream: Async<TcpStream>, shared: &Shared) -> Outcome {
+    let mut stream = FuturesIo(stream);
+    if stream.set_nodelay().is_err() {
         return Outcome::IoError;
     }
-    echo_futures_io(&mut stream, &shared.host, &shared.config, |d| {
-        Timer::after(to_embassy(d))
-    })
-    .await
+    let (host, workload) = (&shared.host, &shared.config.workload);
+    let (stopping, forced) = (host.stop().stopping(), host.stop().forced());
+    echo_stream(&mut stream, &EmbassyTimer, stopping, forced, host, workload).await
 }
 
-fn to_embassy(d: std::time::Duration) -> embassy_time::Duration {
-    // Rounds up to the 1 µs tick, so a requested delay is never shortened to zero.
-    embassy_time::Duration::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+/// embassy-time's timer, for the shared echo loop and the accept back-off.
+struct EmbassyTimer;
+
+impl runbench_plugin_abi::Timer for EmbassyTimer {
+    fn sleep(&self, d: std::time::Duration) -> impl std::future::Future<Output = ()> {
+        // Rounds up to the 1 µs tick, so a requested delay is never shortened to zero.
+        Timer::after(embassy_time::Duration::from_nanos(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        ))
+    }
 }

@@ -306,7 +306,10 @@ fn spawn_connection(server: &Arc<Server>, stream: TcpStream) -> io::Result<()> {
             let entry = s.threads.enter();
             block_on(serve_connection(
                 &s.host,
-                s.permits.as_ref().map(|sem| sem.acquire()),
+                s.host.stop().stopping(),
+                s.permits
+                    .as_ref()
+                    .map(|sem| async { sem.acquire().await.ok() }),
                 async { echo(stream, s, &entry.turns) },
             ));
             drop(entry);
