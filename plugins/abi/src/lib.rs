@@ -42,7 +42,6 @@
 //! runtime-independent parts (stop signal, counters, the listening socket) live here so every
 //! plugin behaves identically from the outside.
 
-mod accept;
 mod echo;
 mod export;
 pub mod os;
@@ -54,7 +53,6 @@ mod workload;
 use std::ffi::c_void;
 use std::time::Duration;
 
-pub use accept::accept_until_stopped;
 pub use echo::{
     echo_stream, serve_connection, spin_for, EchoStream, FuturesIo, MessageTracker, Outcome,
 };

@@ -54,11 +54,7 @@ where
     F: Fn(PerCore<R>) -> Result<(), String> + Send + Sync + 'static,
 {
     let server = Server::<R>::new(config, host);
-    serve_on_threads(host, config.threads, name, move |index, bound| {
-        if let Some(cpu) = server.config().cpu_for_worker(index) {
-            os::pin_current_thread(cpu)
-                .map_err(|e| format!("pinning worker {index} to CPU {cpu}: {e}"))?;
-        }
+    serve_on_threads(config, host, name, move |index, bound| {
         let server = server.clone();
         worker(PerCore {
             index,
@@ -88,27 +84,39 @@ pub fn start_per_core<R: Runtime, H>(
     serve_on(host, config.threads, start, join)
 }
 
-/// Runs `count` threads named `<name>-<i>`, each calling `worker(i, bound)`. Calls `host.ready()`
-/// when every worker reported bound; otherwise forces the stop so the workers that did start wind
-/// down, and reports why the others failed. Returns when every thread has ended.
+/// Runs `config.threads` threads named `<name>-<i>`, each pinned to
+/// [`Config::cpu_for_worker`] and then calling `worker(i, bound)`. Calls `host.ready()` when
+/// every worker reported bound; otherwise forces the stop so the workers that did start wind
+/// down, and reports why the others failed (a worker that fails before it is bound returns
+/// why). Returns when every thread has ended.
 pub fn serve_on_threads<F>(
+    config: &Config,
     host: &HostHandle,
-    count: usize,
     name: &str,
     worker: F,
 ) -> Result<(), String>
 where
     F: Fn(usize, Bound) -> Result<(), String> + Send + Sync + 'static,
 {
+    let cpus: Vec<Option<usize>> = (0..config.threads)
+        .map(|i| config.cpu_for_worker(i))
+        .collect();
     let worker = Arc::new(worker);
     serve_on(
         host,
-        count,
+        config.threads,
         |i, bound| {
-            let worker = worker.clone();
+            let (worker, cpu) = (worker.clone(), cpus[i]);
+            let thread = format!("{name}-{i}");
             std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
-                .spawn(move || worker(i, bound))
+                .name(thread.clone())
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        os::pin_current_thread(cpu)
+                            .map_err(|e| format!("pinning {thread} to CPU {cpu}: {e}"))?;
+                    }
+                    worker(i, bound)
+                })
                 .map_err(|e| format!("spawning {name} thread {i}: {e}"))
         },
         |_, handle| match handle.join() {
