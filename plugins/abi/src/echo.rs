@@ -71,13 +71,14 @@ pub fn spin_for(d: Duration) {
 /// One accepted connection under the contract: wait for a `max_connections` slot (`acquire`,
 /// `None` when the server has no limit; a connection still waiting when the stop signal comes,
 /// or whose wait fails, closes clean), count it as served while `serve` runs, then count how it
-/// ended. `stopping` is the stop signal ([`crate::StopToken::stopping`]).
+/// ended, and return that. `stopping` is the stop signal ([`crate::StopToken::stopping`]).
 pub async fn serve_connection<P, A, S>(
     host: &HostHandle,
     stopping: impl Future<Output = ()>,
     acquire: Option<A>,
     serve: S,
-) where
+) -> Outcome
+where
     A: Future<Output = Option<P>>,
     S: Future<Output = Outcome>,
 {
@@ -86,7 +87,7 @@ pub async fn serve_connection<P, A, S>(
             Either::Left(Some(permit)) => Some(permit),
             _ => {
                 host.stats().finished(Outcome::Clean);
-                return;
+                return Outcome::Clean;
             }
         },
         None => None,
@@ -94,6 +95,7 @@ pub async fn serve_connection<P, A, S>(
     let _serving = host.stats().serving();
     let outcome = serve.await;
     host.stats().finished(outcome);
+    outcome
 }
 
 /// A connection's byte stream as the echo loop needs it, for any runtime (hyper's `rt::Read`
