@@ -114,7 +114,7 @@ pub trait EchoStream {
         n: usize,
     ) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
     /// Turns TCP_NODELAY on, so each answer leaves at once (the contract's).
-    fn set_nodelay(&self) -> io::Result<()>;
+    fn set_nodelay(&mut self) -> io::Result<()>;
 }
 
 /// The echo loop of the contract (see [`crate::Plugin::serve`]), the one every plugin on an async
@@ -194,7 +194,7 @@ where
         (Ok(()), buf)
     }
 
-    fn set_nodelay(&self) -> io::Result<()> {
+    fn set_nodelay(&mut self) -> io::Result<()> {
         crate::os::set_nodelay(&self.0)
     }
 }

@@ -126,7 +126,7 @@ impl EchoStream for Stream {
         buf.truncate(n);
         self.0.write_all(buf).await.into()
     }
-    fn set_nodelay(&self) -> io::Result<()> {
+    fn set_nodelay(&mut self) -> io::Result<()> {
         self.0.set_nodelay(true)
     }
 }

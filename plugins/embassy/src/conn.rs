@@ -30,8 +30,6 @@ pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared) {
     let mut first = true;
     while !stop.is_stopping() {
         let mut socket = TcpSocket::new(stack, &mut rx, &mut tx);
-        // The TCP_NODELAY of every plugin: each echo leaves at once.
-        socket.set_nagle_enabled(false);
         let announce = std::mem::replace(&mut first, false);
         // `race` polls `accept` first, so the socket is listening before `announce` runs.
         let accepted = race(socket.accept(shared.port), async {
@@ -76,6 +74,7 @@ async fn connection(
     let acquire = (shared.permits.as_ref()).map(|permits| async { permits.acquire(1).await.ok() });
     let workload = &shared.config.workload;
     let mut stream = Socket(&mut *socket);
+    let _ = stream.set_nodelay();
     let echo = echo_stream(&mut stream, &Ticks, stopping, &mut *forced, host, workload);
     let outcome = serve_connection(host, host.stop().stopping(), acquire, echo).await;
     match outcome {
@@ -104,8 +103,9 @@ impl EchoStream for Socket<'_, '_> {
         }
         (Ok(()), buf)
     }
-    fn set_nodelay(&self) -> io::Result<()> {
-        // Set on the socket before it accepts (`pool_slot`), as it needs `&mut`; on for good.
+    /// The TCP_NODELAY of every plugin: Nagle's algorithm off, so each echo leaves at once.
+    fn set_nodelay(&mut self) -> io::Result<()> {
+        self.0.set_nagle_enabled(false);
         Ok(())
     }
 }

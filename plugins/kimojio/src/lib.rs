@@ -185,7 +185,7 @@ impl EchoStream for Stream {
         }
         (Ok(()), buf)
     }
-    fn set_nodelay(&self) -> io::Result<()> {
+    fn set_nodelay(&mut self) -> io::Result<()> {
         socket2::SockRef::from(&self.0).set_tcp_nodelay(true)
     }
 }

@@ -125,7 +125,7 @@ impl EchoStream for Rented {
         (r.map(drop), buf)
     }
 
-    fn set_nodelay(&self) -> io::Result<()> {
+    fn set_nodelay(&mut self) -> io::Result<()> {
         self.0.set_nodelay(true)
     }
 }
