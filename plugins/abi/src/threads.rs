@@ -174,3 +174,95 @@ pub fn serve_on<H>(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Workload;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    fn config(threads: usize, cpus: Vec<usize>) -> Config {
+        Config {
+            threads,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            cpus,
+            max_connections: None,
+            grace: Duration::ZERO,
+            workload: Workload::echo(1),
+        }
+    }
+
+    /// The CPUs the calling thread may run on.
+    fn allowed_cpus() -> Vec<usize> {
+        // SAFETY: sched_getaffinity of this thread into a zeroed, correctly sized set.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(
+                libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set),
+                0
+            );
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_worker_that_ends_unbound_without_an_error_fails_the_start_up() {
+        let (host, readied) = crate::export::test_host();
+        let result = serve_on(
+            &host,
+            2,
+            |i, bound: Bound| {
+                Ok(std::thread::spawn(move || {
+                    if i == 0 {
+                        let _ = bound.send(Ok(()));
+                    }
+                }))
+            },
+            |_, t| t.join().map_err(|_| "panicked".to_string()),
+        );
+        assert_eq!(
+            result,
+            Err("1 worker(s) ended before listening".to_string())
+        );
+        assert_eq!(readied.load(Relaxed), 0, "ready without every listener");
+        assert!(
+            host.stop().is_forced(),
+            "the bound workers were not stopped"
+        );
+    }
+
+    #[test]
+    fn a_worker_error_is_reported_and_ready_never_comes() {
+        let (host, readied) = crate::export::test_host();
+        let result = serve_on_threads(&config(2, vec![]), &host, "t", |i, bound| {
+            if i == 1 {
+                return Err("no listener for worker 1".into());
+            }
+            let _ = bound.send(Ok(()));
+            Ok(())
+        });
+        assert_eq!(result, Err("no listener for worker 1".to_string()));
+        assert_eq!(readied.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn each_worker_runs_pinned_to_its_cpu_and_ready_comes_once_all_are_bound() {
+        let cpu = *allowed_cpus()
+            .first()
+            .expect("this thread may run somewhere");
+        let (host, readied) = crate::export::test_host();
+        let result = serve_on_threads(&config(2, vec![cpu]), &host, "t", move |_, bound| {
+            let cpus = allowed_cpus();
+            let _ = bound.send(Ok(()));
+            match cpus == [cpu] {
+                true => Ok(()),
+                false => Err(format!("worker runs on {cpus:?}, not [{cpu}]")),
+            }
+        });
+        assert_eq!(result, Ok(()));
+        assert_eq!(readied.load(Relaxed), 1);
+    }
+}
