@@ -40,7 +40,11 @@
 //! Implement [`Plugin`] and call [`export_plugin!`]. [`Plugin::serve`] runs an echo server until
 //! the host asks it to stop, following the contract in [`Plugin::serve`]'s docs. The
 //! runtime-independent parts (stop signal, counters, the listening socket) live here so every
-//! plugin behaves identically from the outside.
+//! plugin behaves identically from the outside. A plugin on an async runtime builds its runtime
+//! and implements [`Runtime`] (with [`Timer`] and an [`EchoStream`]) with the runtime's own
+//! primitives; the request handling itself is this crate's, generic over that trait
+//! ([`Server::serve`], [`Connection::serve`], [`echo_stream`]), and thread-per-core runtimes
+//! start through [`serve_per_core`].
 
 mod echo;
 mod export;
