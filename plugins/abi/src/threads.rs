@@ -55,12 +55,7 @@ where
 {
     let server = Server::<R>::new(config, host);
     serve_on_threads(config, host, name, move |index, bound| {
-        let server = server.clone();
-        worker(PerCore {
-            index,
-            server,
-            bound,
-        })
+        worker(server.per_core(index, bound))
     })
 }
 
@@ -73,15 +68,18 @@ pub fn start_per_core<R: Runtime, H>(
     join: impl Fn(usize, H) -> Result<(), String>,
 ) -> Result<(), String> {
     let server = Server::<R>::new(config, host);
-    let start = |index, bound| {
-        let server = server.clone();
-        start(PerCore {
-            index,
-            server,
-            bound,
-        })
-    };
+    let start = |index, bound| start(server.per_core(index, bound));
     serve_on(host, config.threads, start, join)
+}
+
+impl<R: Runtime> Server<R> {
+    fn per_core(&self, index: usize, bound: Bound) -> PerCore<R> {
+        PerCore {
+            index,
+            server: self.clone(),
+            bound,
+        }
+    }
 }
 
 /// Runs `config.threads` threads named `<name>-<i>`, each pinned to
