@@ -8,7 +8,7 @@
 
 use crate::ACCEPT_BACKOFF;
 use crate::{echo_stream, race, serve_connection, Config, EchoStream, Either, HostHandle};
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::io;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
@@ -28,48 +28,50 @@ pub trait Timer {
 /// of the type is a handle to the runtime as one accepting thread sees it (usually a unit
 /// struct); it is cloned into every connection task.
 ///
-/// A complete implementation (async-std, whose streams have the `futures-io` traits):
+/// A complete implementation (smol's plugin: its streams have the `futures-io` traits, its
+/// tasks run on one multi-threaded `Executor`, and it borrows tokio's FIFO-fair semaphore):
 ///
 /// ```ignore
 /// #[derive(Clone)]
-/// struct AsyncStd;
+/// struct Rt(Arc<smol::Executor<'static>>);
 ///
-/// impl Timer for AsyncStd {
-///     fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
-///         async_std::task::sleep(d)
+/// impl Timer for Rt {
+///     async fn sleep(&self, d: Duration) {
+///         smol::Timer::after(d).await;
 ///     }
 /// }
 ///
-/// impl Runtime for AsyncStd {
-///     type Listener = async_std::net::TcpListener;
-///     type Stream = FuturesIo<async_std::net::TcpStream>;
-///     type Tasks = Vec<async_std::task::JoinHandle<()>>;
-///     type Semaphore = tokio::sync::Semaphore; // FIFO-fair, runtime-independent
+/// impl Runtime for Rt {
+///     type Listener = smol::net::TcpListener;
+///     type Stream = FuturesIo<smol::net::TcpStream>;
+///     type Tasks = JoinHandles<smol::Task<()>>;
+///     type Semaphore = tokio::sync::Semaphore;
 ///     type Permit = tokio::sync::OwnedSemaphorePermit;
 ///
 ///     async fn accept(&self, listener: &Self::Listener) -> io::Result<Self::Stream> {
 ///         Ok(FuturesIo(listener.accept().await?.0))
 ///     }
 ///     fn tasks(&self) -> Self::Tasks {
-///         Vec::new()
+///         JoinHandles::default()
 ///     }
 ///     fn spawn(&self, tasks: &mut Self::Tasks, connection: Connection<Self>) {
-///         tasks.push(async_std::task::spawn(connection.serve()));
-///         // ... and forget the finished ones, so the set does not grow with churn.
+///         tasks.push(self.0.spawn(connection.serve()), smol::Task::is_finished);
 ///     }
 ///     async fn join_all(&self, tasks: Self::Tasks) {
-///         for task in tasks {
-///             task.await;
-///         }
+///         tasks.join().await;
 ///     }
 ///     fn semaphore(permits: usize) -> Self::Semaphore {
 ///         tokio::sync::Semaphore::new(permits)
 ///     }
-///     async fn acquire(&self, sem: &Arc<Self::Semaphore>) -> Option<Self::Permit> {
-///         sem.clone().acquire_owned().await.ok()
+///     async fn acquire(&self, semaphore: &Arc<Self::Semaphore>) -> Option<Self::Permit> {
+///         semaphore.clone().acquire_owned().await.ok()
 ///     }
 /// }
 /// ```
+///
+/// A plugin then binds its listener, calls `host.ready()` and runs
+/// `Server::<Rt>::new(config, host).serve(rt, listener).await` (or, thread-per-core,
+/// [`crate::serve_per_core`]).
 pub trait Runtime: Timer + Clone + 'static {
     /// A bound, listening socket registered with the runtime.
     type Listener;
@@ -126,6 +128,32 @@ pub trait Runtime: Timer + Clone + 'static {
     {
         let _ = (listener, pending);
         std::future::ready(None)
+    }
+}
+
+/// [`Runtime::Tasks`] for a runtime whose join handles say whether their task has finished
+/// (smol, monoio, compio, kimojio): the handles of the tasks not yet seen finished.
+pub struct JoinHandles<H>(Vec<H>);
+
+impl<H> Default for JoinHandles<H> {
+    fn default() -> Self {
+        JoinHandles(Vec::new())
+    }
+}
+
+impl<H: IntoFuture> JoinHandles<H> {
+    /// Adds `handle`, forgetting those whose task has `finished`, so the list does not grow
+    /// with connection churn.
+    pub fn push(&mut self, handle: H, finished: impl Fn(&H) -> bool) {
+        self.0.retain(|h| !finished(h));
+        self.0.push(handle);
+    }
+
+    /// Waits for every task (whatever it returned).
+    pub async fn join(self) {
+        for handle in self.0 {
+            let _ = handle.await;
+        }
     }
 }
 

@@ -23,8 +23,8 @@ use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::{TcpListener, TcpStream};
 use compio::runtime::{JoinHandle, Runtime as CompioRuntime};
 use runbench_plugin_abi::{
-    export_plugin, serve_per_core, Config, Connection, EchoStream, HostHandle, Plugin, Runtime,
-    Timer,
+    export_plugin, serve_per_core, Config, Connection, EchoStream, HostHandle, JoinHandles, Plugin,
+    Runtime, Timer,
 };
 use std::future::Future;
 use std::io;
@@ -85,7 +85,7 @@ impl Timer for Rt {
 impl Runtime for Rt {
     type Listener = TcpListener;
     type Stream = Stream;
-    type Tasks = Vec<JoinHandle<()>>;
+    type Tasks = JoinHandles<JoinHandle<()>>;
     type Semaphore = Semaphore;
     type Permit = OwnedSemaphorePermit;
 
@@ -93,16 +93,16 @@ impl Runtime for Rt {
         Ok(Stream(listener.accept().await?.0))
     }
     fn tasks(&self) -> Self::Tasks {
-        Vec::new()
+        JoinHandles::default()
     }
     fn spawn(&self, tasks: &mut Self::Tasks, connection: Connection<Self>) {
-        tasks.push(compio::runtime::spawn(connection.serve()));
-        tasks.retain(|t| !t.is_finished());
+        tasks.push(
+            compio::runtime::spawn(connection.serve()),
+            JoinHandle::is_finished,
+        );
     }
     async fn join_all(&self, tasks: Self::Tasks) {
-        for t in tasks {
-            let _ = t.await;
-        }
+        tasks.join().await;
     }
     fn semaphore(permits: usize) -> Semaphore {
         Semaphore::new(permits)

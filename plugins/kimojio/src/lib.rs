@@ -29,8 +29,8 @@ use kimojio::configuration::Configuration;
 use kimojio::operations::{self, TaskHandle};
 use kimojio::{OwnedFd, Runtime as KimojioRuntime};
 use runbench_plugin_abi::{
-    export_plugin, os, race, serve_per_core, Config, Connection, EchoStream, HostHandle, Plugin,
-    Runtime, Timer,
+    export_plugin, os, race, serve_per_core, Config, Connection, EchoStream, HostHandle,
+    JoinHandles, Plugin, Runtime, Timer,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -121,7 +121,7 @@ impl Timer for Rt {
 impl Runtime for Rt {
     type Listener = OwnedFd;
     type Stream = Stream;
-    type Tasks = Vec<TaskHandle<()>>;
+    type Tasks = JoinHandles<TaskHandle<()>>;
     type Semaphore = Semaphore;
     type Permit = OwnedSemaphorePermit;
 
@@ -132,16 +132,16 @@ impl Runtime for Rt {
             .map_err(io_error)
     }
     fn tasks(&self) -> Self::Tasks {
-        Vec::new()
+        JoinHandles::default()
     }
     fn spawn(&self, tasks: &mut Self::Tasks, connection: Connection<Self>) {
-        tasks.push(operations::spawn_task(connection.serve()));
-        tasks.retain(|t| !t.is_complete());
+        tasks.push(
+            operations::spawn_task(connection.serve()),
+            TaskHandle::is_complete,
+        );
     }
     async fn join_all(&self, tasks: Self::Tasks) {
-        for t in tasks {
-            let _ = t.await;
-        }
+        tasks.join().await;
     }
     fn semaphore(permits: usize) -> Semaphore {
         Semaphore::new(permits)

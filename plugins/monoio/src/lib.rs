@@ -22,8 +22,8 @@ use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use monoio::task::JoinHandle;
 use monoio::{FusionDriver, RuntimeBuilder};
 use runbench_plugin_abi::{
-    export_plugin, serve_per_core, Config, Connection, EchoStream, HostHandle, Plugin, Runtime,
-    Timer, LISTEN_BACKLOG,
+    export_plugin, serve_per_core, Config, Connection, EchoStream, HostHandle, JoinHandles, Plugin,
+    Runtime, Timer, LISTEN_BACKLOG,
 };
 use std::future::Future;
 use std::io;
@@ -81,7 +81,7 @@ impl Timer for Rt {
 impl Runtime for Rt {
     type Listener = TcpListener;
     type Stream = Rented;
-    type Tasks = Vec<JoinHandle<()>>;
+    type Tasks = JoinHandles<JoinHandle<()>>;
     type Semaphore = Semaphore;
     type Permit = OwnedSemaphorePermit;
 
@@ -89,16 +89,13 @@ impl Runtime for Rt {
         Ok(Rented(listener.accept().await?.0))
     }
     fn tasks(&self) -> Self::Tasks {
-        Vec::new()
+        JoinHandles::default()
     }
     fn spawn(&self, tasks: &mut Self::Tasks, connection: Connection<Self>) {
-        tasks.push(monoio::spawn(connection.serve()));
-        tasks.retain(|t| !t.is_finished());
+        tasks.push(monoio::spawn(connection.serve()), JoinHandle::is_finished);
     }
     async fn join_all(&self, tasks: Self::Tasks) {
-        for t in tasks {
-            t.await;
-        }
+        tasks.join().await;
     }
     fn semaphore(permits: usize) -> Semaphore {
         Semaphore::new(permits)

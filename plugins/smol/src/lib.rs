@@ -14,7 +14,8 @@
 //! and the contract is first-come first-served. tokio's hands permits out FIFO.
 
 use runbench_plugin_abi::{
-    export_plugin, Config, Connection, FuturesIo, HostHandle, Plugin, Runtime, Server, Timer,
+    export_plugin, Config, Connection, FuturesIo, HostHandle, JoinHandles, Plugin, Runtime, Server,
+    Timer,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Task};
@@ -80,24 +81,21 @@ impl Timer for Rt {
 impl Runtime for Rt {
     type Listener = TcpListener;
     type Stream = FuturesIo<TcpStream>;
-    type Tasks = Vec<Task<()>>;
+    type Tasks = JoinHandles<Task<()>>;
     type Semaphore = Semaphore;
     type Permit = OwnedSemaphorePermit;
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.accept().await?.0))
     }
-    fn tasks(&self) -> Vec<Task<()>> {
-        Vec::new()
+    fn tasks(&self) -> Self::Tasks {
+        JoinHandles::default()
     }
-    fn spawn(&self, tasks: &mut Vec<Task<()>>, connection: Connection<Self>) {
-        tasks.push(self.0.spawn(connection.serve()));
-        tasks.retain(|t| !t.is_finished());
+    fn spawn(&self, tasks: &mut Self::Tasks, connection: Connection<Self>) {
+        tasks.push(self.0.spawn(connection.serve()), Task::is_finished);
     }
-    async fn join_all(&self, tasks: Vec<Task<()>>) {
-        for t in tasks {
-            t.await;
-        }
+    async fn join_all(&self, tasks: Self::Tasks) {
+        tasks.join().await;
     }
     fn semaphore(permits: usize) -> Semaphore {
         Semaphore::new(permits)
