@@ -5,7 +5,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::time::{Duration, Instant};
 
 /// How a connection ended; each maps to one [`crate::ServeReport`] counter.
@@ -124,22 +124,23 @@ pub trait EchoStream {
 pub async fn echo_stream<S: EchoStream>(
     stream: &mut S,
     timer: &impl Timer,
-    mut stopping: impl Future<Output = ()> + Unpin,
-    mut forced: impl Future<Output = ()> + Unpin,
+    stopping: impl Future<Output = ()>,
+    forced: impl Future<Output = ()>,
     host: &HostHandle,
     workload: &Workload,
 ) -> Outcome {
+    let (mut stopping, mut forced) = (pin!(stopping), pin!(forced));
     // Zeroed by the allocator (calloc): pages no read reaches stay out of RSS.
     let mut buf = vec![0u8; crate::ECHO_BUFFER_BYTES];
     let mut tracker = MessageTracker::new(workload.request_bytes);
     loop {
         let (read, returned) = if tracker.at_boundary() {
-            match race(stream.read(buf), &mut stopping).await {
+            match race(stream.read(buf), stopping.as_mut()).await {
                 Either::Left(r) => r,
                 Either::Right(()) => return Outcome::Clean,
             }
         } else {
-            match race(stream.read(buf), &mut forced).await {
+            match race(stream.read(buf), forced.as_mut()).await {
                 Either::Left(r) => r,
                 Either::Right(()) => return Outcome::Cut,
             }
@@ -156,7 +157,7 @@ pub async fn echo_stream<S: EchoStream>(
                 timer.sleep(workload.sleep).await;
             }
         }
-        match race(stream.write_all(buf, n), &mut forced).await {
+        match race(stream.write_all(buf, n), forced.as_mut()).await {
             Either::Left((Ok(()), returned)) => {
                 buf = returned;
                 host.stats().echoed(n);

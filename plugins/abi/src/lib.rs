@@ -63,7 +63,7 @@ pub use echo::{
 pub use export::{
     locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,
 };
-pub use runtime::{Connection, JoinHandles, Runtime, Server, Timer};
+pub use runtime::{Connection, FairSemaphore, JoinHandles, Runtime, Server, Timer};
 pub use stop::{race, Either, StopToken, StopWait};
 pub use threads::{serve_on, serve_on_threads, serve_per_core, start_per_core, Bound, PerCore};
 pub use workload::{Workload, WORKLOAD_CPU, WORKLOAD_SLEEP, WORKLOAD_V1};

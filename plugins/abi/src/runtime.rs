@@ -45,8 +45,7 @@ pub trait Timer {
 ///     type Listener = smol::net::TcpListener;
 ///     type Stream = FuturesIo<smol::net::TcpStream>;
 ///     type Tasks = JoinHandles<smol::Task<()>>;
-///     type Semaphore = tokio::sync::Semaphore;
-///     type Permit = tokio::sync::OwnedSemaphorePermit;
+///     type Semaphore = tokio::sync::Semaphore; // its FairSemaphore impl: feature `tokio`
 ///
 ///     async fn accept(&self, listener: &Self::Listener) -> io::Result<Self::Stream> {
 ///         Ok(FuturesIo(listener.accept().await?.0))
@@ -59,12 +58,6 @@ pub trait Timer {
 ///     }
 ///     async fn join_all(&self, tasks: Self::Tasks) {
 ///         tasks.join().await;
-///     }
-///     fn semaphore(permits: usize) -> Self::Semaphore {
-///         tokio::sync::Semaphore::new(permits)
-///     }
-///     async fn acquire(&self, semaphore: &Arc<Self::Semaphore>) -> Option<Self::Permit> {
-///         semaphore.clone().acquire_owned().await.ok()
 ///     }
 /// }
 /// ```
@@ -81,9 +74,7 @@ pub trait Runtime: Timer + Clone + 'static {
     type Tasks;
     /// The FIFO-fair semaphore that holds `max_connections` for the whole server; shared by
     /// every accepting thread, so it must wake tasks on other threads.
-    type Semaphore;
-    /// One `max_connections` slot; freed when dropped.
-    type Permit;
+    type Semaphore: FairSemaphore;
 
     /// Accepts the next connection.
     fn accept(&self, listener: &Self::Listener) -> impl Future<Output = io::Result<Self::Stream>>;
@@ -94,23 +85,12 @@ pub trait Runtime: Timer + Clone + 'static {
     fn spawn(&self, tasks: &mut Self::Tasks, connection: Connection<Self>);
     /// Resolves once every task in `tasks` has finished.
     fn join_all(&self, tasks: Self::Tasks) -> impl Future<Output = ()>;
-    /// A semaphore of `permits` slots.
-    fn semaphore(permits: usize) -> Self::Semaphore;
-    /// Waits, first come first served, for a slot; `None` if the semaphore was closed.
-    fn acquire(
-        &self,
-        semaphore: &Arc<Self::Semaphore>,
-    ) -> impl Future<Output = Option<Self::Permit>>;
-
     /// `fut` as the runtime's tasks may await it though it is woken from another thread (the
     /// host's stop signal from the host's stop-watcher thread, a permit freed on another
     /// thread). The default is `fut` itself, which suits every runtime whose wakers may be woken
     /// from any thread; one with thread-local wakers (kimojio) relays the wake-up to its own
     /// thread.
-    fn cross_thread<F>(&self, fut: F) -> impl Future<Output = F::Output> + Unpin
-    where
-        F: Future + Unpin,
-    {
+    fn cross_thread<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
         fut
     }
 
@@ -128,6 +108,32 @@ pub trait Runtime: Timer + Clone + 'static {
     {
         let _ = (listener, pending);
         std::future::ready(None)
+    }
+}
+
+/// A FIFO-fair semaphore (see [`Runtime::Semaphore`]): a freed permit goes to the connection
+/// that has waited longest, never to one that asked later. With the `tokio` feature, tokio's
+/// `sync::Semaphore` is one (runtime-independent, and its wakers may be woken from any thread),
+/// which the plugins whose runtime has no fair cross-thread semaphore use.
+pub trait FairSemaphore: Sized {
+    /// One slot; given back when dropped.
+    type Permit;
+    /// A semaphore of `permits` slots.
+    fn new(permits: usize) -> Self;
+    /// Waits, first come first served, for a slot; `None` if the semaphore was closed.
+    fn acquire(self: &Arc<Self>) -> impl Future<Output = Option<Self::Permit>>;
+}
+
+#[cfg(feature = "tokio")]
+impl FairSemaphore for tokio::sync::Semaphore {
+    type Permit = tokio::sync::OwnedSemaphorePermit;
+
+    fn new(permits: usize) -> Self {
+        tokio::sync::Semaphore::new(permits)
+    }
+
+    async fn acquire(self: &Arc<Self>) -> Option<Self::Permit> {
+        self.clone().acquire_owned().await.ok()
     }
 }
 
@@ -181,7 +187,7 @@ impl<R: Runtime> Server<R> {
         Server {
             host: host.clone(),
             config: Arc::new(config.clone()),
-            permits: config.max_connections.map(|n| Arc::new(R::semaphore(n))),
+            permits: (config.max_connections).map(|n| Arc::new(R::Semaphore::new(n))),
         }
     }
 
@@ -198,11 +204,11 @@ impl<R: Runtime> Server<R> {
     /// back off [`ACCEPT_BACKOFF`] on the runtime's timer so a full process does not spin. Then
     /// close the listener and wait for every connection task.
     pub async fn serve(&self, rt: R, listener: R::Listener) {
-        let mut stopping = rt.cross_thread(self.host.stop().stopping());
+        let mut stopping = pin!(rt.cross_thread(self.host.stop().stopping()));
         let mut tasks = rt.tasks();
         loop {
             let mut accept = pin!(rt.accept(&listener));
-            let accepted = match race(accept.as_mut(), &mut stopping).await {
+            let accepted = match race(accept.as_mut(), stopping.as_mut()).await {
                 Either::Left(r) => r,
                 Either::Right(()) => {
                     if let Some(stream) = rt.stop_accepting(&listener, accept).await {
@@ -257,7 +263,10 @@ impl<R: Runtime> Connection<R> {
             server,
         } = self;
         let (host, stop) = (&server.host, server.host.stop());
-        let acquire = server.permits.as_ref().map(|sem| rt.acquire(sem));
+        let acquire = server
+            .permits
+            .as_ref()
+            .map(|sem| rt.cross_thread(sem.acquire()));
         let echo = async {
             if stream.set_nodelay().is_err() {
                 return crate::Outcome::IoError;

@@ -24,9 +24,7 @@ use runbench_plugin_abi::{
 };
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Read by async-std once, when its global executor starts.
 const THREAD_COUNT_VAR: &str = "ASYNC_STD_THREAD_COUNT";
@@ -71,8 +69,7 @@ impl Runtime for Rt {
     type Stream = FuturesIo<TcpStream>;
     /// Every task holds a clone of the sender; `recv` fails once all are gone.
     type Tasks = (Sender<()>, Receiver<()>);
-    type Semaphore = Semaphore;
-    type Permit = OwnedSemaphorePermit;
+    type Semaphore = tokio::sync::Semaphore;
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.accept().await?.0))
@@ -90,11 +87,5 @@ impl Runtime for Rt {
     async fn join_all(&self, (alive, all_closed): Self::Tasks) {
         drop(alive);
         let _ = all_closed.recv().await;
-    }
-    fn semaphore(permits: usize) -> Semaphore {
-        Semaphore::new(permits)
-    }
-    async fn acquire(&self, semaphore: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-        semaphore.clone().acquire_owned().await.ok()
     }
 }

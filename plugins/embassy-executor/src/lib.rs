@@ -151,15 +151,12 @@ impl Timer for Rt {
     }
 }
 
-type Fair = FairSemaphore<NoopRawMutex, TASK_POOL>;
-
 impl Runtime for Rt {
     type Listener = Async<TcpListener>;
     type Stream = FuturesIo<Async<TcpStream>>;
     /// The live count in [`Rt::tasks`]; nothing per accept loop.
     type Tasks = ();
     type Semaphore = Fair;
-    type Permit = Permit;
 
     async fn accept(&self, listener: &Self::Listener) -> io::Result<Self::Stream> {
         // A full pool: the next connection waits in the accept queue for a task to end. A
@@ -184,21 +181,30 @@ impl Runtime for Rt {
     async fn join_all(&self, _: ()) {
         self.tasks.until(|t| t.live.get() == 0).await;
     }
-    fn semaphore(permits: usize) -> Fair {
-        FairSemaphore::new(permits)
+}
+
+/// embassy-sync's `FairSemaphore`, as the ABI crate's [`runbench_plugin_abi::FairSemaphore`].
+struct Fair(FairSemaphore<NoopRawMutex, TASK_POOL>);
+
+impl runbench_plugin_abi::FairSemaphore for Fair {
+    type Permit = Permit;
+
+    fn new(permits: usize) -> Self {
+        Fair(FairSemaphore::new(permits))
     }
-    async fn acquire(&self, semaphore: &Arc<Fair>) -> Option<Permit> {
+
+    async fn acquire(self: &Arc<Self>) -> Option<Permit> {
         // The wait queue has room for every task of the pool, so it is never full.
-        semaphore.acquire(1).await.ok()?.disarm();
-        Some(Permit(semaphore.clone()))
+        self.0.acquire(1).await.ok()?.disarm();
+        Some(Permit(self.clone()))
     }
 }
 
-/// One `max_connections` slot of the [`FairSemaphore`], given back when dropped.
+/// One `max_connections` slot of [`Fair`], given back when dropped.
 struct Permit(Arc<Fair>);
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.0.release(1);
+        self.0 .0.release(1);
     }
 }

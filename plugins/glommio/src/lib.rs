@@ -38,9 +38,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 struct Glommio;
 
@@ -120,8 +118,7 @@ impl Runtime for Rt {
     type Listener = Listener;
     type Stream = FuturesIo<TcpStream>;
     type Tasks = Gate;
-    type Semaphore = Semaphore;
-    type Permit = OwnedSemaphorePermit;
+    type Semaphore = tokio::sync::Semaphore;
 
     async fn accept(&self, listener: &Listener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.inner.accept().await?))
@@ -140,12 +137,6 @@ impl Runtime for Rt {
     }
     async fn join_all(&self, tasks: Gate) {
         let _ = tasks.close().await;
-    }
-    fn semaphore(permits: usize) -> Semaphore {
-        Semaphore::new(permits)
-    }
-    async fn acquire(&self, semaphore: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-        semaphore.clone().acquire_owned().await.ok()
     }
 
     /// Dropping an in-flight io_uring accept leaves glommio to cancel it, and a connection it

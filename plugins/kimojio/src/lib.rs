@@ -42,7 +42,6 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 struct Kimojio;
 
@@ -122,8 +121,7 @@ impl Runtime for Rt {
     type Listener = OwnedFd;
     type Stream = Stream;
     type Tasks = JoinHandles<TaskHandle<()>>;
-    type Semaphore = Semaphore;
-    type Permit = OwnedSemaphorePermit;
+    type Semaphore = tokio::sync::Semaphore;
 
     async fn accept(&self, listener: &OwnedFd) -> io::Result<Stream> {
         operations::accept(listener)
@@ -143,18 +141,8 @@ impl Runtime for Rt {
     async fn join_all(&self, tasks: Self::Tasks) {
         tasks.join().await;
     }
-    fn semaphore(permits: usize) -> Semaphore {
-        Semaphore::new(permits)
-    }
-    async fn acquire(&self, semaphore: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-        let wait: Pin<Box<dyn Future<Output = _>>> = Box::pin(semaphore.clone().acquire_owned());
-        self.cross_thread(wait).await.ok()
-    }
-    fn cross_thread<F>(&self, fut: F) -> impl Future<Output = F::Output> + Unpin
-    where
-        F: Future + Unpin,
-    {
-        self.0.relayed(fut)
+    fn cross_thread<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
+        self.0.relayed(Box::pin(fut))
     }
 }
 

@@ -27,9 +27,7 @@ use runbench_plugin_abi::{
 };
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 struct Monoio;
 
@@ -82,8 +80,7 @@ impl Runtime for Rt {
     type Listener = TcpListener;
     type Stream = Rented;
     type Tasks = JoinHandles<JoinHandle<()>>;
-    type Semaphore = Semaphore;
-    type Permit = OwnedSemaphorePermit;
+    type Semaphore = tokio::sync::Semaphore;
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Rented> {
         Ok(Rented(listener.accept().await?.0))
@@ -96,12 +93,6 @@ impl Runtime for Rt {
     }
     async fn join_all(&self, tasks: Self::Tasks) {
         tasks.join().await;
-    }
-    fn semaphore(permits: usize) -> Semaphore {
-        Semaphore::new(permits)
-    }
-    async fn acquire(&self, semaphore: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-        semaphore.clone().acquire_owned().await.ok()
     }
 }
 

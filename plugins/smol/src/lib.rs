@@ -22,7 +22,6 @@ use smol::{Executor, Task};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 struct Smol;
 
@@ -82,8 +81,7 @@ impl Runtime for Rt {
     type Listener = TcpListener;
     type Stream = FuturesIo<TcpStream>;
     type Tasks = JoinHandles<Task<()>>;
-    type Semaphore = Semaphore;
-    type Permit = OwnedSemaphorePermit;
+    type Semaphore = tokio::sync::Semaphore;
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.accept().await?.0))
@@ -96,11 +94,5 @@ impl Runtime for Rt {
     }
     async fn join_all(&self, tasks: Self::Tasks) {
         tasks.join().await;
-    }
-    fn semaphore(permits: usize) -> Semaphore {
-        Semaphore::new(permits)
-    }
-    async fn acquire(&self, semaphore: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-        semaphore.clone().acquire_owned().await.ok()
     }
 }

@@ -6,10 +6,8 @@
 use runbench_plugin_abi::{Connection, FuturesIo, Runtime, Timer};
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
@@ -27,8 +25,7 @@ impl Runtime for Rt {
     type Listener = TcpListener;
     type Stream = FuturesIo<Compat<TcpStream>>;
     type Tasks = JoinSet<()>;
-    type Semaphore = Semaphore;
-    type Permit = OwnedSemaphorePermit;
+    type Semaphore = tokio::sync::Semaphore;
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.accept().await?.0.compat()))
@@ -42,11 +39,5 @@ impl Runtime for Rt {
     }
     async fn join_all(&self, mut tasks: JoinSet<()>) {
         while tasks.join_next().await.is_some() {}
-    }
-    fn semaphore(permits: usize) -> Semaphore {
-        Semaphore::new(permits)
-    }
-    async fn acquire(&self, semaphore: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-        semaphore.clone().acquire_owned().await.ok()
     }
 }
