@@ -1,10 +1,11 @@
 //! Runtime-independent pieces of the echo protocol that every plugin shares.
 
-use crate::{race, Config, Either, HostHandle, StopSource};
+use crate::{race, Either, HostHandle, Timer, Workload};
 use futures_io::{AsyncRead, AsyncWrite};
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
+use std::os::fd::AsRawFd;
+use std::pin::{pin, Pin};
 use std::time::{Duration, Instant};
 
 /// How a connection ended; each maps to one [`crate::ServeReport`] counter.
@@ -67,33 +68,26 @@ pub fn spin_for(d: Duration) {
     }
 }
 
-/// One accepted connection under the contract: wait for a `max_connections` slot (`acquire`;
-/// a connection still waiting when the stop signal comes, or whose wait fails, closes clean),
-/// count it as served while `serve` runs, then count how it ended.
-pub async fn serve_connection<P, E, A, S>(host: &HostHandle, acquire: Option<A>, serve: S)
-where
-    A: Future<Output = Result<P, E>>,
-    S: Future<Output = Outcome>,
-{
-    serve_connection_with(host, host.stop(), acquire, serve).await;
-}
-
-/// [`serve_connection`] with the stop signal taken from `stop` (see [`StopSource`]).
-pub async fn serve_connection_with<P, E, A, S>(
+/// One accepted connection under the contract: wait for a `max_connections` slot (`acquire`,
+/// `None` when the server has no limit; a connection still waiting when the stop signal comes,
+/// or whose wait fails, closes clean), count it as served while `serve` runs, then count how it
+/// ended, and return that. `stopping` is the stop signal ([`crate::StopToken::stopping`]).
+pub async fn serve_connection<P, A, S>(
     host: &HostHandle,
-    stop: &impl StopSource,
+    stopping: impl Future<Output = ()>,
     acquire: Option<A>,
     serve: S,
-) where
-    A: Future<Output = Result<P, E>>,
+) -> Outcome
+where
+    A: Future<Output = Option<P>>,
     S: Future<Output = Outcome>,
 {
     let _permit = match acquire {
-        Some(wait) => match race(wait, stop.stopping()).await {
-            Either::Left(Ok(permit)) => Some(permit),
+        Some(wait) => match race(wait, stopping).await {
+            Either::Left(Some(permit)) => Some(permit),
             _ => {
                 host.stats().finished(Outcome::Clean);
-                return;
+                return Outcome::Clean;
             }
         },
         None => None,
@@ -101,11 +95,14 @@ pub async fn serve_connection_with<P, E, A, S>(
     let _serving = host.stats().serving();
     let outcome = serve.await;
     host.stats().finished(outcome);
+    outcome
 }
 
-/// A connection's byte stream as the echo loop needs it, for any runtime. The buffer is owned
-/// and handed back with each result, so completion-based runtimes (monoio, compio, kimojio) can
-/// lend it to the kernel while readiness-based ones read into it in place.
+/// A connection's byte stream as the echo loop needs it, for any runtime (hyper's `rt::Read`
+/// and `rt::Write` in one). The buffer is owned and handed back with each result, so
+/// completion-based runtimes (monoio, compio, kimojio) can lend it to the kernel while
+/// readiness-based ones read into it in place. Streams with the `futures-io` traits have it
+/// through [`FuturesIo`].
 pub trait EchoStream {
     /// Reads what has arrived (at most the buffer's capacity); the first `n` bytes of the buffer
     /// that comes back are the data.
@@ -116,41 +113,34 @@ pub trait EchoStream {
         buf: Vec<u8>,
         n: usize,
     ) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
-    /// The runtime's own timer (the scenario's per-message `sleep`).
-    fn sleep(&self, d: Duration) -> impl Future<Output = ()>;
+    /// Turns TCP_NODELAY on, so each answer leaves at once (the contract's).
+    fn set_nodelay(&mut self) -> io::Result<()>;
 }
 
 /// The echo loop of the contract (see [`crate::Plugin::serve`]), the one every plugin on an async
-/// runtime runs: read, do the per-message `work` and `sleep`, write back, and stop at a message
-/// boundary on the stop signal or anywhere once the grace period is over. Counts echoed bytes.
+/// runtime runs: read, do the workload's per-request `cpu` and `sleep` (on `timer`), write back,
+/// and stop at a message boundary once `stopping` resolves (the stop signal) or anywhere once
+/// `forced` does (the grace period is over). Counts echoed bytes.
 pub async fn echo_stream<S: EchoStream>(
     stream: &mut S,
+    timer: &impl Timer,
+    stopping: impl Future<Output = ()>,
+    forced: impl Future<Output = ()>,
     host: &HostHandle,
-    config: &Config,
+    workload: &Workload,
 ) -> Outcome {
-    echo_stream_with(stream, host, host.stop(), config).await
-}
-
-/// [`echo_stream`] with the stop signal taken from `stop` (see [`StopSource`]).
-pub async fn echo_stream_with<S: EchoStream>(
-    stream: &mut S,
-    host: &HostHandle,
-    stop: &impl StopSource,
-    config: &Config,
-) -> Outcome {
+    let (mut stopping, mut forced) = (pin!(stopping), pin!(forced));
     // Zeroed by the allocator (calloc): pages no read reaches stay out of RSS.
     let mut buf = vec![0u8; crate::ECHO_BUFFER_BYTES];
-    let mut tracker = MessageTracker::new(config.workload.request_bytes);
-    let mut stopping = stop.stopping();
-    let mut forced = stop.forced();
+    let mut tracker = MessageTracker::new(workload.request_bytes);
     loop {
         let (read, returned) = if tracker.at_boundary() {
-            match race(stream.read(buf), &mut stopping).await {
+            match race(stream.read(buf), stopping.as_mut()).await {
                 Either::Left(r) => r,
                 Either::Right(()) => return Outcome::Clean,
             }
         } else {
-            match race(stream.read(buf), &mut forced).await {
+            match race(stream.read(buf), forced.as_mut()).await {
                 Either::Left(r) => r,
                 Either::Right(()) => return Outcome::Cut,
             }
@@ -162,12 +152,12 @@ pub async fn echo_stream_with<S: EchoStream>(
             Err(_) => return Outcome::IoError,
         };
         for _ in 0..tracker.consumed(n) {
-            spin_for(config.workload.cpu);
-            if !config.workload.sleep.is_zero() {
-                stream.sleep(config.workload.sleep).await;
+            spin_for(workload.cpu);
+            if !workload.sleep.is_zero() {
+                timer.sleep(workload.sleep).await;
             }
         }
-        match race(stream.write_all(buf, n), &mut forced).await {
+        match race(stream.write_all(buf, n), forced.as_mut()).await {
             Either::Left((Ok(()), returned)) => {
                 buf = returned;
                 host.stats().echoed(n);
@@ -178,42 +168,23 @@ pub async fn echo_stream_with<S: EchoStream>(
     }
 }
 
-/// [`echo_stream`] for any stream with the `futures-io` traits (async-std, smol/async-io,
-/// glommio, embassy-executor's async-io), with `sleep` the runtime's timer.
-pub async fn echo_futures_io<S, Sleep, Fut>(
-    stream: &mut S,
-    host: &HostHandle,
-    config: &Config,
-    sleep: Sleep,
-) -> Outcome
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    Sleep: Fn(Duration) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    echo_stream(&mut FuturesIo { stream, sleep }, host, config).await
-}
+/// [`EchoStream`] for any socket with the `futures-io` traits (async-std, smol/async-io,
+/// glommio, tokio through `tokio-util`'s `compat`).
+pub struct FuturesIo<S>(pub S);
 
-struct FuturesIo<'a, S, Sleep> {
-    stream: &'a mut S,
-    sleep: Sleep,
-}
-
-impl<S, Sleep, Fut> EchoStream for FuturesIo<'_, S, Sleep>
+impl<S> EchoStream for FuturesIo<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
-    Sleep: Fn(Duration) -> Fut,
-    Fut: Future<Output = ()>,
+    S: AsyncRead + AsyncWrite + AsRawFd + Unpin,
 {
     async fn read(&mut self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        let stream = &mut *self.stream;
+        let stream = &mut self.0;
         let r = poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buf)).await;
         (r, buf)
     }
 
     async fn write_all(&mut self, buf: Vec<u8>, n: usize) -> (io::Result<()>, Vec<u8>) {
         let mut data = &buf[..n];
-        let stream = &mut *self.stream;
+        let stream = &mut self.0;
         while !data.is_empty() {
             match poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, data)).await {
                 Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
@@ -224,8 +195,8 @@ where
         (Ok(()), buf)
     }
 
-    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
-        (self.sleep)(d)
+    fn set_nodelay(&mut self) -> io::Result<()> {
+        crate::os::set_nodelay(&self.0)
     }
 }
 

@@ -134,6 +134,35 @@ impl HostHandle {
     }
 }
 
+/// A host for the crate's own tests: logs nowhere, and `ready` adds one to the `AtomicU64` the
+/// handle's context points at (leaked, like the counters).
+#[cfg(test)]
+pub(crate) fn test_host() -> (HostHandle, &'static AtomicU64) {
+    extern "C" fn log(_: *mut c_void, _: u32, _: RStr) {}
+    extern "C" fn ready(ctx: *mut c_void) {
+        // SAFETY: the context is the leaked counter below.
+        unsafe { &*(ctx as *const AtomicU64) }.fetch_add(1, Relaxed);
+    }
+    extern "C" fn wait_stop(_: *mut c_void) {}
+    extern "C" fn fail(_: *mut c_void, _: RStr) {}
+    let readied: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    let api = HostApi {
+        size: size_of::<HostApi>() as u32,
+        ctx: readied as *const AtomicU64 as *mut c_void,
+        log,
+        ready,
+        wait_stop,
+        fail,
+        publish_counters: None,
+    };
+    let handle = HostHandle(Arc::new(Inner {
+        api,
+        stats: Box::leak(Box::default()),
+        stop: StopToken::new(),
+    }));
+    (handle, readied)
+}
+
 fn read_config(raw: &ServeConfig) -> Result<Config, String> {
     let size = raw.size as usize;
     // Fields added after v1 must be read only when `end_of(field) <= size` (append-only rule).

@@ -40,12 +40,16 @@
 //! Implement [`Plugin`] and call [`export_plugin!`]. [`Plugin::serve`] runs an echo server until
 //! the host asks it to stop, following the contract in [`Plugin::serve`]'s docs. The
 //! runtime-independent parts (stop signal, counters, the listening socket) live here so every
-//! plugin behaves identically from the outside.
+//! plugin behaves identically from the outside. A plugin on an async runtime builds its runtime
+//! and implements [`Runtime`] (with [`Timer`] and an [`EchoStream`]) with the runtime's own
+//! primitives; the request handling itself is this crate's, generic over that trait
+//! ([`Server::serve`], [`Connection::serve`], [`echo_stream`]), and thread-per-core runtimes
+//! start through [`serve_per_core`].
 
-mod accept;
 mod echo;
 mod export;
 pub mod os;
+mod runtime;
 mod stop;
 mod threads;
 mod workload;
@@ -53,16 +57,15 @@ mod workload;
 use std::ffi::c_void;
 use std::time::Duration;
 
-pub use accept::accept_until_stopped;
 pub use echo::{
-    echo_futures_io, echo_stream, echo_stream_with, serve_connection, serve_connection_with,
-    spin_for, EchoStream, MessageTracker, Outcome,
+    echo_stream, serve_connection, spin_for, EchoStream, FuturesIo, MessageTracker, Outcome,
 };
 pub use export::{
     locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,
 };
-pub use stop::{race, Either, StopSource, StopToken, StopWait};
-pub use threads::{serve_on, serve_on_threads, Bound};
+pub use runtime::{Connection, FairSemaphore, JoinHandles, Runtime, Server, Timer};
+pub use stop::{race, Either, StopToken, StopWait};
+pub use threads::{serve_on, serve_on_threads, serve_per_core, start_per_core, Bound, PerCore};
 pub use workload::{Workload, WORKLOAD_CPU, WORKLOAD_SLEEP, WORKLOAD_V1};
 
 /// `b"RUNBENCH"` as the first eight bytes of every header.
@@ -293,6 +296,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The listener of the contract on `addr` ([`os::reuseport_listener`]), or why not.
+    pub fn listen(&self) -> Result<std::net::TcpListener, String> {
+        os::reuseport_listener(self.addr).map_err(|e| format!("listening on {}: {e}", self.addr))
+    }
+
     /// The CPU for worker `i` of a thread-per-core runtime (round-robin over `cpus`).
     pub fn cpu_for_worker(&self, i: usize) -> Option<usize> {
         (!self.cpus.is_empty()).then(|| self.cpus[i % self.cpus.len()])

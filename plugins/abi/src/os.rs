@@ -3,7 +3,7 @@
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// A non-blocking listener on `addr` with SO_REUSEPORT, so several listeners (threads or
 /// processes) can share one port and the kernel spreads connections over them.
@@ -15,6 +15,13 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(crate::LISTEN_BACKLOG)?;
     Ok(socket.into())
+}
+
+/// Turns TCP_NODELAY on for a runtime's TCP stream, given its descriptor.
+pub fn set_nodelay(stream: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: the descriptor belongs to `stream`, which is borrowed for the whole call.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    socket2::SockRef::from(&fd).set_tcp_nodelay(true)
 }
 
 /// Pins the calling thread to one CPU.

@@ -62,28 +62,6 @@ impl StopToken {
     }
 }
 
-/// Where a connection learns of the stop. The host's [`StopToken`] wakes from the host's
-/// stop-watcher thread, which suits every runtime whose `Waker`s may be woken from any thread;
-/// a runtime with thread-local wakers (kimojio) passes a relay of it that wakes on the runtime's
-/// own thread.
-pub trait StopSource {
-    type Wait: Future<Output = ()> + Unpin;
-    /// See [`StopToken::stopping`].
-    fn stopping(&self) -> Self::Wait;
-    /// See [`StopToken::forced`].
-    fn forced(&self) -> Self::Wait;
-}
-
-impl StopSource for StopToken {
-    type Wait = StopWait;
-    fn stopping(&self) -> StopWait {
-        StopToken::stopping(self)
-    }
-    fn forced(&self) -> StopWait {
-        StopToken::forced(self)
-    }
-}
-
 /// Future of one flag; see [`StopToken::stopping`].
 pub struct StopWait {
     flag: Arc<Flag>,

@@ -17,13 +17,14 @@
 //! come from, is not fair: a newly accepted connection's `acquire` takes a freed permit before
 //! the woken waiter does, starving the longest-waiting ones. tokio's hands permits out FIFO.
 
+use async_std::channel::{Receiver, Sender};
 use async_std::net::{TcpListener, TcpStream};
 use runbench_plugin_abi::{
-    accept_until_stopped, echo_futures_io, export_plugin, os, serve_connection, Config, HostHandle,
-    Outcome, Plugin,
+    export_plugin, Config, Connection, FuturesIo, HostHandle, Plugin, Runtime, Server, Timer,
 };
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
 
 /// Read by async-std once, when its global executor starts.
 const THREAD_COUNT_VAR: &str = "ASYNC_STD_THREAD_COUNT";
@@ -39,60 +40,52 @@ impl Plugin for AsyncStd {
         // `serve` once). The host's other threads are parked on locks, not reading the
         // environment, so changing it here races with nothing.
         std::env::set_var(THREAD_COUNT_VAR, config.threads.to_string());
-        async_std::task::block_on(serve(config.clone(), host.clone()))
+        let listener = TcpListener::from(config.listen()?);
+        async_std::task::block_on(async {
+            host.ready();
+            Server::new(config, host).serve(Rt, listener).await;
+        });
+        Ok(())
     }
 }
 
 export_plugin!(AsyncStd);
 
-async fn serve(config: Config, host: HostHandle) -> Result<(), String> {
-    let std_listener = os::reuseport_listener(config.addr)
-        .map_err(|e| format!("listening on {}: {e}", config.addr))?;
-    let listener = TcpListener::from(std_listener);
-    let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
-    let config = Arc::new(config);
-    // Every connection task holds a sender; `recv` fails once all are gone, i.e. all closed.
-    let (alive, all_closed) = async_std::channel::bounded::<()>(1);
-    host.ready();
+/// async-std as the shared request handling sees it: detached tasks on its global executor,
+/// counted by the senders they hold (its `JoinHandle`s cannot say whether a task has finished,
+/// so a list of them could not be pruned), its timer and sockets, and tokio's FIFO-fair
+/// semaphore (see the crate docs).
+#[derive(Clone)]
+struct Rt;
 
-    accept_until_stopped(
-        &host,
-        || listener.accept(),
-        |(stream, _)| {
-            let (host, config, permits, alive) =
-                (host.clone(), config.clone(), permits.clone(), alive.clone());
-            async_std::task::spawn(async move {
-                connection(stream, &host, &config, permits).await;
-                drop(alive);
-            });
-            std::future::ready(())
-        },
-        async_std::task::sleep,
-    )
-    .await;
-    drop(listener);
-    drop(alive);
-    let _ = all_closed.recv().await;
-    Ok(())
-}
-
-async fn connection(
-    stream: TcpStream,
-    host: &HostHandle,
-    config: &Config,
-    permits: Option<Arc<Semaphore>>,
-) {
-    serve_connection(
-        host,
-        permits.map(|sem| sem.acquire_owned()),
-        echo(stream, host, config),
-    )
-    .await;
-}
-
-async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
-    if stream.set_nodelay(true).is_err() {
-        return Outcome::IoError;
+impl Timer for Rt {
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
+        async_std::task::sleep(d)
     }
-    echo_futures_io(&mut stream, host, config, async_std::task::sleep).await
+}
+
+impl Runtime for Rt {
+    type Listener = TcpListener;
+    type Stream = FuturesIo<TcpStream>;
+    /// Every task holds a clone of the sender; `recv` fails once all are gone.
+    type Tasks = (Sender<()>, Receiver<()>);
+    type Semaphore = tokio::sync::Semaphore;
+
+    async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
+        Ok(FuturesIo(listener.accept().await?.0))
+    }
+    fn tasks(&self) -> Self::Tasks {
+        async_std::channel::bounded(1)
+    }
+    fn spawn(&self, (alive, _): &mut Self::Tasks, connection: Connection<Self>) {
+        let alive = alive.clone();
+        async_std::task::spawn(async move {
+            connection.serve().await;
+            drop(alive);
+        });
+    }
+    async fn join_all(&self, (alive, all_closed): Self::Tasks) {
+        drop(alive);
+        let _ = all_closed.recv().await;
+    }
 }

@@ -1,6 +1,6 @@
 //! runbench plugin for compio: thread-per-core, completion-based runtimes, one per server CPU,
 //! each with its own SO_REUSEPORT listener, serving its connections with `compio::runtime::spawn`ed
-//! tasks. Reads and writes hand one owned buffer back and forth ([`echo_stream`]).
+//! tasks. Reads and writes hand one owned buffer back and forth (the ABI crate's `EchoStream`).
 //!
 //! Threads: exactly `threads` runtime threads (`compio-<i>`); the calling thread only joins. No
 //! helpers: compio's blocking pool starts only for `spawn_blocking`, which nothing here uses.
@@ -21,14 +21,14 @@
 
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::{TcpListener, TcpStream};
-use compio::runtime::Runtime;
+use compio::runtime::{JoinHandle, Runtime as CompioRuntime};
 use runbench_plugin_abi::{
-    accept_until_stopped, echo_stream, export_plugin, os, serve_connection, serve_on_threads,
-    Bound, Config, EchoStream, HostHandle, Outcome, Plugin,
+    export_plugin, serve_per_core, Config, Connection, EchoStream, HostHandle, JoinHandles, Plugin,
+    Runtime, Timer,
 };
+use std::future::Future;
 use std::io;
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::time::Duration;
 
 struct Compio;
 
@@ -37,44 +37,25 @@ impl Plugin for Compio {
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
-        let config = Arc::new(config.clone());
-        let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
-        let (threads, worker_host) = (config.threads, host.clone());
-        // Each thread reports once its listener accepts, or why it could not start.
-        serve_on_threads(host, threads, "compio", move |i, bound| {
-            worker(i, &config, worker_host.clone(), permits.clone(), bound);
-            Ok(())
+        serve_per_core(config, host, "compio", |core| {
+            let index = core.index;
+            let runtime = CompioRuntime::new()
+                .map_err(|e| format!("building compio runtime {index}: {e}"))?;
+            let listener = core.config().listen()?;
+            log_driver(&runtime, index, core.host());
+            runtime.block_on(async {
+                let listener = TcpListener::from_std(listener)
+                    .map_err(|e| format!("registering the listener: {e}"))?;
+                core.serve(Rt, listener).await
+            })
         })
     }
 }
 
 export_plugin!(Compio);
 
-fn worker(
-    index: usize,
-    config: &Arc<Config>,
-    host: HostHandle,
-    permits: Option<Arc<Semaphore>>,
-    bound: Bound,
-) {
-    let setup = || -> Result<(Runtime, std::net::TcpListener), String> {
-        if let Some(cpu) = config.cpu_for_worker(index) {
-            os::pin_current_thread(cpu)
-                .map_err(|e| format!("pinning runtime {index} to CPU {cpu}: {e}"))?;
-        }
-        let runtime =
-            Runtime::new().map_err(|e| format!("building compio runtime {index}: {e}"))?;
-        let listener = os::reuseport_listener(config.addr)
-            .map_err(|e| format!("listening on {}: {e}", config.addr))?;
-        Ok((runtime, listener))
-    };
-    let (runtime, std_listener) = match setup() {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = bound.send(Err(e));
-            return;
-        }
-    };
+/// Says which driver the runtime got, and warns when it is not io_uring.
+fn log_driver(runtime: &CompioRuntime, index: usize, host: &HostHandle) {
     let driver = runtime.driver_type();
     if driver.is_iouring() {
         host.info(&format!("compio runtime {index}: io_uring driver"));
@@ -86,63 +67,44 @@ fn worker(
              measure io_uring"
         ));
     }
-    let config = config.clone();
-    runtime.block_on(async move {
-        let listener = match TcpListener::from_std(std_listener) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = bound.send(Err(format!("registering the listener: {e}")));
-                return;
-            }
-        };
-        let _ = bound.send(Ok(()));
-        drop(bound);
-        accept_loop(listener, host, config, permits).await;
-    });
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    host: HostHandle,
-    config: Arc<Config>,
-    permits: Option<Arc<Semaphore>>,
-) {
-    let mut tasks = Vec::new();
-    accept_until_stopped(
-        &host,
-        || listener.accept(),
-        |(stream, _)| {
-            let (conn_host, config, permits) = (host.clone(), config.clone(), permits.clone());
-            tasks.push(compio::runtime::spawn(async move {
-                connection(stream, &conn_host, &config, permits).await;
-            }));
-            // Forget finished tasks so the list does not grow with connection churn.
-            tasks.retain(|t| !t.is_finished());
-            std::future::ready(())
-        },
-        compio::time::sleep,
-    )
-    .await;
-    drop(listener);
-    for t in tasks {
-        let _ = t.await;
+/// One compio runtime as the shared request handling sees it: `compio::runtime::spawn`ed tasks,
+/// its timer, its owned-buffer streams, and tokio's FIFO-fair semaphore (see the crate docs).
+#[derive(Clone)]
+struct Rt;
+
+impl Timer for Rt {
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
+        compio::time::sleep(d)
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    host: &HostHandle,
-    config: &Config,
-    permits: Option<Arc<Semaphore>>,
-) {
-    serve_connection(
-        host,
-        permits.map(|sem| sem.acquire_owned()),
-        echo(stream, host, config),
-    )
-    .await;
+impl Runtime for Rt {
+    type Listener = TcpListener;
+    type Stream = Stream;
+    type Tasks = JoinHandles<JoinHandle<()>>;
+    type Semaphore = tokio::sync::Semaphore;
+
+    async fn accept(&self, listener: &TcpListener) -> io::Result<Stream> {
+        Ok(Stream(listener.accept().await?.0))
+    }
+    fn tasks(&self) -> Self::Tasks {
+        JoinHandles::default()
+    }
+    fn spawn(&self, tasks: &mut Self::Tasks, connection: Connection<Self>) {
+        tasks.push(
+            compio::runtime::spawn(connection.serve()),
+            JoinHandle::is_finished,
+        );
+    }
+    async fn join_all(&self, tasks: Self::Tasks) {
+        tasks.join().await;
+    }
 }
 
+/// compio's owned-buffer I/O: the one buffer travels into each read and write and comes back
+/// with its result.
 struct Stream(TcpStream);
 
 impl EchoStream for Stream {
@@ -155,14 +117,7 @@ impl EchoStream for Stream {
         buf.truncate(n);
         self.0.write_all(buf).await.into()
     }
-    fn sleep(&self, d: std::time::Duration) -> impl std::future::Future<Output = ()> {
-        compio::time::sleep(d)
+    fn set_nodelay(&mut self) -> io::Result<()> {
+        self.0.set_nodelay(true)
     }
-}
-
-async fn echo(stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
-    if stream.set_nodelay(true).is_err() {
-        return Outcome::IoError;
-    }
-    echo_stream(&mut Stream(stream), host, config).await
 }

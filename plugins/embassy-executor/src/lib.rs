@@ -15,26 +15,31 @@
 //! - embassy-time's std driver has a third thread for timers (`sleep`, accept back-off).
 //!
 //! # Connections
-//! Same contract as the other plugins (see [`Plugin::serve`]). Tasks come from a static pool,
-//! as embassy requires: with [`TASK_POOL`] connections being served, the accept loop holds the
-//! next accepted connection until a task ends (later ones wait in the kernel's accept queue).
-//! `max_connections` is a fair semaphore held while serving. Like the `embassy` plugin, it
-//! serves once per process (the executor and task pools are process-wide statics).
+//! Same contract as the other plugins (see [`Plugin::serve`]), served by the ABI crate's shared
+//! request handling through [`Rt`]. Tasks come from a static pool, as embassy requires: with
+//! [`TASK_POOL`] connections being served, the accept loop waits for a task to end before it
+//! accepts the next connection (which waits in the kernel's accept queue meanwhile).
+//! `max_connections` is embassy-sync's `FairSemaphore`, held while serving. Like the `embassy`
+//! plugin, it serves once per process (the executor and task pools are process-wide statics).
 
 use async_io::Async;
 use embassy_executor::{Executor, Spawner};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::semaphore::{FairSemaphore, Semaphore};
 use embassy_sync::signal::Signal;
-use embassy_time::Timer;
+use embassy_time::Timer as EmbassyTimer;
 use runbench_plugin_abi::{
-    accept_until_stopped, echo_futures_io, export_plugin, os, race, Config, Either, HostHandle,
-    Outcome, Plugin,
+    export_plugin, Config, Connection, FuturesIo, HostHandle, Outcome, Plugin, Runtime, Server,
+    Timer,
 };
 use static_cell::StaticCell;
 use std::cell::Cell;
+use std::future::Future;
+use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Connection tasks in the static pool: the most connections served at once. Untouched slots
 /// cost address space, not memory; 16384 is near the open-files limit of one server process.
@@ -45,7 +50,7 @@ struct EmbassyExecutor;
 impl Plugin for EmbassyExecutor {
     const RUNTIME: &'static str = "embassy-executor";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    // Connections beyond the static task pool wait, accepted, for a task to end.
+    // Connections beyond the static task pool wait, in the accept queue, for a task to end.
     const CONNECTION_LIMIT: u64 = TASK_POOL as u64;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
@@ -55,11 +60,9 @@ impl Plugin for EmbassyExecutor {
 
 export_plugin!(EmbassyExecutor);
 
-/// What the tasks share; everything runs on the executor's thread, hence `Cell`s.
-struct Shared {
-    config: Config,
-    host: HostHandle,
-    permits: Option<FairSemaphore<NoopRawMutex, TASK_POOL>>,
+/// The connection tasks' bookkeeping; everything runs on the executor's thread, hence `Cell`s.
+#[derive(Default)]
+struct Tasks {
     /// Connection tasks spawned and not yet ended.
     live: Cell<usize>,
     /// Raised when a connection task ends; awaited by the accept task.
@@ -68,8 +71,8 @@ struct Shared {
     done: Cell<bool>,
 }
 
-impl Shared {
-    async fn until(&self, cond: impl Fn(&Shared) -> bool) {
+impl Tasks {
+    async fn until(&self, cond: impl Fn(&Tasks) -> bool) {
         while !cond(self) {
             self.changed.wait().await;
         }
@@ -93,29 +96,21 @@ fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
             config.threads
         ));
     }
-    let listener = os::reuseport_listener(config.addr)
-        .map_err(|e| format!("listening on {}: {e}", config.addr))?;
-    let listener =
-        Async::new(listener).map_err(|e| format!("registering the listener with async-io: {e}"))?;
-    let shared: &'static Shared = Box::leak(Box::new(Shared {
-        config: config.clone(),
-        host: host.clone(),
-        permits: config.max_connections.map(FairSemaphore::new),
-        live: Cell::new(0),
-        changed: Signal::new(),
-        done: Cell::new(false),
-    }));
+    let listener = Async::new(config.listen()?)
+        .map_err(|e| format!("registering the listener with async-io: {e}"))?;
+    let tasks: &'static Tasks = Box::leak(Box::default());
+    let server = Server::new(config, host);
     let failure = Cell::new(None);
     let executor = EXECUTOR.init(Executor::new());
     executor.run_until(
-        |spawner| match accept_task(spawner, listener, shared) {
+        |spawner| match accept_task(Rt { spawner, tasks }, listener, server) {
             Ok(token) => spawner.spawn(token),
             Err(e) => {
                 failure.set(Some(format!("spawning the accept task: {e:?}")));
-                shared.done.set(true);
+                tasks.done.set(true);
             }
         },
-        || shared.done.get(),
+        || tasks.done.get(),
     );
     match failure.take() {
         Some(msg) => Err(msg),
@@ -124,69 +119,92 @@ fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
 }
 
 #[embassy_executor::task]
-async fn accept_task(spawner: Spawner, listener: Async<TcpListener>, shared: &'static Shared) {
+async fn accept_task(rt: Rt, listener: Async<TcpListener>, server: Server<Rt>) {
     // The kernel queues connections from here on.
-    shared.host.ready();
-    accept_until_stopped(
-        &shared.host,
-        || listener.accept(),
-        |(stream, _)| async move {
-            // A full pool: this connection waits, accepted, for a task to end. A task's slot is
-            // free once its body has returned, which is before `live` is read.
-            shared.until(|s| s.live.get() < TASK_POOL).await;
-            shared.live.set(shared.live.get() + 1);
-            match connection_task(stream, shared) {
-                Ok(token) => spawner.spawn(token),
-                Err(e) => {
-                    shared.live.set(shared.live.get() - 1);
-                    shared.host.stats().finished(Outcome::IoError);
-                    shared
-                        .host
-                        .warn(&format!("no task for a connection: {e:?}"));
-                }
-            }
-        },
-        |d| Timer::after(to_embassy(d)),
-    )
-    .await;
-    drop(listener);
-    shared.until(|s| s.live.get() == 0).await;
-    shared.done.set(true);
+    server.host().ready();
+    server.serve(rt, listener).await;
+    rt.tasks.done.set(true);
 }
 
 // A path, not the bare name: the macro defines its own `POOL_SIZE` from this expression.
 #[embassy_executor::task(pool_size = crate::TASK_POOL)]
-async fn connection_task(stream: Async<TcpStream>, shared: &'static Shared) {
-    let outcome = connection(stream, shared).await;
-    shared.host.stats().finished(outcome);
-    shared.live.set(shared.live.get() - 1);
-    shared.changed.signal(());
+async fn connection_task(connection: Connection<Rt>, tasks: &'static Tasks) {
+    connection.serve().await;
+    tasks.live.set(tasks.live.get() - 1);
+    tasks.changed.signal(());
 }
 
-async fn connection(stream: Async<TcpStream>, shared: &Shared) -> Outcome {
-    let _permit = match &shared.permits {
-        Some(permits) => match race(permits.acquire(1), shared.host.stop().stopping()).await {
-            Either::Left(Ok(p)) => Some(p),
-            // The wait queue has room for every task of the pool, so it is never full.
-            Either::Left(Err(_)) | Either::Right(()) => return Outcome::Clean,
-        },
-        None => None,
-    };
-    let _serving = shared.host.stats().serving();
-    echo(stream, shared).await
+/// The embassy executor as the shared request handling sees it: tasks from the static pool,
+/// embassy-time's timer, async-io's sockets, and embassy-sync's `FairSemaphore`.
+#[derive(Clone, Copy)]
+struct Rt {
+    spawner: Spawner,
+    tasks: &'static Tasks,
 }
 
-async fn echo(mut stream: Async<TcpStream>, shared: &Shared) -> Outcome {
-    if stream.get_ref().set_nodelay(true).is_err() {
-        return Outcome::IoError;
+impl Timer for Rt {
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
+        // Rounds up to the 1 µs tick, so a requested delay is never shortened to zero.
+        EmbassyTimer::after(embassy_time::Duration::from_nanos(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        ))
     }
-    echo_futures_io(&mut stream, &shared.host, &shared.config, |d| {
-        Timer::after(to_embassy(d))
-    })
-    .await
 }
 
-fn to_embassy(d: std::time::Duration) -> embassy_time::Duration {
-    // Rounds up to the 1 µs tick, so a requested delay is never shortened to zero.
-    embassy_time::Duration::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+impl Runtime for Rt {
+    type Listener = Async<TcpListener>;
+    type Stream = FuturesIo<Async<TcpStream>>;
+    /// The live count in [`Rt::tasks`]; nothing per accept loop.
+    type Tasks = ();
+    type Semaphore = Fair;
+
+    async fn accept(&self, listener: &Self::Listener) -> io::Result<Self::Stream> {
+        // A full pool: the next connection waits in the accept queue for a task to end. A
+        // task's slot is free once its body has returned, which is before `live` is read.
+        self.tasks.until(|t| t.live.get() < TASK_POOL).await;
+        Ok(FuturesIo(listener.accept().await?.0))
+    }
+    fn tasks(&self) {}
+    fn spawn(&self, _: &mut (), connection: Connection<Self>) {
+        let host = connection.host().clone();
+        match connection_task(connection, self.tasks) {
+            Ok(token) => {
+                self.tasks.live.set(self.tasks.live.get() + 1);
+                self.spawner.spawn(token);
+            }
+            Err(e) => {
+                host.stats().finished(Outcome::IoError);
+                host.warn(&format!("no task for a connection: {e:?}"));
+            }
+        }
+    }
+    async fn join_all(&self, _: ()) {
+        self.tasks.until(|t| t.live.get() == 0).await;
+    }
+}
+
+/// embassy-sync's `FairSemaphore`, as the ABI crate's [`runbench_plugin_abi::FairSemaphore`].
+struct Fair(FairSemaphore<NoopRawMutex, TASK_POOL>);
+
+impl runbench_plugin_abi::FairSemaphore for Fair {
+    type Permit = Permit;
+
+    fn new(permits: usize) -> Self {
+        Fair(FairSemaphore::new(permits))
+    }
+
+    async fn acquire(self: &Arc<Self>) -> Option<Permit> {
+        // The wait queue has room for every task of the pool, so it is never full.
+        self.0.acquire(1).await.ok()?.disarm();
+        Some(Permit(self.clone()))
+    }
+}
+
+/// One `max_connections` slot of [`Fair`], given back when dropped.
+struct Permit(Arc<Fair>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0 .0.release(1);
+    }
 }

@@ -5,31 +5,31 @@ use crate::{Shared, SOCKET_RX_BYTES, SOCKET_TX_BYTES};
 use embassy_net::tcp::TcpSocket;
 use embassy_net::Stack;
 use embassy_sync::semaphore::Semaphore;
-use embassy_time::Timer;
+use embassy_time::Timer as EmbassyTimer;
 use runbench_plugin_abi::{
-    race, spin_for, Either, MessageTracker, Outcome, StopWait, ACCEPT_BACKOFF, ECHO_BUFFER_BYTES,
+    echo_stream, race, serve_connection, EchoStream, Either, Outcome, StopWait, Timer,
+    ACCEPT_BACKOFF,
 };
 use std::future::Future;
+use std::io;
+use std::time::Duration;
 
 /// How long a closing socket waits for its FIN (or RST) to leave and be acknowledged. The peer
 /// is the kernel on the other end of the TAP, which answers in microseconds; the bound only
 /// keeps a vanished peer from holding up the shutdown.
 const CLOSE_LIMIT: embassy_time::Duration = embassy_time::Duration::from_secs(1);
 
-/// The body of one pool task. Buffers are allocated once per slot and reused by every
-/// connection it serves.
+/// The body of one pool task. The socket's buffers are allocated once per slot and reused by
+/// every connection it serves.
 pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared) {
     let mut rx = vec![0u8; SOCKET_RX_BYTES];
     let mut tx = vec![0u8; SOCKET_TX_BYTES];
-    let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
     let stop = shared.host.stop();
     let mut stopping = stop.stopping();
     let mut forced = stop.forced();
     let mut first = true;
     while !stop.is_stopping() {
         let mut socket = TcpSocket::new(stack, &mut rx, &mut tx);
-        // The TCP_NODELAY of every plugin: each echo leaves at once.
-        socket.set_nagle_enabled(false);
         let announce = std::mem::replace(&mut first, false);
         // `race` polls `accept` first, so the socket is listening before `announce` runs.
         let accepted = race(socket.accept(shared.port), async {
@@ -45,14 +45,13 @@ pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared) {
             Either::Left(Err(e)) => {
                 shared.host.stats().accept_error();
                 shared.host.warn(&format!("accept failed: {e:?}"));
-                Timer::after(to_embassy(ACCEPT_BACKOFF)).await;
+                Ticks.sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
             Either::Left(Ok(())) => {}
         }
         shared.host.stats().accepted();
-        let outcome = connection(&mut socket, &mut buf, shared, &mut stopping, &mut forced).await;
-        shared.host.stats().finished(outcome);
+        connection(&mut socket, shared, &mut stopping, &mut forced).await;
     }
     if first {
         // Stopped before this slot ever listened; readiness must not wait for it.
@@ -60,72 +59,63 @@ pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared) {
     }
 }
 
+/// Serves one connection with the ABI crate's shared pieces (the permit and outcome counting of
+/// `serve_connection`, the echo loop of `echo_stream`), then closes the socket as its outcome
+/// says: a FIN after a clean end, a reset after a cut.
 async fn connection(
     socket: &mut TcpSocket<'_>,
-    buf: &mut [u8],
     shared: &Shared,
     stopping: &mut StopWait,
     forced: &mut StopWait,
-) -> Outcome {
-    let config = &shared.config;
-    let _permit = match &shared.permits {
-        Some(permits) => match race(permits.acquire(1), &mut *stopping).await {
-            Either::Left(Ok(p)) => Some(p),
-            // The wait queue holds one waiter per pool task, so it is never full; were it
-            // so, the connection would end as if the server had stopped.
-            Either::Left(Err(_)) | Either::Right(()) => {
-                close(socket, forced).await;
-                return Outcome::Clean;
-            }
-        },
-        None => None,
-    };
-    let _serving = shared.host.stats().serving();
-    let mut tracker = MessageTracker::new(config.workload.request_bytes);
-    loop {
-        let read = if tracker.at_boundary() {
-            match race(socket.read(buf), &mut *stopping).await {
-                Either::Left(r) => r,
-                Either::Right(()) => {
-                    close(socket, forced).await;
-                    return Outcome::Clean;
-                }
-            }
-        } else {
-            match race(socket.read(buf), &mut *forced).await {
-                Either::Left(r) => r,
-                Either::Right(()) => {
-                    cut(socket).await;
-                    return Outcome::Cut;
-                }
-            }
-        };
-        let n = match read {
-            Ok(0) => {
-                close(socket, forced).await;
-                return Outcome::PeerClosed;
-            }
-            Ok(n) => n,
-            Err(_) => return Outcome::IoError,
-        };
-        for _ in 0..tracker.consumed(n) {
-            spin_for(config.workload.cpu);
-            if !config.workload.sleep.is_zero() {
-                Timer::after(to_embassy(config.workload.sleep)).await;
-            }
-        }
+) {
+    let host = &shared.host;
+    // The wait queue holds one waiter per pool task, so it is never full; were it so, the
+    // connection would end as if the server had stopped.
+    let acquire = (shared.permits.as_ref()).map(|permits| async { permits.acquire(1).await.ok() });
+    let workload = &shared.config.workload;
+    let mut stream = Socket(&mut *socket);
+    let _ = stream.set_nodelay();
+    let echo = echo_stream(&mut stream, &Ticks, stopping, &mut *forced, host, workload);
+    let outcome = serve_connection(host, host.stop().stopping(), acquire, echo).await;
+    match outcome {
+        Outcome::Clean | Outcome::PeerClosed => close(socket, forced).await,
+        Outcome::Cut => cut(socket).await,
+        Outcome::IoError => {}
+    }
+}
+
+/// An embassy-net socket as the shared echo loop reads and writes it.
+struct Socket<'s, 'a>(&'s mut TcpSocket<'a>);
+
+impl EchoStream for Socket<'_, '_> {
+    async fn read(&mut self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        let read = self.0.read(&mut buf).await;
+        (read.map_err(|e| io::Error::other(format!("{e:?}"))), buf)
+    }
+    async fn write_all(&mut self, buf: Vec<u8>, n: usize) -> (io::Result<()>, Vec<u8>) {
         let mut sent = 0;
         while sent < n {
-            match race(socket.write(&buf[sent..n]), &mut *forced).await {
-                Either::Left(Ok(k)) => sent += k,
-                Either::Left(Err(_)) => return Outcome::IoError,
-                Either::Right(()) => {
-                    cut(socket).await;
-                    return Outcome::Cut;
-                }
+            match self.0.write(&buf[sent..n]).await {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(k) => sent += k,
+                Err(e) => return (Err(io::Error::other(format!("{e:?}"))), buf),
             }
         }
-        shared.host.stats().echoed(n);
+        (Ok(()), buf)
+    }
+    /// The TCP_NODELAY of every plugin: Nagle's algorithm off, so each echo leaves at once.
+    fn set_nodelay(&mut self) -> io::Result<()> {
+        self.0.set_nagle_enabled(false);
+        Ok(())
+    }
+}
+
+/// embassy-time's timer, for the per-request `sleep` and the accept back-off.
+struct Ticks;
+
+impl Timer for Ticks {
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
+        EmbassyTimer::after(to_embassy(d))
     }
 }
 
@@ -133,7 +123,11 @@ async fn connection(
 /// of the stack with the FIN unsent. Bounded by the grace deadline and [`CLOSE_LIMIT`].
 async fn close(socket: &mut TcpSocket<'_>, forced: &mut StopWait) {
     socket.close();
-    let flushed = bounded(socket.flush(), race(forced, Timer::after(CLOSE_LIMIT))).await;
+    let flushed = bounded(
+        socket.flush(),
+        race(forced, EmbassyTimer::after(CLOSE_LIMIT)),
+    )
+    .await;
     if !flushed {
         cut(socket).await;
     }
@@ -142,7 +136,7 @@ async fn close(socket: &mut TcpSocket<'_>, forced: &mut StopWait) {
 /// Resets the connection and waits until the RST has left.
 async fn cut(socket: &mut TcpSocket<'_>) {
     socket.abort();
-    bounded(socket.flush(), Timer::after(CLOSE_LIMIT)).await;
+    bounded(socket.flush(), EmbassyTimer::after(CLOSE_LIMIT)).await;
 }
 
 /// Runs `fut` until it finishes (true) or `limit` fires (false).

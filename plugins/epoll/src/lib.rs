@@ -23,7 +23,7 @@ mod limit;
 mod worker;
 
 use limit::Limit;
-use runbench_plugin_abi::{export_plugin, os, serve_on_threads, Bound, Config, HostHandle, Plugin};
+use runbench_plugin_abi::{export_plugin, serve_on_threads, Bound, Config, HostHandle, Plugin};
 use std::sync::Arc;
 use worker::EventLoop;
 
@@ -34,12 +34,11 @@ impl Plugin for Epoll {
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
-        let config = Arc::new(config.clone());
         let limit = config.max_connections.map(|n| Arc::new(Limit::new(n)));
-        let (threads, worker_host) = (config.threads, host.clone());
-        // Each thread reports once its listener accepts, or why it could not start.
-        serve_on_threads(host, threads, "epoll", move |i, bound| {
-            event_loop(i, &config, &worker_host, limit.as_deref(), bound)
+        let (worker_config, worker_host) = (config.clone(), host.clone());
+        // Each thread (pinned) reports once its listener accepts, or ends with why it could not.
+        serve_on_threads(config, host, "epoll", move |i, bound| {
+            event_loop(i, &worker_config, &worker_host, limit.as_deref(), bound)
         })
     }
 }
@@ -53,23 +52,8 @@ fn event_loop(
     limit: Option<&Limit>,
     bound: Bound,
 ) -> Result<(), String> {
-    let setup = || -> Result<EventLoop<'_>, String> {
-        if let Some(cpu) = config.cpu_for_worker(index) {
-            os::pin_current_thread(cpu)
-                .map_err(|e| format!("pinning event loop {index} to CPU {cpu}: {e}"))?;
-        }
-        let listener = os::reuseport_listener(config.addr)
-            .map_err(|e| format!("listening on {}: {e}", config.addr))?;
-        EventLoop::new(listener, config, host, limit)
-            .map_err(|e| format!("setting up epoll for event loop {index}: {e}"))
-    };
-    let event_loop = match setup() {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = bound.send(Err(e));
-            return Ok(());
-        }
-    };
+    let event_loop = EventLoop::new(config.listen()?, config, host, limit)
+        .map_err(|e| format!("setting up epoll for event loop {index}: {e}"))?;
     let _ = bound.send(Ok(()));
     drop(bound);
     event_loop

@@ -31,13 +31,14 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
 use glommio::{LocalExecutorBuilder, Placement};
 use runbench_plugin_abi::{
-    echo_futures_io, export_plugin, os, race, serve_connection, serve_on, Bound, Config, Either,
-    HostHandle, Outcome, Plugin,
+    export_plugin, start_per_core, Config, Connection, FuturesIo, HostHandle, PerCore, Plugin,
+    Runtime, Timer,
 };
+use std::future::Future;
+use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
-use std::pin::pin;
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::pin::Pin;
+use std::time::Duration;
 
 struct Glommio;
 
@@ -47,27 +48,25 @@ impl Plugin for Glommio {
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let io_memory = system::check_system(config.threads)?;
-        let config = Arc::new(config.clone());
-        let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
-        serve_on(
+        start_per_core(
+            config,
             host,
-            config.threads,
-            |i, bound| {
-                let placement = match config.cpu_for_worker(i) {
+            |core: PerCore<Rt>| {
+                let placement = match core.config().cpu_for_worker(core.index) {
                     Some(cpu) => Placement::Fixed(cpu),
                     None => Placement::Unbound,
                 };
-                let (config, host, permits) = (config.clone(), host.clone(), permits.clone());
+                let index = core.index;
                 LocalExecutorBuilder::new(placement)
                     .name("glommio")
                     .io_memory(io_memory)
-                    .spawn(move || executor_main(config, host, permits, bound))
-                    .map_err(|e| format!("starting glommio executor {i}: {e}"))
+                    .spawn(move || executor_main(core))
+                    .map_err(|e| format!("starting glommio executor {index}: {e}"))
             },
             |i, executor| {
                 executor
                     .join()
-                    .map_err(|e| format!("glommio executor {i}: {e}"))
+                    .map_err(|e| format!("glommio executor {i}: {e}"))?
             },
         )
     }
@@ -75,95 +74,85 @@ impl Plugin for Glommio {
 
 export_plugin!(Glommio);
 
-async fn executor_main(
-    config: Arc<Config>,
-    host: HostHandle,
-    permits: Option<Arc<Semaphore>>,
-    bound: Bound,
-) {
-    let listener = match os::reuseport_listener(config.addr)
+async fn executor_main(core: PerCore<Rt>) -> Result<(), String> {
+    let listener = core
+        .config()
+        .listen()
         // glommio issues blocking-style accepts through io_uring; it expects a blocking socket.
-        .and_then(|l| l.set_nonblocking(false).map(|()| l))
-    {
-        Ok(l) => l.into_raw_fd(),
-        Err(e) => {
-            let _ = bound.send(Err(format!("listening on {}: {e}", config.addr)));
-            return;
-        }
-    };
-    let _ = bound.send(Ok(()));
-    drop(bound);
-    accept_loop(listener, host, config, permits).await;
+        .and_then(|l| {
+            l.set_nonblocking(false)
+                .map_err(|e| format!("making the listener blocking: {e}"))?;
+            Ok(l.into_raw_fd())
+        })?;
+    // SAFETY: a fresh, bound and listening socket whose ownership moves to glommio.
+    let inner = unsafe { TcpListener::from_raw_fd(listener) };
+    core.serve(
+        Rt,
+        Listener {
+            inner,
+            fd: listener,
+        },
+    )
+    .await
 }
 
-async fn accept_loop(
-    listener_fd: RawFd,
-    host: HostHandle,
-    config: Arc<Config>,
-    permits: Option<Arc<Semaphore>>,
-) {
-    // SAFETY: a fresh, bound and listening socket whose ownership moves to glommio.
-    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
-    let connections = Gate::new();
-    let spawn = |stream: TcpStream| {
-        host.stats().accepted();
-        let (conn_host, config, permits) = (host.clone(), config.clone(), permits.clone());
-        match connections.spawn(async move {
-            connection(stream, &conn_host, &config, permits).await;
-        }) {
+/// glommio's listener and its descriptor, to end an accept in flight at the stop.
+struct Listener {
+    inner: TcpListener,
+    fd: RawFd,
+}
+
+/// One glommio executor as the shared request handling sees it: `spawn_local` tasks behind a
+/// `Gate` (which waits for them all), glommio's timer and sockets, and tokio's FIFO-fair
+/// semaphore (see the crate docs).
+#[derive(Clone)]
+struct Rt;
+
+impl Timer for Rt {
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
+        glommio::timer::sleep(d)
+    }
+}
+
+impl Runtime for Rt {
+    type Listener = Listener;
+    type Stream = FuturesIo<TcpStream>;
+    type Tasks = Gate;
+    type Semaphore = tokio::sync::Semaphore;
+
+    async fn accept(&self, listener: &Listener) -> io::Result<Self::Stream> {
+        Ok(FuturesIo(listener.inner.accept().await?))
+    }
+    fn tasks(&self) -> Gate {
+        Gate::new()
+    }
+    fn spawn(&self, tasks: &mut Gate, connection: Connection<Self>) {
+        let host = connection.host().clone();
+        match tasks.spawn(connection.serve()) {
             Ok(task) => {
                 task.detach();
             }
             Err(e) => host.warn(&format!("spawning a connection task: {e}")),
         }
-    };
-    let mut stopping = host.stop().stopping();
-    loop {
-        let mut accept = pin!(listener.accept());
-        let accepted = match race(accept.as_mut(), &mut stopping).await {
-            Either::Left(r) => r,
-            Either::Right(()) => {
-                // Dropping an in-flight io_uring accept leaves glommio to cancel it, and a
-                // connection it accepts meanwhile stalls others (seen in the conformance
-                // tests). Shutting the listener down ends the accept in the kernel instead.
-                // SAFETY: shutdown on the listener's own descriptor, still open here.
-                unsafe { libc::shutdown(listener_fd, libc::SHUT_RD) };
-                if let Ok(stream) = accept.await {
-                    spawn(stream); // accepted just before the stop: it closes at once
-                }
-                break;
-            }
-        };
-        match accepted {
-            Ok(stream) => spawn(stream),
-            Err(e) => {
-                host.stats().accept_error();
-                host.warn(&format!("accept failed: {e}"));
-                glommio::timer::sleep(runbench_plugin_abi::ACCEPT_BACKOFF).await;
-            }
-        }
     }
-    drop(listener);
-    let _ = connections.close().await;
-}
-
-async fn connection(
-    stream: TcpStream,
-    host: &HostHandle,
-    config: &Config,
-    permits: Option<Arc<Semaphore>>,
-) {
-    serve_connection(
-        host,
-        permits.map(|sem| sem.acquire_owned()),
-        echo(stream, host, config),
-    )
-    .await;
-}
-
-async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
-    if stream.set_nodelay(true).is_err() {
-        return Outcome::IoError;
+    async fn join_all(&self, tasks: Gate) {
+        let _ = tasks.close().await;
     }
-    echo_futures_io(&mut stream, host, config, glommio::timer::sleep).await
+
+    /// Dropping an in-flight io_uring accept leaves glommio to cancel it, and a connection it
+    /// accepts meanwhile stalls others (seen in the conformance tests). Shutting the listener
+    /// down ends the accept in the kernel instead; a connection it got just before is served
+    /// (and closes at once).
+    async fn stop_accepting<F>(
+        &self,
+        listener: &Listener,
+        pending: Pin<&mut F>,
+    ) -> Option<Self::Stream>
+    where
+        F: Future<Output = io::Result<Self::Stream>>,
+    {
+        // SAFETY: shutdown on the listener's own descriptor, still open here.
+        unsafe { libc::shutdown(listener.fd, libc::SHUT_RD) };
+        pending.await.ok()
+    }
 }

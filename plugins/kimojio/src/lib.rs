@@ -26,10 +26,11 @@
 //! through the relay. kimojio's own `AsyncSemaphore` is single-threaded.
 
 use kimojio::configuration::Configuration;
-use kimojio::{operations, OwnedFd, Runtime};
+use kimojio::operations::{self, TaskHandle};
+use kimojio::{OwnedFd, Runtime as KimojioRuntime};
 use runbench_plugin_abi::{
-    echo_stream_with, export_plugin, os, race, serve_connection_with, serve_on_threads, Bound,
-    Config, EchoStream, Either, HostHandle, Outcome, Plugin, StopSource, StopToken, StopWait,
+    export_plugin, os, race, serve_per_core, Config, Connection, EchoStream, HostHandle,
+    JoinHandles, Plugin, Runtime, Timer,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -40,7 +41,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use tokio::sync::Semaphore;
+use std::time::Duration;
 
 struct Kimojio;
 
@@ -55,150 +56,97 @@ impl Plugin for Kimojio {
                 "kimojio needs Linux 5.15 or later for io_uring; this kernel is {major}.{minor}"
             ));
         }
-        let config = Arc::new(config.clone());
-        let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
-        let (threads, worker_host) = (config.threads, host.clone());
-        // Each thread reports once its listener accepts, or why it could not start.
-        serve_on_threads(host, threads, "kimojio", move |i, bound| {
-            worker(i, &config, worker_host.clone(), permits.clone(), bound);
-            Ok(())
+        serve_per_core(config, host, "kimojio", |core| {
+            let mut runtime = build_runtime(core.index)?;
+            let listener = core.config().listen()?;
+            // io_uring waits for a connection itself; a non-blocking listener could make it fail
+            // the accept with EAGAIN instead.
+            listener
+                .set_nonblocking(false)
+                .map_err(|e| format!("making the listener blocking: {e}"))?;
+            let relay = Relay::new().map_err(|e| format!("creating the wake-up eventfd: {e}"))?;
+            let result = runtime.block_on(async move {
+                let local = Rc::new(Local {
+                    relay,
+                    wakers: RefCell::default(),
+                    next_id: Cell::new(0),
+                });
+                // The relay runs for as long as the server; `race` drops it once the server is
+                // done.
+                let server = core.serve(Rt(local.clone()), OwnedFd::from(listener));
+                race(server, local.run()).await
+            });
+            match result {
+                Some(Ok(runbench_plugin_abi::Either::Left(served))) => served,
+                Some(Err(p)) => std::panic::resume_unwind(p),
+                _ => Ok(()),
+            }
         })
     }
 }
 
 export_plugin!(Kimojio);
 
-fn worker(
-    index: usize,
-    config: &Arc<Config>,
-    host: HostHandle,
-    permits: Option<Arc<Semaphore>>,
-    bound: Bound,
-) {
-    let setup = || -> Result<(Runtime, std::net::TcpListener, Arc<Relay>), String> {
-        if let Some(cpu) = config.cpu_for_worker(index) {
-            os::pin_current_thread(cpu)
-                .map_err(|e| format!("pinning runtime {index} to CPU {cpu}: {e}"))?;
-        }
-        // kimojio panics when io_uring cannot be set up; report why instead.
-        let thread_index = u8::try_from(index).unwrap_or(u8::MAX);
-        let runtime = std::panic::catch_unwind(|| Runtime::new(thread_index, Configuration::new()))
-            .map_err(|p| {
-                let why = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                format!(
-                    "building kimojio runtime {index} (needs a working io_uring: check \
-                         `sysctl kernel.io_uring_disabled` and any seccomp profile): {why}"
-                )
-            })?;
-        let listener = os::reuseport_listener(config.addr)
-            .map_err(|e| format!("listening on {}: {e}", config.addr))?;
-        // io_uring waits for a connection itself; a non-blocking listener could make it fail
-        // the accept with EAGAIN instead.
-        listener
-            .set_nonblocking(false)
-            .map_err(|e| format!("making the listener blocking: {e}"))?;
-        let relay = Relay::new().map_err(|e| format!("creating the wake-up eventfd: {e}"))?;
-        Ok((runtime, listener, relay))
-    };
-    let (mut runtime, listener, relay) = match setup() {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = bound.send(Err(e));
-            return;
-        }
-    };
-    let _ = bound.send(Ok(()));
-    drop(bound);
-    let config = config.clone();
-    let result = runtime.block_on(async move {
-        let local = Rc::new(Local {
-            relay,
-            wakers: RefCell::default(),
-            next_id: Cell::new(0),
-        });
-        // The relay runs for as long as the server; `race` drops it once the server is done.
-        let server = accept_loop(
-            OwnedFd::from(listener),
-            host,
-            config,
-            permits,
-            local.clone(),
+/// kimojio panics when io_uring cannot be set up; this reports why instead.
+fn build_runtime(index: usize) -> Result<KimojioRuntime, String> {
+    let thread_index = u8::try_from(index).unwrap_or(u8::MAX);
+    std::panic::catch_unwind(|| KimojioRuntime::new(thread_index, Configuration::new())).map_err(
+        |p| {
+            let why = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            format!(
+                "building kimojio runtime {index} (needs a working io_uring: check \
+                 `sysctl kernel.io_uring_disabled` and any seccomp profile): {why}"
+            )
+        },
+    )
+}
+
+/// One kimojio runtime as the shared request handling sees it: `spawn_task`ed tasks, its
+/// io_uring accept, reads, writes and timer, tokio's FIFO-fair semaphore, and every wake-up
+/// from another thread (the stop signal, a freed permit) through the runtime's [`Relay`].
+#[derive(Clone)]
+struct Rt(Rc<Local>);
+
+impl Timer for Rt {
+    async fn sleep(&self, d: Duration) {
+        let _ = operations::sleep(d).await;
+    }
+}
+
+impl Runtime for Rt {
+    type Listener = OwnedFd;
+    type Stream = Stream;
+    type Tasks = JoinHandles<TaskHandle<()>>;
+    type Semaphore = tokio::sync::Semaphore;
+
+    async fn accept(&self, listener: &OwnedFd) -> io::Result<Stream> {
+        operations::accept(listener)
+            .await
+            .map(Stream)
+            .map_err(io_error)
+    }
+    fn tasks(&self) -> Self::Tasks {
+        JoinHandles::default()
+    }
+    fn spawn(&self, tasks: &mut Self::Tasks, connection: Connection<Self>) {
+        tasks.push(
+            operations::spawn_task(connection.serve()),
+            TaskHandle::is_complete,
         );
-        race(server, local.run()).await;
-    });
-    if let Some(Err(p)) = result {
-        std::panic::resume_unwind(p);
+    }
+    async fn join_all(&self, tasks: Self::Tasks) {
+        tasks.join().await;
+    }
+    fn cross_thread<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
+        self.0.relayed(Box::pin(fut))
     }
 }
 
-async fn accept_loop(
-    listener: OwnedFd,
-    host: HostHandle,
-    config: Arc<Config>,
-    permits: Option<Arc<Semaphore>>,
-    local: Rc<Local>,
-) {
-    let stop = LocalStop {
-        token: host.stop().clone(),
-        local: local.clone(),
-    };
-    let mut tasks = Vec::new();
-    let mut stopping = stop.stopping();
-    loop {
-        let accepted = match race(operations::accept(&listener), &mut stopping).await {
-            Either::Left(r) => r,
-            Either::Right(()) => break,
-        };
-        match accepted {
-            Ok(fd) => {
-                host.stats().accepted();
-                let (host, config, permits, stop) =
-                    (host.clone(), config.clone(), permits.clone(), stop.clone());
-                tasks.push(operations::spawn_task(async move {
-                    connection(fd, &host, &stop, &config, permits).await;
-                }));
-            }
-            Err(e) => {
-                host.stats().accept_error();
-                host.warn(&format!("accept failed: {e}"));
-                let _ = operations::sleep(runbench_plugin_abi::ACCEPT_BACKOFF).await;
-            }
-        }
-        // Forget finished tasks so the list does not grow with connection churn.
-        tasks.retain(|t| !t.is_complete());
-    }
-    drop(listener);
-    for t in tasks {
-        let _ = t.await;
-    }
-}
-
-async fn connection(
-    fd: OwnedFd,
-    host: &HostHandle,
-    stop: &LocalStop,
-    config: &Config,
-    permits: Option<Arc<Semaphore>>,
-) {
-    let acquire = permits.map(|sem| {
-        let wait: Pin<Box<dyn Future<Output = _>>> = Box::pin(sem.acquire_owned());
-        stop.local.relayed(wait)
-    });
-    serve_connection_with(host, stop, acquire, echo(fd, host, stop, config)).await;
-}
-
-async fn echo(fd: OwnedFd, host: &HostHandle, stop: &LocalStop, config: &Config) -> Outcome {
-    if socket2::SockRef::from(&fd).set_tcp_nodelay(true).is_err() {
-        return Outcome::IoError;
-    }
-    echo_stream_with(&mut Stream(fd), host, stop, config).await
-}
-
-/// A connection for [`echo_stream_with`]. kimojio's reads borrow a slice (its future blocks in
+/// A connection for the shared echo loop. kimojio's reads borrow a slice (its future blocks in
 /// `drop` until a cancelled read is done with it), so they go straight into the loop's buffer,
 /// which stays borrowed for as long as the read future lives.
 struct Stream(OwnedFd);
@@ -225,8 +173,8 @@ impl EchoStream for Stream {
         }
         (Ok(()), buf)
     }
-    async fn sleep(&self, d: std::time::Duration) {
-        let _ = operations::sleep(d).await;
+    fn set_nodelay(&mut self) -> io::Result<()> {
+        socket2::SockRef::from(&self.0).set_tcp_nodelay(true)
     }
 }
 
@@ -340,22 +288,5 @@ impl<F: Future + Unpin> Future for Relayed<F> {
 impl<F> Drop for Relayed<F> {
     fn drop(&mut self) {
         self.local.wakers.borrow_mut().remove(&self.id);
-    }
-}
-
-/// The host's stop signal as seen from one runtime: through its relay.
-#[derive(Clone)]
-struct LocalStop {
-    token: StopToken,
-    local: Rc<Local>,
-}
-
-impl StopSource for LocalStop {
-    type Wait = Relayed<StopWait>;
-    fn stopping(&self) -> Self::Wait {
-        self.local.relayed(self.token.stopping())
-    }
-    fn forced(&self) -> Self::Wait {
-        self.local.relayed(self.token.forced())
     }
 }

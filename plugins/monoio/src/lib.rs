@@ -19,13 +19,15 @@
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
+use monoio::task::JoinHandle;
 use monoio::{FusionDriver, RuntimeBuilder};
 use runbench_plugin_abi::{
-    accept_until_stopped, echo_stream, export_plugin, os, serve_connection, serve_on_threads,
-    Bound, Config, EchoStream, HostHandle, Outcome, Plugin, LISTEN_BACKLOG,
+    export_plugin, serve_per_core, Config, Connection, EchoStream, HostHandle, JoinHandles, Plugin,
+    Runtime, Timer, LISTEN_BACKLOG,
 };
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
 
 struct Monoio;
 
@@ -42,105 +44,56 @@ impl Plugin for Monoio {
                  seccomp profile",
             );
         }
-        let config = Arc::new(config.clone());
-        let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
-        let (threads, worker_host) = (config.threads, host.clone());
-        // Each thread reports once its listener accepts, or why it could not start.
-        serve_on_threads(host, threads, "monoio", move |i, bound| {
-            worker(i, &config, worker_host.clone(), permits.clone(), bound);
-            Ok(())
+        serve_per_core(config, host, "monoio", |core| {
+            let mut runtime = RuntimeBuilder::<FusionDriver>::new()
+                .enable_timer()
+                .build()
+                .map_err(|e| format!("building monoio runtime {}: {e}", core.index))?;
+            runtime.block_on(async {
+                let opts = ListenerOpts::new()
+                    .reuse_port(true)
+                    .reuse_addr(true)
+                    .backlog(LISTEN_BACKLOG);
+                let addr = core.config().addr;
+                let listener = TcpListener::bind_with_config(addr, &opts)
+                    .map_err(|e| format!("listening on {addr}: {e}"))?;
+                core.serve(Rt, listener).await
+            })
         })
     }
 }
 
 export_plugin!(Monoio);
 
-fn worker(
-    index: usize,
-    config: &Arc<Config>,
-    host: HostHandle,
-    permits: Option<Arc<Semaphore>>,
-    bound: Bound,
-) {
-    if let Some(cpu) = config.cpu_for_worker(index) {
-        if let Err(e) = os::pin_current_thread(cpu) {
-            let _ = bound.send(Err(format!("pinning runtime {index} to CPU {cpu}: {e}")));
-            return;
-        }
-    }
-    let mut runtime = match RuntimeBuilder::<FusionDriver>::new().enable_timer().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = bound.send(Err(format!("building monoio runtime {index}: {e}")));
-            return;
-        }
-    };
-    let config = config.clone();
-    runtime.block_on(async move {
-        let opts = ListenerOpts::new()
-            .reuse_port(true)
-            .reuse_addr(true)
-            .backlog(LISTEN_BACKLOG);
-        let listener = match TcpListener::bind_with_config(config.addr, &opts) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = bound.send(Err(format!("listening on {}: {e}", config.addr)));
-                return;
-            }
-        };
-        let _ = bound.send(Ok(()));
-        drop(bound);
-        accept_loop(listener, host, config, permits).await;
-    });
-}
+/// One monoio runtime as the shared request handling sees it: `monoio::spawn`ed tasks, its
+/// timer, its owned-buffer streams, and tokio's FIFO-fair semaphore (see the crate docs).
+#[derive(Clone)]
+struct Rt;
 
-async fn accept_loop(
-    listener: TcpListener,
-    host: HostHandle,
-    config: Arc<Config>,
-    permits: Option<Arc<Semaphore>>,
-) {
-    let mut tasks = Vec::new();
-    accept_until_stopped(
-        &host,
-        || listener.accept(),
-        |(stream, _)| {
-            let (conn_host, config, permits) = (host.clone(), config.clone(), permits.clone());
-            tasks.push(monoio::spawn(async move {
-                connection(stream, &conn_host, &config, permits).await;
-            }));
-            // Forget finished tasks so the list does not grow with connection churn.
-            tasks.retain(|t| !t.is_finished());
-            std::future::ready(())
-        },
-        monoio::time::sleep,
-    )
-    .await;
-    drop(listener);
-    for t in tasks {
-        t.await;
+impl Timer for Rt {
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
+        monoio::time::sleep(d)
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    host: &HostHandle,
-    config: &Config,
-    permits: Option<Arc<Semaphore>>,
-) {
-    serve_connection(
-        host,
-        permits.map(|sem| sem.acquire_owned()),
-        echo(stream, host, config),
-    )
-    .await;
-}
+impl Runtime for Rt {
+    type Listener = TcpListener;
+    type Stream = Rented;
+    type Tasks = JoinHandles<JoinHandle<()>>;
+    type Semaphore = tokio::sync::Semaphore;
 
-async fn echo(stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
-    if stream.set_nodelay(true).is_err() {
-        return Outcome::IoError;
+    async fn accept(&self, listener: &TcpListener) -> io::Result<Rented> {
+        Ok(Rented(listener.accept().await?.0))
     }
-    echo_stream(&mut Rented(stream), host, config).await
+    fn tasks(&self) -> Self::Tasks {
+        JoinHandles::default()
+    }
+    fn spawn(&self, tasks: &mut Self::Tasks, connection: Connection<Self>) {
+        tasks.push(monoio::spawn(connection.serve()), JoinHandle::is_finished);
+    }
+    async fn join_all(&self, tasks: Self::Tasks) {
+        tasks.join().await;
+    }
 }
 
 /// monoio's owned-buffer ("rent") I/O: the one buffer travels into each read and write and comes
@@ -148,19 +101,19 @@ async fn echo(stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome 
 struct Rented(TcpStream);
 
 impl EchoStream for Rented {
-    async fn read(&mut self, mut buf: Vec<u8>) -> (std::io::Result<usize>, Vec<u8>) {
+    async fn read(&mut self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         // monoio reads into the spare capacity after `len`.
         buf.clear();
         self.0.read(buf).await
     }
 
-    async fn write_all(&mut self, mut buf: Vec<u8>, n: usize) -> (std::io::Result<()>, Vec<u8>) {
+    async fn write_all(&mut self, mut buf: Vec<u8>, n: usize) -> (io::Result<()>, Vec<u8>) {
         buf.truncate(n);
         let (r, buf) = self.0.write_all(buf).await;
         (r.map(drop), buf)
     }
 
-    fn sleep(&self, d: std::time::Duration) -> impl std::future::Future<Output = ()> {
-        monoio::time::sleep(d)
+    fn set_nodelay(&mut self) -> io::Result<()> {
+        self.0.set_nodelay(true)
     }
 }

@@ -14,13 +14,14 @@
 //! and the contract is first-come first-served. tokio's hands permits out FIFO.
 
 use runbench_plugin_abi::{
-    accept_until_stopped, echo_futures_io, export_plugin, os, serve_connection, Config, HostHandle,
-    Outcome, Plugin,
+    export_plugin, Config, Connection, FuturesIo, HostHandle, JoinHandles, Plugin, Runtime, Server,
+    Timer,
 };
 use smol::net::{TcpListener, TcpStream};
-use smol::{Executor, Timer};
+use smol::{Executor, Task};
+use std::io;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::time::Duration;
 
 struct Smol;
 
@@ -43,7 +44,7 @@ impl Plugin for Smol {
                 Err(e) => return Err(format!("spawning executor thread {i}: {e}")),
             }
         }
-        let server = ex.spawn(serve(ex.clone(), config.clone(), host.clone()));
+        let server = ex.spawn(serve(Rt(ex.clone()), config.clone(), host.clone()));
         // A plain park-until-woken wait: `smol::block_on` would also poll the reactor from this
         // thread, putting a third thread in the way of every I/O event.
         let result = smol::future::block_on(server);
@@ -57,61 +58,41 @@ impl Plugin for Smol {
 
 export_plugin!(Smol);
 
-async fn serve(ex: Arc<Executor<'static>>, config: Config, host: HostHandle) -> Result<(), String> {
-    let std_listener = os::reuseport_listener(config.addr)
-        .map_err(|e| format!("listening on {}: {e}", config.addr))?;
-    let listener = TcpListener::try_from(std_listener)
+async fn serve(rt: Rt, config: Config, host: HostHandle) -> Result<(), String> {
+    let listener = TcpListener::try_from(config.listen()?)
         .map_err(|e| format!("registering the listener with async-io: {e}"))?;
-    let permits = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
-    let config = Arc::new(config);
-    // Every connection task holds a sender; `recv` fails once all are gone, i.e. all closed.
-    let (alive, all_closed) = smol::channel::bounded::<()>(1);
     host.ready();
-
-    accept_until_stopped(
-        &host,
-        || listener.accept(),
-        |(stream, _)| {
-            let (host, config, permits, alive) =
-                (host.clone(), config.clone(), permits.clone(), alive.clone());
-            ex.spawn(async move {
-                connection(stream, &host, &config, permits).await;
-                drop(alive);
-            })
-            .detach();
-            std::future::ready(())
-        },
-        |d| async move {
-            Timer::after(d).await;
-        },
-    )
-    .await;
-    drop(listener);
-    drop(alive);
-    let _ = all_closed.recv().await;
+    Server::new(&config, &host).serve(rt, listener).await;
     Ok(())
 }
 
-async fn connection(
-    stream: TcpStream,
-    host: &HostHandle,
-    config: &Config,
-    permits: Option<Arc<Semaphore>>,
-) {
-    serve_connection(
-        host,
-        permits.map(|sem| sem.acquire_owned()),
-        echo(stream, host, config),
-    )
-    .await;
+/// smol as the shared request handling sees it: tasks on the one multi-threaded executor,
+/// async-io's timer and sockets, and tokio's FIFO-fair semaphore (see the crate docs).
+#[derive(Clone)]
+struct Rt(Arc<Executor<'static>>);
+
+impl Timer for Rt {
+    async fn sleep(&self, d: Duration) {
+        smol::Timer::after(d).await;
+    }
 }
 
-async fn echo(mut stream: TcpStream, host: &HostHandle, config: &Config) -> Outcome {
-    if stream.set_nodelay(true).is_err() {
-        return Outcome::IoError;
+impl Runtime for Rt {
+    type Listener = TcpListener;
+    type Stream = FuturesIo<TcpStream>;
+    type Tasks = JoinHandles<Task<()>>;
+    type Semaphore = tokio::sync::Semaphore;
+
+    async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
+        Ok(FuturesIo(listener.accept().await?.0))
     }
-    echo_futures_io(&mut stream, host, config, |d| async move {
-        Timer::after(d).await;
-    })
-    .await
+    fn tasks(&self) -> Self::Tasks {
+        JoinHandles::default()
+    }
+    fn spawn(&self, tasks: &mut Self::Tasks, connection: Connection<Self>) {
+        tasks.push(self.0.spawn(connection.serve()), Task::is_finished);
+    }
+    async fn join_all(&self, tasks: Self::Tasks) {
+        tasks.join().await;
+    }
 }

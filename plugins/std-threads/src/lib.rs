@@ -89,9 +89,8 @@ impl Plugin for StdThreads {
             })
             .map_err(|e| format!("starting the stop thread: {e}"))?;
         let worker_server = server.clone();
-        let served = serve_on_threads(host, config.threads, "std-threads", move |i, bound| {
-            accept_loop(i, &worker_server, bound);
-            Ok(())
+        let served = serve_on_threads(config, host, "std-threads", move |_, bound| {
+            accept_loop(&worker_server, bound)
         });
         server.done.store(true, Release);
         let _ = kicker.join();
@@ -228,21 +227,8 @@ fn wait_for(fd: RawFd, events: libc::c_short, stop_fd: &OwnedFd) -> io::Result<R
     }
 }
 
-fn accept_loop(index: usize, server: &Arc<Server>, bound: Bound) {
-    let config = &server.config;
-    if let Some(cpu) = config.cpu_for_worker(index) {
-        if let Err(e) = os::pin_current_thread(cpu) {
-            let _ = bound.send(Err(format!("pinning acceptor {index} to CPU {cpu}: {e}")));
-            return;
-        }
-    }
-    let listener: TcpListener = match os::reuseport_listener(config.addr) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = bound.send(Err(format!("listening on {}: {e}", config.addr)));
-            return;
-        }
-    };
+fn accept_loop(server: &Arc<Server>, bound: Bound) -> Result<(), String> {
+    let listener: TcpListener = server.config.listen()?;
     let _ = bound.send(Ok(()));
     drop(bound);
     let host = &server.host;
@@ -277,6 +263,7 @@ fn accept_loop(index: usize, server: &Arc<Server>, bound: Bound) {
     while *live > 0 {
         live = closed.wait(live).unwrap();
     }
+    Ok(())
 }
 
 /// A connection whose thread could not start: closed, counted, and reported by `serve`.
@@ -306,7 +293,10 @@ fn spawn_connection(server: &Arc<Server>, stream: TcpStream) -> io::Result<()> {
             let entry = s.threads.enter();
             block_on(serve_connection(
                 &s.host,
-                s.permits.as_ref().map(|sem| sem.acquire()),
+                s.host.stop().stopping(),
+                s.permits
+                    .as_ref()
+                    .map(|sem| async { sem.acquire().await.ok() }),
                 async { echo(stream, s, &entry.turns) },
             ));
             drop(entry);

@@ -1,0 +1,43 @@
+//! tokio as runbench's shared request handling sees it (hyper-util's `rt/tokio.rs` in spirit):
+//! a `JoinSet` of connection tasks, tokio's FIFO-fair `Semaphore`, tokio's timer, and tokio's
+//! streams through `tokio-util`'s compat (tokio's I/O traits differ from futures-io's only in
+//! the read buffer type). Used by both tokio plugins; `tokio-per-core` includes this file.
+
+use runbench_plugin_abi::{Connection, FuturesIo, Runtime, Timer};
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+
+/// The runtime the calling task runs on (any tokio flavour).
+#[derive(Clone)]
+pub struct Rt;
+
+impl Timer for Rt {
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
+        tokio::time::sleep(d)
+    }
+}
+
+impl Runtime for Rt {
+    type Listener = TcpListener;
+    type Stream = FuturesIo<Compat<TcpStream>>;
+    type Tasks = JoinSet<()>;
+    type Semaphore = tokio::sync::Semaphore;
+
+    async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
+        Ok(FuturesIo(listener.accept().await?.0.compat()))
+    }
+    fn tasks(&self) -> JoinSet<()> {
+        JoinSet::new()
+    }
+    fn spawn(&self, tasks: &mut JoinSet<()>, connection: Connection<Self>) {
+        tasks.spawn(connection.serve());
+        while tasks.try_join_next().is_some() {}
+    }
+    async fn join_all(&self, mut tasks: JoinSet<()>) {
+        while tasks.join_next().await.is_some() {}
+    }
+}
