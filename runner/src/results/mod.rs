@@ -40,8 +40,12 @@ pub enum RowStatus {
 }
 
 point::point_columns! {
-/// One runtime at one point: a trial (trials.csv) or the median over trials (summary.csv).
-/// Measurement fields are empty when the runtime failed before measuring.
+/// One runtime at one point: a trial (trials.csv), the median over trials (summary.csv) or a
+/// capacity probe (trials.csv with `probe`). Measurement fields are empty when the runtime
+/// failed before measuring. One type for the three on purpose: the files share one schema that
+/// the plots, report.md, `compare` and the nightly read with one reader; the columns only some
+/// of them fill (the trial number, the interval over trials, the probe's stage) are empty in the
+/// others by design.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct SummaryRow {
