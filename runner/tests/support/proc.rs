@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 pub struct Proc {
     pub name: String,
-    child: Child,
+    pub child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     seen: mpsc::Receiver<String>,
 }
