@@ -7,6 +7,7 @@
 //! from the agents' link threads alike, so it is this module's one piece of state; the bars
 //! themselves belong to whoever draws them ([`progress::RunProgress`], [`terminal::Overall`]).
 
+pub mod format;
 pub mod progress;
 pub mod terminal;
 

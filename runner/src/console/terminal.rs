@@ -7,9 +7,9 @@
 //!
 //! The texts are pure functions of the rows, so they are tested without a terminal.
 
+use super::format::{duration_us as micros, thousands};
 use crate::plan::budget;
 use crate::plan::Plan;
-use crate::plot::report::thousands;
 use crate::results::read::REFERENCE_RUNTIME;
 use crate::results::{RowStatus, SummaryRow};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -312,15 +312,6 @@ fn comparisons(group: &[&SummaryRow]) -> String {
 fn stands_apart(r: &SummaryRow) -> bool {
     let audited = r.audit.is_empty() || r.audit == "ok";
     !audited || r.loadgen_saturated == Some(true)
-}
-
-/// Microseconds in the unit that reads best: `812.0 µs`, `1.23 ms`.
-fn micros(us: f64) -> String {
-    if us >= 1000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{us:.1} µs")
-    }
 }
 
 #[cfg(test)]

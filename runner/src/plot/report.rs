@@ -2,6 +2,7 @@
 //! per runtime, what to distrust about them, and the plots. A pure function of the data read
 //! back from the folder, like the plots.
 
+use crate::console::format::{duration_us, thousands};
 use crate::plot::Plot;
 use crate::results::read::{Param, RunData, Summary, REFERENCE_RUNTIME};
 use crate::results::RowStatus;
@@ -198,11 +199,11 @@ fn table_head(cols: &Columns) -> Vec<String> {
         "requests/s"
     };
     head.push(rps.into());
-    head.extend(["p50 µs", "p99 µs", "peak RSS MiB"].map(String::from));
+    head.extend(["p50", "p99", "peak RSS MiB"].map(String::from));
     if cols.reference {
         head.push(format!("vs {REFERENCE_RUNTIME}"));
     }
-    head.extend(["CPU µs/req", "errors", "status"].map(String::from));
+    head.extend(["CPU/req", "errors", "status"].map(String::from));
     if cols.slo {
         head.push("SLO".into());
     }
@@ -216,8 +217,8 @@ fn table_row(data: &RunData, cols: &Columns, r: &Summary) -> Vec<String> {
         c.push(r.param(p).map_or("-".into(), |v| fmt_param(p, v)));
     }
     c.push(rps_cell(r));
-    c.push(fixed(r.row.p50_us, 1));
-    c.push(fixed(r.row.p99_us, 1));
+    c.push(r.row.p50_us.map_or("-".into(), duration_us));
+    c.push(r.row.p99_us.map_or("-".into(), duration_us));
     c.push(fixed(
         r.row.server_rss_peak_bytes.map(|b| b as f64 / MIB),
         1,
@@ -233,7 +234,11 @@ fn table_row(data: &RunData, cols: &Columns, r: &Summary) -> Vec<String> {
         };
         c.push(ratio);
     }
-    c.push(fixed(r.row.server_cpu_us_per_request, 2));
+    c.push(
+        r.row
+            .server_cpu_us_per_request
+            .map_or("-".into(), duration_us),
+    );
     c.push(r.row.errors.map_or("-".into(), |e| e.to_string()));
     c.push(match r.row.status {
         RowStatus::Ok if r.row.audit.is_empty() || r.row.audit == "ok" => "ok".into(),
@@ -463,24 +468,6 @@ fn fixed(v: Option<f64>, decimals: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.decimals$}"))
 }
 
-/// 123456.7 -> "123,457".
-pub(crate) fn thousands(v: f64) -> String {
-    let n = v.round() as i64;
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
-}
-
 /// Text safe inside a Markdown table cell or list item (one line, no column breaks).
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
@@ -489,13 +476,6 @@ fn cell(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thousands_groups_digits() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.4), "999");
-        assert_eq!(thousands(1234567.0), "1,234,567");
-    }
 
     #[test]
     fn cell_keeps_a_table_row_intact() {

@@ -1,0 +1,86 @@
+//! Numbers for people, one way everywhere a person reads them (the terminal, report.md): a
+//! duration in the unit that reads best with three significant digits (`812 µs`, `5.48 ms`,
+//! `414 ms`, `1.20 s`), counts with a comma between thousands (`123,457`). Files for programs
+//! (CSV, JSON) keep fixed units named in their headers.
+
+/// A duration given in microseconds, auto-scaled to ns, µs, ms or s with three significant
+/// digits: `0.25` -> `250 ns`, `60` -> `60.0 µs`, `5484.5` -> `5.48 ms`, `414449.7` -> `414 ms`.
+pub fn duration_us(us: f64) -> String {
+    if !us.is_finite() {
+        return "-".into();
+    }
+    // The unit is chosen after rounding, so 999.96 µs reads 1.00 ms, not 1000 µs.
+    let us = round_significant(us, 3);
+    let (value, unit) = match us.abs() {
+        a if a < 1.0 => (us * 1000.0, "ns"),
+        a if a < 1_000.0 => (us, "µs"),
+        a if a < 1_000_000.0 => (us / 1_000.0, "ms"),
+        _ => (us / 1_000_000.0, "s"),
+    };
+    format!("{} {unit}", significant(value, 3))
+}
+
+/// `v` rounded to `digits` significant digits.
+fn round_significant(v: f64, digits: i32) -> f64 {
+    if v == 0.0 {
+        return 0.0;
+    }
+    let scale = 10f64.powi(v.abs().log10().floor() as i32 - (digits - 1));
+    (v / scale).round() * scale
+}
+
+/// `v` (already rounded) with `digits` significant digits (at least none after the point):
+/// 1.23 -> 1.23, 60 -> 60.0, 414 -> 414, 4144 -> 4144.
+fn significant(v: f64, digits: i32) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (digits - 1 - magnitude).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// 123456.7 -> "123,457".
+pub fn thousands(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_unit_that_reads_best_with_three_significant_digits() {
+        assert_eq!(duration_us(0.25), "250 ns");
+        assert_eq!(duration_us(0.001), "1.00 ns");
+        assert_eq!(duration_us(60.0), "60.0 µs");
+        assert_eq!(duration_us(812.04), "812 µs");
+        assert_eq!(duration_us(999.96), "1.00 ms");
+        assert_eq!(duration_us(5484.5), "5.48 ms");
+        assert_eq!(duration_us(414_449.7), "414 ms");
+        assert_eq!(duration_us(2_363_490.0), "2.36 s");
+        assert_eq!(duration_us(0.0), "0 ns");
+        assert_eq!(duration_us(f64::NAN), "-");
+    }
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1234567.0), "1,234,567");
+        assert_eq!(thousands(-52346.0), "-52,346");
+    }
+}
