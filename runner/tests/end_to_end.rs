@@ -74,6 +74,25 @@ fn smoke_run_against_tokio_writes_a_clean_row() {
     assert!(meta["host"]["cores"].as_u64().unwrap() >= 1);
     assert!(meta["finished_at"].is_string());
     assert_eq!(meta["plugins"][0]["sha256"].as_str().unwrap().len(), 64);
+    // meta.json lists every file the run wrote, and each is there.
+    let files: Vec<&str> = meta["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for f in [
+        "summary.csv",
+        "summary.json",
+        "meta.json",
+        "report.md",
+        "throughput.png",
+    ] {
+        assert!(files.contains(&f), "{f} not in {files:?}");
+    }
+    for f in &files {
+        assert!(run.join(f).exists(), "{f} listed but missing");
+    }
     let timeline = csv_rows(&run.join("timeline.csv"));
     assert!(timeline.len() >= 2, "one row per second of load");
     assert!(timeline.iter().all(|t| num(t, "server_rss_bytes") > 0.0));

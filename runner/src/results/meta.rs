@@ -32,6 +32,9 @@ pub struct Meta {
     pub runbench_version: String,
     /// The command that made the run, as it was typed (its arguments, the program first).
     pub command_line: Vec<String>,
+    /// Every file the run wrote in its folder (the result files after each step; the plots and
+    /// report.md once the run ended).
+    pub files: Vec<String>,
     /// The scenario as resolved (overrides applied), as `scenario::Scenario` serialises it.
     pub scenario: serde_json::Value,
     pub scenario_file: String,
@@ -95,6 +98,7 @@ impl Meta {
             steps_done: 0,
             runbench_version: env!("CARGO_PKG_VERSION").into(),
             command_line: std::env::args().collect(),
+            files: Vec::new(),
             scenario: serde_json::to_value(s).expect("a scenario serialises"),
             scenario_file: s.source.display().to_string(),
             server_processes: plan.server_processes,

@@ -352,7 +352,7 @@ impl RunState<'_> {
     /// Every file of the run folder, replaced together so that a failed write (disk full)
     /// leaves all of them as they were after the previous step, meta.json's `steps_done`
     /// included.
-    fn write_files(&self) -> Result<(), Error> {
+    fn write_files(&mut self) -> Result<(), Error> {
         let all = &self.all;
         // Rendered in memory first; only writing them can fail for outside reasons.
         let mut files = vec![("summary.csv", results::summary_csv(&self.summary))];
@@ -377,6 +377,9 @@ impl RunState<'_> {
             "summary.json",
             results::SummaryJson::new(&self.meta, &self.summary).bytes(),
         ));
+        self.meta.files = (bytes.iter().map(|(n, _)| n.to_string()))
+            .chain(["meta.json".to_string()])
+            .collect();
         bytes.push(("meta.json", meta_json(&self.meta)));
         let files: Vec<(&str, &[u8])> = bytes.iter().map(|(n, b)| (*n, b.as_slice())).collect();
         Ok(self.dir.write_together(&files)?)
@@ -395,12 +398,19 @@ impl RunState<'_> {
                 Some(_) => RunStatus::Interrupted,
                 None => RunStatus::Complete,
             };
-            // The plots and report.md are drawn from the files, meta.json included.
+            // The plots and report.md are drawn from the files, meta.json included; then
+            // meta.json lists them too.
             stopped_by = self
                 .dir
                 .write("meta.json", &meta_json(meta))
                 .map_err(Error::from)
                 .and_then(|()| draw_plots(&self.dir.path))
+                .and_then(|drawn| {
+                    meta.files.extend(drawn);
+                    self.dir
+                        .write("meta.json", &meta_json(meta))
+                        .map_err(Error::from)
+                })
                 .err();
         }
         if let Some(e) = &stopped_by {
@@ -466,13 +476,13 @@ fn cooldown(port: u16) {
 /// Plots and report.md from the files just written. The measured results are already on disk,
 /// so a chart that cannot be drawn is reported and the run goes on; a file that cannot be
 /// written is a write failure like any other.
-fn draw_plots(dir: &Path) -> Result<(), Error> {
+fn draw_plots(dir: &Path) -> Result<Vec<String>, Error> {
     match crate::plot::render::render_dir(dir) {
         Ok(r) => {
             for f in &r.failures {
                 crate::console::log(&format!("plot not drawn: {f}"));
             }
-            Ok(())
+            Ok(r.files)
         }
         Err(e) => match Error::system(e) {
             Error::Write(w) => Err(Error::Write(w)),
@@ -482,7 +492,7 @@ fn draw_plots(dir: &Path) -> Result<(), Error> {
                      (retry with `runbench plot {}`)",
                     dir.display()
                 ));
-                Ok(())
+                Ok(Vec::new())
             }
         },
     }
