@@ -51,6 +51,22 @@ fn compare_exits_3_on_a_regression_and_0_on_the_same_run() {
         "{stdout}"
     );
     assert!(stdout.contains("-15.0%"), "{stdout}");
+    // The change with its 95% interval, as criterion gives it: about -15%, surely below zero.
+    let cell = stdout
+        .lines()
+        .find(|l| l.contains("throughput (requests/s)"))
+        .and_then(|l| l.split(" | ").find(|c| c.starts_with("-15.0% [")))
+        .unwrap_or_else(|| panic!("no change interval: {stdout}"));
+    let bounds: Vec<f64> = cell
+        .trim_start_matches("-15.0% [")
+        .trim_end_matches(']')
+        .split(", ")
+        .map(|b| b.trim_end_matches('%').parse().unwrap())
+        .collect();
+    assert!(
+        bounds[0] <= -15.0 && bounds[1] >= -15.0 && bounds[1] < 0.0,
+        "{cell}"
+    );
     let (code, stdout, _) = runbench(&["compare".as_ref(), a.as_os_str(), a.as_os_str()]);
     assert_eq!(code, 0, "{stdout}");
     // A 15% drop is within a 20% noise threshold.

@@ -42,6 +42,17 @@ fn value(metric: Metric, v: f64) -> String {
     format_value(v * metric.display_scale())
 }
 
+/// `-15.0% [-16.2%, -13.9%]`: the change of the median with its 95% interval when there is one
+/// (criterion's `change: [-2.1% +0.5% +3.0%]`).
+fn change_cell(change: Option<f64>, ci: Option<(f64, f64)>) -> String {
+    let pct = |c: f64| format!("{:+.1}%", c * 100.0);
+    match (change, ci) {
+        (Some(c), Some((lo, hi))) => format!("{} [{}, {}]", pct(c), pct(lo), pct(hi)),
+        (Some(c), None) => pct(c),
+        (None, _) => "–".into(),
+    }
+}
+
 fn outcome_cell(o: Outcome) -> String {
     match o {
         Outcome::Regressed => "**regressed**".into(),
@@ -83,8 +94,7 @@ pub fn verdict_table(verdicts: &[Verdict], baseline_word: &str) -> String {
             outcome_cell(j.outcome),
             value(v.metric, v.new_median),
             v.baseline_median.map_or("–".into(), |b| value(v.metric, b)),
-            j.change
-                .map_or("–".into(), |c| format!("{:+.1}%", c * 100.0)),
+            change_cell(j.change, j.change_ci),
             j.p_value.map_or("–".into(), format_p),
             v.n_new,
             v.n_baseline,

@@ -88,6 +88,9 @@ pub struct Judgement {
     pub outcome: Outcome,
     /// (new median - baseline median) / baseline median; `None` without a usable baseline.
     pub change: Option<f64>,
+    /// A 95% bootstrap interval of `change` (`stats::bootstrap_change_ci`), which `compare`
+    /// gives; `None` unless both samples have at least two values.
+    pub change_ci: Option<(f64, f64)>,
     pub p_value: Option<f64>,
     /// The threshold the change was held against (fraction).
     pub threshold: f64,
@@ -106,6 +109,7 @@ pub fn judge(
     let no_baseline = |note: &str| Judgement {
         outcome: Outcome::NoBaseline,
         change: None,
+        change_ci: None,
         p_value: None,
         threshold,
         note: note.to_string(),
@@ -159,11 +163,17 @@ pub fn judge(
     Judgement {
         outcome,
         change: Some(change),
+        change_ci: None,
         p_value: Some(p),
         threshold,
         note,
     }
 }
+
+/// Resamples for a change's interval, and their fixed seed (the same samples, the same
+/// interval, run after run).
+const CHANGE_RESAMPLES: usize = 2000;
+const CHANGE_SEED: u64 = 0x5eed_c4a9;
 
 /// One runtime, point and metric.
 #[derive(Clone, Debug)]
@@ -312,6 +322,8 @@ pub fn compare_runs(a: &RunFolder, b: &RunFolder, settings: &Settings) -> Vec<Ve
             }
             let base = values(&base_rows, metric);
             let mut judgement = judge(&base, &new, metric.better(), settings.noise, settings.alpha);
+            judgement.change_ci =
+                stats::bootstrap_change_ci(&base, &new, 0.95, CHANGE_RESAMPLES, CHANGE_SEED);
             if base.is_empty() {
                 judgement.note = format!("not measured in {}", a.path.display());
             }
