@@ -6,6 +6,7 @@ use crate::error::{Error, Exit};
 use crate::plan::{self, Overrides};
 use crate::{nightly, plugin, protocol, run, scenario};
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -421,9 +422,10 @@ fn run_plans(
     for p in plans {
         let outcome = run::run_plan(p, out, options)?;
         // Results on stdout (`run ... > out` keeps them), progress and logs on stderr.
+        let colour = crate::console::format::colour(std::io::stdout().is_terminal());
         print!(
             "{}",
-            crate::console::terminal::final_table(&outcome.summary)
+            crate::console::terminal::final_table(&outcome.summary, colour)
         );
         exported.push(crate::results::SummaryJson::new(
             &outcome.meta,

@@ -3,6 +3,36 @@
 //! `414 ms`, `1.20 s`), counts with a comma between thousands (`123,457`). Files for programs
 //! (CSV, JSON) keep fixed units named in their headers.
 
+/// How a row's status looks where colour is on: ok, worth a look (an audit flag, a broken
+/// `[slo]`, an interruption), failed, or set aside (skipped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Look {
+    Ok,
+    Warn,
+    Fail,
+    Muted,
+}
+
+/// Whether to colour what goes to a stream: only a terminal, and never with `NO_COLOR` set to
+/// anything (no-color.org).
+pub fn colour(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `text` in the colour of `look` when `on` (ANSI SGR), else as it is.
+pub fn paint(text: &str, look: Look, on: bool) -> String {
+    if !on {
+        return text.to_string();
+    }
+    let code = match look {
+        Look::Ok => "32",
+        Look::Warn => "33",
+        Look::Fail => "31",
+        Look::Muted => "2",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
 /// A duration given in microseconds, auto-scaled to ns, µs, ms or s with three significant
 /// digits: `0.25` -> `250 ns`, `60` -> `60.0 µs`, `5484.5` -> `5.48 ms`, `414449.7` -> `414 ms`.
 pub fn duration_us(us: f64) -> String {
@@ -74,6 +104,17 @@ mod tests {
         assert_eq!(duration_us(2_363_490.0), "2.36 s");
         assert_eq!(duration_us(0.0), "0 ns");
         assert_eq!(duration_us(f64::NAN), "-");
+    }
+
+    #[test]
+    fn paint_colours_only_when_on() {
+        assert_eq!(paint("ok", Look::Ok, false), "ok");
+        assert_eq!(paint("ok", Look::Ok, true), "\x1b[32mok\x1b[0m");
+        assert_eq!(
+            paint("FAILED: x", Look::Fail, true),
+            "\x1b[31mFAILED: x\x1b[0m"
+        );
+        assert!(!colour(false), "never for a pipe or a file");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! The texts are pure functions of the rows, so they are tested without a terminal.
 
-use super::format::{duration_us as micros, thousands};
+use super::format::{duration_us as micros, paint, thousands, Look};
 use crate::plan::budget;
 use crate::plan::Plan;
 use crate::results::read::REFERENCE_RUNTIME;
@@ -156,6 +156,20 @@ pub fn step_line(
     s
 }
 
+/// How a row's status looks: failed, worth a look (interrupted, `[slo]` broken, an audit flag),
+/// skipped, or ok.
+fn look(row: &SummaryRow) -> Look {
+    match row.status {
+        RowStatus::Failed => Look::Fail,
+        RowStatus::Skipped => Look::Muted,
+        RowStatus::Interrupted => Look::Warn,
+        RowStatus::Ok if row.slo == "fail" || !(row.audit.is_empty() || row.audit == "ok") => {
+            Look::Warn
+        }
+        RowStatus::Ok => Look::Ok,
+    }
+}
+
 fn status(row: &SummaryRow, width: usize) -> String {
     let cut = |e: &str| {
         let one_line = e.replace(['\n', '\r'], " ");
@@ -180,8 +194,9 @@ fn status(row: &SummaryRow, width: usize) -> String {
 }
 
 /// The summary at the end, per sweep point: runtimes fastest first, the `epoll` share, and how
-/// much faster the fastest ran than each other runtime (± from the trials' spread).
-pub fn final_table(rows: &[SummaryRow]) -> String {
+/// much faster the fastest ran than each other runtime where the run supports it; statuses in
+/// colour when `colour` (see `format::colour`).
+pub fn final_table(rows: &[SummaryRow], colour: bool) -> String {
     let mut points: Vec<&str> = Vec::new();
     for r in rows {
         if !points.contains(&r.point.as_str()) {
@@ -195,7 +210,7 @@ pub fn final_table(rows: &[SummaryRow]) -> String {
         if !point.is_empty() {
             let _ = writeln!(out, "{point}:");
         }
-        out.push_str(&point_table(&group));
+        out.push_str(&point_table(&group, colour));
         out.push_str(&comparisons(&group));
         out.push('\n');
     }
@@ -210,7 +225,7 @@ fn rps(r: &SummaryRow) -> f64 {
     }
 }
 
-fn point_table(group: &[&SummaryRow]) -> String {
+fn point_table(group: &[&SummaryRow], colour: bool) -> String {
     let reference = group
         .iter()
         .find(|r| r.runtime == REFERENCE_RUNTIME && rps(r) > 0.0)
@@ -250,7 +265,7 @@ fn point_table(group: &[&SummaryRow]) -> String {
             let share = (rps(r) > 0.0).then(|| format!("{:.0}%", rps(r) / e * 100.0));
             let _ = write!(s, " {:>9}", share.unwrap_or_else(|| "-".into()));
         }
-        let _ = writeln!(s, "  {}", status(r, 60));
+        let _ = writeln!(s, "  {}", paint(&status(r, 60), look(r), colour));
     }
     s
 }
@@ -346,7 +361,7 @@ mod tests {
             row("epoll", 150_000.0, Some(0.01)),
             row("tokio", 112_000.0, Some(0.02)),
         ];
-        let t = final_table(&rows);
+        let t = final_table(&rows, false);
         let order: Vec<&str> = t
             .lines()
             .skip(1)
@@ -385,7 +400,10 @@ mod tests {
 
     #[test]
     fn one_trial_claims_no_ratio_and_there_is_no_ci_column() {
-        let t = final_table(&[row("tokio", 112_000.0, None), row("smol", 100_000.0, None)]);
+        let t = final_table(
+            &[row("tokio", 112_000.0, None), row("smol", 100_000.0, None)],
+            false,
+        );
         assert!(!t.contains("faster"), "{t}");
         assert!(
             t.contains("one trial each: no ranking or ratio can be claimed"),
@@ -398,10 +416,13 @@ mod tests {
     #[test]
     fn a_ratio_whose_interval_reaches_one_is_within_noise() {
         // 103000/100000 = 1.03; ± 1.03 * sqrt(0.03² + 0.03²) = 0.044: it could be 1.
-        let t = final_table(&[
-            row("tokio", 103_000.0, Some(0.03)),
-            row("smol", 100_000.0, Some(0.03)),
-        ]);
+        let t = final_table(
+            &[
+                row("tokio", 103_000.0, Some(0.03)),
+                row("smol", 100_000.0, Some(0.03)),
+            ],
+            false,
+        );
         assert!(
             t.contains("tokio and smol: within noise (1.03 ± 0.04)"),
             "{t}"
@@ -410,17 +431,41 @@ mod tests {
     }
 
     #[test]
+    fn with_colour_each_status_has_its_look_and_without_none_has_any() {
+        let failed = SummaryRow {
+            runtime: "monoio".into(),
+            status: RowStatus::Failed,
+            error: "boom".into(),
+            ..Default::default()
+        };
+        let mut audited = row("glommio", 150_000.0, None);
+        audited.audit = "a witness disagreed".into();
+        let rows = vec![row("tokio", 120_000.0, None), audited, failed];
+        let t = final_table(&rows, true);
+        assert!(t.contains("\x1b[32mok\x1b[0m"), "{t}");
+        assert!(
+            t.contains("\x1b[33mok; audit: a witness disagreed\x1b[0m"),
+            "{t}"
+        );
+        assert!(t.contains("\x1b[31mFAILED: boom\x1b[0m"), "{t}");
+        assert!(!final_table(&rows, false).contains('\x1b'));
+    }
+
+    #[test]
     fn rows_flagged_or_bounded_by_the_client_are_not_ranked_beside_clean_ones() {
         let mut saturated = row("monoio", 200_000.0, Some(0.01));
         saturated.loadgen_saturated = Some(true);
         let mut audited = row("glommio", 150_000.0, Some(0.01));
         audited.audit = "the load generator waited for a CPU 38% of the time".into();
-        let t = final_table(&[
-            saturated,
-            audited,
-            row("tokio", 120_000.0, Some(0.01)),
-            row("smol", 100_000.0, Some(0.01)),
-        ]);
+        let t = final_table(
+            &[
+                saturated,
+                audited,
+                row("tokio", 120_000.0, Some(0.01)),
+                row("smol", 100_000.0, Some(0.01)),
+            ],
+            false,
+        );
         assert!(
             t.contains("tokio ran 1.20 ± 0.02 times faster than smol"),
             "{t}"
@@ -442,7 +487,7 @@ mod tests {
         a.point = "connections=10".into();
         let mut b = row("tokio", 2000.0, None);
         b.point = "connections=100".into();
-        let t = final_table(&[a, b]);
+        let t = final_table(&[a, b], false);
         assert!(
             t.contains("connections=10:\n") && t.contains("connections=100:\n"),
             "{t}"
