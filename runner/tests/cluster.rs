@@ -36,28 +36,7 @@ fn plugin_built() -> bool {
 
 /// A scenario of a few seconds: 8 connections to the epoll plugin.
 fn scenario(dir: &Path, duration_s: u32) -> PathBuf {
-    let path = dir.join("cluster.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"name = "cluster"
-runtimes = ["epoll"]
-[server]
-threads = 1
-cpus = [0]
-[load]
-connections = 8
-payload_bytes = 64
-warmup = "1s"
-duration = "{duration_s}s"
-cpus = [1]
-[shutdown]
-grace = "1s"
-"#
-        ),
-    )
-    .unwrap();
-    path
+    support::cluster_scenario(dir, duration_s)
 }
 
 fn token(dir: &Path, name: &str) -> PathBuf {

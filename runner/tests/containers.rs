@@ -498,26 +498,7 @@ fn network(made: &mut Made) -> String {
 
 /// A scenario of a few seconds: 8 connections to the epoll plugin.
 fn scenario(dir: &Path, duration_s: u32) -> PathBuf {
-    support::write(
-        dir,
-        &format!("cluster-{duration_s}.toml"),
-        &format!(
-            r#"name = "cluster"
-runtimes = ["epoll"]
-[server]
-threads = 1
-cpus = [0]
-[load]
-connections = 8
-payload_bytes = 64
-warmup = "1s"
-duration = "{duration_s}s"
-cpus = [1]
-[shutdown]
-grace = "1s"
-"#
-        ),
-    )
+    support::cluster_scenario(dir, duration_s)
 }
 
 /// The image, the network and the token: what every run uses.

@@ -95,6 +95,19 @@ fn recv(stream: &TcpStream, d: Deadline) -> Result<Handshake, WireError> {
     )?)?)
 }
 
+/// Writes the handshake's next Noise message (no payload: everything said is in the prologue)
+/// and sends it.
+fn send_noise(
+    stream: &TcpStream,
+    hs: &mut HandshakeState,
+    d: Deadline,
+) -> Result<(), HandshakeError> {
+    let mut buf = [0u8; 1024];
+    let n = hs.write_message(&[], &mut buf).map_err(noise)?;
+    let msg = to_hex(&buf[..n]);
+    Ok(send(stream, &Handshake::Noise { msg }, d)?)
+}
+
 fn halves(stream: &TcpStream, hs: HandshakeState) -> Result<Halves, HandshakeError> {
     let keys = Arc::new(hs.into_stateless_transport_mode().map_err(noise)?);
     let clone = || stream.try_clone().map_err(WireError::Io);
@@ -120,15 +133,8 @@ pub fn agent(
     .map_err(WireError::Json)?;
     write_plain(stream, &said, d)?;
     let mut hs = state(token, &said, true)?;
+    send_noise(stream, &mut hs, d)?;
     let mut buf = [0u8; 1024];
-    let n = hs.write_message(&[], &mut buf).map_err(noise)?;
-    send(
-        stream,
-        &Handshake::Noise {
-            msg: to_hex(&buf[..n]),
-        },
-        d,
-    )?;
     match recv(stream, d)? {
         Handshake::Noise { msg } => {
             let msg = from_hex(&msg).ok_or(HandshakeError::ControllerProof)?;
@@ -181,14 +187,7 @@ pub fn controller(
         let _ = send(stream, &refused, d);
         return Err(HandshakeError::AgentProof);
     }
-    let n = hs.write_message(&[], &mut buf).map_err(noise)?;
-    send(
-        stream,
-        &Handshake::Noise {
-            msg: to_hex(&buf[..n]),
-        },
-        d,
-    )?;
+    send_noise(stream, &mut hs, d)?;
     Ok((hello, halves(stream, hs)?))
 }
 

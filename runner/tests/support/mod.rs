@@ -335,3 +335,28 @@ pub fn read_meta(run: &Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{}/meta.json: {e}", run.display()));
     serde_json::from_str(&text).expect("meta.json whole")
 }
+
+/// A run across machines' scenario of a few seconds: 8 connections to the epoll plugin (the
+/// cluster and container tests').
+pub fn cluster_scenario(dir: &Path, duration_s: u32) -> PathBuf {
+    write(
+        dir,
+        &format!("cluster-{duration_s}.toml"),
+        &format!(
+            r#"name = "cluster"
+runtimes = ["epoll"]
+[server]
+threads = 1
+cpus = [0]
+[load]
+connections = 8
+payload_bytes = 64
+warmup = "1s"
+duration = "{duration_s}s"
+cpus = [1]
+[shutdown]
+grace = "1s"
+"#
+        ),
+    )
+}
