@@ -528,21 +528,6 @@ fn cluster(duration_s: u32) -> Option<Cluster> {
     })
 }
 
-/// `field=<number>` in a log line.
-fn num(line: &str, field: &str) -> u64 {
-    let at = line
-        .find(&format!("{field}="))
-        .unwrap_or_else(|| panic!("no {field} in {line}"))
-        + field.len()
-        + 1;
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn three_hosts_with_skewed_clocks_merge_exactly_and_start_together() {
     let Some(mut k) = cluster(2) else { return };
@@ -568,16 +553,19 @@ fn three_hosts_with_skewed_clocks_merge_exactly_and_start_together() {
         .lines()
         .find(|l| l.contains("merged:"))
         .expect("the merge line");
-    let sum = |f: &str| shards.iter().map(|l| num(l, f)).sum::<u64>();
-    assert_eq!(num(merged, "requests"), sum("requests"));
-    assert_eq!(num(merged, "histogram_count"), sum("histogram_count"));
+    let sum = |f: &str| shards.iter().map(|l| support::log_num(l, f)).sum::<u64>();
+    assert_eq!(support::log_num(merged, "requests"), sum("requests"));
+    assert_eq!(
+        support::log_num(merged, "histogram_count"),
+        sum("histogram_count")
+    );
     assert!(
-        shards.iter().all(|l| num(l, "requests") > 0),
+        shards.iter().all(|l| support::log_num(l, "requests") > 0),
         "every agent measured"
     );
     assert_eq!(
         rows[0]["requests"].parse::<u64>().unwrap(),
-        num(merged, "requests")
+        support::log_num(merged, "requests")
     );
     let m = meta(&k.out);
     let agents = m["agents"].as_array().unwrap();

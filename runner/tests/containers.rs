@@ -601,21 +601,6 @@ fn row(out: &Path) -> std::collections::HashMap<String, String> {
     rows.into_iter().next().unwrap()
 }
 
-/// `field=<number>` in a log line.
-fn num(line: &str, field: &str) -> u64 {
-    let at = line
-        .find(&format!("{field}="))
-        .unwrap_or_else(|| panic!("no {field} in {line}"))
-        + field.len()
-        + 1;
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// The row's columns a person reads: status, requests, req/s, p99, error.
 fn show(r: &std::collections::HashMap<String, String>) -> String {
     format!(
@@ -637,16 +622,22 @@ fn all_in_containers(made: &mut Made, site: &Site) {
         .filter(|l| l.contains("load process") && l.contains("requests="))
         .collect();
     assert_eq!(shards.len(), 2, "{text}");
-    assert!(shards.iter().all(|l| num(l, "requests") > 0), "{text}");
+    assert!(
+        shards.iter().all(|l| support::log_num(l, "requests") > 0),
+        "{text}"
+    );
     let merged = text.lines().find(|l| l.contains("merged:")).unwrap();
-    let sum = |f: &str| shards.iter().map(|l| num(l, f)).sum::<u64>();
-    assert_eq!(num(merged, "requests"), sum("requests"));
-    assert_eq!(num(merged, "histogram_count"), sum("histogram_count"));
+    let sum = |f: &str| shards.iter().map(|l| support::log_num(l, f)).sum::<u64>();
+    assert_eq!(support::log_num(merged, "requests"), sum("requests"));
+    assert_eq!(
+        support::log_num(merged, "histogram_count"),
+        sum("histogram_count")
+    );
     let r = row(&k.out);
     assert_eq!(r["status"], "ok", "{r:?}");
     assert_eq!(
         r["requests"].parse::<u64>().unwrap(),
-        num(merged, "requests")
+        support::log_num(merged, "requests")
     );
     let meta = support::read_meta(&k.out.join("cluster").join("latest"));
     let mut addrs: Vec<(String, String)> = meta["agents"]

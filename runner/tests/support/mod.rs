@@ -360,3 +360,18 @@ grace = "1s"
         ),
     )
 }
+
+/// `field=<number>` in a log line (the controller's `load process ... requests=N` lines).
+pub fn log_num(line: &str, field: &str) -> u64 {
+    let at = line
+        .find(&format!("{field}="))
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
+        + field.len()
+        + 1;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
