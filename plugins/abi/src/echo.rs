@@ -1,6 +1,6 @@
 //! Runtime-independent pieces of the echo protocol that every plugin shares.
 
-use crate::{race, Either, HostHandle, Timer, Workload};
+use crate::{race, Either, Handler, HostHandle, Primitives, Workload};
 use futures_io::{AsyncRead, AsyncWrite};
 use std::future::{poll_fn, Future};
 use std::io;
@@ -30,6 +30,20 @@ impl MessageTracker {
         MessageTracker {
             message_bytes,
             pos: 0,
+        }
+    }
+
+    /// Accounts for `n` bytes read; returns how many messages they completed (for answers
+    /// that go out once a request is whole).
+    pub fn completed(&mut self, n: usize) -> u64 {
+        let n = n as u64;
+        match self.message_bytes {
+            None => u64::from(n > 0),
+            Some(size) => {
+                let done = (self.pos + n) / size;
+                self.pos = (self.pos + n) % size;
+                done
+            }
         }
     }
 
@@ -118,12 +132,30 @@ pub trait EchoStream {
 }
 
 /// The echo loop of the contract (see [`crate::Plugin::serve`]), the one every plugin on an async
-/// runtime runs: read, do the workload's per-request `cpu` and `sleep` (on `timer`), write back,
-/// and stop at a message boundary once `stopping` resolves (the stop signal) or anywhere once
-/// `forced` does (the grace period is over). Counts echoed bytes.
-pub async fn echo_stream<S: EchoStream>(
+/// runtime runs: read, do each request's work ([`Handler::request`] with the runtime's
+/// primitives `rt`), answer, and stop at a message boundary once `stopping` resolves (the stop
+/// signal) or anywhere once `forced` does (the grace period is over). An echo answers the bytes
+/// as they arrive (the work done once per request started); a sized answer
+/// ([`Workload::response_bytes`]) goes out once per complete request. Counts answer bytes.
+/// `ordinal` is the connection's accept ordinal (see [`crate::Stats::accepted`]).
+pub async fn echo_stream<S: EchoStream, R: Primitives>(
     stream: &mut S,
-    timer: &impl Timer,
+    rt: &R,
+    ordinal: u64,
+    stopping: impl Future<Output = ()>,
+    forced: impl Future<Output = ()>,
+    host: &HostHandle,
+    workload: &Workload,
+) -> Outcome {
+    let mut handler = Handler::new(rt, host, workload, ordinal);
+    let outcome = answer_stream(stream, &mut handler, stopping, forced, host, workload).await;
+    handler.finish().await;
+    outcome
+}
+
+async fn answer_stream<S: EchoStream, R: Primitives>(
+    stream: &mut S,
+    handler: &mut Handler<R>,
     stopping: impl Future<Output = ()>,
     forced: impl Future<Output = ()>,
     host: &HostHandle,
@@ -132,7 +164,10 @@ pub async fn echo_stream<S: EchoStream>(
     let (mut stopping, mut forced) = (pin!(stopping), pin!(forced));
     // Zeroed by the allocator (calloc): pages no read reaches stay out of RSS.
     let mut buf = vec![0u8; crate::ECHO_BUFFER_BYTES];
+    let sized = (!workload.is_echo()).then(|| SizedAnswer::new(workload));
+    let mut answer = Vec::new();
     let mut tracker = MessageTracker::new(workload.request_bytes);
+    let has_work = handler.has_work();
     loop {
         let (read, returned) = if tracker.at_boundary() {
             match race(stream.read(buf), stopping.as_mut()).await {
@@ -151,20 +186,68 @@ pub async fn echo_stream<S: EchoStream>(
             Ok(n) => n,
             Err(_) => return Outcome::IoError,
         };
-        for _ in 0..tracker.consumed(n) {
-            spin_for(workload.cpu);
-            if !workload.sleep.is_zero() {
-                timer.sleep(workload.sleep).await;
+        let requests = match &sized {
+            None => tracker.consumed(n),
+            Some(_) => tracker.completed(n),
+        };
+        if has_work {
+            for _ in 0..requests {
+                handler.request().await;
             }
+        } else if requests > 0 {
+            crate::Stats::add(&host.stats().requests, requests);
         }
-        match race(stream.write_all(buf, n), forced.as_mut()).await {
-            Either::Left((Ok(()), returned)) => {
-                buf = returned;
-                host.stats().echoed(n);
+        let written = match &sized {
+            None => {
+                let r = race(stream.write_all(buf, n), forced.as_mut()).await;
+                match r {
+                    Either::Left((r, returned)) => {
+                        buf = returned;
+                        r.map(|()| n)
+                    }
+                    Either::Right(()) => return Outcome::Cut,
+                }
             }
-            Either::Left((Err(_), _)) => return Outcome::IoError,
-            Either::Right(()) => return Outcome::Cut,
+            Some(_) if requests == 0 => continue,
+            Some(s) => {
+                let len = s.fill(&mut answer, requests);
+                let r = race(stream.write_all(answer, len), forced.as_mut()).await;
+                match r {
+                    Either::Left((r, returned)) => {
+                        answer = returned;
+                        r.map(|()| len)
+                    }
+                    Either::Right(()) => return Outcome::Cut,
+                }
+            }
+        };
+        match written {
+            Ok(len) => host.stats().echoed(len),
+            Err(_) => return Outcome::IoError,
         }
+    }
+}
+
+/// The bytes of sized answers ([`Workload::response_byte`]), built into a reused buffer.
+pub struct SizedAnswer {
+    one: Vec<u8>,
+}
+
+impl SizedAnswer {
+    pub fn new(workload: &Workload) -> Self {
+        let len = workload.response_bytes().unwrap_or(0) as usize;
+        SizedAnswer {
+            one: (0..len).map(Workload::response_byte).collect(),
+        }
+    }
+
+    /// Fills `out` with `requests` answers; returns their length.
+    pub fn fill(&self, out: &mut Vec<u8>, requests: u64) -> usize {
+        out.clear();
+        for _ in 0..requests {
+            out.extend_from_slice(&self.one);
+        }
+        out.len()
     }
 }
 
@@ -214,6 +297,16 @@ mod tests {
         assert_eq!(t.consumed(128), 2);
         assert_eq!(t.consumed(70), 2);
         assert_eq!(t.consumed(58), 0);
+        assert!(t.at_boundary());
+    }
+
+    #[test]
+    fn tracker_counts_completed_messages_across_split_reads() {
+        let mut t = MessageTracker::new(Some(64));
+        assert_eq!(t.completed(10), 0);
+        assert_eq!(t.completed(54), 1);
+        assert_eq!(t.completed(128 + 6), 2);
+        assert_eq!(t.completed(58), 1);
         assert!(t.at_boundary());
     }
 

@@ -26,6 +26,17 @@ pub struct Stats {
     bytes_echoed: AtomicU64,
     serving: AtomicU64,
     max_concurrent: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) spun_ns: AtomicU64,
+    pub(crate) timers: AtomicU64,
+    pub(crate) timers_early: AtomicU64,
+    pub(crate) tasks_spawned: AtomicU64,
+    pub(crate) tasks_joined: AtomicU64,
+    pub(crate) fanouts_overlapped: AtomicU64,
+    pub(crate) fanouts_checked: AtomicU64,
+    pub(crate) blocking_jobs: AtomicU64,
+    pub(crate) blocking_off_thread: AtomicU64,
+    pub(crate) hop_messages: AtomicU64,
 }
 
 /// Held while a connection is being served (after any `max_connections` permit).
@@ -50,13 +61,30 @@ impl Default for Stats {
             bytes_echoed: AtomicU64::new(0),
             serving: AtomicU64::new(0),
             max_concurrent: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            spun_ns: AtomicU64::new(0),
+            timers: AtomicU64::new(0),
+            timers_early: AtomicU64::new(0),
+            tasks_spawned: AtomicU64::new(0),
+            tasks_joined: AtomicU64::new(0),
+            fanouts_overlapped: AtomicU64::new(0),
+            fanouts_checked: AtomicU64::new(0),
+            blocking_jobs: AtomicU64::new(0),
+            blocking_off_thread: AtomicU64::new(0),
+            hop_messages: AtomicU64::new(0),
         }
     }
 }
 
 impl Stats {
-    pub fn accepted(&self) {
-        self.accepted.fetch_add(1, Relaxed);
+    /// Counts an accepted connection; returns its ordinal on this server (0 first), which
+    /// seeds the connection's draws ([`crate::Rng`]).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.fetch_add(1, Relaxed)
+    }
+    /// Adds `n` to one of the workload's witness counters.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
     }
     pub fn accept_error(&self) {
         self.accept_errors.fetch_add(1, Relaxed);
@@ -91,6 +119,17 @@ impl Stats {
             accept_errors: self.accept_errors.load(Relaxed),
             bytes_echoed: self.bytes_echoed.load(Relaxed),
             max_concurrent: self.max_concurrent.load(Relaxed),
+            requests: self.requests.load(Relaxed),
+            spun_ns: self.spun_ns.load(Relaxed),
+            timers: self.timers.load(Relaxed),
+            timers_early: self.timers_early.load(Relaxed),
+            tasks_spawned: self.tasks_spawned.load(Relaxed),
+            tasks_joined: self.tasks_joined.load(Relaxed),
+            fanouts_overlapped: self.fanouts_overlapped.load(Relaxed),
+            fanouts_checked: self.fanouts_checked.load(Relaxed),
+            blocking_jobs: self.blocking_jobs.load(Relaxed),
+            blocking_off_thread: self.blocking_off_thread.load(Relaxed),
+            hop_messages: self.hop_messages.load(Relaxed),
         }
     }
 }

@@ -52,6 +52,7 @@ pub mod os;
 mod runtime;
 mod stop;
 mod threads;
+mod work;
 mod workload;
 
 use std::ffi::c_void;
@@ -59,6 +60,7 @@ use std::time::Duration;
 
 pub use echo::{
     echo_stream, serve_connection, spin_for, EchoStream, FuturesIo, MessageTracker, Outcome,
+    SizedAnswer,
 };
 pub use export::{
     locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,
@@ -66,7 +68,17 @@ pub use export::{
 pub use runtime::{Connection, FairSemaphore, JoinHandles, Runtime, Server, Timer};
 pub use stop::{race, Either, StopToken, StopWait};
 pub use threads::{serve_on, serve_on_threads, serve_per_core, start_per_core, Bound, PerCore};
-pub use workload::{Workload, WORKLOAD_CPU, WORKLOAD_SLEEP, WORKLOAD_V1};
+#[cfg(feature = "tokio")]
+pub use work::TokioMpsc;
+pub use work::{
+    BlockingJob, Channel, Handler, HopReceiver, HopSender, Job, NoChannel, Primitives,
+    HOP_CHANNEL_CAPACITY,
+};
+pub use workload::{
+    Dist, Fanout, PerRequest, Rng, Workload, DIST_CLAMP, WORKLOAD_ALL, WORKLOAD_BLOCKING,
+    WORKLOAD_CPU, WORKLOAD_DIST, WORKLOAD_FANOUT, WORKLOAD_HOPS, WORKLOAD_RESPONSE, WORKLOAD_SLEEP,
+    WORKLOAD_V1,
+};
 
 /// `b"RUNBENCH"` as the first eight bytes of every header.
 pub const MAGIC: [u8; 8] = *b"RUNBENCH";
@@ -186,6 +198,12 @@ impl PluginHeader {
         std::mem::offset_of!(PluginHeader, workloads) + std::mem::size_of::<u32>();
 }
 
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig::new()
+    }
+}
+
 // SAFETY: the header only points at `'static` data and functions.
 unsafe impl Sync for PluginHeader {}
 
@@ -210,6 +228,61 @@ pub struct ServeConfig {
     pub work_ns: u64,
     /// [`Workload::sleep`]: await a runtime timer this long before answering each request.
     pub sleep_ns: u64,
+    // ---- appended after the first release; read only when `size` covers the field ----
+    /// [`Workload::response_bytes`] when it is not an echo; 0 = echo.
+    pub response_bytes: u64,
+    /// [`Workload::cpu`]'s shape (0 fixed, 1 exp, 2 log-normal; `work_ns` is its mean) and p99.
+    pub cpu_shape: u32,
+    pub cpu_p99_ns: u64,
+    /// [`Workload::sleep`]'s shape and p99, as for `cpu`.
+    pub sleep_shape: u32,
+    pub sleep_p99_ns: u64,
+    /// [`Workload::fanout`]: tasks per request (0 = none), each spinning `fanout_cpu_ns` and
+    /// sleeping `fanout_sleep_ns`.
+    pub fanout_tasks: u64,
+    pub fanout_cpu_ns: u64,
+    pub fanout_sleep_ns: u64,
+    /// [`Workload::blocking`].
+    pub blocking_ns: u64,
+    /// [`Workload::hops`].
+    pub hops: u64,
+    /// [`Workload::seed`].
+    pub seed: u64,
+}
+
+impl ServeConfig {
+    /// End of the workload fields appended at once (`response_bytes` ..= `seed`): a config of
+    /// at least this many bytes has them all.
+    pub const WORKLOAD_END: usize =
+        std::mem::offset_of!(ServeConfig, seed) + std::mem::size_of::<u64>();
+
+    /// A config of this version's size with every other field zero or empty (an echo on
+    /// `127.0.0.1:0`); the host fills in what it has.
+    pub fn new() -> ServeConfig {
+        ServeConfig {
+            size: std::mem::size_of::<ServeConfig>() as u32,
+            threads: 1,
+            addr: RStr::from_static("127.0.0.1:0"),
+            cpus: std::ptr::null(),
+            cpus_len: 0,
+            max_connections: 0,
+            message_bytes: 0,
+            grace_ms: 0,
+            work_ns: 0,
+            sleep_ns: 0,
+            response_bytes: 0,
+            cpu_shape: 0,
+            cpu_p99_ns: 0,
+            sleep_shape: 0,
+            sleep_p99_ns: 0,
+            fanout_tasks: 0,
+            fanout_cpu_ns: 0,
+            fanout_sleep_ns: 0,
+            blocking_ns: 0,
+            hops: 0,
+            seed: 0,
+        }
+    }
 }
 
 /// Services the host offers a running plugin. Append-only.
@@ -263,9 +336,34 @@ pub struct ServeReport {
     pub io_errors: u64,
     /// Failed accepts (each followed by a back-off).
     pub accept_errors: u64,
+    /// Answer bytes written (the echo's bytes, or the sized answers).
     pub bytes_echoed: u64,
     /// Most connections being served at one time.
     pub max_concurrent: u64,
+    // ---- appended after the first release (the workload's witnesses); zero from older
+    // plugins, which the host tells apart by `size` ----
+    /// Requests whose work was done (the per-request step ran to its end).
+    pub requests: u64,
+    /// Nanoseconds busy-spun for requests: `cpu`, fan-out tasks' `cpu`, blocking jobs.
+    pub spun_ns: u64,
+    /// Timer sleeps awaited (the request's `sleep` and each fan-out task's).
+    pub timers: u64,
+    /// Of those, sleeps that came back before their time: a timer that did not wait.
+    pub timers_early: u64,
+    /// Fan-out tasks started and finished (seen by the joining request).
+    pub tasks_spawned: u64,
+    pub tasks_joined: u64,
+    /// Fan-out requests of two or more sleeping tasks in which two were in flight at once: the
+    /// witness that the tasks ran as tasks, not one after another inline.
+    pub fanouts_overlapped: u64,
+    /// Fan-out requests of two or more sleeping tasks (those `fanouts_overlapped` is out of).
+    pub fanouts_checked: u64,
+    /// Blocking jobs run, and of those, run on a thread other than the connection's (the
+    /// witness that they went to a pool).
+    pub blocking_jobs: u64,
+    pub blocking_off_thread: u64,
+    /// Messages the hop tasks received (out and back).
+    pub hop_messages: u64,
 }
 
 impl ServeReport {
@@ -280,6 +378,17 @@ impl ServeReport {
         self.accept_errors += o.accept_errors;
         self.bytes_echoed += o.bytes_echoed;
         self.max_concurrent += o.max_concurrent;
+        self.requests += o.requests;
+        self.spun_ns += o.spun_ns;
+        self.timers += o.timers;
+        self.timers_early += o.timers_early;
+        self.tasks_spawned += o.tasks_spawned;
+        self.tasks_joined += o.tasks_joined;
+        self.fanouts_overlapped += o.fanouts_overlapped;
+        self.fanouts_checked += o.fanouts_checked;
+        self.blocking_jobs += o.blocking_jobs;
+        self.blocking_off_thread += o.blocking_off_thread;
+        self.hop_messages += o.hop_messages;
     }
 }
 

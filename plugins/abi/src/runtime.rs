@@ -7,7 +7,9 @@
 //! and `rt::Read`/`rt::Write`.
 
 use crate::ACCEPT_BACKOFF;
-use crate::{echo_stream, race, serve_connection, Config, EchoStream, Either, HostHandle};
+use crate::{
+    echo_stream, race, serve_connection, Config, EchoStream, Either, HostHandle, Primitives,
+};
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::pin::{pin, Pin};
@@ -65,7 +67,7 @@ pub trait Timer {
 /// A plugin then binds its listener, calls `host.ready()` and runs
 /// `Server::<Rt>::new(config, host).serve(rt, listener).await` (or, thread-per-core,
 /// [`crate::serve_per_core`]).
-pub trait Runtime: Timer + Clone + 'static {
+pub trait Runtime: Primitives {
     /// A bound, listening socket registered with the runtime.
     type Listener;
     /// An accepted connection.
@@ -231,11 +233,12 @@ impl<R: Runtime> Server<R> {
     }
 
     fn start(&self, rt: &R, tasks: &mut R::Tasks, stream: R::Stream) {
-        self.host.stats().accepted();
+        let ordinal = self.host.stats().accepted();
         let connection = Connection {
             rt: rt.clone(),
             stream,
             server: self.clone(),
+            ordinal,
         };
         rt.spawn(tasks, connection);
     }
@@ -246,6 +249,8 @@ pub struct Connection<R: Runtime> {
     rt: R,
     stream: R::Stream,
     server: Server<R>,
+    /// The server's count of connections accepted before this one.
+    ordinal: u64,
 }
 
 impl<R: Runtime> Connection<R> {
@@ -261,6 +266,7 @@ impl<R: Runtime> Connection<R> {
             rt,
             mut stream,
             server,
+            ordinal,
         } = self;
         let (host, stop) = (&server.host, server.host.stop());
         let acquire = server
@@ -274,7 +280,7 @@ impl<R: Runtime> Connection<R> {
             let (stopping, forced) = (stop.stopping(), stop.forced());
             let (stopping, forced) = (rt.cross_thread(stopping), rt.cross_thread(forced));
             let workload = &server.config.workload;
-            echo_stream(&mut stream, &rt, stopping, forced, host, workload).await
+            echo_stream(&mut stream, &rt, ordinal, stopping, forced, host, workload).await
         };
         let stopping = rt.cross_thread(stop.stopping());
         serve_connection(host, stopping, acquire, echo).await;

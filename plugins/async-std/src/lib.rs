@@ -64,6 +64,11 @@ impl Timer for Rt {
     }
 }
 
+/// No fan-out, blocking or hops yet: the header does not declare them.
+impl runbench_plugin_abi::Primitives for Rt {
+    type Channel = runbench_plugin_abi::NoChannel;
+}
+
 impl Runtime for Rt {
     type Listener = TcpListener;
     type Stream = FuturesIo<TcpStream>;

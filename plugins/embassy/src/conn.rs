@@ -50,8 +50,8 @@ pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared) {
             }
             Either::Left(Ok(())) => {}
         }
-        shared.host.stats().accepted();
-        connection(&mut socket, shared, &mut stopping, &mut forced).await;
+        let ordinal = shared.host.stats().accepted();
+        connection(&mut socket, shared, ordinal, &mut stopping, &mut forced).await;
     }
     if first {
         // Stopped before this slot ever listened; readiness must not wait for it.
@@ -65,6 +65,7 @@ pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared) {
 async fn connection(
     socket: &mut TcpSocket<'_>,
     shared: &Shared,
+    ordinal: u64,
     stopping: &mut StopWait,
     forced: &mut StopWait,
 ) {
@@ -75,7 +76,15 @@ async fn connection(
     let workload = &shared.config.workload;
     let mut stream = Socket(&mut *socket);
     let _ = stream.set_nodelay();
-    let echo = echo_stream(&mut stream, &Ticks, stopping, &mut *forced, host, workload);
+    let echo = echo_stream(
+        &mut stream,
+        &Ticks,
+        ordinal,
+        stopping,
+        &mut *forced,
+        host,
+        workload,
+    );
     let outcome = serve_connection(host, host.stop().stopping(), acquire, echo).await;
     match outcome {
         Outcome::Clean | Outcome::PeerClosed => close(socket, forced).await,
@@ -111,7 +120,13 @@ impl EchoStream for Socket<'_, '_> {
 }
 
 /// embassy-time's timer, for the per-request `sleep` and the accept back-off.
+#[derive(Clone)]
 struct Ticks;
+
+/// No fan-out, blocking or hops: the header does not declare them.
+impl runbench_plugin_abi::Primitives for Ticks {
+    type Channel = runbench_plugin_abi::NoChannel;
+}
 
 impl Timer for Ticks {
     fn sleep(&self, d: Duration) -> impl Future<Output = ()> {

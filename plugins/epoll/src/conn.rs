@@ -105,10 +105,10 @@ impl<'a> Conn<'a> {
             self.unsent = 0..n;
             let messages = self.tracker.consumed(n);
             for _ in 0..messages {
-                spin_for(config.workload.cpu);
+                spin_for(config.workload.cpu.mean());
             }
             if messages > 0 && !config.workload.sleep.is_zero() {
-                let until = Instant::now() + config.workload.sleep * messages as u32;
+                let until = Instant::now() + config.workload.sleep.mean() * messages as u32;
                 self.sleep_until = Some(until);
                 return Step::Sleeping(until);
             }

@@ -342,9 +342,9 @@ fn echo(mut stream: TcpStream, server: &Server, turns: &AtomicU64) -> Outcome {
             Err(_) => return Outcome::IoError,
         };
         for _ in 0..tracker.consumed(n) {
-            spin_for(config.workload.cpu);
+            spin_for(config.workload.cpu.mean());
             if !config.workload.sleep.is_zero() {
-                std::thread::sleep(config.workload.sleep);
+                std::thread::sleep(config.workload.sleep.mean());
             }
         }
         let mut data = &buf[..n];

@@ -5,7 +5,7 @@
 //! independent connections), e.g. the shape of actix-web's workers.
 //!
 //! Threads: exactly `threads` worker threads named `tokio-per-core-<i>`; the calling thread only
-//! waits for them. No helper threads (nothing here uses tokio's blocking pool).
+//! waits for them. tokio's blocking pool adds threads only for a workload with `blocking`.
 //!
 //! `max_connections` is one limit for the whole server: a `tokio::sync::Semaphore` shared by all
 //! runtimes (its wakers work across runtimes), so a connection accepted by a busy thread waits
@@ -16,7 +16,9 @@
 mod rt;
 
 use rt::Rt;
-use runbench_plugin_abi::{export_plugin, serve_per_core, Config, HostHandle, Plugin};
+use runbench_plugin_abi::{
+    export_plugin, serve_per_core, Config, HostHandle, Plugin, WORKLOAD_ALL,
+};
 use tokio::net::TcpListener;
 
 struct TokioPerCore;
@@ -24,6 +26,7 @@ struct TokioPerCore;
 impl Plugin for TokioPerCore {
     const RUNTIME: &'static str = "tokio-per-core";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    const WORKLOADS: u32 = WORKLOAD_ALL;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         serve_per_core(config, host, "tokio-per-core", |core| {

@@ -2,12 +2,12 @@
 //! connection, `threads` workers. This is how most tokio servers are written.
 //!
 //! Threads: `threads` workers (`tokio-worker`); the calling thread runs the accept loop inside
-//! `block_on`. No helper threads (nothing here uses tokio's blocking pool).
+//! `block_on`. tokio's blocking pool adds threads only for a workload with `blocking`.
 
 mod rt;
 
 use rt::Rt;
-use runbench_plugin_abi::{export_plugin, Config, HostHandle, Plugin, Server};
+use runbench_plugin_abi::{export_plugin, Config, HostHandle, Plugin, Server, WORKLOAD_ALL};
 use tokio::net::TcpListener;
 
 struct Tokio;
@@ -15,6 +15,7 @@ struct Tokio;
 impl Plugin for Tokio {
     const RUNTIME: &'static str = "tokio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    const WORKLOADS: u32 = WORKLOAD_ALL;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()

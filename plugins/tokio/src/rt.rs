@@ -3,7 +3,7 @@
 //! streams through `tokio-util`'s compat (tokio's I/O traits differ from futures-io's only in
 //! the read buffer type). Used by both tokio plugins; `tokio-per-core` includes this file.
 
-use runbench_plugin_abi::{Connection, FuturesIo, Runtime, Timer};
+use runbench_plugin_abi::{BlockingJob, Connection, FuturesIo, Job, Primitives, Runtime, Timer};
 use std::future::Future;
 use std::io;
 use std::time::Duration;
@@ -18,6 +18,27 @@ pub struct Rt;
 impl Timer for Rt {
     fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
         tokio::time::sleep(d)
+    }
+}
+
+/// The workload's parts on tokio's own primitives: `spawn` (a fan-out task or a hop's relay on
+/// the calling runtime; its `JoinHandle` is the join), `spawn_blocking` (tokio's blocking pool)
+/// and `mpsc` (the hops).
+impl Primitives for Rt {
+    type Channel = runbench_plugin_abi::TokioMpsc;
+
+    fn spawn_job(&self, job: Job<Self>) -> impl Future<Output = ()> {
+        let handle = tokio::spawn(job.run());
+        async move {
+            let _ = handle.await;
+        }
+    }
+
+    fn blocking(&self, job: BlockingJob) -> impl Future<Output = ()> {
+        let handle = tokio::task::spawn_blocking(move || job.run());
+        async move {
+            let _ = handle.await;
+        }
     }
 }
 

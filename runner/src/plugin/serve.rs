@@ -197,10 +197,8 @@ fn serve(
         cpus: cpus.as_ptr(),
         cpus_len: cpus.len(),
         max_connections: spec.max_connections as u64,
-        message_bytes: 0,
         grace_ms: spec.grace_ms,
-        work_ns: 0,
-        sleep_ns: 0,
+        ..ServeConfig::new()
     };
     spec.workload.write_into(&mut config);
     let api = HostApi {

@@ -9,7 +9,7 @@ pub use error::ScenarioError;
 pub use objectives::{ErrorBudget, Percentile, Search, Slo, MAX_PROBES};
 
 use raw::{OneOrMany, RawScenario};
-use runbench_plugin_abi::Workload;
+use runbench_plugin_abi::{Dist, Workload};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -111,9 +111,9 @@ impl Scenario {
     /// server does with each request, and what answers it.
     pub fn workload(&self, request_bytes: u64) -> Workload {
         Workload {
-            request_bytes: Some(request_bytes),
-            cpu: self.server.work,
-            sleep: self.server.sleep,
+            cpu: Dist::Fixed(self.server.work),
+            sleep: Dist::Fixed(self.server.sleep),
+            ..Workload::echo(request_bytes)
         }
     }
 }

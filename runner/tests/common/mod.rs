@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use runbench::protocol::{ServeReport, ServeSpec, ServerEvent, ServerSnapshot, WindowEdge, STOP};
-use runbench_plugin_abi::Workload;
+use runbench_plugin_abi::{Dist, Workload};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -64,6 +64,9 @@ pub struct Options {
     pub grace: Duration,
     pub work: Duration,
     pub sleep: Duration,
+    /// The whole workload, when a case needs more than `message_bytes`, `work` and `sleep`
+    /// (which it then replaces).
+    pub workload: Option<Workload>,
 }
 
 impl Default for Options {
@@ -76,6 +79,7 @@ impl Default for Options {
             grace: Duration::from_secs(2),
             work: Duration::ZERO,
             sleep: Duration::ZERO,
+            workload: None,
         }
     }
 }
@@ -113,11 +117,12 @@ impl Server {
             cpus: options.cpus.clone(),
             max_connections: options.max_connections,
             grace_ms: options.grace.as_millis() as u64,
-            workload: Workload {
+            workload: options.workload.unwrap_or(Workload {
                 request_bytes: (options.message_bytes > 0).then_some(options.message_bytes),
-                cpu: options.work,
-                sleep: options.sleep,
-            },
+                cpu: Dist::Fixed(options.work),
+                sleep: Dist::Fixed(options.sleep),
+                ..Workload::default()
+            }),
             netns: None,
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_runbench"))

@@ -1,0 +1,202 @@
+//! Every part of a `[workload]` is done by each plugin that declares it, and its witnesses in the
+//! server's counters say so: the sized answer's bytes, the seeded draws (the server's busy time
+//! is exactly the sum of connection 0's draws), the fan-out's tasks spawned, joined and in flight
+//! together, the blocking jobs on another thread, the hops' messages. Through the real
+//! `runbench serve` child and std TCP clients on loopback; a failing test is named
+//! `<runtime>::<case>`.
+
+mod common;
+mod support;
+
+use common::*;
+use runbench_plugin_abi::{Dist, Fanout, Rng as Draws, Workload};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+macro_rules! workload_parts {
+    ($($module:ident => $runtime:literal;)*) => {$(
+        mod $module {
+            use super::cases;
+            const RUNTIME: &str = $runtime;
+
+            #[test]
+            fn sized_answer_per_request() {
+                cases::sized_answer_per_request(RUNTIME);
+            }
+            #[test]
+            fn drawn_cpu_follows_the_seed() {
+                cases::drawn_cpu_follows_the_seed(RUNTIME);
+            }
+            #[test]
+            fn fanout_spawns_joins_and_overlaps() {
+                cases::fanout_spawns_joins_and_overlaps(RUNTIME);
+            }
+            #[test]
+            fn blocking_runs_off_the_connection_thread() {
+                cases::blocking_runs_off_the_connection_thread(RUNTIME);
+            }
+            #[test]
+            fn hops_cross_tasks_and_back() {
+                cases::hops_cross_tasks_and_back(RUNTIME);
+            }
+        }
+    )*};
+}
+
+workload_parts! {
+    tokio => "tokio";
+    tokio_per_core => "tokio-per-core";
+}
+
+mod cases {
+    use super::*;
+
+    const REQUEST: u64 = 64;
+
+    fn start(runtime: &str, workload: Workload) -> Server {
+        Server::start(
+            runtime,
+            Options {
+                threads: 2,
+                cpus: vec![0, 1],
+                workload: Some(workload),
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Sends `n` requests one at a time and reads each answer of `answer` bytes whole.
+    fn requests(server: &Server, n: usize, answer: usize) -> Vec<Vec<u8>> {
+        let mut c = connect(server.addr);
+        let mut out = Vec::new();
+        for i in 0..n {
+            c.write_all(&vec![i as u8; REQUEST as usize])
+                .expect("writing a request");
+            let mut got = vec![0u8; answer];
+            c.read_exact(&mut got).expect("reading an answer");
+            out.push(got);
+        }
+        out
+    }
+
+    /// `response_bytes` of the shared pattern per complete request, one answer per request
+    /// even when two arrive in one write and one is split over two.
+    pub fn sized_answer_per_request(runtime: &str) {
+        let _serial = serial();
+        let w = Workload {
+            response_bytes: Some(1000),
+            ..Workload::echo(REQUEST)
+        };
+        let server = start(runtime, w);
+        let mut c = connect(server.addr);
+        let want: Vec<u8> = (0..1000).map(Workload::response_byte).collect();
+        c.write_all(&[1u8; 2 * REQUEST as usize + 10]).unwrap();
+        let mut got = vec![0u8; 2000];
+        c.read_exact(&mut got).expect("two answers");
+        assert!(
+            got[..1000] == want[..] && got[1000..] == want[..],
+            "{runtime}"
+        );
+        c.write_all(&[1u8; REQUEST as usize - 10]).unwrap();
+        let mut got = vec![0u8; 1000];
+        c.read_exact(&mut got).expect("the split request's answer");
+        assert!(got == want, "{runtime}");
+        drop(c);
+        let c = server.finish().counts;
+        assert_eq!((c.bytes_echoed, c.requests), (3000, 3), "{runtime}: {c:?}");
+    }
+
+    /// An exponential `cpu`: the server's busy time is exactly the sum of the first draws of
+    /// connection 0's sequence under the seed (the same on every runtime).
+    pub fn drawn_cpu_follows_the_seed(runtime: &str) {
+        let _serial = serial();
+        let cpu = Dist::Exp {
+            mean: Duration::from_micros(300),
+        };
+        let w = Workload {
+            cpu,
+            seed: 99,
+            ..Workload::echo(REQUEST)
+        };
+        let server = start(runtime, w);
+        requests(&server, 20, REQUEST as usize);
+        let c = server.finish().counts;
+        let mut draws = Draws::new(99, 0);
+        let want: u64 = (0..20)
+            .map(|_| cpu.draw(&mut draws).as_nanos() as u64)
+            .sum();
+        assert_eq!((c.requests, c.spun_ns), (20, want), "{runtime}: {c:?}");
+    }
+
+    /// Four tasks per request, each sleeping 30 ms: all spawned and joined, their timers fired
+    /// (none early), two or more in flight at once in every request, and the request took at
+    /// least one task's sleep.
+    pub fn fanout_spawns_joins_and_overlaps(runtime: &str) {
+        let _serial = serial();
+        let part = Fanout {
+            tasks: 4,
+            cpu: Duration::from_micros(200),
+            sleep: Duration::from_millis(30),
+        };
+        let w = Workload {
+            fanout: Some(part),
+            ..Workload::echo(REQUEST)
+        };
+        let server = start(runtime, w);
+        let started = Instant::now();
+        requests(&server, 3, REQUEST as usize);
+        let took = started.elapsed();
+        assert!(took >= 3 * part.sleep, "{runtime}: 3 requests in {took:?}");
+        let c = server.finish().counts;
+        assert_eq!(
+            (c.tasks_spawned, c.tasks_joined, c.timers, c.timers_early),
+            (12, 12, 12, 0),
+            "{runtime}: {c:?}"
+        );
+        assert_eq!(
+            (c.fanouts_checked, c.fanouts_overlapped),
+            (3, 3),
+            "{runtime}: {c:?}"
+        );
+        assert_eq!(c.spun_ns, 12 * 200_000, "{runtime}: {c:?}");
+    }
+
+    /// Each request's blocking job runs on another thread than the connection's.
+    pub fn blocking_runs_off_the_connection_thread(runtime: &str) {
+        let _serial = serial();
+        let w = Workload {
+            blocking: Duration::from_millis(2),
+            ..Workload::echo(REQUEST)
+        };
+        let server = start(runtime, w);
+        requests(&server, 5, REQUEST as usize);
+        let c = server.finish().counts;
+        assert_eq!(
+            (
+                c.requests,
+                c.blocking_jobs,
+                c.blocking_off_thread,
+                c.spun_ns
+            ),
+            (5, 5, 5, 10_000_000),
+            "{runtime}: {c:?}"
+        );
+    }
+
+    /// Three hops: each request passes three relay tasks and comes back, answered whole.
+    pub fn hops_cross_tasks_and_back(runtime: &str) {
+        let _serial = serial();
+        let w = Workload {
+            hops: 3,
+            ..Workload::echo(REQUEST)
+        };
+        let server = start(runtime, w);
+        let answers = requests(&server, 5, REQUEST as usize);
+        assert!(answers
+            .iter()
+            .enumerate()
+            .all(|(i, a)| a.iter().all(|&b| b == i as u8)));
+        let c = server.finish().counts;
+        assert_eq!((c.requests, c.hop_messages), (5, 15), "{runtime}: {c:?}");
+    }
+}
