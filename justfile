@@ -35,6 +35,11 @@ bench-loadgen:
 bench-loadgen-cost *RATES:
     benchmarks/loadgen-cost/run.sh {{RATES}}
 
+# (`just bench-ontime 100000` for other rates; ROUNDS=5 for more rounds)
+# The open model against an on-time C client and one C echo server: CPU/request, p50, p99.
+bench-ontime *RATES:
+    benchmarks/ontime/run.sh {{RATES}}
+
 # (exit code 3 = a confirmed regression; `just nightly --out /tmp/n --trials 3`)
 # The nightly: every scenarios/nightly/*.toml, history, verdicts, trend plots, nightly.md.
 nightly *ARGS: build

@@ -1,0 +1,259 @@
+// An on-time open-loop echo client: the reference runbench's open model is measured against.
+//
+// Request k is due at t0 + k/rate and goes to connection k mod CONNECTIONS (round robin). It is
+// never sent early: the loop sends everything due, then waits in one epoll_pwait2 until the next
+// due send (nanosecond timeout) or an answer, whichever comes first. Latency runs from the
+// intended time (not the send) to when the loop read the answer, so the client's own lateness and
+// read delay are in it: a client that is late cannot look faster than it is.
+//
+// Usage: ontime_client PORT CONNECTIONS PAYLOAD RATE WARMUP_S DURATION_S
+// Prints one line of key=value: the window's counts, latency and send-lag percentiles (µs), sends
+// more than 1 ms late, and the process's CPU (getrusage, whole life) per request sent.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING 8192 // requests in flight per connection at most
+#define LATE_NS 1000000ull
+#define DRAIN_NS 1000000000ull
+#define SEND_BATCH 1024
+
+static uint64_t mono(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+// Log-bucketed histogram of nanoseconds: exact below 64, then 64 buckets per power of two
+// (within 1.6%). A value reads back as its bucket's highest value, like HdrHistogram.
+#define SUB 64
+#define BUCKETS (SUB + 58 * SUB)
+struct hist {
+    uint64_t n[BUCKETS];
+    uint64_t total;
+};
+static int bucket(uint64_t v) {
+    if (v < SUB) return (int)v;
+    int e = 63 - __builtin_clzll(v); // >= 6
+    uint64_t m = v >> (e - 6);       // 64..127
+    return SUB + (e - 6) * SUB + (int)(m - SUB);
+}
+static uint64_t bucket_top(int i) {
+    if (i < SUB) return (uint64_t)i;
+    int e = (i - SUB) / SUB + 6;
+    uint64_t m = (uint64_t)((i - SUB) % SUB + SUB);
+    return ((m + 1) << (e - 6)) - 1;
+}
+static void record(struct hist *h, uint64_t v) {
+    h->n[bucket(v)]++;
+    h->total++;
+}
+static double pct_us(const struct hist *h, double p) {
+    if (h->total == 0) return 0;
+    uint64_t want = (uint64_t)(p / 100.0 * (double)h->total + 0.999999);
+    if (want == 0) want = 1;
+    uint64_t seen = 0;
+    for (int i = 0; i < BUCKETS; i++) {
+        seen += h->n[i];
+        if (seen >= want) return (double)bucket_top(i) / 1000.0;
+    }
+    return 0;
+}
+
+struct conn {
+    int fd;
+    uint64_t intended[RING]; // of the requests written or queued, oldest first
+    uint32_t head, tail;     // ring of intended times: [head, tail)
+    uint32_t written;        // of them, fully written
+    size_t write_pos, recv_pos;
+};
+
+static struct hist latency, lag;
+static uint64_t window_from, window_end;
+static uint64_t scheduled, sent, late, answered, mismatched, unanswered;
+static size_t payload;
+static char *pattern;
+
+static void die(const char *what) {
+    perror(what);
+    exit(1);
+}
+
+// Writes the conn's queued requests while the socket takes them.
+static void write_more(struct conn *c) {
+    while (c->head + c->written != c->tail) {
+        ssize_t w = write(c->fd, pattern + c->write_pos, payload - c->write_pos);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) return;
+            die("write");
+        }
+        if (c->write_pos == 0) {
+            uint64_t now = mono(), due = c->intended[(c->head + c->written) % RING];
+            if (due >= window_from && due < window_end) {
+                sent++;
+                late += now - due > LATE_NS;
+            }
+        }
+        c->write_pos += (size_t)w;
+        if (c->write_pos == payload) {
+            c->write_pos = 0;
+            c->written++;
+        }
+    }
+}
+
+static void read_more(struct conn *c, char *buf, size_t cap) {
+    for (;;) {
+        ssize_t r = read(c->fd, buf, cap);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) return;
+            die("read");
+        }
+        if (r == 0) {
+            fprintf(stderr, "ontime_client: the server closed a connection\n");
+            exit(1);
+        }
+        uint64_t now = mono();
+        for (ssize_t pos = 0; pos < r;) {
+            size_t take = payload - c->recv_pos;
+            if (take > (size_t)(r - pos)) take = (size_t)(r - pos);
+            if (memcmp(buf + pos, pattern + c->recv_pos, take)) mismatched++;
+            c->recv_pos += take;
+            pos += (ssize_t)take;
+            if (c->recv_pos == payload) {
+                c->recv_pos = 0;
+                if (c->written == 0) {
+                    fprintf(stderr, "ontime_client: an answer to a request not written\n");
+                    exit(1);
+                }
+                uint64_t due = c->intended[c->head % RING];
+                c->head++;
+                c->written--;
+                if (due >= window_from && due < window_end) {
+                    answered++;
+                    record(&latency, now > due ? now - due : 0);
+                }
+            }
+        }
+        if ((size_t)r < cap) return;
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 7) {
+        fprintf(stderr, "usage: %s PORT CONNECTIONS PAYLOAD RATE WARMUP_S DURATION_S\n", argv[0]);
+        return 2;
+    }
+    int port = atoi(argv[1]), nconn = atoi(argv[2]);
+    payload = (size_t)atol(argv[3]);
+    double rate = atof(argv[4]), warmup = atof(argv[5]), duration = atof(argv[6]);
+    if (nconn < 1 || payload < 1 || rate <= 0 || duration <= 0) {
+        fprintf(stderr, "ontime_client: connections, payload, rate and duration must be positive\n");
+        return 2;
+    }
+    pattern = malloc(payload);
+    for (size_t i = 0; i < payload; i++) pattern[i] = (char)(i * 131 + 7);
+    struct conn *conns = calloc((size_t)nconn, sizeof *conns);
+    int ep = epoll_create1(0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(0x7f000001)};
+    for (int i = 0; i < nconn; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) die("socket");
+        if (connect(fd, (struct sockaddr *)&a, sizeof a)) die("connect");
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)) die("fcntl");
+        conns[i].fd = fd;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.u32 = (uint32_t)i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) die("epoll_ctl");
+    }
+    uint64_t total = (uint64_t)(rate * (warmup + duration));
+    uint64_t t0 = mono() + 10000000ull; // 10 ms from now
+    window_from = t0 + (uint64_t)(warmup * 1e9);
+    window_end = window_from + (uint64_t)(duration * 1e9);
+    uint64_t drain_end = t0 + (uint64_t)((warmup + duration) * 1e9) + DRAIN_NS;
+    double ns_per = 1e9 / rate;
+    struct epoll_event evs[256];
+    static char buf[65536];
+    uint64_t k = 0, outstanding = 0;
+    for (;;) {
+        uint64_t now = mono();
+        uint64_t due;
+        // At most SEND_BATCH sends between two looks at the sockets: a client that fell behind
+        // still reads its answers.
+        int batch = 0;
+        while (batch < SEND_BATCH && k < total && (due = t0 + (uint64_t)((double)k * ns_per)) <= now) {
+            batch++;
+            struct conn *c = &conns[k % (uint64_t)nconn];
+            if (c->tail - c->head == RING) {
+                fprintf(stderr, "ontime_client: %d requests in flight on one connection\n", RING);
+                return 1;
+            }
+            int idle = c->head + c->written == c->tail;
+            c->intended[c->tail % RING] = due;
+            c->tail++;
+            if (due >= window_from && due < window_end) {
+                scheduled++;
+                record(&lag, now - due);
+            }
+            if (idle) write_more(c);
+            k++;
+            now = mono();
+        }
+        outstanding = 0;
+        if (k >= total) {
+            for (int i = 0; i < nconn; i++) outstanding += conns[i].tail - conns[i].head;
+            if (outstanding == 0 || now >= drain_end) break;
+        }
+        uint64_t wake = k < total ? t0 + (uint64_t)((double)k * ns_per) : drain_end;
+        uint64_t left = wake > now ? wake - now : 0;
+        struct timespec ts = {.tv_sec = (time_t)(left / 1000000000ull), .tv_nsec = (long)(left % 1000000000ull)};
+        int n = (int)syscall(SYS_epoll_pwait2, ep, evs, 256, &ts, NULL, (size_t)8);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_pwait2");
+        }
+        for (int i = 0; i < n; i++) {
+            struct conn *c = &conns[evs[i].data.u32];
+            if (evs[i].events & EPOLLOUT) write_more(c);
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) read_more(c, buf, sizeof buf);
+        }
+    }
+    for (int i = 0; i < nconn; i++) {
+        struct conn *c = &conns[i];
+        for (uint32_t j = c->head; j != c->tail; j++) {
+            uint64_t due = c->intended[j % RING];
+            if (due >= window_from && due < window_end) {
+                unanswered++;
+                record(&latency, drain_end - due);
+            }
+        }
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                 (double)ru.ru_stime.tv_usec / 1e6;
+    printf("rate=%.0f scheduled=%llu sent=%llu answered=%llu unanswered=%llu mismatched=%llu late_1ms=%llu "
+           "p0_us=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
+           "lag_p50_us=%.1f lag_p99_us=%.1f lag_p999_us=%.1f lag_max_us=%.1f "
+           "cpu_s=%.3f sent_total=%llu cpu_us_per_request=%.2f\n",
+           rate, (unsigned long long)scheduled, (unsigned long long)sent, (unsigned long long)answered,
+           (unsigned long long)unanswered, (unsigned long long)mismatched, (unsigned long long)late,
+           pct_us(&latency, 0), pct_us(&latency, 50), pct_us(&latency, 99), pct_us(&latency, 99.9),
+           pct_us(&latency, 100), pct_us(&lag, 50), pct_us(&lag, 99), pct_us(&lag, 99.9), pct_us(&lag, 100), cpu,
+           (unsigned long long)k, cpu * 1e6 / (double)(k ? k : 1));
+    return 0;
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The open model against an on-time C client (issue 27): both drive one C epoll echo server
+# (CPU 0) from CPU 1 with 100 connections of 64 B, 1 s warmup + 3 s, at each rate; three rounds,
+# the two clients alternating inside each round (the first to go swaps every round), so a noisy
+# minute hits both. Prints every run with the machine's load average (uptime), then per client and
+# rate the median over the rounds of: CPU per request (the client process's user + system time
+# over its whole life, per request sent), p50 and p99 (µs, from the intended send time), sends
+# more than 1 ms late, and runbench's audit; and runbench's p99 and CPU over the C client's.
+#
+#   benchmarks/ontime/run.sh                 # 20,000 50,000 100,000/s, 3 rounds
+#   ROUNDS=5 benchmarks/ontime/run.sh 100000 # other rates, more rounds
+#   RUNBENCH=path/to/runbench ...            # another build (default: cargo build --release)
+#   SERVER_CPU=0 CLIENT_CPU=1 PORT=7310      # where things run
+#
+# The figures are only as quiet as the machine: run it where nothing else runs (check `uptime`
+# and `top` first); every row carries the load average it was measured under.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rates=("$@")
+if [ ${#rates[@]} -eq 0 ]; then rates=(20000 50000 100000); fi
+ROUNDS=${ROUNDS:-3}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+PORT=${PORT:-7310}
+CONNECTIONS=${CONNECTIONS:-100}
+PAYLOAD=${PAYLOAD:-64}
+WARMUP=${WARMUP:-1}
+DURATION=${DURATION:-3}
+
+bin=target/ontime
+mkdir -p "$bin"
+cc -O2 -Wall -Wextra -o "$bin/echo_server" benchmarks/ontime/echo_server.c
+cc -O2 -Wall -Wextra -o "$bin/ontime_client" benchmarks/ontime/ontime_client.c
+if [ -z "${RUNBENCH:-}" ]; then
+    CARGO_PROFILE_DEV_DEBUG=0 cargo build --release -q -p runbench
+    RUNBENCH=./target/release/runbench
+fi
+
+dir=$(mktemp -d)
+server=""
+cleanup() {
+    if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+taskset -c "$SERVER_CPU" "$bin/echo_server" "$PORT" > "$dir/server.out" &
+server=$!
+for _ in $(seq 50); do
+    grep -q ready "$dir/server.out" 2>/dev/null && break
+    kill -0 "$server" 2>/dev/null || { echo "the echo server did not start (port $PORT in use?)" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q ready "$dir/server.out" || { echo "the echo server did not say ready in 5 s" >&2; exit 1; }
+
+results="$dir/results.tsv"
+: > "$results"
+load() { cut -d, -f1 /proc/loadavg | awk '{print $1}'; }
+
+run_c() { # rate round
+    local before out
+    before=$(load)
+    out=$(taskset -c "$CLIENT_CPU" "$bin/ontime_client" "$PORT" "$CONNECTIONS" "$PAYLOAD" "$1" "$WARMUP" "$DURATION")
+    python3 - "$1" "$2" "$before" "$(load)" "$out" >> "$results" <<'PY'
+import sys
+rate, rnd, l0, l1, line = sys.argv[1:]
+f = dict(kv.split("=") for kv in line.split())
+print("\t".join(["c-ontime", rate, rnd, f"{l0}/{l1}", f["cpu_us_per_request"], f["p50_us"], f["p99_us"],
+                 f["late_1ms"], f["lag_p99_us"], f["lag_p999_us"], "-", f"answered={f['answered']}/{f['scheduled']}"]))
+PY
+}
+
+run_runbench() { # rate round
+    local name="ontime-$1-$2" before
+    cat > "$dir/$name.toml" <<TOML
+name = "$name"
+[target]
+address = "127.0.0.1:$PORT"
+name = "c-echo"
+[load]
+model = "open"
+rate = $1
+connections = $CONNECTIONS
+payload_bytes = $PAYLOAD
+warmup = "${WARMUP}s"
+duration = "${DURATION}s"
+cpus = [$CLIENT_CPU]
+threads = 1
+TOML
+    before=$(load)
+    if ! "$RUNBENCH" run "$dir/$name.toml" --out "$dir/out" > "$dir/$name.log" 2>&1; then
+        # A row the audit flagged exits non-zero too; only a missing summary is a failure here.
+        [ -f "$dir/out/$name/latest/summary.csv" ] || { cat "$dir/$name.log" >&2; exit 1; }
+    fi
+    python3 - "$dir/out/$name/latest/summary.csv" "$1" "$2" "$before" "$(load)" "$WARMUP" "$DURATION" >> "$results" <<'PY'
+import csv, sys
+path, rate, rnd, l0, l1, warmup, duration = sys.argv[1:]
+r = next(csv.DictReader(open(path)))
+# Requests sent over the process's life: the schedule over warmup + window.
+sent = float(rate) * (float(warmup) + float(duration))
+cpu = float(r["loadgen_cpu_s"]) * 1e6 / sent
+lag999 = r.get("send_lag_p999_us") or "-"
+print("\t".join(["runbench", rate, rnd, f"{l0}/{l1}", f"{cpu:.2f}", r["p50_us"], r["p99_us"], r["sent_late"],
+                 r["send_lag_p99_us"], lag999, r.get("p99_uncorrected_us") or "-", r["audit"].replace("\t", " ")]))
+PY
+}
+
+echo "runs (load average before/after each; µs):"
+printf "%-9s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s  %s\n" client rate round load cpu/req p50 p99 late lag_p99 lag_p99.9 p99_unc note
+for round in $(seq "$ROUNDS"); do
+    for rate in "${rates[@]}"; do
+        if [ $((round % 2)) -eq 1 ]; then order="run_c run_runbench"; else order="run_runbench run_c"; fi
+        for client in $order; do
+            "$client" "$rate" "$round"
+            tail -1 "$results" | awk -F'\t' '{printf "%-9s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s  %s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12}'
+        done
+    done
+done
+
+echo
+echo "median of $ROUNDS rounds:"
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+med = lambda xs: statistics.median(float(x) for x in xs)
+print(f"| {'rate':>8} | {'client':<9} | {'CPU/request':>11} | {'p50 µs':>9} | {'p99 µs':>9} | {'late sends':>10} | {'load avg':>17} |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | --- |")
+by = {}
+for r in rows:
+    by.setdefault((int(r[1]), r[0]), []).append(r)
+for rate in sorted({k[0] for k in by}):
+    m = {}
+    for client in ("c-ontime", "runbench"):
+        rs = by.get((rate, client), [])
+        if not rs:
+            continue
+        m[client] = (med(r[4] for r in rs), med(r[5] for r in rs), med(r[6] for r in rs), med(r[7] for r in rs))
+        loads = [float(x) for r in rs for x in r[3].split("/")]
+        print(f"| {rate:>8,} | {client:<9} | {m[client][0]:8.2f} µs | {m[client][1]:9.1f} | {m[client][2]:9.1f} | "
+              f"{m[client][3]:10.0f} | {min(loads):.2f}-{max(loads):.2f} |")
+    if len(m) == 2:
+        c, rb = m["c-ontime"], m["runbench"]
+        print(f"| {rate:>8,} | runbench / C | {rb[0] / c[0]:8.2f}x    | {rb[1] / c[1]:8.2f}x | {rb[2] / c[2]:8.2f}x | | |")
+PY
