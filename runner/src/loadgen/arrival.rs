@@ -126,6 +126,52 @@ pub fn read(stream: &TcpStream, buf: &mut [u8], clocks: &mut Clocks) -> io::Resu
     })
 }
 
+/// Round trips measured for [`loopback_floor`], and the longest it may take to find them (the
+/// kernel turns receive stamping on a moment after the first socket asks).
+const FLOOR_ROUNDS: usize = 100;
+const FLOOR_WITHIN: Duration = Duration::from_millis(200);
+
+/// The shortest round trip this machine's loopback allows, timed as a request's latency is: from
+/// an instant taken before the write to the kernel's receive stamp of the answer. One thread plays
+/// both ends of a loopback TCP connection (write, read and write back at once, no wake-up in
+/// between), so any server's answer, which needs at least that, takes longer. The minimum of
+/// [`FLOOR_ROUNDS`] stamped round trips; `None` where loopback or stamping is unavailable (a
+/// namespace whose `lo` is down): then nothing is compared with a floor.
+pub fn loopback_floor(clocks: &mut Clocks) -> Option<Duration> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+    let mut near = TcpStream::connect(listener.local_addr().ok()?).ok()?;
+    let (mut far, _) = listener.accept().ok()?;
+    drop(listener);
+    for s in [&near, &far] {
+        s.set_nodelay(true).ok()?;
+        s.set_read_timeout(Some(FLOOR_WITHIN)).ok()?;
+    }
+    enable(&near).ok()?;
+    let deadline = Instant::now() + FLOOR_WITHIN;
+    let (mut floor, mut stamped) = (None::<Duration>, 0);
+    let mut byte = [0u8; 1];
+    while stamped < FLOOR_ROUNDS && Instant::now() < deadline {
+        let before = Instant::now();
+        near.write_all(b"p").ok()?;
+        far.read_exact(&mut byte).ok()?;
+        far.write_all(&byte).ok()?;
+        let got = read(&near, &mut byte, clocks).ok()?;
+        if got.n != 1 {
+            return None;
+        }
+        if got.stamped {
+            stamped += 1;
+            let rtt = got.arrived.saturating_duration_since(before);
+            floor = Some(floor.map_or(rtt, |f| f.min(rtt)));
+        } else {
+            // Stamping is not on yet: give the kernel's work queue a moment.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    floor
+}
+
 /// The SCM_TIMESTAMPNS message of a received `msg`, if the kernel attached one.
 fn stamp(msg: &libc::msghdr) -> Option<SystemTime> {
     // SAFETY: the CMSG_* walk stays within `msg_control`/`msg_controllen` as recvmsg set them.
@@ -229,6 +275,43 @@ mod tests {
                 clocks.gap
             );
         }
+    }
+
+    /// The floor is a real round trip: more than nothing, and no more than a stamped round trip
+    /// through a thread that answers from another thread (a server's least work) takes.
+    #[test]
+    fn the_loopback_floor_is_below_a_round_trip_through_another_thread() {
+        let floor = loopback_floor(&mut Clocks::measure()).expect("loopback and stamping");
+        assert!(floor > Duration::ZERO);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        enable(&client).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let echo = std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            while std::io::Read::read_exact(&mut server, &mut b).is_ok() {
+                if server.write_all(&b).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut clocks, mut shortest) = (Clocks::measure(), Duration::MAX);
+        for _ in 0..50 {
+            let before = Instant::now();
+            (&client).write_all(b"x").unwrap();
+            let mut b = [0u8; 1];
+            let got = read(&client, &mut b, &mut clocks).unwrap();
+            if got.stamped {
+                shortest = shortest.min(got.arrived.saturating_duration_since(before));
+            }
+        }
+        client.shutdown(std::net::Shutdown::Both).unwrap();
+        echo.join().unwrap();
+        assert!(shortest < Duration::MAX, "no stamped round trip");
+        assert!(
+            floor <= shortest,
+            "floor {floor:?}, a round trip through another thread {shortest:?}"
+        );
     }
 
     /// The fixture that misbehaves: a socket the kernel does not stamp. Its answer is timed

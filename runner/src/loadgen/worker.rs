@@ -116,6 +116,9 @@ impl Failure {
 
 struct Req {
     intended: Instant,
+    /// When the generator got to it (open model: the loop turn that handed it to its
+    /// connection, late by the send lag; closed: its intended time).
+    handed: Instant,
     sent: Option<Instant>,
     at_signal: bool,
 }
@@ -188,6 +191,9 @@ pub struct Worker {
     woke: Option<Instant>,
     /// This thread's realtime-to-monotonic offset, for the kernel's receive stamps.
     clocks: arrival::Clocks,
+    /// The shortest round trip loopback allows (measured before connecting): no answer comes
+    /// sooner, so a latency below it is the client's timing fault and is counted.
+    floor: Option<Duration>,
 }
 
 impl Worker {
@@ -253,6 +259,7 @@ impl Worker {
             spun: Duration::ZERO,
             woke: None,
             clocks: arrival::Clocks::measure(),
+            floor: None,
         })
     }
 
@@ -312,6 +319,9 @@ impl Worker {
     /// Opens the connections wanted at the start; returns once each connected, failed or timed
     /// out.
     pub fn connect_initial(&mut self) -> io::Result<Connected> {
+        // Before the connections: its two sockets then do not count against the files limit.
+        self.floor = arrival::loopback_floor(&mut self.clocks);
+        self.counters.loopback_floor_ns = self.floor.map_or(0, |f| f.as_nanos() as u64);
         let deadline = Instant::now() + self.settings.connect_timeout;
         let wanted: Vec<usize> = (0..self.conns.len())
             .filter(|&i| self.wanted(i, self.clock.start))
@@ -389,6 +399,10 @@ impl Worker {
                 &mut self.histograms.latency,
                 at.saturating_duration_since(req.intended),
             );
+            record(
+                &mut self.histograms.after_lag,
+                at.saturating_duration_since(req.handed),
+            );
         }
     }
 
@@ -431,12 +445,14 @@ impl Worker {
 
     // ---- requests ----
 
-    /// Queues a request intended at `intended` and writes what the socket takes.
-    fn enqueue(&mut self, i: usize, intended: Instant, sent: Option<Instant>) {
+    /// Queues a request intended at `intended`, which the generator got to at `handed`, and
+    /// writes what the socket takes.
+    fn enqueue(&mut self, i: usize, intended: Instant, handed: Instant) {
         // Only what is in flight when the stop signal comes is marked (by `mark_instants`).
         self.conns[i].queue.push_back(Req {
             intended,
-            sent,
+            handed,
+            sent: None,
             at_signal: false,
         });
         self.queued += 1;
@@ -599,11 +615,17 @@ impl Worker {
             // before the write; the send instant is taken after it, and on loopback the answer
             // can be in before the write returns).
             self.counters.latency_clamped += u64::from(arrived <= req.intended);
+            self.counters.latency_below_floor +=
+                u64::from(self.floor.is_some_and(|floor| latency < floor));
             record(&mut self.histograms.latency, latency);
             if self.pacer.keeps_uncorrected() {
                 record(
                     &mut self.histograms.uncorrected,
                     arrived.saturating_duration_since(uncorrected_from),
+                );
+                record(
+                    &mut self.histograms.after_lag,
+                    arrived.saturating_duration_since(req.handed),
                 );
             }
         }
@@ -635,7 +657,7 @@ impl Worker {
                 self.counters.resend_gap_sum_ns +=
                     start.saturating_duration_since(now).as_nanos() as u64;
             }
-            self.enqueue(i, start, None);
+            self.enqueue(i, start, start);
         }
     }
 
@@ -660,6 +682,7 @@ impl Worker {
                 _ if self.queued >= MAX_QUEUED => self.give_up(
                     &Req {
                         intended: at,
+                        handed: now,
                         sent: None,
                         at_signal: false,
                     },
@@ -668,16 +691,17 @@ impl Worker {
                 State::Dead => self.give_up(
                     &Req {
                         intended: at,
+                        handed: now,
                         sent: None,
                         at_signal: false,
                     },
                     self.clock.drain_until,
                 ),
                 State::Idle => {
-                    self.enqueue(i, at, None);
+                    self.enqueue(i, at, now);
                     self.begin_connect(i, now);
                 }
-                State::Connecting | State::Open => self.enqueue(i, at, None),
+                State::Connecting | State::Open => self.enqueue(i, at, now),
             }
         }
     }
@@ -821,7 +845,7 @@ impl Worker {
         for i in 0..self.conns.len() {
             if self.conns[i].state == State::Open {
                 if let Some(at) = self.pacer.own_request(began) {
-                    self.enqueue(i, at, None);
+                    self.enqueue(i, at, at);
                 }
             }
         }
@@ -927,7 +951,7 @@ impl Worker {
                     .then(|| self.pacer.own_request(Instant::now()))
                     .flatten();
                 if let Some(at) = own {
-                    self.enqueue(i, at, None);
+                    self.enqueue(i, at, at);
                 } else {
                     // Requests that fell due while it reconnected go out now, late, with their
                     // intended times.
@@ -961,6 +985,7 @@ impl Worker {
             }
             let req = Req {
                 intended: at,
+                handed: now,
                 sent: None,
                 at_signal: false,
             };

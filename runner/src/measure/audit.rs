@@ -20,6 +20,12 @@
 //!   (more than 1% of them), or never answered.
 //! - **Server CPU**: the window's CPU from /proc (the figure reported) vs the servers' own
 //!   getrusage at the same instants, within 5% or 20 ms per server process.
+//! - **Client lateness** (open model): each reported percentile from the intended send time vs
+//!   the same percentile from when the client got to each request (the send lag taken out);
+//!   more than a third of the percentile and 50 µs apart (beyond `send_window`), the client's
+//!   own lateness shapes that percentile, and the finding names it.
+//! - **Loopback floor**: no latency below the shortest loopback round trip each load thread
+//!   measured before the load.
 //! - **Receive stamps**: every read of an answer should carry the kernel's receive stamp; one
 //!   without (stamping unavailable, or a realtime clock step) is timed when read, late by what
 //!   the generator slept or waited, which would otherwise be charged to the server unseen.
@@ -29,8 +35,10 @@
 //!   with more load threads than CPUs, they waited for each other in bursts: either way the
 //!   latencies include that wait). A busier load CPU is reported as saturation instead.
 
+use crate::console::format::duration_us as us;
 use crate::loadgen::RateIntegral;
 use crate::measure::{LoadMeasurement, WindowReadings};
+use crate::protocol::histograms::percentile_us;
 use crate::protocol::Ramp;
 use crate::scenario::Model;
 use runbench_plugin_abi::Workload;
@@ -44,6 +52,8 @@ pub struct StepFacts {
     /// Constant connections with no churn: the only case where Little's law has one `N`.
     pub steady_connections: bool,
     pub rate: Option<Ramp>,
+    /// Open model: sends may be late by up to this on purpose (`load.send_window`).
+    pub send_window: Duration,
     pub warmup: Duration,
     pub duration: Duration,
     pub server_processes: usize,
@@ -102,6 +112,7 @@ pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> 
     }
     if f.model == Model::Open {
         schedule_findings(f, load, &mut a.findings);
+        a.findings.extend(client_lateness(f, load));
     }
     if c.reads_unstamped > 0 {
         a.findings.push(format!(
@@ -117,6 +128,16 @@ pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> 
              their latencies were recorded as zero (a fault of the client's clocks or of the \
              kernel's stamps), so the low percentiles are not to be trusted",
             c.latency_clamped
+        ));
+    }
+    let unclamped_below = c.latency_below_floor.saturating_sub(c.latency_clamped);
+    if unclamped_below > 0 {
+        a.findings.push(format!(
+            "{unclamped_below} latencies were shorter than the loopback floor of {} (the shortest \
+             round trip this machine allowed, measured before the load), which no server can \
+             answer within: a fault of the client's timing, so the low percentiles are not to \
+             be trusted",
+            us(c.loopback_floor_ns as f64 / 1000.0)
         ));
     }
     if let (Some((user, sys)), Some(own)) = (window.proc_cpu(), window.own_cpu()) {
@@ -192,6 +213,55 @@ fn little(c: &crate::protocol::LoadCounters, window_s: f64, out: &mut Vec<String
     }
 }
 
+/// The percentiles a row reports, as the audit names them.
+const REPORTED: [(f64, &str); 4] = [(50.0, "p50"), (90.0, "p90"), (99.0, "p99"), (99.9, "p99.9")];
+/// The client's own lateness shapes a percentile when it makes up more than this share of it...
+const LATENESS_SHARE: f64 = 1.0 / 3.0;
+/// ...and more than this (µs): below, it is within a loop turn and a wake-up on any machine.
+const LATENESS_FLOOR_US: f64 = 50.0;
+
+/// Open model: the percentiles the client's own lateness shapes. Each answered request's latency
+/// is its send lag (how late the generator got to it) plus the time from then to its answer
+/// (`after_lag`, the same requests); a percentile of the first that stands well above the same
+/// percentile of the second is the client's as much as the server's: a generator late in
+/// bursts (preempted, or its loop busy with other work) puts those bursts into the tail, while
+/// its p99 lag stays small and its late-send count (beyond 1 ms) says nothing. Lateness up to
+/// the send window is on purpose and the row says so; only what lies beyond it counts.
+fn client_lateness(f: &StepFacts, load: &LoadMeasurement) -> Option<String> {
+    let h = &load.histograms;
+    if h.after_lag.is_empty() || h.latency.is_empty() {
+        return None;
+    }
+    let window_us = f.send_window.as_secs_f64() * 1e6;
+    let shaped: Vec<String> = REPORTED
+        .iter()
+        .filter_map(|&(p, name)| {
+            let from_due = percentile_us(&h.latency, p);
+            let after_lag = percentile_us(&h.after_lag, p);
+            let client = from_due - after_lag - window_us;
+            (client > LATENESS_FLOOR_US && client > LATENESS_SHARE * from_due).then(|| {
+                format!(
+                    "{name} ({} from the intended send, {} from when the client got to the \
+                     request)",
+                    us(from_due),
+                    us(after_lag)
+                )
+            })
+        })
+        .collect();
+    if shaped.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the client's own lateness shapes {}: its send lag (p99 {}, p99.9 {}, max {}) is in \
+         these percentiles, which overstate the server's",
+        shaped.join(", "),
+        us(percentile_us(&h.send_lag, 99.0)),
+        us(percentile_us(&h.send_lag, 99.9)),
+        us(percentile_us(&h.send_lag, 100.0)),
+    ))
+}
+
 /// How far the requests pending may fall below the connections open (the client's resend gaps
 /// on a busy generator).
 const LITTLE_TOLERANCE: f64 = 0.05;
@@ -242,6 +312,7 @@ mod tests {
             workload: Workload::echo(100),
             steady_connections: true,
             rate: None,
+            send_window: Duration::ZERO,
             warmup: Duration::ZERO,
             duration: Duration::from_secs(1),
             server_processes: 1,
@@ -325,6 +396,15 @@ mod tests {
             text.contains("3 answers were stamped at or before their request went out"),
             "{text}"
         );
+        assert!(!text.contains("loopback floor"), "{text}");
+        // The clamped ones are below the floor too; two more are below it but not clamped.
+        l.counters.loopback_floor_ns = 12_000;
+        l.counters.latency_below_floor = 5;
+        let text = audit(&facts(Model::Closed), &l, &w).column();
+        assert!(
+            text.contains("2 latencies were shorter than the loopback floor of 12.0 µs"),
+            "{text}"
+        );
         let mut l = load(10_000);
         l.counters.pending_ns /= 2;
         l.busy.cpu_wait = 0.4;
@@ -335,6 +415,58 @@ mod tests {
         l.busy.thread_cpu_s = 0.9;
         let text = audit(&facts(Model::Closed), &l, &w).column();
         assert!(!text.contains("waited for a CPU"), "{text}");
+    }
+
+    /// An open-model load of 10,000 requests whose answers take 80-120 µs after the client got
+    /// to them, the client `lag(k)` late to request `k`.
+    fn lagging(lag: impl Fn(u64) -> Duration) -> LoadMeasurement {
+        use crate::protocol::histograms::record;
+        let mut l = load(10_000);
+        for k in 0..10_000u64 {
+            let after = Duration::from_micros(80 + k * 7919 % 41);
+            let late = lag(k);
+            record(&mut l.histograms.send_lag, late);
+            record(&mut l.histograms.after_lag, after);
+            record(&mut l.histograms.latency, late + after);
+        }
+        l
+    }
+
+    #[test]
+    fn a_client_late_in_bursts_is_named_in_the_percentiles_it_shapes() {
+        let f = facts(Model::Open);
+        // On time within a few µs: nothing to say.
+        let quiet = lagging(|k| Duration::from_nanos(2_000 + k * 31 % 3_000));
+        let text = audit(&f, &quiet, &WindowReadings::default()).column();
+        assert!(!text.contains("lateness"), "{text}");
+        // 2% of the sends 20 ms late (a burst every 50 requests): p99 and p99.9 are the
+        // client's, p50 and p90 are not; the lag's own p99 still reads 20 ms, but at 0.5% it
+        // would not, and the finding still would (below).
+        let bursty = lagging(|k| Duration::from_millis(if k % 50 == 0 { 20 } else { 0 }));
+        let text = audit(&f, &bursty, &WindowReadings::default()).column();
+        assert!(
+            text.contains("the client's own lateness shapes p99 ("),
+            "{text}"
+        );
+        assert!(text.contains("p99.9 ("), "{text}");
+        assert!(
+            !text.contains("shapes p50") && !text.contains("p90 ("),
+            "{text}"
+        );
+        // 0.5% of the sends 2 ms late: the lag's p99 is on time, the latency's p99.9 is not.
+        let rare = lagging(|k| Duration::from_millis(if k % 200 == 0 { 2 } else { 0 }));
+        assert!(percentile_us(&rare.histograms.send_lag, 99.0) < 1.0);
+        let text = audit(&f, &rare, &WindowReadings::default()).column();
+        assert!(text.contains("shapes p99.9 ("), "{text}");
+        assert!(!text.contains("p99 ("), "{text}");
+        // Lateness within the send window is on purpose: a 500 µs window late by up to it.
+        let mut windowed = facts(Model::Open);
+        windowed.send_window = Duration::from_micros(500);
+        let within = lagging(|k| Duration::from_micros(k * 13 % 500));
+        let text = audit(&windowed, &within, &WindowReadings::default()).column();
+        assert!(!text.contains("lateness"), "{text}");
+        let text = audit(&f, &within, &WindowReadings::default()).column();
+        assert!(text.contains("lateness shapes p50"), "{text}");
     }
 
     #[test]

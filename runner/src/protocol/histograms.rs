@@ -58,6 +58,10 @@ pub struct LoadHistograms {
     pub connect: Histogram<u64>,
     /// Open model: how late the generator got to each scheduled send (its own lateness).
     pub send_lag: Histogram<u64>,
+    /// Open model: latency from when the generator got to each request (its intended time plus
+    /// its send lag) instead of from the intended time: the same requests as `latency`, less the
+    /// client's own lateness. The audit compares the two percentile by percentile.
+    pub after_lag: Histogram<u64>,
 }
 
 impl Default for LoadHistograms {
@@ -67,6 +71,7 @@ impl Default for LoadHistograms {
             uncorrected: new_histogram(),
             connect: new_histogram(),
             send_lag: new_histogram(),
+            after_lag: new_histogram(),
         }
     }
 }
@@ -77,6 +82,7 @@ impl LoadHistograms {
         self.uncorrected.add(&o.uncorrected)?;
         self.connect.add(&o.connect)?;
         self.send_lag.add(&o.send_lag)?;
+        self.after_lag.add(&o.after_lag)?;
         Ok(())
     }
 
@@ -86,6 +92,7 @@ impl LoadHistograms {
             uncorrected: encode(&self.uncorrected)?,
             connect: encode(&self.connect)?,
             send_lag: encode(&self.send_lag)?,
+            after_lag: encode(&self.after_lag)?,
         })
     }
 }
@@ -97,6 +104,9 @@ pub struct EncodedHistograms {
     pub uncorrected: String,
     pub connect: String,
     pub send_lag: String,
+    /// Absent from older load generators (a mixed cluster): empty.
+    #[serde(default)]
+    pub after_lag: String,
 }
 
 impl EncodedHistograms {
@@ -106,6 +116,11 @@ impl EncodedHistograms {
             uncorrected: decode(&self.uncorrected)?,
             connect: decode(&self.connect)?,
             send_lag: decode(&self.send_lag)?,
+            after_lag: if self.after_lag.is_empty() {
+                new_histogram()
+            } else {
+                decode(&self.after_lag)?
+            },
         })
     }
 }

@@ -307,6 +307,14 @@ pub struct LoadCounters {
     /// out: impossible, so a clock or stamping fault; recorded as zero, and counted.
     #[serde(default)]
     pub latency_clamped: u64,
+    /// The shortest round trip loopback allows, measured by each load thread before the load
+    /// (`arrival::loopback_floor`; merged as the smallest; 0: not measured), and the latencies
+    /// recorded in the window below their thread's floor (the clamped ones among them): no
+    /// server can answer faster, so each is a fault of the client's timing.
+    #[serde(default)]
+    pub loopback_floor_ns: u64,
+    #[serde(default)]
+    pub latency_below_floor: u64,
 }
 
 impl std::ops::AddAssign for LoadCounters {
@@ -333,6 +341,12 @@ impl std::ops::AddAssign for LoadCounters {
         self.reads += o.reads;
         self.reads_unstamped += o.reads_unstamped;
         self.latency_clamped += o.latency_clamped;
+        self.loopback_floor_ns = match (self.loopback_floor_ns, o.loopback_floor_ns) {
+            (0, b) => b,
+            (a, 0) => a,
+            (a, b) => a.min(b),
+        };
+        self.latency_below_floor += o.latency_below_floor;
     }
 }
 

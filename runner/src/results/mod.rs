@@ -87,6 +87,10 @@ pub struct SummaryRow {
     /// Open model: latency from the actual send time, as a tool with coordinated omission sees it.
     pub p50_uncorrected_us: Option<f64>,
     pub p99_uncorrected_us: Option<f64>,
+    /// Open model: p99 of the latency counted from when the client got to each request (its
+    /// intended time plus its send lag): the p99 less the client's own lateness. Far below
+    /// `p99_us`, the client's lateness shaped the p99 (the audit says so).
+    pub p99_after_lag_us: Option<f64>,
     /// Requests written in the measured window (open model: of those scheduled in it).
     pub sent: Option<u64>,
     /// Open model: requests the schedule put in the window; of them, written more than 1 ms
@@ -97,6 +101,9 @@ pub struct SummaryRow {
     pub not_sent: Option<u64>,
     pub unanswered: Option<u64>,
     pub send_lag_p99_us: Option<f64>,
+    /// Open model: the p99.9 of the send lag: its tail, which lands in the latency's tail (the
+    /// audit says which percentiles it shapes).
+    pub send_lag_p999_us: Option<f64>,
     /// Connection failures (connect failed or timed out, reset, closed by the server).
     pub errors: Option<u64>,
     /// Errors by kind, e.g. `reset=3 closed_by_server=1`.
@@ -158,6 +165,11 @@ pub struct SummaryRow {
     /// Latencies whose answer was stamped at or before its request went out (impossible: a
     /// clock or stamping fault; recorded as zero; the audit flags any).
     pub latency_clamped: Option<u64>,
+    /// The shortest round trip loopback allows, measured by each load thread before the load
+    /// (the smallest), and the latencies below it (the clamped ones among them: no server
+    /// answers faster, so each is a fault of the client's timing; the audit flags any).
+    pub loopback_floor_us: Option<f64>,
+    pub latency_below_floor: Option<u64>,
     /// Open model: `load.send_window` (0: every send at its time): sends may be late by up to
     /// it, and that lateness is in the latency.
     pub send_window_us: Option<f64>,

@@ -700,6 +700,7 @@ fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
         workload: plan.workload(point),
         steady_connections: s.load.phases.is_empty() && s.load.requests_per_connection.is_none(),
         rate: plan.ramps(point).1,
+        send_window: s.load.send_window,
         warmup: s.load.warmup,
         duration: s.load.duration,
         server_processes: plan.server_processes,

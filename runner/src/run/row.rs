@@ -85,12 +85,14 @@ pub(super) fn to_row(
         }),
         p50_uncorrected_us: open.then(|| percentile_us(&h.uncorrected, 50.0)),
         p99_uncorrected_us: open.then(|| percentile_us(&h.uncorrected, 99.0)),
+        p99_after_lag_us: open.then(|| percentile_us(&h.after_lag, 99.0)),
         sent: Some(c.sent),
         scheduled: open.then_some(c.scheduled),
         sent_late: open.then_some(c.sent_late),
         not_sent: open.then_some(c.not_sent),
         unanswered: open.then_some(c.unanswered),
         send_lag_p99_us: open.then_some(send_lag_p99),
+        send_lag_p999_us: open.then(|| percentile_us(&h.send_lag, 99.9)),
         errors: Some(c.errors.total()),
         error_kinds: c.errors.kinds(),
         mismatched_bytes: Some(c.mismatched_bytes),
@@ -126,6 +128,8 @@ pub(super) fn to_row(
         reads: Some(c.reads),
         reads_unstamped: Some(c.reads_unstamped),
         latency_clamped: Some(c.latency_clamped),
+        loopback_floor_us: (c.loopback_floor_ns > 0).then(|| c.loopback_floor_ns as f64 / 1000.0),
+        latency_below_floor: Some(c.latency_below_floor),
         audit: audit.column(),
         ..base
     }
