@@ -42,7 +42,7 @@ const CONNECT_WINDOW: usize = 256;
 pub use super::pacer::DRAIN;
 /// How often a ramp of the connection count is followed.
 const RAMP_EVERY: Duration = Duration::from_millis(10);
-/// Open model: requests a worker keeps queued at most (~40 MB). A server far slower than the
+/// Open model: requests a worker keeps queued at most (~56 MB). A server far slower than the
 /// rate would otherwise grow the queues without bound; beyond this a due request is not sent
 /// (counted, and recorded as unanswered).
 const MAX_QUEUED: usize = 1_000_000;
