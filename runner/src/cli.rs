@@ -422,10 +422,15 @@ fn run_plans(
     for p in plans {
         let outcome = run::run_plan(p, out, options)?;
         // Results on stdout (`run ... > out` keeps them), progress and logs on stderr.
-        let colour = crate::console::format::colour(std::io::stdout().is_terminal());
+        let terminal = std::io::stdout().is_terminal();
+        let colour = crate::console::format::colour(terminal);
+        let width = terminal
+            .then(|| ::console::Term::stdout().size_checked())
+            .flatten()
+            .map(|(_, cols)| usize::from(cols));
         print!(
             "{}",
-            crate::console::terminal::final_table(&outcome.summary, colour)
+            crate::console::terminal::final_table_fitted(&outcome.summary, colour, width)
         );
         exported.push(crate::results::SummaryJson::new(
             &outcome.meta,

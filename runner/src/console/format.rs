@@ -115,6 +115,13 @@ fn trim_zeros(n: &str) -> &str {
     }
 }
 
+/// `text` wrapped at word boundaries to `width` columns, continuation lines starting with
+/// `indent` (a word longer than a line, such as a path, is split).
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let options = textwrap::Options::new(width.max(20)).subsequent_indent(indent);
+    textwrap::fill(text, options)
+}
+
 /// 123456.7 -> "123,457".
 pub fn thousands(v: f64) -> String {
     let n = v.round() as i64;
@@ -147,6 +154,14 @@ mod tests {
         assert_eq!(Unit::Count.label(52_700.0), "52,700");
         assert_eq!(Unit::Count.label(12.5), "12.5");
         assert_eq!(Unit::Count.label(0.0), "0");
+        assert_eq!(
+            wrap(
+                "[1/2] smol: 17,047 req/s, p99 12.6 ms, ok; audit: the client",
+                30,
+                "    "
+            ),
+            "[1/2] smol: 17,047 req/s, p99\n    12.6 ms, ok; audit: the\n    client"
+        );
         assert_eq!(Unit::Count.label(100.0), "100");
         assert_eq!(Unit::Count.cell(1.5), "1.50");
         assert_eq!(Unit::Micros.cell(1_500.0), "1.50 ms");

@@ -12,6 +12,7 @@ pub mod progress;
 pub mod terminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
+use std::io::IsTerminal;
 use std::sync::{Mutex, MutexGuard};
 
 /// The bars on screen and the overall line, below which a step's bar is drawn.
@@ -26,14 +27,30 @@ fn screen() -> MutexGuard<'static, Option<Screen>> {
     SCREEN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Prints a log line above the bars, or plainly when there are none.
+/// Prints a log line above the bars, or plainly when there are none; on a terminal wrapped at
+/// word boundaries to its width (continuation lines indented), so no word is cut and the bars
+/// below know how many rows it took.
 pub fn log(line: &str) {
+    let line = match width() {
+        Some(w) => format::wrap(line, w, "    "),
+        None => line.to_string(),
+    };
     match screen().as_ref() {
-        Some(s) => {
-            let _ = s.bars.println(line);
-        }
+        // `suspend` clears the bars, prints, and draws them again below; `println` leaves a
+        // stale copy of the bars in the scrollback now and then (indicatif's "zombie bar",
+        // console-rs/indicatif#474).
+        Some(s) => s.bars.suspend(|| eprintln!("{line}")),
         None => eprintln!("{line}"),
     }
+}
+
+/// Columns of the terminal stderr is, if it is one.
+pub fn width() -> Option<usize> {
+    std::io::stderr()
+        .is_terminal()
+        .then(|| ::console::Term::stderr().size_checked())
+        .flatten()
+        .map(|(_, cols)| usize::from(cols))
 }
 
 /// Shows `bar` on the screen (made on first use): a step's bar above the overall line, the
