@@ -150,6 +150,10 @@ pub struct SummaryRow {
     pub loadgen_cpu_wait: Option<f64>,
     pub loadgen_saturated: Option<bool>,
     pub loadgen_cpu_s: Option<f64>,
+    /// What ran as the load: processes (one per shard of the open-files limit, or per load
+    /// agent) and their threads over all of them (`[load] threads` is per process).
+    pub load_processes: Option<u64>,
+    pub load_threads: Option<u64>,
     /// Reads of answers in the window (several answers a read when the kernel coalesced them),
     /// and those without the kernel's receive stamp (timed when read instead; the audit flags
     /// any).

@@ -703,6 +703,7 @@ fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
         warmup: s.load.warmup,
         duration: s.load.duration,
         server_processes: plan.server_processes,
+        load_processes: shards.len(),
         load_threads: shards
             .iter()
             .map(|sh| threads_per_process(sh.connections))

@@ -123,6 +123,8 @@ pub(super) fn to_row(
         loadgen_cpu_wait: Some(load.busy.cpu_wait),
         loadgen_saturated: Some(saturated),
         loadgen_cpu_s: Some(load.busy.cpu_s),
+        load_processes: Some(facts.load_processes as u64),
+        load_threads: Some(facts.load_threads as u64),
         reads: Some(c.reads),
         reads_unstamped: Some(c.reads_unstamped),
         latency_clamped: Some(c.latency_clamped),
