@@ -302,7 +302,7 @@ fn point_table(group: &[&SummaryRow], colour: bool, width: Option<usize>) -> Str
             cell(r.p99_us, micros)
         );
         if let Some(e) = reference {
-            let share = (rps(r) > 0.0).then(|| format!("{:.0}%", rps(r) / e * 100.0));
+            let share = (rps(r) > 0.0 && !on_tap(r)).then(|| format!("{:.0}%", rps(r) / e * 100.0));
             let _ = write!(s, " {:>9}", share.unwrap_or_else(|| "-".into()));
         }
         let text = status(r, 60);
@@ -339,6 +339,8 @@ fn comparisons(group: &[&SummaryRow]) -> String {
                 (rerun with --repeat 5)\n"
             .to_string();
     }
+    let (measured, other_path): (Vec<&SummaryRow>, Vec<&SummaryRow>) =
+        measured.into_iter().partition(|r| !on_tap(r));
     let (clean, flagged): (Vec<&SummaryRow>, Vec<&SummaryRow>) =
         measured.into_iter().partition(|r| !stands_apart(r));
     let mut s = String::new();
@@ -362,6 +364,15 @@ fn comparisons(group: &[&SummaryRow]) -> String {
             };
         }
     }
+    if !other_path.is_empty() {
+        let names: Vec<&str> = other_path.iter().map(|r| r.runtime.as_str()).collect();
+        let _ = writeln!(
+            s,
+            "  not ranked beside the others: {} (its own TCP/IP stack over a TAP device, where \
+             the kernel's share of the work differs from the kernel-socket rows')",
+            names.join(", ")
+        );
+    }
     if !flagged.is_empty() {
         let names: Vec<&str> = flagged.iter().map(|r| r.runtime.as_str()).collect();
         let _ = writeln!(
@@ -372,6 +383,11 @@ fn comparisons(group: &[&SummaryRow]) -> String {
         );
     }
     s
+}
+
+/// A row measured over a TAP device (its plugin's own network stack), not the kernel's sockets.
+fn on_tap(r: &SummaryRow) -> bool {
+    r.network == "tap"
 }
 
 /// A row that is not to be ranked beside clean ones: its audit flagged it, or the load
@@ -466,6 +482,31 @@ mod tests {
         assert!(two.lines().all(|l| l.chars().count() <= 64), "{two}");
         assert!(two.contains("without a\n    noise estimate"), "{two}");
         assert!(line.contains("ok; audit: the load generator"), "{wide}");
+    }
+
+    #[test]
+    fn a_row_on_another_network_path_is_ranked_apart_and_has_no_share_of_the_limit() {
+        let mut embassy = row("embassy", 150_000.0, Some(0.01));
+        embassy.network = "tap".into();
+        let t = final_table(
+            &[
+                embassy,
+                row("epoll", 120_000.0, Some(0.01)),
+                row("tokio", 100_000.0, Some(0.01)),
+            ],
+            false,
+        );
+        assert!(
+            t.contains("epoll ran 1.20 ± 0.02 times faster than tokio"),
+            "{t}"
+        );
+        assert!(!t.contains("embassy ran"), "{t}");
+        assert!(t.contains("not ranked beside the others: embassy"), "{t}");
+        let line = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("embassy"))
+            .unwrap();
+        assert!(!line.contains('%'), "{t}");
     }
 
     #[test]

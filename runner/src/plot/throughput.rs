@@ -79,7 +79,7 @@ fn bar(data: &RunData, view: &select::View, r: &Summary, reference: Option<f64>)
         None => String::new(),
     };
     if let (Some(v), Some(e)) = (rps, reference) {
-        if r.runtime() != REFERENCE_RUNTIME && e > 0.0 {
+        if r.runtime() != REFERENCE_RUNTIME && e > 0.0 && r.row.network != "tap" {
             text.push_str(&format!("  ({:.0}% of {REFERENCE_RUNTIME})", v / e * 100.0));
         }
     }

@@ -150,6 +150,10 @@ pub struct SummaryRow {
     pub loadgen_cpu_wait: Option<f64>,
     pub loadgen_saturated: Option<bool>,
     pub loadgen_cpu_s: Option<f64>,
+    /// The network path the row was measured on: `kernel` (the kernel's TCP stack on both
+    /// sides) or `tap` (the plugin's own TCP/IP stack behind a TAP device, where the kernel's
+    /// work splits differently between client and server: such a row is ranked apart).
+    pub network: String,
     /// What ran as the load: processes (one per shard of the open-files limit, or per load
     /// agent) and their threads over all of them (`[load] threads` is per process).
     pub load_processes: Option<u64>,

@@ -510,7 +510,7 @@ fn run_step(
     let s = &plan.scenario;
     let subject = &plan.subjects[subject_index];
     let name = subject.name().to_string();
-    let base = base_row(plan, &name, point, trial);
+    let base = base_row(plan, subject_index, point, trial);
     let label = step_label(plan, subject_index, point, trial);
     if let Some(reason) = plan.skip_reason(subject_index, point) {
         crate::console::log(&format!("[{label}] skipped: {reason}"));

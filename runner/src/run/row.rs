@@ -10,11 +10,16 @@ use crate::protocol::LATE_SEND;
 use crate::results::{RowStatus, SummaryRow};
 use crate::scenario::Model;
 
-pub(super) fn base_row(plan: &Plan, subject: &str, p: &Point, trial: usize) -> SummaryRow {
+pub(super) fn base_row(plan: &Plan, subject: usize, p: &Point, trial: usize) -> SummaryRow {
     let s = &plan.scenario;
     let mut row = SummaryRow {
         scenario: s.name.clone(),
-        runtime: subject.to_string(),
+        runtime: plan.subjects[subject].name().to_string(),
+        network: if plan.limits[subject].needs_tap {
+            "tap".into()
+        } else {
+            "kernel".into()
+        },
         trial: Some(trial as u32),
         trials: 1,
         model: match s.load.model {
