@@ -18,7 +18,10 @@ pub use export::{
     percentiles_csv, summary_csv, summary_markdown, to_csv, PercentileRow, SummaryJson,
 };
 pub use meta::{Meta, RunStatus};
-pub use output::{create_stamped_dir, point_latest, write_atomic, write_together, RunDir};
+pub use output::{
+    baseline_name, create_stamped_dir, find_baseline, point_latest, save_baseline, write_atomic,
+    write_together, RunDir,
+};
 pub use point::{Param, Point};
 
 use serde::{Deserialize, Serialize};
