@@ -19,6 +19,32 @@ use std::sync::{Mutex, MutexGuard};
 struct Screen {
     bars: MultiProgress,
     overall: Option<ProgressBar>,
+    /// The terminal's settings before the screen turned the echo of control keys off.
+    echoctl: Option<libc::termios>,
+}
+
+/// Turns off the terminal's echo of control keys (ECHOCTL) while bars are shown: the `^C` a
+/// Ctrl-C echoes moves the cursor under the bars without their knowing, so the next redraw
+/// leaves the step's bar frozen in the scrollback. Returns the settings to restore.
+fn quiet_control_keys() -> Option<libc::termios> {
+    let fd = libc::STDERR_FILENO;
+    // SAFETY: tcgetattr/tcsetattr on stderr with a zeroed termios they fill in.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(fd, &mut t) != 0 || t.c_lflag & libc::ECHOCTL == 0 {
+            return None;
+        }
+        let before = t;
+        t.c_lflag &= !libc::ECHOCTL;
+        (libc::tcsetattr(fd, libc::TCSANOW, &t) == 0).then_some(before)
+    }
+}
+
+fn restore_control_keys(before: &libc::termios) {
+    // SAFETY: as above, with the settings tcgetattr gave.
+    unsafe {
+        libc::tcsetattr(libc::STDERR_FILENO, libc::TCSANOW, before);
+    }
 }
 
 static SCREEN: Mutex<Option<Screen>> = Mutex::new(None);
@@ -60,6 +86,7 @@ fn show(bar: ProgressBar, overall: bool) -> ProgressBar {
     let s = guard.get_or_insert_with(|| Screen {
         bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
         overall: None,
+        echoctl: quiet_control_keys(),
     });
     if overall {
         let bar = s.bars.add(bar);
@@ -80,6 +107,8 @@ fn hide(bar: &ProgressBar, overall: bool) {
         s.bars.remove(bar);
     }
     if overall {
-        *guard = None;
+        if let Some(before) = guard.take().and_then(|s| s.echoctl) {
+            restore_control_keys(&before);
+        }
     }
 }
