@@ -21,6 +21,15 @@
 //! accepts the next connection (which waits in the kernel's accept queue meanwhile).
 //! `max_connections` is embassy-sync's `FairSemaphore`, held while serving. Like the `embassy`
 //! plugin, it serves once per process (the executor and task pools are process-wide statics).
+//!
+//! # Workload parts
+//! `cpu` and `sleep` (fixed or drawn from the seeded sequence) on the executor's thread and
+//! embassy-time's timer, and sized answers (`response_bytes`), through the ABI crate's shared
+//! echo loop. Not fan-out or hops: the spawner spawns only into static task pools sized at build
+//! time, so a per-request fan-out (tasks x connections at once) or a relay task per hop per
+//! connection either fits a pool fixed in advance or fails to spawn, and a spawn that waits for
+//! a free slot is not the spawn the part measures. Not `blocking`: embassy has no blocking pool.
+//! The header leaves those bits off and the host skips such rows with that reason.
 
 use async_io::Async;
 use embassy_executor::{Executor, Spawner};
@@ -30,7 +39,7 @@ use embassy_sync::signal::Signal;
 use embassy_time::Timer as EmbassyTimer;
 use runbench_plugin_abi::{
     export_plugin, Config, Connection, FuturesIo, HostHandle, Outcome, Plugin, Runtime, Server,
-    Timer,
+    Timer, WORKLOAD_DIST, WORKLOAD_RESPONSE, WORKLOAD_V1,
 };
 use static_cell::StaticCell;
 use std::cell::Cell;
@@ -50,6 +59,7 @@ struct EmbassyExecutor;
 impl Plugin for EmbassyExecutor {
     const RUNTIME: &'static str = "embassy-executor";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    const WORKLOADS: u32 = WORKLOAD_V1 | WORKLOAD_RESPONSE | WORKLOAD_DIST;
     // Connections beyond the static task pool wait, in the accept queue, for a task to end.
     const CONNECTION_LIMIT: u64 = TASK_POOL as u64;
 
@@ -151,7 +161,8 @@ impl Timer for Rt {
     }
 }
 
-/// No fan-out, blocking or hops yet: the header does not declare them.
+/// No fan-out, blocking or hops: embassy spawns only into static pools and has no blocking pool
+/// (see the crate docs); the header does not declare them.
 impl runbench_plugin_abi::Primitives for Rt {
     type Channel = runbench_plugin_abi::NoChannel;
 }

@@ -123,7 +123,8 @@ impl EchoStream for Socket<'_, '_> {
 #[derive(Clone)]
 struct Ticks;
 
-/// No fan-out, blocking or hops: the header does not declare them.
+/// No fan-out, blocking or hops: embassy spawns only into static pools and has no blocking pool
+/// (see the crate docs); the header does not declare them.
 impl runbench_plugin_abi::Primitives for Ticks {
     type Channel = runbench_plugin_abi::NoChannel;
 }

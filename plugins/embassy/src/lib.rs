@@ -53,6 +53,16 @@
 //! stops listening, a connection between messages sends FIN and closes (`closed_clean`), one
 //! inside a message finishes it first, and at the grace deadline the rest are reset (`cut`).
 //! A closing socket is dropped only after its FIN or RST has left the stack.
+//!
+//! # Workload parts
+//! `cpu` and `sleep` (fixed or drawn from the seeded sequence) on the executor's thread and
+//! embassy-time's timer, and sized answers (`response_bytes`), all through the ABI crate's
+//! shared echo loop. Not fan-out or hops: embassy spawns only into static task pools sized at
+//! build time, so a per-request fan-out (tasks x connections at once) or a relay task per hop
+//! per connection either fits a pool fixed in advance or fails to spawn, and a spawn that waits
+//! for a free slot is not the spawn the part measures. Not `blocking`: embassy has no blocking
+//! pool (a device has no other thread). The header leaves those bits off and the host skips
+//! such rows with that reason.
 
 //!
 //! [`ECHO_BUFFER_BYTES`]: runbench_plugin_abi::ECHO_BUFFER_BYTES
@@ -68,6 +78,7 @@ use embassy_sync::semaphore::FairSemaphore;
 use embassy_sync::signal::Signal;
 use runbench_plugin_abi::{
     export_plugin, Config, HostHandle, Plugin, NEEDS_TAP, TAP_DEVICE, TAP_PREFIX_LEN,
+    WORKLOAD_DIST, WORKLOAD_RESPONSE, WORKLOAD_V1,
 };
 use static_cell::StaticCell;
 use std::cell::Cell;
@@ -88,6 +99,7 @@ struct Embassy;
 impl Plugin for Embassy {
     const RUNTIME: &'static str = "embassy";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    const WORKLOADS: u32 = WORKLOAD_V1 | WORKLOAD_RESPONSE | WORKLOAD_DIST;
     const NEEDS: u32 = NEEDS_TAP;
     const CONNECTION_LIMIT: u64 = POOL_SIZE as u64;
 
