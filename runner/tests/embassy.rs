@@ -60,6 +60,8 @@ struct Options {
     max_connections: usize,
     message_bytes: u64,
     grace: Duration,
+    /// Overrides `message_bytes` with a whole workload.
+    workload: Option<Workload>,
 }
 
 impl Default for Options {
@@ -68,6 +70,7 @@ impl Default for Options {
             max_connections: 0,
             message_bytes: 0,
             grace: Duration::from_secs(2),
+            workload: None,
         }
     }
 }
@@ -101,10 +104,10 @@ impl Rig {
             cpus: Vec::new(),
             max_connections: opts.max_connections,
             grace_ms: opts.grace.as_millis() as u64,
-            workload: Workload {
+            workload: opts.workload.unwrap_or(Workload {
                 request_bytes: (opts.message_bytes > 0).then_some(opts.message_bytes),
                 ..Workload::default()
-            },
+            }),
             netns: ns.as_ref().map(|ns| ns.name().to_string()),
         };
         let servers = Servers::start(
@@ -546,4 +549,74 @@ fn without_ip_the_embassy_row_fails_and_tokio_still_runs() {
         &embassy[col("error")]
     );
     assert_eq!(&tokio[col("status")], "ok", "{}", &tokio[col("error")]);
+}
+
+/// The workload parts embassy (its own TCP stack, over the TAP) declares: one sized answer per
+/// complete request, and the seeded `cpu` draws (busy time exactly the sum of connection 0's
+/// draws). The parts it leaves off (fan-out, blocking, hops) are checked off in its header, with
+/// the host's skip reason; `embassy-executor` runs the same cases on loopback in
+/// tests/workload_parts.rs.
+#[test]
+fn embassy_serves_sized_answers_and_drawn_cpu_and_declares_no_tasks() {
+    use runbench_plugin_abi::{
+        Dist, Rng, WORKLOAD_BLOCKING, WORKLOAD_CPU, WORKLOAD_DIST, WORKLOAD_FANOUT, WORKLOAD_HOPS,
+        WORKLOAD_RESPONSE, WORKLOAD_SLEEP,
+    };
+    let has = runbench::plugin::load(&Which::Embassy.plugin())
+        .expect("loading the embassy plugin")
+        .workloads();
+    let served = WORKLOAD_CPU | WORKLOAD_SLEEP | WORKLOAD_RESPONSE | WORKLOAD_DIST;
+    assert_eq!(has, served, "embassy's header: {has:#b}");
+    let tasks = Workload {
+        blocking: Duration::from_micros(100),
+        hops: 1,
+        ..Workload::echo(64)
+    };
+    assert_eq!(
+        tasks.unsupported(has).as_deref(),
+        Some("the plugin does not serve the workload's blocking and hops per request")
+    );
+    assert_eq!(WORKLOAD_FANOUT & has, 0);
+    assert_eq!(WORKLOAD_HOPS & has, 0);
+    assert_eq!(WORKLOAD_BLOCKING & has, 0);
+
+    let cpu = Dist::Exp {
+        mean: Duration::from_micros(300),
+    };
+    let w = Workload {
+        request_bytes: Some(64),
+        response_bytes: Some(1000),
+        cpu,
+        seed: 5,
+        ..Workload::default()
+    };
+    let mut rig = Rig::start(
+        Which::Embassy,
+        Options {
+            workload: Some(w),
+            ..Options::default()
+        },
+    );
+    let want: Vec<u8> = (0..1000).map(Workload::response_byte).collect();
+    rig.client(|addr| {
+        let mut s = connect(addr);
+        // Two requests and part of a third in one write, then the rest of the third.
+        s.write_all(&[1u8; 2 * 64 + 10]).unwrap();
+        let mut got = vec![0u8; 2000];
+        s.read_exact(&mut got).expect("two answers");
+        assert!(got[..1000] == want[..] && got[1000..] == want[..]);
+        s.write_all(&[1u8; 64 - 10]).unwrap();
+        let mut got = vec![0u8; 1000];
+        s.read_exact(&mut got).expect("the split request's answer");
+        assert!(got == want);
+        hang_up(s);
+    });
+    let c = rig.stop().counts;
+    let mut draws = Rng::new(5, 0);
+    let spun: u64 = (0..3).map(|_| cpu.draw(&mut draws).as_nanos() as u64).sum();
+    assert_eq!(
+        (c.requests, c.bytes_echoed, c.spun_ns),
+        (3, 3000, spun),
+        "{c:?}"
+    );
 }
