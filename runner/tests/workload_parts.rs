@@ -6,7 +6,8 @@
 //! `runbench serve` child and std TCP clients on loopback; a failing test is named
 //! `<runtime>::<case>`. A case whose part a plugin does not declare checks instead that its
 //! header leaves exactly the expected bits off and that the host's skip reason names them
-//! ([`serves`]), so no part is skipped in silence.
+//! ([`serves`]), so no part is skipped in silence. Then fixtures that claim a part and cheat at
+//! it ([`cheats`]): their counters show the cheat.
 
 mod common;
 mod support;
@@ -301,5 +302,124 @@ mod cases {
             .all(|(i, a)| a.iter().all(|&b| b == i as u8)));
         let c = server.finish().counts;
         assert_eq!((c.requests, c.hop_messages), (5, 15), "{runtime}: {c:?}");
+    }
+}
+
+/// Fixtures that claim a part and cheat at it, on the same shared request handling as the
+/// shipped plugins: the witness counters show each cheat (the runner's audit reads them).
+mod cheats {
+    use super::*;
+
+    const REQUEST: u64 = 64;
+
+    /// Starts the test plugin `name`, sends `n` requests one at a time (echo answers) and
+    /// returns the server's counters.
+    fn run(name: &str, w: Workload, n: usize) -> runbench::protocol::ServeReport {
+        let _serial = serial();
+        let plugin =
+            support::plugin_file(&format!("runbench_testplugin_{}", name.replace('-', "_")));
+        let server = Server::start_plugin(
+            name,
+            plugin,
+            Options {
+                threads: 2,
+                cpus: vec![0, 1],
+                workload: Some(w),
+                ..Options::default()
+            },
+        );
+        let mut c = connect(server.addr);
+        for i in 0..n {
+            let request = vec![i as u8; REQUEST as usize];
+            c.write_all(&request).expect("writing a request");
+            let mut got = vec![0u8; REQUEST as usize];
+            c.read_exact(&mut got).expect("reading an answer");
+            assert!(got == request, "{name}: answer {i} is not the request");
+        }
+        drop(c);
+        server.finish().counts
+    }
+
+    /// Spawning nothing: every task is "spawned" and "joined", but no two of a request's tasks
+    /// were ever in flight at once.
+    #[test]
+    fn inline_fanout_never_overlaps() {
+        let w = Workload {
+            fanout: Some(Fanout {
+                tasks: 4,
+                cpu: Duration::ZERO,
+                sleep: Duration::from_millis(5),
+            }),
+            ..Workload::echo(REQUEST)
+        };
+        let c = run("inline-fanout", w, 3);
+        assert_eq!(
+            (c.requests, c.tasks_spawned, c.tasks_joined),
+            (3, 12, 12),
+            "{c:?}"
+        );
+        assert_eq!((c.fanouts_checked, c.fanouts_overlapped), (3, 0), "{c:?}");
+    }
+
+    /// A timer that returns at once: every timer counted fired early.
+    #[test]
+    fn early_timer_fires_every_timer_early() {
+        let w = Workload {
+            sleep: Dist::Fixed(Duration::from_millis(20)),
+            ..Workload::echo(REQUEST)
+        };
+        let c = run("early-timer", w, 3);
+        assert_eq!((c.requests, c.timers, c.timers_early), (3, 3, 3), "{c:?}");
+    }
+
+    /// Blocking jobs on the connection's own thread: each ran, none off that thread.
+    #[test]
+    fn inline_blocking_never_leaves_the_connection_thread() {
+        let w = Workload {
+            blocking: Duration::from_millis(1),
+            ..Workload::echo(REQUEST)
+        };
+        let c = run("inline-blocking", w, 3);
+        assert_eq!(
+            (c.requests, c.blocking_jobs, c.blocking_off_thread),
+            (3, 3, 0),
+            "{c:?}"
+        );
+    }
+
+    /// Answers one byte short while counting them whole: the client receives fewer bytes than
+    /// the server's `bytes_echoed` claims (the connection closes once the client has hung up,
+    /// so the short answer is all there is).
+    #[test]
+    fn short_answer_counts_bytes_it_never_sent() {
+        let _serial = serial();
+        let w = Workload {
+            response_bytes: Some(1000),
+            ..Workload::echo(REQUEST)
+        };
+        let plugin = support::plugin_file("runbench_testplugin_short_answer");
+        let server = Server::start_plugin(
+            "short-answer",
+            plugin,
+            Options {
+                threads: 2,
+                cpus: vec![0, 1],
+                workload: Some(w),
+                ..Options::default()
+            },
+        );
+        let mut c = connect(server.addr);
+        c.write_all(&[1u8; REQUEST as usize]).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got)
+            .expect("the answer, then the server's close");
+        let counts = server.finish().counts;
+        assert_eq!(got.len(), 999);
+        assert_eq!(
+            (counts.requests, counts.bytes_echoed),
+            (1, 1000),
+            "{counts:?}"
+        );
     }
 }
