@@ -553,32 +553,28 @@ fn without_ip_the_embassy_row_fails_and_tokio_still_runs() {
 
 /// The workload parts embassy (its own TCP stack, over the TAP) declares: one sized answer per
 /// complete request, and the seeded `cpu` draws (busy time exactly the sum of connection 0's
-/// draws). The parts it leaves off (fan-out, blocking, hops) are checked off in its header, with
-/// the host's skip reason; `embassy-executor` runs the same cases on loopback in
-/// tests/workload_parts.rs.
+/// draws); then fan-out tasks and hop relays from its job pool. `blocking`, which it lacks, is
+/// checked off in its header, with the host's skip reason; `embassy-executor` runs every case
+/// on loopback in tests/workload_parts.rs.
 #[test]
-fn embassy_serves_sized_answers_and_drawn_cpu_and_declares_no_tasks() {
-    use runbench_plugin_abi::{
-        Dist, Rng, WORKLOAD_BLOCKING, WORKLOAD_CPU, WORKLOAD_DIST, WORKLOAD_FANOUT, WORKLOAD_HOPS,
-        WORKLOAD_RESPONSE, WORKLOAD_SLEEP,
-    };
+fn embassy_serves_its_workload_parts_and_declares_no_blocking() {
+    use runbench_plugin_abi::{Dist, Fanout, Rng, WORKLOAD_ALL, WORKLOAD_BLOCKING};
     let has = runbench::plugin::load(&Which::Embassy.plugin())
         .expect("loading the embassy plugin")
         .workloads();
-    let served = WORKLOAD_CPU | WORKLOAD_SLEEP | WORKLOAD_RESPONSE | WORKLOAD_DIST;
-    assert_eq!(has, served, "embassy's header: {has:#b}");
-    let tasks = Workload {
+    assert_eq!(
+        has,
+        WORKLOAD_ALL & !WORKLOAD_BLOCKING,
+        "embassy's header: {has:#b}"
+    );
+    let blocking = Workload {
         blocking: Duration::from_micros(100),
-        hops: 1,
         ..Workload::echo(64)
     };
     assert_eq!(
-        tasks.unsupported(has).as_deref(),
-        Some("the plugin does not serve the workload's blocking and hops per request")
+        blocking.unsupported(has).as_deref(),
+        Some("the plugin does not serve the workload's blocking per request")
     );
-    assert_eq!(WORKLOAD_FANOUT & has, 0);
-    assert_eq!(WORKLOAD_HOPS & has, 0);
-    assert_eq!(WORKLOAD_BLOCKING & has, 0);
 
     let cpu = Dist::Exp {
         mean: Duration::from_micros(300),
@@ -617,6 +613,89 @@ fn embassy_serves_sized_answers_and_drawn_cpu_and_declares_no_tasks() {
     assert_eq!(
         (c.requests, c.bytes_echoed, c.spun_ns),
         (3, 3000, spun),
+        "{c:?}"
+    );
+
+    // Four tasks of 20 ms per request, then two hops, on a second server.
+    let w = Workload {
+        fanout: Some(Fanout {
+            tasks: 4,
+            cpu: Duration::ZERO,
+            sleep: Duration::from_millis(20),
+        }),
+        hops: 2,
+        ..Workload::echo(64)
+    };
+    let mut rig = Rig::start(
+        Which::Embassy,
+        Options {
+            workload: Some(w),
+            ..Options::default()
+        },
+    );
+    rig.client(|addr| {
+        let s = connect(addr);
+        for round in 0..3 {
+            let msg = pattern(round, 64);
+            assert!(echo(&s, &msg) == msg, "answer {round} differs");
+        }
+        hang_up(s);
+    });
+    let c = rig.stop().counts;
+    assert_eq!(
+        (
+            c.requests,
+            c.tasks_spawned,
+            c.tasks_joined,
+            c.timers,
+            c.timers_early
+        ),
+        (3, 12, 12, 12, 0),
+        "{c:?}"
+    );
+    assert_eq!((c.fanouts_checked, c.fanouts_overlapped), (3, 3), "{c:?}");
+    assert_eq!(c.hop_messages, 3 * 2, "{c:?}");
+}
+
+/// embassy-executor spawns fan-out tasks into a static job pool (`JOB_POOL` of
+/// plugins/embassy-executor/src/lib.rs): a fan-out wider than the pool runs what fits and drops
+/// the rest unrun, and the counters show the shortfall (fewer timers fired than tasks spawned)
+/// for the audit, rather than the request passing as done.
+#[test]
+fn executor_fanout_beyond_its_job_pool_shows_the_work_missing() {
+    const JOB_POOL: u32 = 16_384;
+    let tasks = JOB_POOL + 100;
+    let w = Workload {
+        fanout: Some(runbench_plugin_abi::Fanout {
+            tasks,
+            cpu: Duration::ZERO,
+            sleep: Duration::from_millis(1),
+        }),
+        ..Workload::echo(64)
+    };
+    let mut rig = Rig::start(
+        Which::Executor,
+        Options {
+            workload: Some(w),
+            ..Options::default()
+        },
+    );
+    rig.client(|addr| {
+        let s = connect(addr);
+        let msg = pattern(0, 64);
+        assert!(echo(&s, &msg) == msg, "the fan-out request's echo differs");
+        hang_up(s);
+    });
+    let c = rig.stop().counts;
+    let tasks = u64::from(tasks);
+    assert_eq!(
+        (c.requests, c.tasks_spawned, c.tasks_joined),
+        (1, tasks, tasks),
+        "{c:?}"
+    );
+    assert_eq!(
+        (c.timers, c.timers_early),
+        (u64::from(JOB_POOL), 0),
         "{c:?}"
     );
 }

@@ -70,7 +70,7 @@ workload_parts! {
     kimojio => "kimojio", lacks WORKLOAD_BLOCKING;
     std_threads => "std-threads", lacks 0;
     epoll => "epoll", lacks NO_TASKS;
-    embassy_executor => "embassy-executor", lacks NO_TASKS;
+    embassy_executor => "embassy-executor", lacks WORKLOAD_BLOCKING;
 }
 
 /// Whether `runtime` serves `w`: true if its header declares every part `w` needs. Otherwise
