@@ -257,6 +257,9 @@ mod cases {
             "{runtime}: {c:?}"
         );
         assert_eq!(c.spun_ns, 12 * 200_000, "{runtime}: {c:?}");
+        // What the host's audit expects per request is what was counted.
+        let per = w.per_request();
+        assert_eq!((c.tasks_spawned, c.timers), (3 * per.tasks, 3 * per.timers));
     }
 
     /// Each request's blocking job runs on another thread than the connection's.
@@ -282,6 +285,7 @@ mod cases {
             (5, 5, 5, 10_000_000),
             "{runtime}: {c:?}"
         );
+        assert_eq!(c.blocking_jobs, 5 * w.per_request().blocking_jobs);
     }
 
     /// Three hops: each request passes three relay tasks and comes back, answered whole.
@@ -302,6 +306,8 @@ mod cases {
             .all(|(i, a)| a.iter().all(|&b| b == i as u8)));
         let c = server.finish().counts;
         assert_eq!((c.requests, c.hop_messages), (5, 15), "{runtime}: {c:?}");
+        // What the host's audit expects per request is what the relays count.
+        assert_eq!(c.hop_messages, 5 * w.per_request().hop_messages);
     }
 }
 
