@@ -41,6 +41,14 @@ enum Command {
         /// Where plugins are found (default: next to this binary).
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
+        /// After the run, compare it with the run saved as baseline NAME of its scenario (as
+        /// `compare` does; exits 3 on a confirmed regression).
+        #[arg(long, value_name = "NAME", value_parser = crate::results::baseline_name)]
+        baseline: Option<String>,
+        /// After the run (and any --baseline comparison), save it as baseline NAME of its
+        /// scenario: <out>/<scenario>/baselines/NAME, replacing an earlier one of that name.
+        #[arg(long, value_name = "NAME", value_parser = crate::results::baseline_name)]
+        save_baseline: Option<String>,
         #[command(flatten)]
         cluster: Box<crate::cluster::controller::ControllerArgs>,
     },
@@ -122,13 +130,17 @@ enum Command {
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
     },
-    /// Compare run folder B with run folder A as the baseline (same verdict rules as nightly).
-    /// Exits 3 on a confirmed regression.
+    /// Compare run folder B with run folder A as the baseline (same verdict rules as nightly),
+    /// or with the run saved as baseline NAME (`--baseline NAME B`). Exits 3 on a confirmed
+    /// regression.
     Compare {
-        /// Baseline run folder (output/<scenario>/<time>).
-        a: PathBuf,
-        /// Run folder to judge.
-        b: PathBuf,
+        /// `A B`: the baseline run folder (output/<scenario>/<time>), then the run folder to
+        /// judge; with --baseline, only the run folder to judge.
+        #[arg(required = true, num_args = 1..=2, value_name = "RUN")]
+        runs: Vec<PathBuf>,
+        /// Compare with the run saved as this baseline of B's scenario (`run --save-baseline`).
+        #[arg(long, value_name = "NAME", value_parser = crate::results::baseline_name)]
+        baseline: Option<String>,
         /// Noise threshold in percent.
         #[arg(long, default_value_t = nightly::verdict::DEFAULT_NOISE_PCT)]
         noise: f64,
@@ -244,7 +256,33 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
             trials,
             plugin_dir,
         } => run_nightly(scenarios, out, baseline_nights, noise, trials, plugin_dir),
-        Command::Compare { a, b, noise, force } => compare(&a, &b, noise, force),
+        Command::Compare {
+            runs,
+            baseline,
+            noise,
+            force,
+        } => {
+            let (a, b) = match (&runs[..], baseline) {
+                ([a, b], None) => (a.clone(), b.clone()),
+                ([b], Some(name)) => (
+                    crate::results::find_baseline(b, &name)
+                        .map_err(|e| Error::input(anyhow::anyhow!(e)))?,
+                    b.clone(),
+                ),
+                ([_], None) => {
+                    return Err(Error::input(anyhow::anyhow!(
+                        "compare needs two run folders (A B), or --baseline NAME and one"
+                    )))
+                }
+                (_, Some(_)) => {
+                    return Err(Error::input(anyhow::anyhow!(
+                        "with --baseline NAME, compare takes one run folder (the one to judge)"
+                    )))
+                }
+                _ => unreachable!("clap takes one or two run folders"),
+            };
+            compare(&a, &b, noise, force)
+        }
         Command::Validate {
             scenarios,
             plugin_dir,
@@ -268,6 +306,8 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
             options,
             dry_run,
             plugin_dir,
+            baseline,
+            save_baseline,
             cluster,
         } => {
             // Across machines the scenarios are checked and planned before any agent is waited
@@ -282,7 +322,11 @@ fn dispatch(command: Command) -> Result<Exit, Error> {
                 .into_iter()
                 .map(|p| p.placed(placement.clone()))
                 .collect();
-            let r = run_plans(&plans, &out, &options, dry_run);
+            let baselines = Baselines {
+                compare: baseline,
+                save: save_baseline,
+            };
+            let r = run_plans(&plans, &out, &options, dry_run, &baselines);
             if let Some(c) = placement.cluster() {
                 // Agents told of a failed or stopped run exit non-zero.
                 c.shut_down(match &r {
@@ -405,11 +449,18 @@ fn plan_all(
     Ok(plans)
 }
 
+/// `run --baseline NAME` and `--save-baseline NAME`.
+struct Baselines {
+    compare: Option<String>,
+    save: Option<String>,
+}
+
 fn run_plans(
     plans: &[plan::Plan],
     out: &std::path::Path,
     options: &run::RunOptions,
     dry_run: bool,
+    baselines: &Baselines,
 ) -> Result<Exit, Error> {
     if dry_run {
         for p in plans {
@@ -422,10 +473,15 @@ fn run_plans(
     for p in plans {
         let outcome = run::run_plan(p, out, options)?;
         // Results on stdout (`run ... > out` keeps them), progress and logs on stderr.
-        let colour = crate::console::format::colour(std::io::stdout().is_terminal());
+        let terminal = std::io::stdout().is_terminal();
+        let colour = crate::console::format::colour(terminal);
+        let width = terminal
+            .then(|| ::console::Term::stdout().size_checked())
+            .flatten()
+            .map(|(_, cols)| usize::from(cols));
         print!(
             "{}",
-            crate::console::terminal::final_table(&outcome.summary, colour)
+            crate::console::terminal::final_table_fitted(&outcome.summary, colour, width)
         );
         exported.push(crate::results::SummaryJson::new(
             &outcome.meta,
@@ -438,6 +494,19 @@ fn run_plans(
         if let Some(sig) = outcome.interrupted {
             // The scenarios after this one are not started.
             return Ok(Exit::Signal(sig));
+        }
+        if let Some(name) = &baselines.compare {
+            let a = crate::results::find_baseline(&outcome.dir, name)
+                .map_err(|e| Error::input(anyhow::anyhow!(e)))?;
+            if compare(&a, &outcome.dir, nightly::verdict::DEFAULT_NOISE_PCT, false)?
+                == Exit::Regression
+            {
+                exit = Exit::Regression;
+            }
+        }
+        if let Some(name) = &baselines.save {
+            let link = crate::results::save_baseline(&outcome.dir, name)?;
+            crate::console::log(&format!("saved as baseline {name}: {}", link.display()));
         }
         // A skipped runtime cannot take part by its nature; it is not a failure.
         if outcome.summary.iter().any(|r| {

@@ -60,6 +60,8 @@ struct Options {
     max_connections: usize,
     message_bytes: u64,
     grace: Duration,
+    /// Overrides `message_bytes` with a whole workload.
+    workload: Option<Workload>,
 }
 
 impl Default for Options {
@@ -68,6 +70,7 @@ impl Default for Options {
             max_connections: 0,
             message_bytes: 0,
             grace: Duration::from_secs(2),
+            workload: None,
         }
     }
 }
@@ -101,10 +104,10 @@ impl Rig {
             cpus: Vec::new(),
             max_connections: opts.max_connections,
             grace_ms: opts.grace.as_millis() as u64,
-            workload: Workload {
+            workload: opts.workload.unwrap_or(Workload {
                 request_bytes: (opts.message_bytes > 0).then_some(opts.message_bytes),
                 ..Workload::default()
-            },
+            }),
             netns: ns.as_ref().map(|ns| ns.name().to_string()),
         };
         let servers = Servers::start(
@@ -546,4 +549,153 @@ fn without_ip_the_embassy_row_fails_and_tokio_still_runs() {
         &embassy[col("error")]
     );
     assert_eq!(&tokio[col("status")], "ok", "{}", &tokio[col("error")]);
+}
+
+/// The workload parts embassy (its own TCP stack, over the TAP) declares: one sized answer per
+/// complete request, and the seeded `cpu` draws (busy time exactly the sum of connection 0's
+/// draws); then fan-out tasks and hop relays from its job pool. `blocking`, which it lacks, is
+/// checked off in its header, with the host's skip reason; `embassy-executor` runs every case
+/// on loopback in tests/workload_parts.rs.
+#[test]
+fn embassy_serves_its_workload_parts_and_declares_no_blocking() {
+    use runbench_plugin_abi::{Dist, Fanout, Rng, WORKLOAD_ALL, WORKLOAD_BLOCKING};
+    let has = runbench::plugin::load(&Which::Embassy.plugin())
+        .expect("loading the embassy plugin")
+        .workloads();
+    assert_eq!(
+        has,
+        WORKLOAD_ALL & !WORKLOAD_BLOCKING,
+        "embassy's header: {has:#b}"
+    );
+    let blocking = Workload {
+        blocking: Duration::from_micros(100),
+        ..Workload::echo(64)
+    };
+    assert_eq!(
+        blocking.unsupported(has).as_deref(),
+        Some("the plugin does not serve the workload's blocking per request")
+    );
+
+    let cpu = Dist::Exp {
+        mean: Duration::from_micros(300),
+    };
+    let w = Workload {
+        request_bytes: Some(64),
+        response_bytes: Some(1000),
+        cpu,
+        seed: 5,
+        ..Workload::default()
+    };
+    let mut rig = Rig::start(
+        Which::Embassy,
+        Options {
+            workload: Some(w),
+            ..Options::default()
+        },
+    );
+    let want: Vec<u8> = (0..1000).map(Workload::response_byte).collect();
+    rig.client(|addr| {
+        let mut s = connect(addr);
+        // Two requests and part of a third in one write, then the rest of the third.
+        s.write_all(&[1u8; 2 * 64 + 10]).unwrap();
+        let mut got = vec![0u8; 2000];
+        s.read_exact(&mut got).expect("two answers");
+        assert!(got[..1000] == want[..] && got[1000..] == want[..]);
+        s.write_all(&[1u8; 64 - 10]).unwrap();
+        let mut got = vec![0u8; 1000];
+        s.read_exact(&mut got).expect("the split request's answer");
+        assert!(got == want);
+        hang_up(s);
+    });
+    let c = rig.stop().counts;
+    let mut draws = Rng::new(5, 0);
+    let spun: u64 = (0..3).map(|_| cpu.draw(&mut draws).as_nanos() as u64).sum();
+    assert_eq!(
+        (c.requests, c.bytes_echoed, c.spun_ns),
+        (3, 3000, spun),
+        "{c:?}"
+    );
+
+    // Four tasks of 20 ms per request, then two hops, on a second server.
+    let w = Workload {
+        fanout: Some(Fanout {
+            tasks: 4,
+            cpu: Duration::ZERO,
+            sleep: Duration::from_millis(20),
+        }),
+        hops: 2,
+        ..Workload::echo(64)
+    };
+    let mut rig = Rig::start(
+        Which::Embassy,
+        Options {
+            workload: Some(w),
+            ..Options::default()
+        },
+    );
+    rig.client(|addr| {
+        let s = connect(addr);
+        for round in 0..3 {
+            let msg = pattern(round, 64);
+            assert!(echo(&s, &msg) == msg, "answer {round} differs");
+        }
+        hang_up(s);
+    });
+    let c = rig.stop().counts;
+    assert_eq!(
+        (
+            c.requests,
+            c.tasks_spawned,
+            c.tasks_joined,
+            c.timers,
+            c.timers_early
+        ),
+        (3, 12, 12, 12, 0),
+        "{c:?}"
+    );
+    assert_eq!((c.fanouts_checked, c.fanouts_overlapped), (3, 3), "{c:?}");
+    assert_eq!(c.hop_messages, 3 * 2, "{c:?}");
+}
+
+/// embassy-executor spawns fan-out tasks into a static job pool (`JOB_POOL` of
+/// plugins/embassy-executor/src/lib.rs): a fan-out wider than the pool runs what fits and drops
+/// the rest unrun, and the counters show the shortfall (fewer timers fired than tasks spawned)
+/// for the audit, rather than the request passing as done.
+#[test]
+fn executor_fanout_beyond_its_job_pool_shows_the_work_missing() {
+    const JOB_POOL: u32 = 16_384;
+    let tasks = JOB_POOL + 100;
+    let w = Workload {
+        fanout: Some(runbench_plugin_abi::Fanout {
+            tasks,
+            cpu: Duration::ZERO,
+            sleep: Duration::from_millis(1),
+        }),
+        ..Workload::echo(64)
+    };
+    let mut rig = Rig::start(
+        Which::Executor,
+        Options {
+            workload: Some(w),
+            ..Options::default()
+        },
+    );
+    rig.client(|addr| {
+        let s = connect(addr);
+        let msg = pattern(0, 64);
+        assert!(echo(&s, &msg) == msg, "the fan-out request's echo differs");
+        hang_up(s);
+    });
+    let c = rig.stop().counts;
+    let tasks = u64::from(tasks);
+    assert_eq!(
+        (c.requests, c.tasks_spawned, c.tasks_joined),
+        (1, tasks, tasks),
+        "{c:?}"
+    );
+    assert_eq!(
+        (c.timers, c.timers_early),
+        (u64::from(JOB_POOL), 0),
+        "{c:?}"
+    );
 }

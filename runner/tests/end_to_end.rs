@@ -150,8 +150,24 @@ fn a_runs_command_line_and_the_runtimes_it_chose_are_recorded() {
         "tokio",
         "--out",
         out_dir.to_str().unwrap(),
+        "--save-baseline",
+        "main",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Saved as a named baseline beside the run, and found by name for a later comparison.
+    let latest = out_dir.join("e2e/latest").canonicalize().unwrap();
+    let saved = out_dir.join("e2e/baselines/main").canonicalize().unwrap();
+    assert_eq!(saved, latest);
+    let cmp = runbench(&["compare", "--baseline", "main", latest.to_str().unwrap()]);
+    assert_eq!(cmp.status.code(), Some(0), "{}", text(&cmp));
+    assert!(text(&cmp).contains("inconclusive"), "{}", text(&cmp));
+    let missing = runbench(&["compare", "--baseline", "other", latest.to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("--save-baseline other"),
+        "{}",
+        text(&missing)
+    );
     let meta = read_meta(&out_dir.join("e2e/latest"));
     assert_eq!(meta["scenario"]["runtimes"], serde_json::json!(["tokio"]));
     let args: Vec<&str> = meta["command_line"]

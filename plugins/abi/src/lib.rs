@@ -51,6 +51,7 @@ mod export;
 pub mod os;
 mod runtime;
 mod stop;
+mod sync_work;
 mod threads;
 mod work;
 mod workload;
@@ -67,12 +68,13 @@ pub use export::{
 };
 pub use runtime::{Connection, FairSemaphore, JoinHandles, Runtime, Server, Timer};
 pub use stop::{race, Either, StopToken, StopWait};
+pub use sync_work::{Steps, SyncHandler, SyncJob, SyncJoin, SyncPrimitives};
 pub use threads::{serve_on, serve_on_threads, serve_per_core, start_per_core, Bound, PerCore};
 #[cfg(feature = "tokio")]
 pub use work::TokioMpsc;
 pub use work::{
-    BlockingJob, Channel, Handler, HopReceiver, HopSender, Job, NoChannel, Primitives,
-    HOP_CHANNEL_CAPACITY,
+    BlockingJob, Channel, DetachOnDrop, Handler, HopReceiver, HopSender, Job, NoChannel,
+    Primitives, HOP_CHANNEL_CAPACITY,
 };
 pub use workload::{
     Dist, Fanout, PerRequest, Rng, Workload, DIST_CLAMP, WORKLOAD_ALL, WORKLOAD_BLOCKING,

@@ -133,7 +133,7 @@ impl<R: Primitives> Job<R> {
     }
 }
 
-/// Work handed to a blocking pool ([`Primitives::blocking`]).
+/// Work handed to a blocking pool ([`Primitives::blocking`], [`crate::SyncPrimitives::blocking`]).
 pub struct BlockingJob {
     work: Duration,
     origin: ThreadId,
@@ -141,6 +141,15 @@ pub struct BlockingJob {
 }
 
 impl BlockingJob {
+    /// The job of one request whose connection is served on the calling thread.
+    pub(crate) fn here(work: Duration, host: &HostHandle) -> Self {
+        BlockingJob {
+            work,
+            origin: std::thread::current().id(),
+            host: host.clone(),
+        }
+    }
+
     /// The job's body: spins `work` on the calling thread and counts whether that thread is
     /// another than the connection's.
     pub fn run(self) {
@@ -155,22 +164,32 @@ impl BlockingJob {
 
 /// Fan-out tasks of one request in flight now, and the most at once.
 #[derive(Default)]
-struct InFlight {
+pub(crate) struct InFlight {
     now: AtomicU32,
     peak: AtomicU32,
 }
 
 impl InFlight {
-    fn enter(&self) {
+    pub(crate) fn enter(&self) {
         let now = self.now.fetch_add(1, Relaxed) + 1;
         self.peak.fetch_max(now, Relaxed);
     }
-    fn leave(&self) {
+    pub(crate) fn leave(&self) {
         self.now.fetch_sub(1, Relaxed);
+    }
+    /// Counts one fan-out of `tasks` tasks that each slept `sleep` once all have ended: checked
+    /// when two or more slept, overlapped when two were in flight at once.
+    pub(crate) fn count(&self, stats: &Stats, tasks: u32, sleep: Duration) {
+        if tasks >= 2 && !sleep.is_zero() {
+            Stats::add(&stats.fanouts_checked, 1);
+            if self.peak.load(Relaxed) >= 2 {
+                Stats::add(&stats.fanouts_overlapped, 1);
+            }
+        }
     }
 }
 
-fn spin(stats: &Stats, d: Duration) {
+pub(crate) fn spin(stats: &Stats, d: Duration) {
     if !d.is_zero() {
         spin_for(d);
         Stats::add(&stats.spun_ns, d.as_nanos() as u64);
@@ -244,12 +263,9 @@ impl<R: Primitives> Handler<R> {
             self.fan_out(part).await;
         }
         if !w.blocking.is_zero() {
-            let job = BlockingJob {
-                work: w.blocking,
-                origin: std::thread::current().id(),
-                host: self.host.clone(),
-            };
-            self.rt.blocking(job).await;
+            self.rt
+                .blocking(BlockingJob::here(w.blocking, &self.host))
+                .await;
         }
         if let Some((tx, rx)) = &mut self.hops {
             self.sent += 1;
@@ -278,12 +294,7 @@ impl<R: Primitives> Handler<R> {
             join.await;
             Stats::add(&stats.tasks_joined, 1);
         }
-        if part.tasks >= 2 && !part.sleep.is_zero() {
-            Stats::add(&stats.fanouts_checked, 1);
-            if in_flight.peak.load(Relaxed) >= 2 {
-                Stats::add(&stats.fanouts_overlapped, 1);
-            }
-        }
+        in_flight.count(stats, part.tasks, part.sleep);
     }
 
     /// Closes the hop ring and waits until every relay has ended (each drops its sender as it
@@ -321,5 +332,49 @@ impl HopSender for tokio::sync::mpsc::Sender<u64> {
 impl HopReceiver for tokio::sync::mpsc::Receiver<u64> {
     async fn recv(&mut self) -> Option<u64> {
         tokio::sync::mpsc::Receiver::recv(self).await
+    }
+}
+
+/// The join [`Primitives::spawn_job`] returns on a runtime whose task handle cancels its task
+/// when dropped (smol's `Task`, compio's `JoinHandle`): awaits the handle, and if dropped before
+/// the task ended, detaches it with `detach` instead, so the task runs to its end either way.
+pub struct DetachOnDrop<H> {
+    handle: Option<H>,
+    detach: fn(H),
+}
+
+impl<H> DetachOnDrop<H> {
+    pub fn new(handle: H, detach: fn(H)) -> Self {
+        DetachOnDrop {
+            handle: Some(handle),
+            detach,
+        }
+    }
+}
+
+impl<H: Future + Unpin> Future for DetachOnDrop<H> {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let Some(handle) = self.handle.as_mut() else {
+            return std::task::Poll::Ready(());
+        };
+        match std::pin::Pin::new(handle).poll(cx) {
+            std::task::Poll::Ready(_) => {
+                self.handle = None;
+                std::task::Poll::Ready(())
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl<H> Drop for DetachOnDrop<H> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            (self.detach)(handle);
+        }
     }
 }

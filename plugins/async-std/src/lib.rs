@@ -10,7 +10,9 @@
 //! before touching async-std, so the pool honours `threads` (`async-std/runtime` threads). On
 //! top of those async-std always has one helper: async-io's reactor thread (`async-io`), which
 //! polls epoll whenever no executor thread is blocked on it. The calling thread runs the accept
-//! loop inside `task::block_on`, as tokio's plugin does.
+//! loop inside `task::block_on`, as tokio's plugin does. The `blocking` crate's pool
+//! (`task::spawn_blocking`) adds threads only for a workload with `blocking`: it starts them on
+//! the first job and lets idle ones exit.
 //!
 //! `max_connections` uses tokio's `sync::Semaphore` (runtime-independent; only tokio's `sync`
 //! feature is built). async-std has no semaphore of its own, and `async-lock`'s, which its locks
@@ -20,7 +22,8 @@
 use async_std::channel::{Receiver, Sender};
 use async_std::net::{TcpListener, TcpStream};
 use runbench_plugin_abi::{
-    export_plugin, Config, Connection, FuturesIo, HostHandle, Plugin, Runtime, Server, Timer,
+    export_plugin, BlockingJob, Channel, Config, Connection, FuturesIo, HopReceiver, HopSender,
+    HostHandle, Job, Plugin, Primitives, Runtime, Server, Timer, WORKLOAD_ALL,
 };
 use std::future::Future;
 use std::io;
@@ -34,6 +37,7 @@ struct AsyncStd;
 impl Plugin for AsyncStd {
     const RUNTIME: &'static str = "async-std";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    const WORKLOADS: u32 = WORKLOAD_ALL;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         // Must happen before the first async-std call in this process (a serve child calls
@@ -64,9 +68,45 @@ impl Timer for Rt {
     }
 }
 
-/// No fan-out, blocking or hops yet: the header does not declare them.
-impl runbench_plugin_abi::Primitives for Rt {
-    type Channel = runbench_plugin_abi::NoChannel;
+/// The workload's parts on async-std's own primitives: `task::spawn` per fan-out task or hop
+/// relay (its `JoinHandle` is the join; dropping one detaches its task), `task::spawn_blocking`
+/// (the `blocking` crate's pool) and `async_std::channel` (async-channel) for hops.
+impl Primitives for Rt {
+    type Channel = Chan;
+
+    fn spawn_job(&self, job: Job<Self>) -> impl Future<Output = ()> {
+        async_std::task::spawn(job.run())
+    }
+
+    fn blocking(&self, job: BlockingJob) -> impl Future<Output = ()> {
+        async_std::task::spawn_blocking(move || job.run())
+    }
+}
+
+/// async-std's bounded channel, as the hops' [`Channel`].
+struct Chan;
+struct Tx(Sender<u64>);
+struct Rx(Receiver<u64>);
+
+impl Channel for Chan {
+    type Sender = Tx;
+    type Receiver = Rx;
+    fn bounded(capacity: usize) -> (Tx, Rx) {
+        let (tx, rx) = async_std::channel::bounded(capacity);
+        (Tx(tx), Rx(rx))
+    }
+}
+
+impl HopSender for Tx {
+    async fn send(&self, msg: u64) -> bool {
+        self.0.send(msg).await.is_ok()
+    }
+}
+
+impl HopReceiver for Rx {
+    async fn recv(&mut self) -> Option<u64> {
+        self.0.recv().await.ok()
+    }
 }
 
 impl Runtime for Rt {

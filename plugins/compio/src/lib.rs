@@ -3,7 +3,13 @@
 //! tasks. Reads and writes hand one owned buffer back and forth (the ABI crate's `EchoStream`).
 //!
 //! Threads: exactly `threads` runtime threads (`compio-<i>`); the calling thread only joins. No
-//! helpers: compio's blocking pool starts only for `spawn_blocking`, which nothing here uses.
+//! helpers: compio's blocking pool (one per runtime) starts threads only for `spawn_blocking`,
+//! which only a workload with `blocking` uses; idle ones exit after a while.
+//!
+//! Workload parts: `compio::runtime::spawn` for fan-out and the hops' relays, `spawn_blocking`,
+//! compio's timer. compio has no channel of its own, so the hops cross tokio's bounded `mpsc`
+//! (runtime-independent, already here for the semaphore); the row measures compio's tasks and
+//! wake-ups around it.
 //!
 //! I/O driver: compio's fusion driver (its `io-uring` and `polling` features together). Each
 //! runtime probes the kernel when it is built and runs on io_uring when every operation compio
@@ -24,8 +30,9 @@ use compio::net::{TcpListener, TcpStream};
 use compio::runtime::{JoinHandle, Runtime as CompioRuntime};
 use runbench_plugin_abi::{
     export_plugin, serve_per_core, Config, Connection, EchoStream, HostHandle, JoinHandles, Plugin,
-    Runtime, Timer,
+    Runtime, Timer, WORKLOAD_ALL,
 };
+use runbench_plugin_abi::{BlockingJob, DetachOnDrop, Job, Primitives};
 use std::future::Future;
 use std::io;
 use std::time::Duration;
@@ -35,6 +42,7 @@ struct Compio;
 impl Plugin for Compio {
     const RUNTIME: &'static str = "compio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    const WORKLOADS: u32 = WORKLOAD_ALL;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         serve_per_core(config, host, "compio", |core| {
@@ -80,9 +88,22 @@ impl Timer for Rt {
     }
 }
 
-/// No fan-out, blocking or hops yet: the header does not declare them.
-impl runbench_plugin_abi::Primitives for Rt {
-    type Channel = runbench_plugin_abi::NoChannel;
+/// The workload's parts on compio's own primitives: `compio::runtime::spawn` on the connection's
+/// runtime per fan-out task or hop relay (its `JoinHandle` cancels its task when dropped, so
+/// the join detaches it instead) and `compio::runtime::spawn_blocking` (compio's blocking pool).
+/// compio has no channel of its own, so the hops go through tokio's bounded `mpsc`
+/// (runtime-independent, like the semaphore; see the crate docs).
+impl Primitives for Rt {
+    type Channel = runbench_plugin_abi::TokioMpsc;
+
+    fn spawn_job(&self, job: Job<Self>) -> impl Future<Output = ()> {
+        DetachOnDrop::new(compio::runtime::spawn(job.run()), JoinHandle::detach)
+    }
+
+    async fn blocking(&self, job: BlockingJob) {
+        // Err only if the job panicked; its counters then say what it did not do.
+        let _ = compio::runtime::spawn_blocking(move || job.run()).await;
+    }
 }
 
 impl Runtime for Rt {

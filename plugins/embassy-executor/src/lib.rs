@@ -21,6 +21,21 @@
 //! accepts the next connection (which waits in the kernel's accept queue meanwhile).
 //! `max_connections` is embassy-sync's `FairSemaphore`, held while serving. Like the `embassy`
 //! plugin, it serves once per process (the executor and task pools are process-wide statics).
+//!
+//! # Workload parts
+//! `cpu` and `sleep` (fixed or drawn from the seeded sequence) on the executor's thread and
+//! embassy-time's timer, and sized answers (`response_bytes`), through the ABI crate's shared
+//! echo loop. Fan-out tasks and hop relays are spawned by the spawner into a static pool of
+//! [`JOB_POOL`] job tasks, as embassy spawns everything; the hops cross embassy-sync
+//! `Channel`s. A pool has the size it was built with: a spawn that finds it full fails at once
+//! (waiting for a slot would not be the spawn the part measures), the job is dropped unrun, the
+//! refusals are logged at the end, and the server's counters (timers, busy time, hop messages)
+//! show the work missing, so the host's audit flags such a row rather than report it. Not
+//! `blocking`: embassy has no blocking pool (a device has no other thread), so that bit is off
+//! and the host skips such rows with that reason.
+
+// Shared with the `embassy` plugin, which includes the file.
+mod jobs;
 
 use async_io::Async;
 use embassy_executor::{Executor, Spawner};
@@ -28,15 +43,17 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::semaphore::{FairSemaphore, Semaphore};
 use embassy_sync::signal::Signal;
 use embassy_time::Timer as EmbassyTimer;
+use jobs::JOB_POOL;
 use runbench_plugin_abi::{
-    export_plugin, Config, Connection, FuturesIo, HostHandle, Outcome, Plugin, Runtime, Server,
-    Timer,
+    export_plugin, Config, Connection, FuturesIo, HostHandle, Job, Outcome, Plugin, Primitives,
+    Runtime, Server, Timer, WORKLOAD_ALL, WORKLOAD_BLOCKING,
 };
 use static_cell::StaticCell;
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::net::{TcpListener, TcpStream};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +67,8 @@ struct EmbassyExecutor;
 impl Plugin for EmbassyExecutor {
     const RUNTIME: &'static str = "embassy-executor";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    /// Every part but `blocking`: embassy has no blocking pool.
+    const WORKLOADS: u32 = WORKLOAD_ALL & !WORKLOAD_BLOCKING;
     // Connections beyond the static task pool wait, in the accept queue, for a task to end.
     const CONNECTION_LIMIT: u64 = TASK_POOL as u64;
 
@@ -69,6 +88,8 @@ struct Tasks {
     changed: Signal<NoopRawMutex, ()>,
     /// Set when the accept task has seen every connection end; ends `run_until`.
     done: Cell<bool>,
+    /// Jobs (fan-out tasks, hop relays) dropped unrun because the job pool was full.
+    jobs_refused: Cell<u64>,
 }
 
 impl Tasks {
@@ -123,7 +144,21 @@ async fn accept_task(rt: Rt, listener: Async<TcpListener>, server: Server<Rt>) {
     // The kernel queues connections from here on.
     server.host().ready();
     server.serve(rt, listener).await;
+    let refused = rt.tasks.jobs_refused.get();
+    if refused > 0 {
+        server.host().warn(&format!(
+            "embassy-executor: {refused} fan-out task(s) or hop relay(s) found the job pool \
+             ({JOB_POOL} tasks) full and did not run; the counters show their work missing"
+        ));
+    }
     rt.tasks.done.set(true);
+}
+
+// A path, not the bare name: the macro defines its own `POOL_SIZE` from this expression.
+#[embassy_executor::task(pool_size = crate::jobs::JOB_POOL)]
+async fn job_task(job: Job<Rt>, done: Rc<jobs::Done>) {
+    job.run().await;
+    done.finish();
 }
 
 // A path, not the bare name: the macro defines its own `POOL_SIZE` from this expression.
@@ -151,9 +186,18 @@ impl Timer for Rt {
     }
 }
 
-/// No fan-out, blocking or hops yet: the header does not declare them.
-impl runbench_plugin_abi::Primitives for Rt {
-    type Channel = runbench_plugin_abi::NoChannel;
+/// Fan-out tasks and hop relays from the static job pool through the spawner, hops over
+/// embassy-sync channels; no blocking pool (see the crate docs).
+impl Primitives for Rt {
+    type Channel = jobs::Chan;
+
+    fn spawn_job(&self, job: Job<Self>) -> impl Future<Output = ()> {
+        jobs::spawn(
+            |done| job_task(job, done),
+            self.spawner,
+            &self.tasks.jobs_refused,
+        )
+    }
 }
 
 impl Runtime for Rt {

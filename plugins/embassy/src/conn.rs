@@ -1,14 +1,15 @@
 //! One slot of the socket pool: listen, serve the connection that arrives, close it, listen
 //! again, until the stop signal.
 
-use crate::{Shared, SOCKET_RX_BYTES, SOCKET_TX_BYTES};
+use crate::{jobs, Shared, SOCKET_RX_BYTES, SOCKET_TX_BYTES};
+use embassy_executor::Spawner;
 use embassy_net::tcp::TcpSocket;
 use embassy_net::Stack;
 use embassy_sync::semaphore::Semaphore;
 use embassy_time::Timer as EmbassyTimer;
 use runbench_plugin_abi::{
-    echo_stream, race, serve_connection, EchoStream, Either, Outcome, StopWait, Timer,
-    ACCEPT_BACKOFF,
+    echo_stream, race, serve_connection, EchoStream, Either, Job, Outcome, Primitives, StopWait,
+    Timer, ACCEPT_BACKOFF,
 };
 use std::future::Future;
 use std::io;
@@ -21,7 +22,8 @@ const CLOSE_LIMIT: embassy_time::Duration = embassy_time::Duration::from_secs(1)
 
 /// The body of one pool task. The socket's buffers are allocated once per slot and reused by
 /// every connection it serves.
-pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared) {
+pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared, spawner: Spawner) {
+    let ticks = Ticks { spawner, shared };
     let mut rx = vec![0u8; SOCKET_RX_BYTES];
     let mut tx = vec![0u8; SOCKET_TX_BYTES];
     let stop = shared.host.stop();
@@ -45,13 +47,13 @@ pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared) {
             Either::Left(Err(e)) => {
                 shared.host.stats().accept_error();
                 shared.host.warn(&format!("accept failed: {e:?}"));
-                Ticks.sleep(ACCEPT_BACKOFF).await;
+                ticks.sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
             Either::Left(Ok(())) => {}
         }
         let ordinal = shared.host.stats().accepted();
-        connection(&mut socket, shared, ordinal, &mut stopping, &mut forced).await;
+        connection(&mut socket, ticks, ordinal, &mut stopping, &mut forced).await;
     }
     if first {
         // Stopped before this slot ever listened; readiness must not wait for it.
@@ -64,11 +66,12 @@ pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared) {
 /// says: a FIN after a clean end, a reset after a cut.
 async fn connection(
     socket: &mut TcpSocket<'_>,
-    shared: &Shared,
+    ticks: Ticks,
     ordinal: u64,
     stopping: &mut StopWait,
     forced: &mut StopWait,
 ) {
+    let shared = ticks.shared;
     let host = &shared.host;
     // The wait queue holds one waiter per pool task, so it is never full; were it so, the
     // connection would end as if the server had stopped.
@@ -78,7 +81,7 @@ async fn connection(
     let _ = stream.set_nodelay();
     let echo = echo_stream(
         &mut stream,
-        &Ticks,
+        &ticks,
         ordinal,
         stopping,
         &mut *forced,
@@ -119,13 +122,24 @@ impl EchoStream for Socket<'_, '_> {
     }
 }
 
-/// embassy-time's timer, for the per-request `sleep` and the accept back-off.
-#[derive(Clone)]
-struct Ticks;
+/// The executor's primitives for the shared echo loop: embassy-time's timer (the per-request
+/// `sleep` and the accept back-off), and fan-out tasks and hop relays spawned into the static
+/// job pool (see the crate docs).
+#[derive(Clone, Copy)]
+pub struct Ticks {
+    spawner: Spawner,
+    shared: &'static Shared,
+}
 
-/// No fan-out, blocking or hops: the header does not declare them.
-impl runbench_plugin_abi::Primitives for Ticks {
-    type Channel = runbench_plugin_abi::NoChannel;
+/// Fan-out tasks and hop relays from the static job pool through the spawner, hops over
+/// embassy-sync channels; no blocking pool (see the crate docs).
+impl Primitives for Ticks {
+    type Channel = jobs::Chan;
+
+    fn spawn_job(&self, job: Job<Self>) -> impl Future<Output = ()> {
+        let refused = &self.shared.jobs_refused;
+        jobs::spawn(|done| crate::job_task(job, done), self.spawner, refused)
+    }
 }
 
 impl Timer for Ticks {

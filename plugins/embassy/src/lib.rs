@@ -53,25 +53,40 @@
 //! stops listening, a connection between messages sends FIN and closes (`closed_clean`), one
 //! inside a message finishes it first, and at the grace deadline the rest are reset (`cut`).
 //! A closing socket is dropped only after its FIN or RST has left the stack.
+//!
+//! # Workload parts
+//! `cpu` and `sleep` (fixed or drawn from the seeded sequence) on the executor's thread and
+//! embassy-time's timer, and sized answers (`response_bytes`), all through the ABI crate's
+//! shared echo loop. Fan-out tasks and hop relays are spawned into a static pool of
+//! [`jobs::JOB_POOL`] job tasks and the hops cross embassy-sync `Channel`s, as in the
+//! `embassy-executor` plugin (the same code): a spawn that finds the pool full fails at once,
+//! the job is dropped unrun, the refusals are logged at the end and the counters show the work
+//! missing for the host's audit. Not `blocking`: embassy has no blocking pool (a device has no
+//! other thread), so that bit is off and the host skips such rows with that reason.
 
 //!
 //! [`ECHO_BUFFER_BYTES`]: runbench_plugin_abi::ECHO_BUFFER_BYTES
 
 mod conn;
+// The embassy-executor plugin's job pool and hop channel.
+#[path = "../../embassy-executor/src/jobs.rs"]
+mod jobs;
 mod tap;
 
-use embassy_executor::Executor;
+use embassy_executor::{Executor, Spawner};
 use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::semaphore::FairSemaphore;
 use embassy_sync::signal::Signal;
 use runbench_plugin_abi::{
-    export_plugin, Config, HostHandle, Plugin, NEEDS_TAP, TAP_DEVICE, TAP_PREFIX_LEN,
+    export_plugin, Config, HostHandle, Job, Plugin, NEEDS_TAP, TAP_DEVICE, TAP_PREFIX_LEN,
+    WORKLOAD_ALL, WORKLOAD_BLOCKING,
 };
 use static_cell::StaticCell;
 use std::cell::Cell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Sockets (and tasks) in the pool: the most connections served at once. Larger pools cost
@@ -88,6 +103,8 @@ struct Embassy;
 impl Plugin for Embassy {
     const RUNTIME: &'static str = "embassy";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    /// Every part but `blocking`: embassy has no blocking pool.
+    const WORKLOADS: u32 = WORKLOAD_ALL & !WORKLOAD_BLOCKING;
     const NEEDS: u32 = NEEDS_TAP;
     const CONNECTION_LIMIT: u64 = POOL_SIZE as u64;
 
@@ -113,6 +130,8 @@ struct Shared {
     refusals: tap::Refusals,
     /// Set by the supervisor when every pool task has ended; ends `run_until`.
     done: Cell<bool>,
+    /// Jobs (fan-out tasks, hop relays) dropped unrun because the job pool was full.
+    jobs_refused: Cell<u64>,
     failure: Cell<Option<String>>,
 }
 
@@ -187,6 +206,7 @@ fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         changed: Signal::new(),
         refusals: tap::Refusals::new(host.clone(), POOL_SIZE),
         done: Cell::new(false),
+        jobs_refused: Cell::new(0),
         failure: Cell::new(None),
     }));
     let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
@@ -207,7 +227,7 @@ fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
             let spawned = (|| {
                 spawner.spawn(net_task(runner)?);
                 for _ in 0..POOL_SIZE {
-                    spawner.spawn(pool_task(stack, shared)?);
+                    spawner.spawn(pool_task(stack, shared, spawner)?);
                 }
                 spawner.spawn(supervisor(stack, shared)?);
                 Ok::<_, embassy_executor::SpawnError>(())
@@ -227,6 +247,14 @@ fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
             "{refused} connection attempt(s) refused while all {POOL_SIZE} sockets were busy"
         ));
     }
+    let jobs_refused = shared.jobs_refused.get();
+    if jobs_refused > 0 {
+        host.warn(&format!(
+            "{jobs_refused} fan-out task(s) or hop relay(s) found the job pool ({} tasks) full \
+             and did not run; the counters show their work missing",
+            jobs::JOB_POOL
+        ));
+    }
     Ok(())
 }
 
@@ -239,9 +267,16 @@ async fn net_task(mut runner: embassy_net::Runner<'static, tap::CountingTap>) ->
 
 // A path, not the bare name: the macro defines its own `POOL_SIZE` from this expression.
 #[embassy_executor::task(pool_size = crate::POOL_SIZE)]
-async fn pool_task(stack: Stack<'static>, shared: &'static Shared) {
-    conn::pool_slot(stack, shared).await;
+async fn pool_task(stack: Stack<'static>, shared: &'static Shared, spawner: Spawner) {
+    conn::pool_slot(stack, shared, spawner).await;
     shared.task_ended();
+}
+
+// A path, not the bare name: the macro defines its own `POOL_SIZE` from this expression.
+#[embassy_executor::task(pool_size = crate::jobs::JOB_POOL)]
+async fn job_task(job: Job<conn::Ticks>, done: Rc<jobs::Done>) {
+    job.run().await;
+    done.finish();
 }
 
 /// Reports ready once the stack is configured and every pool socket listens, then ends the

@@ -2,13 +2,33 @@
 //! become readable or writable (edge-triggered: each drive goes on until the socket would block).
 
 use mio::net::TcpStream;
-use runbench_plugin_abi::{spin_for, Config, MessageTracker, Outcome, Serving, ECHO_BUFFER_BYTES};
+use runbench_plugin_abi::{
+    Config, HostHandle, MessageTracker, Outcome, Serving, SizedAnswer, Steps, ECHO_BUFFER_BYTES,
+};
 use std::io::{self, Read, Write};
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Reads (each followed by its echo) one drive may do before letting other connections run.
 const READS_PER_DRIVE: usize = 32;
+
+/// What every request of the server asks, worked out once per event loop.
+pub struct Work {
+    /// The answer to each request when it is not an echo (`response_bytes`).
+    sized: Option<SizedAnswer>,
+    /// Whether a request needs `cpu` or `sleep` (else only its answer and its count).
+    has_work: bool,
+}
+
+impl Work {
+    pub fn new(config: &Config) -> Self {
+        let w = &config.workload;
+        Work {
+            sized: (!w.is_echo()).then(|| SizedAnswer::new(w)),
+            has_work: Steps::has_work(w),
+        }
+    }
+}
 
 /// What a drive left behind.
 pub enum Step {
@@ -16,7 +36,7 @@ pub enum Step {
     Idle,
     /// Read budget spent with data possibly left: drive again soon without waiting for an edge.
     Yielded,
-    /// Began a per-message `sleep`: drive again at this instant.
+    /// Began the read's requests' `sleep`: drive again at this instant.
     Sleeping(Instant),
     Closed(Outcome),
 }
@@ -26,27 +46,35 @@ pub struct Conn<'a> {
     pub id: u64,
     stream: TcpStream,
     buf: Box<[u8]>,
-    /// Bytes of `buf` read but not yet echoed.
+    /// Bytes of the answer (`buf`, or `out` for sized answers) not yet written.
     unsent: Range<usize>,
+    /// The sized answers to the last read's complete requests (empty for an echo).
+    out: Vec<u8>,
     tracker: MessageTracker,
+    /// The connection's draws of the workload's `cpu` and `sleep`.
+    steps: Steps,
     /// Present while served; counts it in the server's concurrency.
     serving: Option<Serving<'a>>,
     /// Holds one of the `max_connections` slots.
     pub has_slot: bool,
-    sleep_until: Option<Instant>,
+    /// The sleep in progress: when it started, how long, and how many requests' timers it is.
+    sleeping: Option<(Instant, Duration, u64)>,
 }
 
 impl<'a> Conn<'a> {
-    pub fn new(id: u64, stream: TcpStream, config: &Config) -> Self {
+    /// The server's `ordinal`-th connection (its part of the seeded draws).
+    pub fn new(id: u64, stream: TcpStream, config: &Config, ordinal: u64) -> Self {
         Conn {
             id,
             stream,
             buf: Vec::new().into_boxed_slice(),
             unsent: 0..0,
+            out: Vec::new(),
             tracker: MessageTracker::new(config.workload.request_bytes),
+            steps: Steps::new(&config.workload, ordinal),
             serving: None,
             has_slot: false,
-            sleep_until: None,
+            sleeping: None,
         }
     }
 
@@ -66,21 +94,35 @@ impl<'a> Conn<'a> {
         self.stream.set_nodelay(true)
     }
 
-    /// Echoes whatever can be echoed now. `stopping`: the server is draining, so a connection
-    /// found idle between messages is closed.
-    pub fn drive(&mut self, config: &Config, stopping: bool, echoed: &mut u64) -> Step {
-        if let Some(until) = self.sleep_until {
-            if Instant::now() < until {
+    /// Answers whatever can be answered now: the bytes read (an echo), or the sized answer per
+    /// complete request. `stopping`: the server is draining, so a connection found idle between
+    /// messages is closed.
+    pub fn drive(
+        &mut self,
+        config: &Config,
+        host: &HostHandle,
+        work: &Work,
+        stopping: bool,
+        answered: &mut u64,
+    ) -> Step {
+        if let Some((started, d, timers)) = self.sleeping {
+            if started.elapsed() < d {
                 return Step::Idle; // the timer heap already holds its wake-up
             }
-            self.sleep_until = None;
+            self.sleeping = None;
+            Steps::fired(host, timers, started, d);
         }
+        let workload = &config.workload;
         for _ in 0..READS_PER_DRIVE {
             while !self.unsent.is_empty() {
-                match self.stream.write(&self.buf[self.unsent.clone()]) {
+                let answer = match work.sized {
+                    None => &self.buf[self.unsent.clone()],
+                    Some(_) => &self.out[self.unsent.clone()],
+                };
+                match self.stream.write(answer) {
                     Ok(n) => {
                         self.unsent.start += n;
-                        *echoed += n as u64;
+                        *answered += n as u64;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Idle,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -102,15 +144,36 @@ impl<'a> Conn<'a> {
                     Err(_) => return Step::Closed(Outcome::IoError),
                 }
             };
-            self.unsent = 0..n;
-            let messages = self.tracker.consumed(n);
-            for _ in 0..messages {
-                spin_for(config.workload.cpu.mean());
+            let requests = match &work.sized {
+                None => {
+                    self.unsent = 0..n;
+                    self.tracker.consumed(n)
+                }
+                Some(answer) => {
+                    let requests = self.tracker.completed(n);
+                    self.unsent = 0..answer.fill(&mut self.out, requests);
+                    requests
+                }
+            };
+            if !work.has_work {
+                Steps::done(host, requests);
+                continue;
             }
-            if messages > 0 && !config.workload.sleep.is_zero() {
-                let until = Instant::now() + config.workload.sleep.mean() * messages as u32;
-                self.sleep_until = Some(until);
-                return Step::Sleeping(until);
+            // Each request's cpu now, in order; their sleeps one after another, as one timer.
+            let mut nap = Duration::ZERO;
+            let mut timers = 0;
+            for _ in 0..requests {
+                let d = self.steps.begin(host, workload);
+                if !d.is_zero() {
+                    nap += d;
+                    timers += 1;
+                }
+            }
+            Steps::done(host, requests);
+            if timers > 0 {
+                let now = Instant::now();
+                self.sleeping = Some((now, nap, timers));
+                return Step::Sleeping(now + nap);
             }
         }
         Step::Yielded

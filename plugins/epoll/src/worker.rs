@@ -2,7 +2,7 @@
 //! of connections, and the drain logic. The stop signal is polled: epoll waits at most
 //! [`STOP_POLL`], which is plenty for a baseline.
 
-use crate::conn::{Conn, Step};
+use crate::conn::{Conn, Step, Work};
 use crate::limit::Limit;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -40,6 +40,8 @@ pub struct EventLoop<'a> {
     limit: Option<&'a Limit>,
     /// This thread's index in `limit` (0 without a limit).
     thread: usize,
+    /// What each request asks (its answer, whether it has work), worked out once.
+    work: Work,
 }
 
 impl<'a> EventLoop<'a> {
@@ -71,6 +73,7 @@ impl<'a> EventLoop<'a> {
             host,
             limit,
             thread,
+            work: Work::new(config),
         })
     }
 
@@ -143,8 +146,8 @@ impl<'a> EventLoop<'a> {
             };
             match listener.accept() {
                 Ok((stream, _)) => {
-                    self.host.stats().accepted();
-                    self.admit(stream);
+                    let ordinal = self.host.stats().accepted();
+                    self.admit(stream, ordinal);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -159,12 +162,12 @@ impl<'a> EventLoop<'a> {
 
     /// Registers a new connection; serves it now if a slot is free and nobody waits, else queues
     /// it behind the connections already waiting, on every thread.
-    fn admit(&mut self, stream: TcpStream) {
+    fn admit(&mut self, stream: TcpStream, ordinal: u64) {
         let id = self.next_id;
         self.next_id += 1;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let conn = entry.insert(Conn::new(id, stream, self.config));
+        let conn = entry.insert(Conn::new(id, stream, self.config, ordinal));
         let registered = self.poll.registry().register(
             conn.stream_mut(),
             Token(key),
@@ -233,7 +236,13 @@ impl<'a> EventLoop<'a> {
             return;
         }
         let mut echoed = 0;
-        let step = self.conns[conn.0].drive(self.config, self.stopping, &mut echoed);
+        let step = self.conns[conn.0].drive(
+            self.config,
+            self.host,
+            &self.work,
+            self.stopping,
+            &mut echoed,
+        );
         if echoed > 0 {
             self.host.stats().echoed(echoed as usize);
         }

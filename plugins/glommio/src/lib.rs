@@ -5,7 +5,8 @@
 //!
 //! Threads: `threads` executor threads (`glommio-<id>`), and glommio's blocking-thread pool of
 //! one thread per executor (default placement: pinned like its executor; used for file
-//! operations, idle in an echo server). So `2 * threads` in all; the calling thread only joins.
+//! operations, idle in an echo server, and the pool a workload's `blocking` jobs go to). So
+//! `2 * threads` in all, with or without `blocking`; the calling thread only joins.
 //!
 //! Needs io_uring and locked memory: glommio refuses to start below 512 KiB of RLIMIT_MEMLOCK
 //! and registers `io_memory` with each of its three rings per executor. [`check_system`] checks
@@ -27,12 +28,14 @@
 
 mod system;
 
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
 use glommio::{LocalExecutorBuilder, Placement};
 use runbench_plugin_abi::{
-    export_plugin, start_per_core, Config, Connection, FuturesIo, HostHandle, PerCore, Plugin,
-    Runtime, Timer,
+    export_plugin, start_per_core, BlockingJob, Channel, Config, Connection, FuturesIo,
+    HopReceiver, HopSender, HostHandle, Job, PerCore, Plugin, Primitives, Runtime, Timer,
+    WORKLOAD_ALL,
 };
 use std::future::Future;
 use std::io;
@@ -45,6 +48,7 @@ struct Glommio;
 impl Plugin for Glommio {
     const RUNTIME: &'static str = "glommio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    const WORKLOADS: u32 = WORKLOAD_ALL;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let io_memory = system::check_system(config.threads)?;
@@ -114,9 +118,50 @@ impl Timer for Rt {
     }
 }
 
-/// No fan-out, blocking or hops yet: the header does not declare them.
-impl runbench_plugin_abi::Primitives for Rt {
-    type Channel = runbench_plugin_abi::NoChannel;
+/// The workload's parts on glommio's own primitives: `spawn_local` on the connection's executor
+/// per fan-out task or hop relay (detached, so its `JoinHandle` is the join and dropping it
+/// cancels nothing), the executor's blocking-thread pool (`executor().spawn_blocking`), and
+/// glommio's executor-local bounded channel (`channels::local_channel`) for hops: a request never
+/// leaves its executor.
+impl Primitives for Rt {
+    type Channel = Chan;
+
+    fn spawn_job(&self, job: Job<Self>) -> impl Future<Output = ()> {
+        let handle = glommio::spawn_local(job.run()).detach();
+        async move {
+            let _ = handle.await;
+        }
+    }
+
+    fn blocking(&self, job: BlockingJob) -> impl Future<Output = ()> {
+        glommio::executor().spawn_blocking(move || job.run())
+    }
+}
+
+/// glommio's local bounded channel, as the hops' [`Channel`].
+struct Chan;
+struct Tx(LocalSender<u64>);
+struct Rx(LocalReceiver<u64>);
+
+impl Channel for Chan {
+    type Sender = Tx;
+    type Receiver = Rx;
+    fn bounded(capacity: usize) -> (Tx, Rx) {
+        let (tx, rx) = local_channel::new_bounded(capacity);
+        (Tx(tx), Rx(rx))
+    }
+}
+
+impl HopSender for Tx {
+    async fn send(&self, msg: u64) -> bool {
+        self.0.send(msg).await.is_ok()
+    }
+}
+
+impl HopReceiver for Rx {
+    async fn recv(&mut self) -> Option<u64> {
+        self.0.recv().await
+    }
 }
 
 impl Runtime for Rt {

@@ -7,6 +7,12 @@
 //! kimojio starts no helper threads (io_uring may start kernel `iou-wrk` workers for operations
 //! it cannot complete inline; none show up for socket I/O here).
 //!
+//! Workload parts: `spawn_task` for fan-out and the hops' relays, kimojio's timer and its
+//! runtime-local `async_channel` for hops. No `blocking`: kimojio has no blocking pool (its
+//! answer to blocking work is io_uring operations and other runtimes), so the header leaves the
+//! bit off and the host skips such a row with that reason rather than run it on a pool kimojio
+//! does not have.
+//!
 //! I/O driver: io_uring only; kimojio has no fallback. It needs Linux 5.15 or later and an
 //! io_uring that is not disabled (`sysctl kernel.io_uring_disabled`, container seccomp
 //! profiles); without it the runtime cannot be built and `serve` fails saying so. Built
@@ -32,6 +38,9 @@ use runbench_plugin_abi::{
     export_plugin, os, race, serve_per_core, Config, Connection, EchoStream, HostHandle,
     JoinHandles, Plugin, Runtime, Timer,
 };
+use runbench_plugin_abi::{
+    Channel, HopReceiver, HopSender, Job, Primitives, WORKLOAD_ALL, WORKLOAD_BLOCKING,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,6 +57,8 @@ struct Kimojio;
 impl Plugin for Kimojio {
     const RUNTIME: &'static str = "kimojio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    /// Every part but `blocking`: kimojio has no blocking pool.
+    const WORKLOADS: u32 = WORKLOAD_ALL & !WORKLOAD_BLOCKING;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let (major, minor) = operations::kernel_version();
@@ -117,9 +128,46 @@ impl Timer for Rt {
     }
 }
 
-/// No fan-out, blocking or hops yet: the header does not declare them.
-impl runbench_plugin_abi::Primitives for Rt {
-    type Channel = runbench_plugin_abi::NoChannel;
+/// The workload's parts on kimojio's own primitives: `operations::spawn_task` on the
+/// connection's runtime per fan-out task or hop relay (its `TaskHandle` is the join; dropping
+/// one does not cancel its task) and kimojio's `async_channel` (single-slot, runtime-local) for
+/// hops. No blocking pool: kimojio has none (see the crate docs).
+impl Primitives for Rt {
+    type Channel = Chan;
+
+    fn spawn_job(&self, job: Job<Self>) -> impl Future<Output = ()> {
+        let handle = operations::spawn_task(job.run());
+        async move {
+            let _ = handle.await;
+        }
+    }
+}
+
+/// kimojio's `async_channel`, as the hops' [`Channel`]. It holds one message whatever the
+/// capacity asked: a relay takes each on before the next can enter.
+struct Chan;
+struct Tx(kimojio::Sender<u64>);
+struct Rx(kimojio::Receiver<u64>);
+
+impl Channel for Chan {
+    type Sender = Tx;
+    type Receiver = Rx;
+    fn bounded(_capacity: usize) -> (Tx, Rx) {
+        let (tx, rx) = kimojio::async_channel();
+        (Tx(tx), Rx(rx))
+    }
+}
+
+impl HopSender for Tx {
+    async fn send(&self, msg: u64) -> bool {
+        self.0.send(msg).await.is_ok()
+    }
+}
+
+impl HopReceiver for Rx {
+    async fn recv(&mut self) -> Option<u64> {
+        self.0.recv().await.ok()
+    }
 }
 
 impl Runtime for Rt {

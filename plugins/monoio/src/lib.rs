@@ -5,7 +5,14 @@
 //!
 //! Threads: exactly `threads` runtime threads (`monoio-<i>`); the calling thread only joins. No
 //! helpers: the `sync` feature (needed so the stop signal and the shared semaphore can wake a
-//! task from another thread) adds no thread unless a blocking pool is attached, and none is.
+//! task from another thread) adds no thread unless a blocking pool is attached, and one is only
+//! for a workload with `blocking`: monoio's `DefaultThreadPool` of `threads` more threads, shared
+//! by the runtimes (its threads start with the pool).
+//!
+//! Workload parts: `monoio::spawn` for fan-out and the hops' relays, `spawn_blocking` on that
+//! pool, monoio's timer. monoio has no channel of its own (its ecosystem's is the separate
+//! `local-sync` crate), so the hops cross tokio's bounded `mpsc` (runtime-independent, already
+//! here for the semaphore); the row measures monoio's tasks and wake-ups around it.
 //!
 //! io_uring: the runtime is built with monoio's `FusionDriver`, which falls back to its epoll
 //! ("legacy") driver when io_uring is missing or lacks the operations monoio needs. Because
@@ -17,14 +24,16 @@
 //! no cross-thread semaphore, and `async-lock`'s is not fair (a newly accepted connection takes
 //! a freed permit before the connection that waited longest).
 
+use monoio::blocking::DefaultThreadPool;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use monoio::task::JoinHandle;
 use monoio::{FusionDriver, RuntimeBuilder};
 use runbench_plugin_abi::{
     export_plugin, serve_per_core, Config, Connection, EchoStream, HostHandle, JoinHandles, Plugin,
-    Runtime, Timer, LISTEN_BACKLOG,
+    Runtime, Timer, LISTEN_BACKLOG, WORKLOAD_ALL,
 };
+use runbench_plugin_abi::{BlockingJob, Job, Primitives};
 use std::future::Future;
 use std::io;
 use std::time::Duration;
@@ -34,6 +43,7 @@ struct Monoio;
 impl Plugin for Monoio {
     const RUNTIME: &'static str = "monoio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    const WORKLOADS: u32 = WORKLOAD_ALL;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         if !monoio::utils::detect_uring() {
@@ -44,9 +54,16 @@ impl Plugin for Monoio {
                  seccomp profile",
             );
         }
-        serve_per_core(config, host, "monoio", |core| {
-            let mut runtime = RuntimeBuilder::<FusionDriver>::new()
-                .enable_timer()
+        // One pool for every runtime, and only when the workload has blocking jobs: without one
+        // monoio refuses `spawn_blocking`, and an idle pool would add threads to every row.
+        let pool = (!config.workload.blocking.is_zero())
+            .then(|| DefaultThreadPool::new(config.threads.max(1)));
+        serve_per_core(config, host, "monoio", move |core| {
+            let mut builder = RuntimeBuilder::<FusionDriver>::new().enable_timer();
+            if let Some(pool) = &pool {
+                builder = builder.attach_thread_pool(Box::new(pool.clone()));
+            }
+            let mut runtime = builder
                 .build()
                 .map_err(|e| format!("building monoio runtime {}: {e}", core.index))?;
             runtime.block_on(async {
@@ -76,9 +93,22 @@ impl Timer for Rt {
     }
 }
 
-/// No fan-out, blocking or hops yet: the header does not declare them.
-impl runbench_plugin_abi::Primitives for Rt {
-    type Channel = runbench_plugin_abi::NoChannel;
+/// The workload's parts on monoio's own primitives: `monoio::spawn` on the connection's runtime
+/// per fan-out task or hop relay (its `JoinHandle` is the join; dropping one detaches its task)
+/// and `monoio::spawn_blocking` on the thread pool attached to every runtime for a workload with
+/// `blocking`. monoio has no channel of its own, so the hops go through tokio's bounded `mpsc`
+/// (runtime-independent, like the semaphore; see the crate docs).
+impl Primitives for Rt {
+    type Channel = runbench_plugin_abi::TokioMpsc;
+
+    fn spawn_job(&self, job: Job<Self>) -> impl Future<Output = ()> {
+        monoio::spawn(job.run())
+    }
+
+    async fn blocking(&self, job: BlockingJob) {
+        // Err only if the pool dropped the job unrun; the job's counters then say so.
+        let _ = monoio::spawn_blocking(move || job.run()).await;
+    }
 }
 
 impl Runtime for Rt {

@@ -6,7 +6,8 @@
 //! Threads: `threads` executor threads named `smol-<i>`, plus one helper that async-io always
 //! starts, its reactor thread (`async-io`), which polls epoll whenever no thread blocked in
 //! `block_on` is doing so. The calling thread only waits for the server task (parked, not
-//! polling the reactor).
+//! polling the reactor). The `blocking` crate's pool (`smol::unblock`) adds threads only for a
+//! workload with `blocking`: it starts them on the first job and lets idle ones exit.
 //!
 //! `max_connections` uses tokio's `sync::Semaphore` (runtime-independent; only tokio's `sync`
 //! feature is built), not smol's re-export of async-lock's `Semaphore`: that one is not fair (a
@@ -14,11 +15,13 @@
 //! and the contract is first-come first-served. tokio's hands permits out FIFO.
 
 use runbench_plugin_abi::{
-    export_plugin, Config, Connection, FuturesIo, HostHandle, JoinHandles, Plugin, Runtime, Server,
-    Timer,
+    export_plugin, BlockingJob, Channel, Config, Connection, DetachOnDrop, FuturesIo, HopReceiver,
+    HopSender, HostHandle, Job, JoinHandles, Plugin, Primitives, Runtime, Server, Timer,
+    WORKLOAD_ALL,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Task};
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +31,7 @@ struct Smol;
 impl Plugin for Smol {
     const RUNTIME: &'static str = "smol";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    const WORKLOADS: u32 = WORKLOAD_ALL;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let ex = Arc::new(Executor::new());
@@ -77,9 +81,45 @@ impl Timer for Rt {
     }
 }
 
-/// No fan-out, blocking or hops yet: the header does not declare them.
-impl runbench_plugin_abi::Primitives for Rt {
-    type Channel = runbench_plugin_abi::NoChannel;
+/// The workload's parts on smol's own primitives: a task on the same executor per fan-out task
+/// or hop relay (its `Task` is the join; dropped unawaited, it is detached, never cancelled),
+/// `smol::unblock` (the `blocking` crate's pool) and async-channel (`smol::channel`) for hops.
+impl Primitives for Rt {
+    type Channel = Chan;
+
+    fn spawn_job(&self, job: Job<Self>) -> impl Future<Output = ()> {
+        DetachOnDrop::new(self.0.spawn(job.run()), Task::detach)
+    }
+
+    async fn blocking(&self, job: BlockingJob) {
+        smol::unblock(move || job.run()).await;
+    }
+}
+
+/// smol's bounded async-channel, as the hops' [`Channel`].
+struct Chan;
+struct Tx(smol::channel::Sender<u64>);
+struct Rx(smol::channel::Receiver<u64>);
+
+impl Channel for Chan {
+    type Sender = Tx;
+    type Receiver = Rx;
+    fn bounded(capacity: usize) -> (Tx, Rx) {
+        let (tx, rx) = smol::channel::bounded(capacity);
+        (Tx(tx), Rx(rx))
+    }
+}
+
+impl HopSender for Tx {
+    async fn send(&self, msg: u64) -> bool {
+        self.0.send(msg).await.is_ok()
+    }
+}
+
+impl HopReceiver for Rx {
+    async fn recv(&mut self) -> Option<u64> {
+        self.0.recv().await.ok()
+    }
 }
 
 impl Runtime for Rt {

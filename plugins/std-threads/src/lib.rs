@@ -6,7 +6,16 @@
 //! listener, plus one thread per open connection (`std-conn`), including connections waiting
 //! for a `max_connections` slot. So the scenario's `threads` sets only how many threads accept;
 //! the serving threads are as many as the connections. One helper: `std-threads-stop`, which
-//! brings the stop to threads blocked in the kernel ([`kick`]).
+//! brings the stop to threads blocked in the kernel ([`kick`]). A workload adds threads only
+//! when it asks for them: a fixed blocking pool of `threads` workers (`std-blocking`) for a
+//! workload with `blocking`, started with the server; one thread per fan-out task
+//! (`std-job`, started per request and joined before the answer); one relay thread per hop per
+//! connection (`std-job`, for the connection's life).
+//!
+//! Workload parts: the ABI crate's [`SyncHandler`] (the async plugins' `Handler` for a thread
+//! that blocks) with std's primitives ([`Std`]): `thread::sleep` as the timer, a thread per
+//! fan-out task, the pool for `blocking`, std's bounded `mpsc` between relay threads for hops.
+//! Sized answers (`response_bytes`) go out once per complete request.
 //!
 //! I/O: a blocking read and a blocking write per message, as a plain blocking server does. The
 //! stop reaches a thread parked in `read` or `write` as a signal that interrupts the call (see
@@ -31,9 +40,9 @@ mod kick;
 
 use runbench_plugin_abi::os::ThreadLimits;
 use runbench_plugin_abi::{
-    export_plugin, os, serve_connection, serve_on_threads, spin_for, Bound, Config, HostHandle,
-    MessageTracker, Outcome, Plugin, StopWait, ACCEPT_BACKOFF, ECHO_BUFFER_BYTES,
-    NEEDS_THREAD_PER_CONNECTION,
+    export_plugin, os, serve_connection, serve_on_threads, BlockingJob, Bound, Config, HostHandle,
+    MessageTracker, Outcome, Plugin, SizedAnswer, StopWait, SyncHandler, SyncJob, SyncJoin,
+    SyncPrimitives, ACCEPT_BACKOFF, ECHO_BUFFER_BYTES, NEEDS_THREAD_PER_CONNECTION, WORKLOAD_ALL,
 };
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -44,8 +53,10 @@ use std::sync::atomic::{
     AtomicBool, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
+use std::sync::mpsc::{self, sync_channel, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -57,11 +68,23 @@ impl Plugin for StdThreads {
     const RUNTIME: &'static str = "std-threads";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     const NEEDS: u32 = NEEDS_THREAD_PER_CONNECTION;
+    const WORKLOADS: u32 = WORKLOAD_ALL;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let limits = ThreadLimits::read();
         host.info(&format!("std-threads: {}", limits.describe()));
+        let pool = if config.workload.blocking.is_zero() {
+            None
+        } else {
+            Some(Arc::new(Pool::start(config.threads.max(1)).map_err(
+                |e| format!("starting the blocking pool's threads: {e}"),
+            )?))
+        };
         let server = Arc::new(Server {
+            prims: Std {
+                pool: pool.clone(),
+                host: host.clone(),
+            },
             config: config.clone(),
             host: host.clone(),
             stop: StopFds::new(host).map_err(|e| format!("creating the stop eventfds: {e}"))?,
@@ -94,6 +117,9 @@ impl Plugin for StdThreads {
         });
         server.done.store(true, Release);
         let _ = kicker.join();
+        if let Some(pool) = pool {
+            pool.stop();
+        }
         served?;
         let refused = server.refused.load(Relaxed);
         if refused > 0 {
@@ -116,6 +142,7 @@ impl Plugin for StdThreads {
 export_plugin!(StdThreads);
 
 struct Server {
+    prims: Std,
     config: Config,
     host: HostHandle,
     stop: StopFds,
@@ -243,8 +270,8 @@ fn accept_loop(server: &Arc<Server>, bound: Bound) -> Result<(), String> {
         }
         match listener.accept() {
             Ok((stream, _)) => {
-                host.stats().accepted();
-                if let Err(e) = spawn_connection(server, stream) {
+                let ordinal = host.stats().accepted();
+                if let Err(e) = spawn_connection(server, stream, ordinal) {
                     refuse(server, e);
                 }
             }
@@ -282,7 +309,7 @@ fn refuse(server: &Server, e: io::Error) {
     std::thread::sleep(ACCEPT_BACKOFF);
 }
 
-fn spawn_connection(server: &Arc<Server>, stream: TcpStream) -> io::Result<()> {
+fn spawn_connection(server: &Arc<Server>, stream: TcpStream, ordinal: u64) -> io::Result<()> {
     *server.live.0.lock().unwrap() += 1;
     let conn_server = server.clone();
     let spawned = std::thread::Builder::new()
@@ -297,7 +324,7 @@ fn spawn_connection(server: &Arc<Server>, stream: TcpStream) -> io::Result<()> {
                 s.permits
                     .as_ref()
                     .map(|sem| async { sem.acquire().await.ok() }),
-                async { echo(stream, s, &entry.turns) },
+                async { echo(stream, s, &entry.turns, ordinal) },
             ));
             drop(entry);
             let (count, closed) = &s.live;
@@ -311,14 +338,32 @@ fn spawn_connection(server: &Arc<Server>, stream: TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-fn echo(mut stream: TcpStream, server: &Server, turns: &AtomicU64) -> Outcome {
+fn echo(mut stream: TcpStream, server: &Server, turns: &AtomicU64, ordinal: u64) -> Outcome {
     if stream.set_nodelay(true).is_err() {
         return Outcome::IoError;
     }
+    let workload = &server.config.workload;
+    let mut handler = SyncHandler::new(&server.prims, &server.host, workload, ordinal);
+    let outcome = answer(&mut stream, server, turns, &mut handler);
+    handler.finish();
+    outcome
+}
+
+/// The echo loop: read, do each request's work, answer (the bytes read, or one sized answer
+/// per complete request), until the peer closes, the stop or an error.
+fn answer(
+    stream: &mut TcpStream,
+    server: &Server,
+    turns: &AtomicU64,
+    handler: &mut SyncHandler<Std>,
+) -> Outcome {
     let (config, host, flags) = (&server.config, &server.host, &server.flags);
     let fd = stream.as_raw_fd();
     let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
+    let sized = (!config.workload.is_echo()).then(|| SizedAnswer::new(&config.workload));
+    let mut out = Vec::new();
     let mut tracker = MessageTracker::new(config.workload.request_bytes);
+    let has_work = handler.has_work();
     loop {
         turns.fetch_add(1, Release);
         // At a message boundary the stop ends the connection cleanly; inside a message only the
@@ -341,13 +386,26 @@ fn echo(mut stream: TcpStream, server: &Server, turns: &AtomicU64) -> Outcome {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return Outcome::IoError,
         };
-        for _ in 0..tracker.consumed(n) {
-            spin_for(config.workload.cpu.mean());
-            if !config.workload.sleep.is_zero() {
-                std::thread::sleep(config.workload.sleep.mean());
+        let requests = match &sized {
+            None => tracker.consumed(n),
+            Some(_) => tracker.completed(n),
+        };
+        if has_work {
+            for _ in 0..requests {
+                handler.request();
             }
+        } else {
+            handler.done(requests);
         }
-        let mut data = &buf[..n];
+        let mut data = match &sized {
+            None => &buf[..n],
+            Some(_) if requests == 0 => continue,
+            Some(s) => {
+                let len = s.fill(&mut out, requests);
+                &out[..len]
+            }
+        };
+        let len = data.len();
         while !data.is_empty() {
             match stream.write(data) {
                 Ok(0) => return Outcome::IoError,
@@ -361,6 +419,115 @@ fn echo(mut stream: TcpStream, server: &Server, turns: &AtomicU64) -> Outcome {
                 Err(_) => return Outcome::IoError,
             }
         }
-        host.stats().echoed(n);
+        host.stats().echoed(len);
+    }
+}
+
+/// std's primitives for the workload's parts (see the crate docs).
+#[derive(Clone)]
+struct Std {
+    pool: Option<Arc<Pool>>,
+    host: HostHandle,
+}
+
+/// A job's thread, or none if it could not start (then the job did not run, and the counters
+/// show the work missing).
+struct Joined(Option<JoinHandle<()>>);
+
+impl SyncJoin for Joined {
+    fn join(self) {
+        if let Some(thread) = self.0 {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl SyncPrimitives for Std {
+    type Join = Joined;
+
+    fn spawn_job(&self, job: SyncJob<Self>) -> Joined {
+        let spawned = std::thread::Builder::new()
+            .name("std-job".into())
+            .stack_size(STACK_BYTES)
+            .spawn(move || job.run());
+        match spawned {
+            Ok(thread) => Joined(Some(thread)),
+            Err(e) => {
+                self.host
+                    .warn(&format!("std-threads: cannot start a job's thread: {e}"));
+                Joined(None)
+            }
+        }
+    }
+
+    fn blocking(&self, job: BlockingJob) {
+        if let Some(pool) = &self.pool {
+            pool.run(job);
+        }
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+type PoolJob = (BlockingJob, SyncSender<()>);
+
+/// The blocking pool: a fixed set of worker threads taking jobs from one queue.
+struct Pool {
+    jobs: Mutex<Option<mpsc::Sender<PoolJob>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Pool {
+    fn start(workers: usize) -> io::Result<Pool> {
+        let (tx, rx) = mpsc::channel::<PoolJob>();
+        let rx = Arc::new(Mutex::new(rx));
+        let pool = Pool {
+            jobs: Mutex::new(Some(tx)),
+            workers: Mutex::new(Vec::with_capacity(workers)),
+        };
+        for _ in 0..workers {
+            let rx = rx.clone();
+            let worker = std::thread::Builder::new()
+                .name("std-blocking".into())
+                .spawn(move || loop {
+                    let next = rx.lock().unwrap().recv();
+                    let Ok((job, done)) = next else {
+                        return;
+                    };
+                    job.run();
+                    let _ = done.send(());
+                });
+            match worker {
+                Ok(w) => pool.workers.lock().unwrap().push(w),
+                Err(e) => {
+                    pool.stop();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(pool)
+    }
+
+    /// Runs `job` on a worker and returns once it has run (or was dropped unrun: the pool
+    /// stopped).
+    fn run(&self, job: BlockingJob) {
+        let (done, ran) = sync_channel(1);
+        let queued = match &*self.jobs.lock().unwrap() {
+            Some(jobs) => jobs.send((job, done)).is_ok(),
+            None => false,
+        };
+        if queued {
+            let _ = ran.recv();
+        }
+    }
+
+    /// Closes the queue and joins the workers.
+    fn stop(&self) {
+        self.jobs.lock().unwrap().take();
+        for w in std::mem::take(&mut *self.workers.lock().unwrap()) {
+            let _ = w.join();
+        }
     }
 }

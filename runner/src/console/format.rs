@@ -70,6 +70,58 @@ fn significant(v: f64, digits: i32) -> String {
     format!("{v:.decimals$}")
 }
 
+/// What an axis's values are, for its tick labels: durations given in microseconds, labelled in
+/// the unit that reads best (`200 µs`, `1.5 ms`, `2 s`: the terminal's and report's formatter,
+/// [`duration_us`]), or quantities (`950`, `12.5`, `52,700`: the
+/// thousands style of the terminal and report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Micros,
+    Count,
+}
+
+impl Unit {
+    /// The tick label of `v`, without trailing zeros (`1 ms`, not `1.00 ms`).
+    pub fn label(self, v: f64) -> String {
+        match self {
+            Unit::Micros => {
+                let text = duration_us(v);
+                match text.split_once(' ') {
+                    Some((n, unit)) => format!("{} {unit}", trim_zeros(n)),
+                    None => text,
+                }
+            }
+            Unit::Count if v.abs() >= 1_000.0 => thousands(v),
+            Unit::Count => trim_zeros(&significant(round_significant(v, 3), 3)).to_string(),
+        }
+    }
+
+    /// A value for a table cell: three significant digits, kept (`1.50 ms`, `52,700`, `12.0`).
+    pub fn cell(self, v: f64) -> String {
+        match self {
+            Unit::Micros => duration_us(v),
+            Unit::Count if v.abs() >= 1_000.0 => thousands(v),
+            Unit::Count => significant(round_significant(v, 3), 3),
+        }
+    }
+}
+
+/// `1.50` -> `1.5`, `2.00` -> `2`, `100` -> `100`.
+fn trim_zeros(n: &str) -> &str {
+    if n.contains('.') {
+        n.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        n
+    }
+}
+
+/// `text` wrapped at word boundaries to `width` columns, continuation lines starting with
+/// `indent` (a word longer than a line, such as a path, is split).
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let options = textwrap::Options::new(width.max(20)).subsequent_indent(indent);
+    textwrap::fill(text, options)
+}
+
 /// 123456.7 -> "123,457".
 pub fn thousands(v: f64) -> String {
     let n = v.round() as i64;
@@ -91,6 +143,29 @@ pub fn thousands(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_labels_read_like_the_terminal() {
+        assert_eq!(Unit::Micros.label(200.0), "200 µs");
+        assert_eq!(Unit::Micros.label(1_000.0), "1 ms");
+        assert_eq!(Unit::Micros.label(1_500.0), "1.5 ms");
+        assert_eq!(Unit::Micros.label(2_000_000.0), "2 s");
+        assert_eq!(Unit::Micros.label(0.5), "500 ns");
+        assert_eq!(Unit::Count.label(52_700.0), "52,700");
+        assert_eq!(Unit::Count.label(12.5), "12.5");
+        assert_eq!(Unit::Count.label(0.0), "0");
+        assert_eq!(
+            wrap(
+                "[1/2] smol: 17,047 req/s, p99 12.6 ms, ok; audit: the client",
+                30,
+                "    "
+            ),
+            "[1/2] smol: 17,047 req/s, p99\n    12.6 ms, ok; audit: the\n    client"
+        );
+        assert_eq!(Unit::Count.label(100.0), "100");
+        assert_eq!(Unit::Count.cell(1.5), "1.50");
+        assert_eq!(Unit::Micros.cell(1_500.0), "1.50 ms");
+    }
 
     #[test]
     fn durations_take_the_unit_that_reads_best_with_three_significant_digits() {

@@ -40,9 +40,12 @@ pub struct RunProgress {
 impl RunProgress {
     pub fn start(runtime: &str, load_total: Duration) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
+            // Hidden until the screen takes it: a bar with a target of its own draws itself
+            // once on `set_prefix`, outside the screen's count of lines, which leaves a stale
+            // copy of the overall line in the scrollback.
             let bar = ProgressBar::with_draw_target(
                 Some(load_total.as_millis() as u64),
-                ProgressDrawTarget::stderr(),
+                ProgressDrawTarget::hidden(),
             );
             bar.set_style(
                 ProgressStyle::with_template("{prefix:>14.bold} {msg:<28} [{bar:30}] {elapsed}")
@@ -110,8 +113,14 @@ impl RunProgress {
         }
     }
 
-    pub fn finish(self) {
-        if let Some(bar) = self.bar {
+    pub fn finish(self) {}
+}
+
+/// The bar leaves the screen however the step ends (finished, failed, interrupted): a dropped
+/// bar would otherwise stay frozen under the lines that follow.
+impl Drop for RunProgress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
             super::hide(&bar, false);
         }
     }

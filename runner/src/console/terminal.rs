@@ -12,9 +12,10 @@ use crate::plan::budget;
 use crate::plan::Plan;
 use crate::results::read::REFERENCE_RUNTIME;
 use crate::results::{RowStatus, SummaryRow};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use std::fmt::Write;
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The run's place among its steps.
@@ -29,6 +30,9 @@ pub struct Overall {
     probes: usize,
     /// The overall line, on a terminal.
     bar: Option<ProgressBar>,
+    /// The ETA as of its last estimate and when that was: the overall line counts it down
+    /// between steps, so it does not freeze while a long step runs.
+    countdown: Arc<Mutex<(Instant, Duration)>>,
 }
 
 impl Overall {
@@ -49,13 +53,29 @@ impl Overall {
             );
         }
         super::log(&line);
+        let countdown = Arc::new(Mutex::new((Instant::now(), estimate)));
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(plan.steps.len() as u64);
+            // Hidden until the screen takes it (see `RunProgress::start`).
+            let bar = ProgressBar::hidden();
+            bar.set_length(plan.steps.len() as u64);
+            let left = countdown.clone();
             bar.set_style(
-                ProgressStyle::with_template("{prefix:>14.bold} {msg}").expect("static template"),
+                ProgressStyle::with_template("{prefix:>14.bold} {msg} · ETA {left}")
+                    .expect("static template")
+                    .with_key(
+                        "left",
+                        move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let (at, eta) = *left.lock().unwrap_or_else(|e| e.into_inner());
+                            let _ = w.write_str(&budget::hours(
+                                eta.saturating_sub(at.elapsed()).as_secs_f64(),
+                            ));
+                        },
+                    ),
             );
             bar.set_prefix("overall");
-            super::show(bar, true)
+            let bar = super::show(bar, true);
+            bar.enable_steady_tick(Duration::from_secs(1));
+            bar
         });
         let o = Overall {
             bar,
@@ -65,6 +85,7 @@ impl Overall {
             estimated_done: Duration::ZERO,
             estimated_left: estimate,
             probes: 0,
+            countdown,
         };
         o.show();
         o
@@ -79,13 +100,13 @@ impl Overall {
     }
 
     fn show(&self) {
+        *self.countdown.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), self.eta());
         if let Some(bar) = &self.bar {
             bar.set_position(self.done as u64);
             bar.set_message(format!(
-                "step {} of {} · ETA {}",
+                "step {} of {}",
                 (self.done + 1).min(self.total),
                 self.total,
-                budget::hours(self.eta().as_secs_f64())
             ));
         }
     }
@@ -120,9 +141,14 @@ impl Overall {
         self.show();
     }
 
-    pub fn finish(self) {
-        if let Some(bar) = &self.bar {
-            super::hide(bar, true);
+    pub fn finish(self) {}
+}
+
+/// The overall line leaves the screen however the run ends.
+impl Drop for Overall {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            super::hide(&bar, true);
         }
     }
 }
@@ -197,6 +223,12 @@ fn status(row: &SummaryRow, width: usize) -> String {
 /// much faster the fastest ran than each other runtime where the run supports it; statuses in
 /// colour when `colour` (see `format::colour`).
 pub fn final_table(rows: &[SummaryRow], colour: bool) -> String {
+    final_table_fitted(rows, colour, None)
+}
+
+/// [`final_table`] for a terminal of `width` columns: a row whose status does not fit beside its
+/// numbers gets it on the lines below, wrapped at word boundaries.
+pub fn final_table_fitted(rows: &[SummaryRow], colour: bool, width: Option<usize>) -> String {
     let mut points: Vec<&str> = Vec::new();
     for r in rows {
         if !points.contains(&r.point.as_str()) {
@@ -210,8 +242,16 @@ pub fn final_table(rows: &[SummaryRow], colour: bool) -> String {
         if !point.is_empty() {
             let _ = writeln!(out, "{point}:");
         }
-        out.push_str(&point_table(&group, colour));
-        out.push_str(&comparisons(&group));
+        out.push_str(&point_table(&group, colour, width));
+        let said = comparisons(&group);
+        match width {
+            Some(w) => {
+                for line in said.lines() {
+                    let _ = writeln!(out, "{}", super::format::wrap(line, w, "    "));
+                }
+            }
+            None => out.push_str(&said),
+        }
         out.push('\n');
     }
     out
@@ -225,7 +265,7 @@ fn rps(r: &SummaryRow) -> f64 {
     }
 }
 
-fn point_table(group: &[&SummaryRow], colour: bool) -> String {
+fn point_table(group: &[&SummaryRow], colour: bool, width: Option<usize>) -> String {
     let reference = group
         .iter()
         .find(|r| r.runtime == REFERENCE_RUNTIME && rps(r) > 0.0)
@@ -262,10 +302,22 @@ fn point_table(group: &[&SummaryRow], colour: bool) -> String {
             cell(r.p99_us, micros)
         );
         if let Some(e) = reference {
-            let share = (rps(r) > 0.0).then(|| format!("{:.0}%", rps(r) / e * 100.0));
+            let share = (rps(r) > 0.0 && !on_tap(r)).then(|| format!("{:.0}%", rps(r) / e * 100.0));
             let _ = write!(s, " {:>9}", share.unwrap_or_else(|| "-".into()));
         }
-        let _ = writeln!(s, "  {}", paint(&status(r, 60), look(r), colour));
+        let text = status(r, 60);
+        let line_len = s.lines().last().map_or(0, |l| l.chars().count());
+        match width {
+            Some(w) if line_len + 2 + text.chars().count() > w => {
+                s.push('\n');
+                for line in super::format::wrap(&text, w.saturating_sub(6), "").lines() {
+                    let _ = writeln!(s, "      {}", paint(line, look(r), colour));
+                }
+            }
+            _ => {
+                let _ = writeln!(s, "  {}", paint(&text, look(r), colour));
+            }
+        }
     }
     s
 }
@@ -287,6 +339,8 @@ fn comparisons(group: &[&SummaryRow]) -> String {
                 (rerun with --repeat 5)\n"
             .to_string();
     }
+    let (measured, other_path): (Vec<&SummaryRow>, Vec<&SummaryRow>) =
+        measured.into_iter().partition(|r| !on_tap(r));
     let (clean, flagged): (Vec<&SummaryRow>, Vec<&SummaryRow>) =
         measured.into_iter().partition(|r| !stands_apart(r));
     let mut s = String::new();
@@ -310,6 +364,15 @@ fn comparisons(group: &[&SummaryRow]) -> String {
             };
         }
     }
+    if !other_path.is_empty() {
+        let names: Vec<&str> = other_path.iter().map(|r| r.runtime.as_str()).collect();
+        let _ = writeln!(
+            s,
+            "  not ranked beside the others: {} (its own TCP/IP stack over a TAP device, where \
+             the kernel's share of the work differs from the kernel-socket rows')",
+            names.join(", ")
+        );
+    }
     if !flagged.is_empty() {
         let names: Vec<&str> = flagged.iter().map(|r| r.runtime.as_str()).collect();
         let _ = writeln!(
@@ -320,6 +383,11 @@ fn comparisons(group: &[&SummaryRow]) -> String {
         );
     }
     s
+}
+
+/// A row measured over a TAP device (its plugin's own network stack), not the kernel's sockets.
+fn on_tap(r: &SummaryRow) -> bool {
+    r.network == "tap"
 }
 
 /// A row that is not to be ranked beside clean ones: its audit flagged it, or the load
@@ -396,6 +464,49 @@ mod tests {
             !t.contains("than monoio"),
             "a failed runtime is not compared: {t}"
         );
+    }
+
+    #[test]
+    fn on_a_narrow_terminal_a_long_status_goes_below_its_row_whole_words() {
+        let mut r = row("tokio", 15_073.0, None);
+        r.audit = "the load generator waited for a CPU 55% of the time while its 1 thread(s) \
+                   used only 17%"
+            .into();
+        let t = final_table_fitted(&[r.clone()], false, Some(80));
+        assert!(t.lines().all(|l| l.chars().count() <= 80), "{t}");
+        assert!(t.contains("\n      ok; audit: the load generator"), "{t}");
+        assert!(!t.contains("thr\n"), "{t}");
+        let wide = final_table_fitted(&[r], false, Some(200));
+        let line = wide.lines().find(|l| l.starts_with("  tokio")).unwrap();
+        let two = final_table_fitted(&[row("a", 2.0, None), row("b", 1.0, None)], false, Some(64));
+        assert!(two.lines().all(|l| l.chars().count() <= 64), "{two}");
+        assert!(two.contains("without a\n    noise estimate"), "{two}");
+        assert!(line.contains("ok; audit: the load generator"), "{wide}");
+    }
+
+    #[test]
+    fn a_row_on_another_network_path_is_ranked_apart_and_has_no_share_of_the_limit() {
+        let mut embassy = row("embassy", 150_000.0, Some(0.01));
+        embassy.network = "tap".into();
+        let t = final_table(
+            &[
+                embassy,
+                row("epoll", 120_000.0, Some(0.01)),
+                row("tokio", 100_000.0, Some(0.01)),
+            ],
+            false,
+        );
+        assert!(
+            t.contains("epoll ran 1.20 ± 0.02 times faster than tokio"),
+            "{t}"
+        );
+        assert!(!t.contains("embassy ran"), "{t}");
+        assert!(t.contains("not ranked beside the others: embassy"), "{t}");
+        let line = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("embassy"))
+            .unwrap();
+        assert!(!line.contains('%'), "{t}");
     }
 
     #[test]
@@ -527,6 +638,7 @@ mod tests {
             estimated_left: Duration::from_secs(60),
             probes: 0,
             bar: None,
+            countdown: Arc::new(Mutex::new((Instant::now(), Duration::ZERO))),
         };
         let r = row("tokio", 1000.0, None);
         for p in 1..=5 {

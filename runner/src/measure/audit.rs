@@ -57,7 +57,8 @@ pub struct StepFacts {
     pub warmup: Duration,
     pub duration: Duration,
     pub server_processes: usize,
-    /// Load-generator threads over all processes, and the CPUs they share.
+    /// Load-generator processes, their threads over all of them, and the CPUs they share.
+    pub load_processes: usize,
     pub load_threads: usize,
     pub load_cpus: usize,
 }
@@ -316,6 +317,7 @@ mod tests {
             warmup: Duration::ZERO,
             duration: Duration::from_secs(1),
             server_processes: 1,
+            load_processes: 1,
             load_threads: 1,
             load_cpus: 1,
         }

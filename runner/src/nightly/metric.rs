@@ -1,6 +1,7 @@
 //! The metrics a nightly tracks, and which way is better for each.
 
 use super::history::HistoryRow;
+use crate::console::format::Unit;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Metric {
@@ -45,9 +46,9 @@ impl Metric {
     pub fn label(self) -> &'static str {
         match self {
             Metric::RequestsPerSec => "throughput (requests/s)",
-            Metric::P50Us => "p50 latency (µs)",
-            Metric::P99Us => "p99 latency (µs)",
-            Metric::ServerCpuUsPerRequest => "server CPU per request (µs)",
+            Metric::P50Us => "p50 latency",
+            Metric::P99Us => "p99 latency",
+            Metric::ServerCpuUsPerRequest => "server CPU per request",
             Metric::ServerRssPeakBytes => "server peak RSS (MiB)",
             Metric::Capacity => "capacity within the SLO (requests/s)",
         }
@@ -59,6 +60,19 @@ impl Metric {
             Metric::ServerRssPeakBytes => 1.0 / (1024.0 * 1024.0),
             _ => 1.0,
         }
+    }
+
+    /// How its values read: durations (stored in µs) auto-scaled, the rest as quantities.
+    pub fn unit(self) -> Unit {
+        match self {
+            Metric::P50Us | Metric::P99Us | Metric::ServerCpuUsPerRequest => Unit::Micros,
+            _ => Unit::Count,
+        }
+    }
+
+    /// `v` (in the stored unit) as a table shows it.
+    pub fn show(self, v: f64) -> String {
+        self.unit().cell(v * self.display_scale())
     }
 
     pub fn better(self) -> Better {

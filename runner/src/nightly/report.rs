@@ -4,7 +4,6 @@
 use super::history::Fingerprint;
 use super::metric::Metric;
 use super::run_folder::Failure;
-use super::trend::format_value;
 use super::verdict::{Outcome, Settings, Verdict, MIN_NIGHTS_FOR_SPREAD, SPREAD_FACTOR};
 use serde::Serialize;
 
@@ -39,7 +38,7 @@ pub fn regressions(verdicts: &[Verdict]) -> usize {
 }
 
 fn value(metric: Metric, v: f64) -> String {
-    format_value(v * metric.display_scale())
+    metric.show(v)
 }
 
 /// `-15.0% [-16.2%, -13.9%]`: the change of the median with its 95% interval when there is one

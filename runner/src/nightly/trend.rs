@@ -265,7 +265,7 @@ fn draw_on(trend: &Trend, root: &crate::plot::Area) -> anyhow::Result<()> {
             _ => String::new(),
         })
         .y_labels(8)
-        .y_label_formatter(&|v| format_axis(*v, y_hi))
+        .y_label_formatter(&|v| trend.metric.unit().label(*v))
         .x_desc("night (UTC, month-day time)")
         .y_desc(trend.metric.label())
         .label_style((font, FONT_LABEL))
@@ -328,46 +328,6 @@ fn draw_on(trend: &Trend, root: &crate::plot::Area) -> anyhow::Result<()> {
         .draw()
         .map_err(|e| err(&e))?;
     Ok(())
-}
-
-/// Axis labels with the same number of decimals all the way up (8.00, 10.00, not 8.00, 10.0),
-/// chosen by the top of the axis.
-fn format_axis(v: f64, top: f64) -> String {
-    if top >= 1_000.0 {
-        format_value(v.round())
-    } else if top >= 100.0 {
-        format!("{v:.0}")
-    } else if top >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-/// Numbers without a cascade of decimals, thousands grouped: 52 100, 933, 12.3.
-pub fn format_value(v: f64) -> String {
-    let a = v.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if a >= 1_000.0 {
-        let s = format!("{:.0}", v);
-        // thin grouping for readability
-        let (sign, digits) = s.split_at(usize::from(s.starts_with('-')));
-        let mut out = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(' ');
-            }
-            out.push(c);
-        }
-        format!("{sign}{out}")
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 #[cfg(test)]
@@ -464,16 +424,14 @@ mod tests {
     }
 
     #[test]
-    fn value_format() {
-        assert_eq!(format_value(52_100.4), "52 100");
-        assert_eq!(format_value(1_234_567.0), "1 234 567");
-        assert_eq!(format_value(933.46), "933");
-        assert_eq!(format_value(8602.2), "8 602");
-        assert_eq!(format_value(12.34), "12.3");
-        assert_eq!(format_value(1.5), "1.50");
-        assert_eq!(format_value(0.0), "0");
-        assert_eq!(format_axis(8.0, 10.5), "8.0");
-        assert_eq!(format_axis(10.0, 10.5), "10.0");
-        assert_eq!(format_axis(40_000.0, 98_000.0), "40 000");
+    fn values_read_as_the_terminal_writes_them() {
+        assert_eq!(Metric::RequestsPerSec.show(52_100.4), "52,100");
+        assert_eq!(Metric::P99Us.show(5_484.5), "5.48 ms");
+        assert_eq!(Metric::ServerCpuUsPerRequest.show(12.34), "12.3 µs");
+        assert_eq!(
+            Metric::ServerRssPeakBytes.show(1.5 * 1024.0 * 1024.0),
+            "1.50"
+        );
+        assert_eq!(Metric::P99Us.unit().label(2_000_000.0), "2 s");
     }
 }

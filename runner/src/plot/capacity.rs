@@ -3,6 +3,7 @@
 
 use super::hbars::{self, Bar};
 use super::{palette, scale, style, Area};
+use crate::console::format::thousands;
 use crate::results::read::RunData;
 
 pub const SIZE: (u32, u32) = (1280, 720);
@@ -27,10 +28,10 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
             let mut text = match (r.capacity, r.interval_high) {
                 (Some(c), Some(h)) => format!(
                     "{} req/s (fails at {})",
-                    scale::si(c as f64),
-                    scale::si(h as f64)
+                    thousands(c as f64),
+                    thousands(h as f64)
                 ),
-                (Some(c), None) => format!("≥ {} req/s", scale::si(c as f64)),
+                (Some(c), None) => format!("≥ {} req/s", thousands(c as f64)),
                 (None, _) => "no rate met the objectives".into(),
             };
             if !r.note.is_empty() && r.interval_high.is_none() {
@@ -57,6 +58,7 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
             x_desc: "requests per second meeting the objectives (higher is better; whisker: up to \
                      the lowest rate that failed; ≥: the search stopped without a failure)",
             reference: None,
+            unit: scale::Unit::Count,
         },
     )
 }

@@ -39,6 +39,8 @@ pub struct Reference {
 pub struct Panel<'a> {
     pub bars: &'a [Bar],
     pub x_desc: &'a str,
+    /// What the bars measure, for the axis labels.
+    pub unit: scale::Unit,
     pub reference: Option<Reference>,
 }
 
@@ -89,7 +91,7 @@ pub fn draw(area: &Area, panel: &Panel) -> anyhow::Result<()> {
             .map(|i| labels[i].clone())
             .unwrap_or_default()
     };
-    let x_fmt = |v: &f64| scale::si(*v);
+    let x_fmt = |v: &f64| panel.unit.label(*v);
     let mut chart = ChartBuilder::on(area)
         .x_label_area_size(64)
         .y_label_area_size(label_w)

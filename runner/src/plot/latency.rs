@@ -83,7 +83,7 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
             .map(|(_, l)| l.to_string())
             .unwrap_or_default()
     };
-    let y_label = |v: &f64| scale::si(y.value(*v));
+    let y_label = |v: &f64| scale::Unit::Micros.label(y.value(*v));
     // Runtimes without a spectrum (failed before measuring) are listed under the legend.
     let notes: Vec<String> = if missing.is_empty() {
         Vec::new()
@@ -112,9 +112,9 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
         .bold_line_style(style::GRID)
         .x_desc("percentile (log scale of 1/(1-p))")
         .y_desc(if y.log {
-            "latency (µs, log scale)"
+            "latency (log scale)"
         } else {
-            "latency (µs)"
+            "latency"
         })
         .x_label_formatter(&x_label)
         .y_label_formatter(&y_label)

@@ -102,7 +102,15 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
     } else {
         md.push_str("| parameter | value |\n| --- | --- |\n");
         for (k, v) in &m.parameters {
-            let _ = writeln!(md, "| `{k}` | {} |", cell(v));
+            let v = if k == "load.threads" {
+                format!("{v} (per load process)")
+            } else {
+                v.clone()
+            };
+            let _ = writeln!(md, "| `{k}` | {} |", cell(&v));
+        }
+        if let Some(ran) = load_that_ran(data) {
+            let _ = writeln!(md, "| load that ran | {ran} |");
         }
     }
     md.push_str(
@@ -111,6 +119,32 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
          this report from them.\n",
     );
     md
+}
+
+/// The load processes and threads the rows ran with (the scenario's `load.threads` is per
+/// process, and a run splits its connections over processes by the open-files limit): `3
+/// processes × 1 thread (3 threads)`, or one entry per distinct shape.
+fn load_that_ran(data: &RunData) -> Option<String> {
+    let mut seen: Vec<(u64, u64)> = Vec::new();
+    for r in &data.summary {
+        if let (Some(p), Some(t)) = (r.row.load_processes, r.row.load_threads) {
+            if !seen.contains(&(p, t)) {
+                seen.push((p, t));
+            }
+        }
+    }
+    let plural = |n: u64, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}es")
+        }
+    };
+    let shapes: Vec<String> = seen
+        .iter()
+        .map(|&(p, t)| format!("{} with {t} thread(s) in all", plural(p, "process")))
+        .collect();
+    (!shapes.is_empty()).then(|| shapes.join("; "))
 }
 
 fn machine(data: &RunData) -> String {
@@ -476,6 +510,33 @@ fn cell(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_load_that_ran_is_said_beside_the_per_process_setting() {
+        let row = |processes, threads| Summary {
+            row: crate::results::SummaryRow {
+                load_processes: Some(processes),
+                load_threads: Some(threads),
+                ..crate::results::SummaryRow::default()
+            },
+            extra: Default::default(),
+        };
+        let data = RunData {
+            dir: std::path::PathBuf::new(),
+            meta: Default::default(),
+            summary: vec![row(3, 3), row(3, 3), row(1, 1)],
+            percentiles: Vec::new(),
+            percentiles_have_point: true,
+            trials: None,
+            timeline: None,
+            capacity: None,
+            warnings: Vec::new(),
+        };
+        assert_eq!(
+            load_that_ran(&data).as_deref(),
+            Some("3 processes with 3 thread(s) in all; 1 process with 1 thread(s) in all")
+        );
+    }
 
     #[test]
     fn cell_keeps_a_table_row_intact() {

@@ -2,7 +2,9 @@
 //! (user + sys, whole process lifetime) per measured request. Same row order as throughput.png.
 
 use super::hbars::{self, Bar};
+use super::scale::Unit;
 use super::{palette, select, style, Area};
+use crate::console::format::duration_us;
 use crate::results::read::{RunData, Summary};
 
 pub const SIZE: (u32, u32) = (1400, 680);
@@ -21,7 +23,7 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
     let (w, _) = area.dim_in_pixel();
     let (left, right) = area.split_horizontally(w / 2);
     let right = right.margin(0, 0, GUTTER, 0);
-    let panel = |value: &dyn Fn(&Summary) -> Option<f64>, unit: &str, decimals: usize| {
+    let panel = |value: &dyn Fn(&Summary) -> Option<f64>, text: &dyn Fn(f64) -> String| {
         view.rows
             .iter()
             .map(|r| {
@@ -32,7 +34,7 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
                     value: v,
                     ci: None,
                     dots: Vec::new(),
-                    text: v.map_or("not measured".into(), |v| format!("{v:.decimals$} {unit}")),
+                    text: v.map_or("not measured".into(), text),
                     text_colour: if v.is_some() {
                         style::TEXT
                     } else {
@@ -44,24 +46,25 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
     };
     let rss = panel(
         &|r| r.row.server_rss_peak_bytes.map(|b| b as f64 / MIB),
-        "MiB",
-        1,
+        &|v| format!("{v:.1} MiB"),
     );
-    let cpu = panel(&|r| r.row.server_cpu_us_per_request, "µs", 2);
+    let cpu = panel(&|r| r.row.server_cpu_us_per_request, &duration_us);
     hbars::draw(
         &left,
         &hbars::Panel {
             bars: &rss,
             x_desc: "server peak RSS (MiB, lower is better)",
             reference: None,
+            unit: Unit::Count,
         },
     )?;
     hbars::draw(
         &right,
         &hbars::Panel {
             bars: &cpu,
-            x_desc: "server CPU per request (µs user + sys, lower is better)",
+            x_desc: "server CPU per request (user + sys, lower is better)",
             reference: None,
+            unit: Unit::Micros,
         },
     )
 }

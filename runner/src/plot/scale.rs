@@ -165,6 +165,8 @@ pub fn spaced(mut ticks: Vec<f64>, gap: f64) -> Vec<f64> {
     kept
 }
 
+pub use crate::console::format::Unit;
+
 /// Short labels: 950, 12.5k, 1.25M; at most three significant digits.
 pub fn si(v: f64) -> String {
     let a = v.abs();

@@ -2,7 +2,7 @@
 //! latency against its value, one line per runtime (and per value of any other swept parameter).
 //! A hollow marker is a point where the load generator was saturated (a lower bound).
 
-use super::scale::{self, Axis, Ticked};
+use super::scale::{self, Axis, Ticked, Unit};
 use super::select;
 use super::{palette, style, Area};
 use crate::results::read::{cmp_point, Param, RunData, Summary};
@@ -70,15 +70,17 @@ pub fn draw(root: &Area, data: &RunData, param: Param) -> anyhow::Result<()> {
         axis: &x,
         values: &xs,
     };
-    panel(&left, &lines, &xa, &rps, "requests/s", |r| {
+    panel(&left, &lines, &xa, (&rps, Unit::Count), "requests/s", |r| {
         r.row.requests_per_sec
     })?;
     let p99_desc = if p99.log {
-        "p99 latency (µs, log)"
+        "p99 latency (log scale)"
     } else {
-        "p99 latency (µs)"
+        "p99 latency"
     };
-    panel(&right, &lines, &xa, &p99, p99_desc, |r| r.row.p99_us)
+    panel(&right, &lines, &xa, (&p99, Unit::Micros), p99_desc, |r| {
+        r.row.p99_us
+    })
 }
 
 /// latency-vs-rate.png (capacity searches and rate sweeps): p50 and p99 against the offered rate,
@@ -117,9 +119,10 @@ pub fn draw_knee(root: &Area, data: &RunData) -> anyhow::Result<()> {
         axis: &x,
         values: &xs,
     };
-    let desc = |p: &str| format!("{p} latency (µs{})", if y.log { ", log" } else { "" });
-    panel(&left, &lines, &xa, &y, &desc("p50"), |r| r.row.p50_us)?;
-    panel(&right, &lines, &xa, &y, &desc("p99"), |r| r.row.p99_us)
+    let desc = |p: &str| format!("{p} latency{}", if y.log { " (log scale)" } else { "" });
+    let y_axis = (&y, Unit::Micros);
+    panel(&left, &lines, &xa, y_axis, &desc("p50"), |r| r.row.p50_us)?;
+    panel(&right, &lines, &xa, y_axis, &desc("p99"), |r| r.row.p99_us)
 }
 
 /// The swept parameter's axis, shared by both panels; ticks at the values that were run.
@@ -170,7 +173,7 @@ fn panel(
     area: &Area,
     lines: &[Line],
     xa: &XAxis,
-    y: &Axis,
+    (y, unit): (&Axis, Unit),
     y_desc: &str,
     value: impl Fn(&Summary) -> Option<f64>,
 ) -> anyhow::Result<()> {
@@ -181,7 +184,7 @@ fn panel(
         (x.range.end - x.range.start) / 12.0,
     );
     let x_fmt = |v: &f64| scale::si(x.value(*v));
-    let y_fmt = |v: &f64| scale::si(y.value(*v));
+    let y_fmt = |v: &f64| unit.label(y.value(*v));
     // A little room left and right so end markers are not cut by the axes.
     let pad = (x.range.end - x.range.start) * 0.03;
     let mut chart = ChartBuilder::on(area)

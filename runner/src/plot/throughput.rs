@@ -4,6 +4,7 @@
 
 use super::hbars::{self, Bar, Reference};
 use super::{palette, scale, select, style, Area};
+use crate::console::format::thousands;
 use crate::results::read::{RunData, Summary, REFERENCE_RUNTIME};
 use crate::results::RowStatus;
 use plotters::style::RGBColor;
@@ -42,8 +43,9 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
             },
             reference: reference.map(|v| Reference {
                 value: v,
-                label: format!("{REFERENCE_RUNTIME} limit: {} req/s", scale::si(v)),
+                label: format!("{REFERENCE_RUNTIME} limit: {} req/s", thousands(v)),
             }),
+            unit: scale::Unit::Count,
         },
     )
 }
@@ -72,12 +74,12 @@ fn bar(data: &RunData, view: &select::View, r: &Summary, reference: Option<f64>)
             } else {
                 ""
             };
-            format!("{bound}{} req/s", scale::si(v))
+            format!("{bound}{} req/s", thousands(v))
         }
         None => String::new(),
     };
     if let (Some(v), Some(e)) = (rps, reference) {
-        if r.runtime() != REFERENCE_RUNTIME && e > 0.0 {
+        if r.runtime() != REFERENCE_RUNTIME && e > 0.0 && r.row.network != "tap" {
             text.push_str(&format!("  ({:.0}% of {REFERENCE_RUNTIME})", v / e * 100.0));
         }
     }

@@ -2,7 +2,7 @@
 //! interval for every runtime, on one time axis: the warmup shaded, the stop signal marked when
 //! it came during the load.
 
-use super::scale::{self, Axis};
+use super::scale::{self, Axis, Unit};
 use super::{palette, style, Area};
 use crate::results::read::{RunData, Summary, TimelineRow};
 use plotters::prelude::*;
@@ -71,16 +71,25 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
     let p99 = Axis::for_values(series.iter().flat_map(|s| s.p99.iter().map(|p| p.1)), true);
     let rate_lines: Vec<_> = series.iter().map(|s| (&s.runtime, &s.rate)).collect();
     let p99_lines: Vec<_> = series.iter().map(|s| (&s.runtime, &s.p99)).collect();
-    panel(&top, &rate_lines, &rate, &marks, "requests/s", None, true)?;
+    let rate_axis = (&rate, Unit::Count);
+    panel(
+        &top,
+        &rate_lines,
+        rate_axis,
+        &marks,
+        "requests/s",
+        None,
+        true,
+    )?;
     panel(
         &bottom,
         &p99_lines,
-        &p99,
+        (&p99, Unit::Micros),
         &marks,
         if p99.log {
-            "p99 latency (µs, log)"
+            "p99 latency (log scale)"
         } else {
-            "p99 latency (µs)"
+            "p99 latency"
         },
         Some("time since load start (s)"),
         false,
@@ -129,14 +138,14 @@ fn build(rows: &[TimelineRow]) -> Vec<Series> {
 fn panel(
     area: &Area,
     lines: &[(&String, &Vec<(f64, f64)>)],
-    y: &Axis,
+    (y, unit): (&Axis, Unit),
     marks: &Marks,
     y_desc: &str,
     x_desc: Option<&str>,
     label_marks: bool,
 ) -> anyhow::Result<()> {
     let x_fmt = |v: &f64| scale::si(*v);
-    let y_fmt = |v: &f64| scale::si(y.value(*v));
+    let y_fmt = |v: &f64| unit.label(y.value(*v));
     let mut chart = ChartBuilder::on(area)
         .x_label_area_size(if x_desc.is_some() { 64 } else { 34 })
         .y_label_area_size(80)

@@ -15,12 +15,46 @@ pub struct PercentileRow {
 }
 }
 
+/// Rows as CSV, every number as the shortest text that reads back to it within
+/// [`CSV_DIGITS`] significant digits: `0.11`, not the `0.10999999999999999` that arithmetic
+/// leaves (the columns' units are in their names, so a cell is a plain number).
 pub fn to_csv<T: Serialize>(rows: &[T]) -> anyhow::Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut raw = csv::Writer::from_writer(Vec::new());
     for r in rows {
-        w.serialize(r)?;
+        raw.serialize(r)?;
+    }
+    let raw = raw.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut read = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(raw.as_slice());
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for record in read.records() {
+        let record = record?;
+        w.write_record(record.iter().map(|c| tidy_number(c).into_owned()))?;
     }
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Significant digits a CSV number keeps: beyond any measurement's precision, below where
+/// binary fractions show.
+pub const CSV_DIGITS: usize = 12;
+
+/// `cell` as it is unless it is a fractional number with more than [`CSV_DIGITS`] significant
+/// digits, which is rounded to them and written shortest.
+fn tidy_number(cell: &str) -> std::borrow::Cow<'_, str> {
+    let fractional = cell.contains(['.', 'e', 'E']);
+    match cell.parse::<f64>() {
+        Ok(v) if fractional && v.is_finite() && v != 0.0 => {
+            let rounded: f64 = format!("{v:.*e}", CSV_DIGITS - 1).parse().unwrap_or(v);
+            let text = rounded.to_string();
+            if text.len() < cell.len() {
+                text.into()
+            } else {
+                cell.into()
+            }
+        }
+        _ => cell.into(),
+    }
 }
 
 pub fn summary_csv(rows: &[SummaryRow]) -> anyhow::Result<Vec<u8>> {
@@ -111,4 +145,28 @@ fn status_word(s: super::RowStatus) -> &'static str {
 
 pub fn percentiles_csv(rows: &[PercentileRow]) -> anyhow::Result<Vec<u8>> {
     to_csv(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_numbers_carry_no_binary_noise() {
+        assert_eq!(tidy_number("0.10999999999999999"), "0.11");
+        assert_eq!(tidy_number("414449.7"), "414449.7");
+        assert_eq!(tidy_number("1.2345678901234567"), "1.23456789012");
+        assert_eq!(tidy_number("tokio"), "tokio");
+        assert_eq!(tidy_number("1.45"), "1.45");
+        assert_eq!(tidy_number("52346"), "52346");
+        let csv = to_csv(&[PercentileRow {
+            runtime: "a,b".into(),
+            percentile: 0.1 + 0.2,
+            latency_us: 7.0,
+            ..PercentileRow::default()
+        }])
+        .unwrap();
+        let text = String::from_utf8(csv).unwrap();
+        assert!(text.contains("\"a,b\"") && text.contains(",0.3,"), "{text}");
+    }
 }

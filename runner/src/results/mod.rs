@@ -18,7 +18,10 @@ pub use export::{
     percentiles_csv, summary_csv, summary_markdown, to_csv, PercentileRow, SummaryJson,
 };
 pub use meta::{Meta, RunStatus};
-pub use output::{create_stamped_dir, point_latest, write_atomic, write_together, RunDir};
+pub use output::{
+    baseline_name, create_stamped_dir, find_baseline, point_latest, save_baseline, write_atomic,
+    write_together, RunDir,
+};
 pub use point::{Param, Point};
 
 use serde::{Deserialize, Serialize};
@@ -157,6 +160,14 @@ pub struct SummaryRow {
     pub loadgen_cpu_wait: Option<f64>,
     pub loadgen_saturated: Option<bool>,
     pub loadgen_cpu_s: Option<f64>,
+    /// The network path the row was measured on: `kernel` (the kernel's TCP stack on both
+    /// sides) or `tap` (the plugin's own TCP/IP stack behind a TAP device, where the kernel's
+    /// work splits differently between client and server: such a row is ranked apart).
+    pub network: String,
+    /// What ran as the load: processes (one per shard of the open-files limit, or per load
+    /// agent) and their threads over all of them (`[load] threads` is per process).
+    pub load_processes: Option<u64>,
+    pub load_threads: Option<u64>,
     /// Reads of answers in the window (several answers a read when the kernel coalesced them),
     /// and those without the kernel's receive stamp (timed when read instead; the audit flags
     /// any).

@@ -145,9 +145,111 @@ pub fn point_latest(parent: &Path, dir: &Path) -> Result<(), WriteError> {
         })
 }
 
+/// Where the named baselines of a scenario's runs are: `<root>/<scenario>/baselines/`, beside
+/// the runs, each a link to a run folder (criterion's `--save-baseline`, kept as links so a
+/// baseline is a run folder that can be plotted and compared like any other).
+pub const BASELINES: &str = "baselines";
+
+/// A baseline's name: letters, digits, `-`, `_` and `.` (not starting with `.`), at most 64.
+pub fn baseline_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "{name:?} is not a baseline name: use 1 to 64 letters, digits, '-', '_' or '.', \
+             not starting with '.'"
+        ))
+    }
+}
+
+/// Names run folder `dir` (`<root>/<scenario>/<time>`) baseline `name` of its scenario,
+/// replacing an earlier baseline of that name atomically. Returns the link.
+pub fn save_baseline(dir: &Path, name: &str) -> Result<PathBuf, WriteError> {
+    let parent = dir.parent().expect("a run folder has a scenario folder");
+    let folder = parent.join(BASELINES);
+    let link = folder.join(name);
+    std::fs::create_dir_all(&folder).map_err(|e| WriteError::new(&folder, e))?;
+    let target = Path::new("..").join(dir.file_name().expect("a stamped folder has a name"));
+    let tmp = folder.join(format!(".{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&target, &tmp)
+        .and_then(|()| std::fs::rename(&tmp, &link))
+        .map_err(|reason| {
+            let _ = std::fs::remove_file(&tmp);
+            WriteError::new(&link, reason)
+        })?;
+    Ok(link)
+}
+
+/// The run folder saved as baseline `name` beside run folder `run` (of the same scenario), or
+/// why there is none.
+pub fn find_baseline(run: &Path, name: &str) -> Result<PathBuf, String> {
+    let scenario = run
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", run.display()))?
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("{} is not a run folder", run.display()))?;
+    let link = scenario.join(BASELINES).join(name);
+    match link.canonicalize() {
+        Ok(dir) => Ok(dir),
+        Err(_) if std::fs::symlink_metadata(&link).is_ok() => Err(format!(
+            "baseline {name:?} ({}) points at a run folder that is gone; save it again with \
+             `run --save-baseline {name}`",
+            link.display()
+        )),
+        Err(_) => Err(format!(
+            "no baseline {name:?} for {} (looked for {}); save one with `run ... \
+             --save-baseline {name}`",
+            scenario.display(),
+            link.display()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saved_baseline_is_found_beside_later_runs_and_replaced_by_name() {
+        let root = tempfile::tempdir().unwrap();
+        let scenario = root.path().join("smoke");
+        let (a, b) = (
+            scenario.join("2026-01-01T00-00-00Z"),
+            scenario.join("2026-01-02T00-00-00Z"),
+        );
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let e = find_baseline(&b, "main").unwrap_err();
+        assert!(
+            e.contains("no baseline \"main\"") && e.contains("--save-baseline main"),
+            "{e}"
+        );
+        save_baseline(&a, "main").unwrap();
+        assert_eq!(
+            find_baseline(&b, "main").unwrap(),
+            a.canonicalize().unwrap()
+        );
+        save_baseline(&b, "main").unwrap();
+        assert_eq!(
+            find_baseline(&a, "main").unwrap(),
+            b.canonicalize().unwrap()
+        );
+        std::fs::remove_dir(&b).unwrap();
+        let e = find_baseline(&a, "main").unwrap_err();
+        assert!(e.contains("is gone"), "{e}");
+        assert!(baseline_name("nightly-2026.12").is_ok());
+        for bad in ["", ".hidden", "a/b", "a b", &"x".repeat(65)] {
+            assert!(baseline_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     /// Many runs starting in the same second, at the same moment: each gets a folder of its own.
     #[test]

@@ -510,7 +510,7 @@ fn run_step(
     let s = &plan.scenario;
     let subject = &plan.subjects[subject_index];
     let name = subject.name().to_string();
-    let base = base_row(plan, &name, point, trial);
+    let base = base_row(plan, subject_index, point, trial);
     let label = step_label(plan, subject_index, point, trial);
     if let Some(reason) = plan.skip_reason(subject_index, point) {
         crate::console::log(&format!("[{label}] skipped: {reason}"));
@@ -704,6 +704,7 @@ fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
         warmup: s.load.warmup,
         duration: s.load.duration,
         server_processes: plan.server_processes,
+        load_processes: shards.len(),
         load_threads: shards
             .iter()
             .map(|sh| threads_per_process(sh.connections))

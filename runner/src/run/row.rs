@@ -10,11 +10,16 @@ use crate::protocol::LATE_SEND;
 use crate::results::{RowStatus, SummaryRow};
 use crate::scenario::Model;
 
-pub(super) fn base_row(plan: &Plan, subject: &str, p: &Point, trial: usize) -> SummaryRow {
+pub(super) fn base_row(plan: &Plan, subject: usize, p: &Point, trial: usize) -> SummaryRow {
     let s = &plan.scenario;
     let mut row = SummaryRow {
         scenario: s.name.clone(),
-        runtime: subject.to_string(),
+        runtime: plan.subjects[subject].name().to_string(),
+        network: if plan.limits[subject].needs_tap {
+            "tap".into()
+        } else {
+            "kernel".into()
+        },
         trial: Some(trial as u32),
         trials: 1,
         model: match s.load.model {
@@ -125,6 +130,8 @@ pub(super) fn to_row(
         loadgen_cpu_wait: Some(load.busy.cpu_wait),
         loadgen_saturated: Some(saturated),
         loadgen_cpu_s: Some(load.busy.cpu_s),
+        load_processes: Some(facts.load_processes as u64),
+        load_threads: Some(facts.load_threads as u64),
         reads: Some(c.reads),
         reads_unstamped: Some(c.reads_unstamped),
         latency_clamped: Some(c.latency_clamped),

@@ -108,7 +108,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(runtime: &str, options: Options) -> Server {
-        let plugin = plugin_path(runtime);
+        Server::start_plugin(runtime, plugin_path(runtime), options)
+    }
+
+    /// [`Server::start`] with the plugin library at `plugin` (a test fixture's), named `runtime`
+    /// in messages.
+    pub fn start_plugin(runtime: &str, plugin: PathBuf, options: Options) -> Server {
         let addr = fresh_addr();
         let spec = ServeSpec {
             plugin,
