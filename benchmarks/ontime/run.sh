@@ -39,11 +39,16 @@ DURATION=${DURATION:-3}
 
 bin=target/ontime
 prio=()
+group_nice=""
 if [ -n "${NICE:-}" ]; then
     prio=(nice -n "$NICE")
     # With autogroup scheduling (kernel.sched_autogroup_enabled) a nice value counts only inside
-    # this session's group; the group's own nice is what weighs against other sessions.
-    if [ -w /proc/self/autogroup ]; then echo "$NICE" > /proc/self/autogroup; fi
+    # this session's group; the group's own nice is what weighs against other sessions. It is
+    # the caller's session's too: put back at exit.
+    if [ -w /proc/self/autogroup ]; then
+        group_nice=$(awk '{print $3}' /proc/self/autogroup)
+        echo "$NICE" > /proc/self/autogroup
+    fi
 fi
 mkdir -p "$bin"
 cc -O2 -Wall -Wextra -o "$bin/echo_server" benchmarks/ontime/echo_server.c
@@ -57,6 +62,7 @@ dir=$(mktemp -d)
 server=""
 cleanup() {
     if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
+    if [ -n "$group_nice" ]; then echo "$group_nice" > /proc/self/autogroup || true; fi
     rm -rf "$dir"
 }
 trap cleanup EXIT
