@@ -84,6 +84,7 @@ impl Plugin for StdThreads {
             prims: Std {
                 pool: pool.clone(),
                 host: host.clone(),
+                refused_jobs: Arc::new(AtomicU64::new(0)),
             },
             config: config.clone(),
             host: host.clone(),
@@ -428,6 +429,8 @@ fn answer(
 struct Std {
     pool: Option<Arc<Pool>>,
     host: HostHandle,
+    /// Jobs whose thread could not start (the first is logged).
+    refused_jobs: Arc<AtomicU64>,
 }
 
 /// A job's thread, or none if it could not start (then the job did not run, and the counters
@@ -453,8 +456,12 @@ impl SyncPrimitives for Std {
         match spawned {
             Ok(thread) => Joined(Some(thread)),
             Err(e) => {
-                self.host
-                    .warn(&format!("std-threads: cannot start a job's thread: {e}"));
+                if self.refused_jobs.fetch_add(1, Relaxed) == 0 {
+                    self.host.warn(&format!(
+                        "std-threads: cannot start a fan-out task's or hop relay's thread ({e}); \
+                         its work is not done, and the counters show it missing"
+                    ));
+                }
                 Joined(None)
             }
         }
