@@ -371,7 +371,7 @@ impl Workload {
             timers,
             tasks: u64::from(fanout.tasks),
             blocking_jobs: u64::from(!self.blocking.is_zero()),
-            hop_messages: 2 * u64::from(self.hops),
+            hop_messages: u64::from(self.hops),
         }
     }
 }
@@ -383,8 +383,8 @@ pub struct PerRequest {
     pub timers: u64,
     pub tasks: u64,
     pub blocking_jobs: u64,
-    /// Messages the relay tasks pass on: each of the `hops` tasks receives the request on its
-    /// way out and the answer on its way back.
+    /// Messages the relay tasks receive: the request goes round a ring of `hops` relay tasks
+    /// (out through the first, back from the last), each receiving it once.
     pub hop_messages: u64,
 }
 

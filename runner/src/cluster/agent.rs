@@ -637,8 +637,7 @@ mod tests {
         let spec = |target: &str| {
             let mut v: serde_json::Value = serde_json::json!({
                 "target": target, "first_connection": 0, "connections": 1, "run": 0,
-                "workload": {"request_bytes": 1, "cpu": {"secs": 0, "nanos": 0},
-                    "sleep": {"secs": 0, "nanos": 0}}, "warmup_ms": 0, "duration_ms": 1, "threads": 1, "cpus": [],
+                "workload": runbench_plugin_abi::Workload::echo(1), "warmup_ms": 0, "duration_ms": 1, "threads": 1, "cpus": [],
                 "connect_timeout_ms": 1, "model": "closed",
                 "open_connections": {"start": 1.0, "phases": []}, "rate": null,
                 "requests_per_connection": null, "interval_ms": 1, "signal_at_ms": null

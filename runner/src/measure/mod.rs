@@ -61,6 +61,42 @@ impl LoadMeasurement {
 pub struct WindowReadings {
     pub proc: Option<(ProcSample, ProcSample)>,
     pub own: Option<(ServerSnapshot, ServerSnapshot)>,
+    /// How the servers' threads shared the window's CPU (servers on this host).
+    pub spread: Option<ThreadSpread>,
+}
+
+/// Each server thread's CPU nanoseconds, keyed (pid, tid).
+pub type ThreadCpu = Vec<((u32, u32), u64)>;
+
+/// How evenly the server's threads shared its CPU in the window (the work-stealing question):
+/// each thread's CPU time in the window from /proc/<pid>/task/<tid>/schedstat at the edges.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ThreadSpread {
+    /// The busiest thread's share of the servers' CPU in the window: 1/k when k threads shared
+    /// it evenly, 1 when one thread did everything.
+    pub busiest_share: f64,
+    /// Threads that used at least a tenth of the busiest one's CPU.
+    pub busy_threads: u64,
+}
+
+impl ThreadSpread {
+    /// From each thread's CPU nanoseconds at the window's start (`a`) and end (`b`), keyed by
+    /// (pid, tid); a thread born in the window counts from zero. `None` when no thread ran.
+    pub fn between(a: &[((u32, u32), u64)], b: &[((u32, u32), u64)]) -> Option<ThreadSpread> {
+        let before: std::collections::HashMap<(u32, u32), u64> = a.iter().copied().collect();
+        let used: Vec<u64> = (b.iter())
+            .map(|(k, ns)| ns.saturating_sub(before.get(k).copied().unwrap_or(0)))
+            .collect();
+        let total: u64 = used.iter().sum();
+        let busiest = used.iter().copied().max()?;
+        if total == 0 {
+            return None;
+        }
+        Some(ThreadSpread {
+            busiest_share: busiest as f64 / total as f64,
+            busy_threads: used.iter().filter(|&&ns| ns * 10 >= busiest).count() as u64,
+        })
+    }
 }
 
 impl WindowReadings {

@@ -196,6 +196,9 @@ pub struct LoadgenSpec {
     /// Open model: requests/s over all connections.
     pub rate: Option<Ramp>,
     pub requests_per_connection: Option<u64>,
+    /// Uneven load over the connections (`[load] skew`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skew: Option<crate::scenario::Skew>,
     /// Open model: the generator sleeps at most once per window of this many ns.
     #[serde(default)]
     pub send_window_ns: u64,
@@ -307,6 +310,10 @@ pub struct LoadCounters {
     /// out: impossible, so a clock or stamping fault; recorded as zero, and counted.
     #[serde(default)]
     pub latency_clamped: u64,
+    /// With `[load] skew`: answers in the window on the hot connections (the witness of the
+    /// share they carried).
+    #[serde(default)]
+    pub hot_requests: u64,
 }
 
 impl std::ops::AddAssign for LoadCounters {
@@ -333,6 +340,7 @@ impl std::ops::AddAssign for LoadCounters {
         self.reads += o.reads;
         self.reads_unstamped += o.reads_unstamped;
         self.latency_clamped += o.latency_clamped;
+        self.hot_requests += o.hot_requests;
     }
 }
 
