@@ -129,7 +129,9 @@ impl Plan {
         if let Some(why) = self.workload(point).unsupported(l.workloads) {
             return Some(why);
         }
-        let peak = self.scenario.load.phases_peak(point.connections) as u64;
+        // The idle connections are the servers' to hold too.
+        let peak = (self.scenario.load.phases_peak(point.connections)
+            + self.scenario.load.idle_connections) as u64;
         if l.needs_tap && self.server_processes > 1 {
             let why = if self.scenario.server.processes_auto {
                 format!(

@@ -52,6 +52,9 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
     if let Some(c) = data.capacity.as_deref() {
         md.push_str(&capacity_section(c));
     }
+    if let Some(grid) = crate::plot::heatmap::Grid::of(data) {
+        md.push_str(&workloads_section(&grid));
+    }
     md.push_str("## Results\n\n");
     md.push_str(&table(data));
     md.push('\n');
@@ -113,6 +116,20 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
     md
 }
 
+/// A `[[workload]]` sweep: per workload point, the answer first (which runtime served the
+/// most), then the others relative to it (the heatmap's cells, workloads.png).
+fn workloads_section(grid: &crate::plot::heatmap::Grid) -> String {
+    let mut md = String::from(
+        "## Workloads\n\nWho served the most requests/s at each workload, and every other \
+         runtime as a share of it (1.00 = as many; workloads.png draws the grid):\n\n",
+    );
+    for line in grid.answers() {
+        let _ = writeln!(md, "- {line}");
+    }
+    md.push('\n');
+    md
+}
+
 fn machine(data: &RunData) -> String {
     let m = &data.meta;
     let mut parts = Vec::new();
@@ -130,7 +147,8 @@ fn machine(data: &RunData) -> String {
 fn ordered(data: &RunData) -> Vec<&Summary> {
     let swept = data.swept();
     let mut rows: Vec<&Summary> = data.summary.iter().collect();
-    if swept.is_empty() {
+    let workloads = workload_order(data);
+    if swept.is_empty() && workloads.len() < 2 {
         rows.sort_by(|a, b| {
             b.row
                 .requests_per_sec
@@ -142,15 +160,31 @@ fn ordered(data: &RunData) -> Vec<&Summary> {
         rows.sort_by(|a, b| {
             let ia = order.iter().position(|r| r == a.runtime());
             let ib = order.iter().position(|r| r == b.runtime());
+            let wa = workloads.iter().position(|w| *w == a.row.workload);
+            let wb = workloads.iter().position(|w| *w == b.row.workload);
             ia.cmp(&ib)
                 .then_with(|| crate::results::read::cmp_point(&a.point(&swept), &b.point(&swept)))
+                .then(wa.cmp(&wb))
         });
     }
     rows
 }
 
+/// The workloads' names in the order the run first met them.
+fn workload_order(data: &RunData) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for s in &data.summary {
+        if !names.contains(&s.row.workload.as_str()) {
+            names.push(&s.row.workload);
+        }
+    }
+    names
+}
+
 /// Which optional columns the results table has.
 struct Columns {
+    /// A `[[workload]]` sweep: the workload's name after the runtime.
+    workloads: bool,
     swept: Vec<Param>,
     reference: bool,
     ci: bool,
@@ -159,6 +193,7 @@ struct Columns {
 
 fn table(data: &RunData) -> String {
     let cols = Columns {
+        workloads: workload_order(data).len() > 1,
         swept: data.swept(),
         reference: data
             .summary
@@ -176,7 +211,7 @@ fn table(data: &RunData) -> String {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            if i == 0 || h == "status" || h == "SLO" {
+            if i == 0 || h == "status" || h == "SLO" || h == "workload" {
                 "---"
             } else {
                 "---:"
@@ -192,6 +227,9 @@ fn table(data: &RunData) -> String {
 
 fn table_head(cols: &Columns) -> Vec<String> {
     let mut head: Vec<String> = vec!["runtime".into()];
+    if cols.workloads {
+        head.push("workload".into());
+    }
     head.extend(cols.swept.iter().map(|p| p.name().to_string()));
     let rps = if cols.ci {
         "requests/s [CI]"
@@ -213,6 +251,9 @@ fn table_head(cols: &Columns) -> Vec<String> {
 fn table_row(data: &RunData, cols: &Columns, r: &Summary) -> Vec<String> {
     // Runtime names come from plugin headers too: escaped like every cell.
     let mut c: Vec<String> = vec![format!("**{}**", cell(r.runtime()))];
+    if cols.workloads {
+        c.push(cell(&r.row.workload));
+    }
     for &p in &cols.swept {
         c.push(r.param(p).map_or("-".into(), |v| fmt_param(p, v)));
     }
