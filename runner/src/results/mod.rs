@@ -125,7 +125,9 @@ pub struct SummaryRow {
     /// How evenly the server's threads shared its CPU in the window (the work-stealing
     /// question): the busiest thread's share of the servers' CPU (1/k for k threads evenly
     /// busy, 1 when one thread did all), and the threads that used at least a tenth of the
-    /// busiest one's CPU. From /proc/<pid>/task/*/schedstat at the window's edges.
+    /// busiest one's CPU. From /proc/<pid>/task/*/schedstat at the window's start and a tenth
+    /// of it (at most 50 ms) before its end (a thread-per-connection server's threads end with
+    /// their connections at the window's end, taking their CPU time with them).
     pub server_busiest_thread_share: Option<f64>,
     pub server_busy_threads: Option<u64>,
     /// With `[load] skew`: the share of the answers in the window that went to the hot

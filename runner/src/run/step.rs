@@ -86,15 +86,23 @@ pub(super) struct Measured {
 struct ProcEdges {
     at: [Instant; 2],
     taken: [Option<Option<ProcSample>>; 2],
-    /// Each server thread's CPU at the edges.
-    threads: [Option<crate::measure::ThreadCpu>; 2],
+    /// Each server thread's CPU at the start and a little before the end: a thread that ends
+    /// between the two readings takes its CPU time with it, and a thread-per-connection server's
+    /// threads end as soon as the load generators close their connections at the window's end.
+    threads_at: [Instant; 2],
+    threads: [Option<Option<crate::measure::ThreadCpu>>; 2],
 }
+
+/// How long before the window's end the threads are read: a tenth of the window, at most this.
+const THREADS_EARLY: Duration = Duration::from_millis(50);
 
 impl ProcEdges {
     fn new(start: Instant, end: Instant) -> Self {
+        let early = ((end - start) / 10).min(THREADS_EARLY);
         ProcEdges {
             at: [start, end],
             taken: [None, None],
+            threads_at: [start, end - early],
             threads: [None, None],
         }
     }
@@ -103,14 +111,16 @@ impl ProcEdges {
         for k in 0..2 {
             if self.taken[k].is_none() && Instant::now() >= self.at[k] {
                 self.taken[k] = Some(sampler.all());
-                self.threads[k] = sampler.threads();
+            }
+            if self.threads[k].is_none() && Instant::now() >= self.threads_at[k] {
+                self.threads[k] = Some(sampler.threads());
             }
         }
     }
 
     /// How evenly the server's threads shared the window's CPU.
     fn spread(&self) -> Option<crate::measure::ThreadSpread> {
-        let (Some(a), Some(b)) = (&self.threads[0], &self.threads[1]) else {
+        let (Some(Some(a)), Some(Some(b))) = (&self.threads[0], &self.threads[1]) else {
             return None;
         };
         crate::measure::ThreadSpread::between(a, b)
@@ -118,9 +128,13 @@ impl ProcEdges {
 
     /// The next edge not yet sampled.
     fn next(&self) -> Option<Instant> {
-        (0..2)
+        let proc = (0..2)
             .find(|&k| self.taken[k].is_none())
-            .map(|k| self.at[k])
+            .map(|k| self.at[k]);
+        let threads = (0..2)
+            .find(|&k| self.threads[k].is_none())
+            .map(|k| self.threads_at[k]);
+        proc.into_iter().chain(threads).min()
     }
 
     fn readings(&self) -> Option<(ProcSample, ProcSample)> {
@@ -139,9 +153,11 @@ pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, 
     };
     let (mut server, version, mut loadgens, idle) = set_up(inp, st, netns.as_ref())?;
     let driven = drive(inp, st, &mut server, &mut loadgens);
+    // Held through the load, closed with it, before the servers are stopped (as the load
+    // generators close theirs): a server's drain measures the connections that carried load.
+    let idle = idle.map(|i| (i.count(), i.rss_per_connection()));
     let mut measured = collect(inp, st, server, loadgens, driven, version)?;
-    // Held through the load; closed now that the servers are gone.
-    measured.idle = idle.map(|i| (i.count(), i.rss_per_connection()));
+    measured.idle = idle;
     Ok(measured)
 }
 
