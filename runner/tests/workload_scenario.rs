@@ -218,6 +218,19 @@ fn fan_outs_hops_and_answers_are_bounded() {
             "at most 4096 MiB",
         ],
     );
+    // The open model pipelines: a 16 KiB read of 64 B requests completes 256 answers at once.
+    let open = with("[workload]\nrequest_bytes = 64\nresponse_bytes = 1048576\n").replace(
+        "connections = 10",
+        "connections = 20\nmodel = \"open\"\nrate = 1000",
+    );
+    assert_all(
+        &error(&open),
+        &[
+            "`workload.response_bytes`",
+            "x 256 answers a read can complete (open model, 64 B requests)",
+            "5120 MiB",
+        ],
+    );
 }
 
 #[test]

@@ -199,7 +199,8 @@ fn workload_findings(
     if requests == 0 {
         if w.needs() != 0 && d(|r| r.bytes_echoed) > 0 {
             out.push(
-                "the server answered but counted no requests' work (a plugin without the                  workload counters): its work per request is unchecked"
+                "the server answered but counted no requests' work (a plugin without the workload \
+                 counters): its work per request is unchecked"
                     .into(),
             );
         }

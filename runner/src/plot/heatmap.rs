@@ -27,6 +27,8 @@ pub struct Grid {
     pub points: Vec<(Point, String)>,
     /// `cells[runtime][point]`.
     pub cells: Vec<Vec<Cell>>,
+    /// `flagged[runtime][point]`: the row's audit flagged a figure.
+    pub flagged: Vec<Vec<bool>>,
 }
 
 impl Grid {
@@ -53,6 +55,9 @@ impl Grid {
         if workloads < 2 {
             return None;
         }
+        // In the scenario's order (the rows are in the run's shuffled order).
+        let order = &data.meta.workloads;
+        points.sort_by_key(|(p, _)| order.iter().position(|w| *w == p.workload));
         // A workload swept with another parameter: the label says both.
         for i in 0..points.len() {
             let twice = points.iter().filter(|(_, l)| *l == points[i].1).count() > 1;
@@ -61,6 +66,19 @@ impl Grid {
             }
         }
         let runtimes = data.runtimes();
+        let flagged = (runtimes.iter())
+            .map(|rt| {
+                (points.iter())
+                    .map(|(p, _)| {
+                        data.summary.iter().any(|s| {
+                            s.runtime() == rt
+                                && s.row.point() == *p
+                                && !matches!(s.row.audit.as_str(), "" | "ok")
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
         let cells = runtimes
             .iter()
             .map(|rt| {
@@ -87,6 +105,7 @@ impl Grid {
             runtimes,
             points,
             cells,
+            flagged,
         })
     }
 
@@ -110,7 +129,7 @@ impl Grid {
     }
 
     /// One line per workload point, the answer first: which runtime served the most there,
-    /// then every other runtime relative to it (report.md).
+    /// then every other runtime relative to it (report.md); ⚠ marks a row the audit flagged.
     pub fn answers(&self) -> Vec<String> {
         (0..self.points.len())
             .map(|j| {
@@ -122,21 +141,21 @@ impl Grid {
                 let mut not: Vec<String> = Vec::new();
                 for i in (0..self.runtimes.len()).filter(|&i| i != b) {
                     match (&self.cells[i][j], self.relative(i, j)) {
-                        (_, Some(rel)) => others.push((rel, self.runtimes[i].clone())),
+                        (_, Some(rel)) => others.push((rel, self.name(i, j))),
                         (Cell::Not(why), _) => not.push(format!("{} {why}", self.runtimes[i])),
                         (Cell::Rate(_), None) => not.push(self.runtimes[i].clone()),
                     }
                 }
                 others.sort_by(|a, b| b.0.total_cmp(&a.0));
                 let mut line = format!(
-                    "**{label}**: `{}` served the most ({} req/s)",
-                    self.runtimes[b],
+                    "**{label}**: {} served the most ({} req/s)",
+                    self.name(b, j),
                     crate::console::format::thousands(best)
                 );
                 if !others.is_empty() {
                     let list: Vec<String> = others
                         .iter()
-                        .map(|(rel, rt)| format!("`{rt}` {rel:.2}"))
+                        .map(|(rel, rt)| format!("{rt} {rel:.2}"))
                         .collect();
                     line.push_str(&format!("; then {}", list.join(", ")));
                 }
@@ -146,6 +165,14 @@ impl Grid {
                 line
             })
             .collect()
+    }
+}
+
+impl Grid {
+    /// `runtime` in code, with ⚠ where its row at column `j` was flagged.
+    fn name(&self, i: usize, j: usize) -> String {
+        let mark = if self.flagged[i][j] { " ⚠" } else { "" };
+        format!("`{}`{mark}", self.runtimes[i])
     }
 }
 

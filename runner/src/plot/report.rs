@@ -121,7 +121,8 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
 fn workloads_section(grid: &crate::plot::heatmap::Grid) -> String {
     let mut md = String::from(
         "## Workloads\n\nWho served the most requests/s at each workload, and every other \
-         runtime as a share of it (1.00 = as many; workloads.png draws the grid):\n\n",
+         runtime as a share of it (1.00 = as many; workloads.png draws the grid; ⚠: the row's \
+         audit flagged a figure, see Flags):\n\n",
     );
     for line in grid.answers() {
         let _ = writeln!(md, "- {line}");
@@ -170,7 +171,7 @@ fn ordered(data: &RunData) -> Vec<&Summary> {
     rows
 }
 
-/// The workloads' names in the order the run first met them.
+/// The workloads' names in the scenario's order (meta.json), then any it does not list.
 fn workload_order(data: &RunData) -> Vec<&str> {
     let mut names: Vec<&str> = Vec::new();
     for s in &data.summary {
@@ -178,6 +179,8 @@ fn workload_order(data: &RunData) -> Vec<&str> {
             names.push(&s.row.workload);
         }
     }
+    let order = &data.meta.workloads;
+    names.sort_by_key(|n| order.iter().position(|w| w == n).unwrap_or(usize::MAX));
     names
 }
 

@@ -542,8 +542,7 @@ impl Checker<'_> {
         let (request_bytes, workloads) = self.workloads(&raw)?;
         let load = self.load(&raw.load, &server, raw.search.is_some(), request_bytes)?;
         let listed = matches!(raw.workload, Some(raw::TableOrList::Many(_)));
-        let held = load.peak_connections() + load.idle_connections;
-        self.workloads_fit(&workloads, listed, held as u64)?;
+        self.workloads_fit(&workloads, listed, &load)?;
         let shutdown = self.shutdown(&raw.shutdown, &load)?;
         let run = self.run(&raw.run)?;
         let target = match &raw.target {

@@ -20,8 +20,9 @@ pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 /// The most tasks the workload may keep alive at once over all connections (fan-out tasks and
 /// hop relays, times connections): each is a task in the runtime's memory.
 pub const MAX_TASKS_ALIVE: u64 = 1 << 20;
-/// The most answer bytes the server may hold at once over all connections (one answer buffer
-/// per connection).
+/// The most answer bytes the servers may hold at once over all connections: the answers to
+/// the requests one read completed (one in the closed model; in the open model up to
+/// `ECHO_BUFFER_BYTES / request_bytes`), built in one buffer per connection.
 pub const MAX_ANSWER_MEMORY: u64 = 4 << 30;
 
 /// One workload of the scenario, with the name its rows carry. `request_bytes` is left unset:
@@ -347,8 +348,19 @@ impl Checker<'_> {
         &self,
         specs: &[WorkloadSpec],
         listed: bool,
-        peak_connections: u64,
+        load: &super::LoadSpec,
     ) -> Result<(), ScenarioError> {
+        let peak_connections = (load.peak_connections() + load.idle_connections) as u64;
+        // A server answers every request a read completed at once: one in the closed model
+        // (one request in flight per connection), in the open model as many as fit its read
+        // buffer.
+        let smallest = load.payload_bytes.iter().copied().min().unwrap_or(1).max(1);
+        let per_read = match load.model {
+            super::Model::Closed => 1,
+            super::Model::Open => {
+                (runbench_plugin_abi::ECHO_BUFFER_BYTES as u64).div_ceil(smallest)
+            }
+        };
         for (i, s) in specs.iter().enumerate() {
             let at = |key: &str| match listed {
                 true => format!("workload.{i}.{key}"),
@@ -373,13 +385,21 @@ impl Checker<'_> {
                 );
             }
             if let Some(r) = w.response_bytes {
-                if r * peak_connections > MAX_ANSWER_MEMORY {
+                let held = r * per_read * peak_connections;
+                if held > MAX_ANSWER_MEMORY {
+                    let reads = match per_read {
+                        1 => String::new(),
+                        n => format!(
+                            " x {n} answers a read can complete (open model, {smallest} B \
+                             requests)"
+                        ),
+                    };
                     return self.err(
                         &at("response_bytes"),
                         format!(
-                            "{r} B answers over {peak_connections} connections is {} MiB of \
-                             answers held at once; at most {} MiB",
-                            (r * peak_connections) >> 20,
+                            "{r} B answers{reads} over {peak_connections} connections is {} MiB \
+                             of answers held at once; at most {} MiB",
+                            held >> 20,
                             MAX_ANSWER_MEMORY >> 20
                         ),
                     );
