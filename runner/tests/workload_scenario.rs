@@ -393,3 +393,23 @@ fn idle_connections_beyond_the_open_files_limit_are_refused_before_anything_runs
         "{said}"
     );
 }
+
+#[test]
+fn the_runs_seed_is_the_workloads_seed() {
+    let text = with("[workload]\nrequest_bytes = 64\ncpu = { mean = \"20us\", dist = \"exp\" }\n[run]\nseed = 7\n");
+    let s = ok(&text);
+    let plugin = support::plugin_file("runbench_plugin_tokio");
+    let dir = tempfile::tempdir().unwrap();
+    let with_seed = |seed: Option<u64>| {
+        let o = runbench::plan::Overrides {
+            plugins: vec![plugin.clone()],
+            seed,
+            ..Default::default()
+        };
+        let plan = runbench::plan::plan(&s, &o, dir.path()).unwrap();
+        plan.workload(&plan.points[0]).seed
+    };
+    // The scenario's seed, and --seed over it: what repeats the server's draws.
+    assert_eq!(with_seed(None), 7);
+    assert_eq!(with_seed(Some(99)), 99);
+}

@@ -37,7 +37,8 @@ pub struct Overrides {
     /// Trials per runtime and point (overrides `[run] repeat`).
     #[arg(long)]
     pub repeat: Option<usize>,
-    /// Seed of the shuffled order (overrides `[run] seed`).
+    /// Seed of the shuffled order and of the workload's drawn durations (overrides `[run]
+    /// seed`).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Allow an external [target] that is not a loopback address.

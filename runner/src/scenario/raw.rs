@@ -322,7 +322,8 @@ pub struct RawShutdown {
 pub struct RawRun {
     /// Trials per runtime and point; the order of runtimes is shuffled per trial. Default 1.
     pub repeat: Option<i64>,
-    /// Seed of the shuffles and the bootstrap; default: random, recorded in meta.json.
+    /// Seed of the shuffles, the bootstrap and the workload's drawn durations; default: random,
+    /// recorded in meta.json.
     pub seed: Option<i64>,
     /// Timeline interval. Default "1s".
     pub interval: Option<String>,
