@@ -94,11 +94,6 @@ fn a_workload_with_every_part_runs_on_tokio_with_a_clean_audit() {
         "cpu exp(20us) · sleep 200us · fanout 4×(5us, 100us) · blocking 50us · 2 hops · 700 B \
          answers"
     );
-    // The server's CPU per request holds at least the work spun for it (20 + 4 x 5 + 50 us).
-    assert!(
-        support::num(&row, "server_cpu_us_per_request") > 90.0 * 0.9,
-        "{row:?}"
-    );
 }
 
 #[test]
