@@ -23,8 +23,6 @@ description = "What this scenario asks, in one line"
 threads = 1                         # runtime worker threads (a list sweeps: [1, 2])
 cpus = [0]                          # CPUs the server is pinned to
 max_connections = 0                 # connections served at once; 0 = no limit
-# work = "50us"                     # busy CPU work per request
-# sleep = "1ms"                     # runtime timer await per request
 
 [load]
 model = "closed"                    # "closed": one request in flight per connection; "open": fixed rate
@@ -36,6 +34,14 @@ warmup = "1s"                       # excluded from the measurement
 duration = "5s"                     # the measured window
 cpus = [1]                          # CPUs the load generator is pinned to
 # requests_per_connection = 100     # reconnect after N requests (churn)
+
+# [workload]                       # what each request asks of the server (scenarios/README.md)
+# response_bytes = 1024             # answer size; default: an echo of the request
+# cpu = "20us"                      # busy CPU per request, or { mean = "20us", dist = "exp" }
+# sleep = "1ms"                     # awaited on the runtime's timer per request
+# fanout = { tasks = 8, cpu = "5us", sleep = "200us" }   # tasks spawned and joined per request
+# blocking = "100us"                # work on the runtime's blocking pool per request
+# hops = 2                          # relay tasks the request crosses through channels
 
 [shutdown]
 grace = "2s"                        # drain deadline after the stop signal

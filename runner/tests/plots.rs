@@ -445,3 +445,70 @@ fn plot_on_infinite_or_huge_values_draws_the_rest_and_says_what_it_left_out() {
     );
     assert!(md.contains("| **smol** |"), "{md}");
 }
+
+/// A `[[workload]]` sweep: three runtimes at two workloads, one skipped at the second.
+fn write_workloads(dir: &Path) {
+    let mut rows = Vec::new();
+    let mut pct = Vec::new();
+    for (rt, cpu, io) in [
+        ("epoll", 40_000.0, 30_000.0),
+        ("tokio", 36_000.0, 45_000.0),
+        ("smol", 20_000.0, 0.0),
+    ] {
+        for (workload, rps) in [("cpu", cpu), ("io", io)] {
+            let mut r = row(rt, 50, Some(rps));
+            r.workload = workload.into();
+            if rps == 0.0 {
+                r = SummaryRow::skipped(
+                    &r,
+                    "the plugin does not serve the workload's sleep per request".into(),
+                );
+                r.requests_per_sec = None;
+            }
+            rows.push(r);
+        }
+        pct.extend(spectrum(rt, 1.0));
+    }
+    std::fs::write(
+        dir.join("summary.csv"),
+        results::summary_csv(&rows).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("percentiles.csv"),
+        results::percentiles_csv(&pct).unwrap(),
+    )
+    .unwrap();
+    meta(dir, None);
+}
+
+#[test]
+fn a_workload_sweep_gets_a_heatmap_and_a_report_section_that_leads_with_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    write_workloads(dir.path());
+    let r = render_dir(dir.path()).unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    check_png(&dir.path().join("workloads.png"), (1400, 760));
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let section = md.find("## Workloads").expect("a Workloads section");
+    assert!(section < md.find("## Results").unwrap(), "{md}");
+    assert!(
+        md.contains(
+            "- **cpu**: `epoll` served the most (40,000 req/s); then `tokio` 0.90, `smol` 0.50"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "- **io**: `tokio` served the most (45,000 req/s); then `epoll` 0.67 (smol skipped)"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("(workloads.png)"));
+    assert!(md.contains("| runtime | workload | requests/s |"), "{md}");
+    // One workload: no heatmap.
+    let one = tempfile::tempdir().unwrap();
+    write_multi_runtime(one.path());
+    render_dir(one.path()).unwrap();
+    assert!(!one.path().join("workloads.png").exists());
+}

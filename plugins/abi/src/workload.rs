@@ -383,8 +383,8 @@ pub struct PerRequest {
     pub timers: u64,
     pub tasks: u64,
     pub blocking_jobs: u64,
-    /// Messages the relay tasks pass on: the request goes round a ring of the `hops` relay
-    /// tasks and back to its connection, so each relay receives it once.
+    /// Messages the relay tasks receive: the request goes round a ring of `hops` relay tasks
+    /// (out through the first, back from the last), each receiving it once.
     pub hop_messages: u64,
 }
 

@@ -85,7 +85,13 @@ impl Pacer {
     /// connections `owned` from then.
     pub fn start(&mut self, start: Instant, s: &Settings, owned: Owned) -> Clock {
         if let (Model::Open, Some(rate)) = (s.model, &s.rate) {
-            let schedule = Schedule::new(rate, &s.open_connections, owned, s.warmup + s.duration);
+            let schedule = Schedule::new(
+                rate,
+                &s.open_connections,
+                owned,
+                s.warmup + s.duration,
+                s.skew,
+            );
             self.pace = Pace::Open {
                 schedule,
                 next: None,

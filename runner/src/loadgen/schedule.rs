@@ -8,11 +8,15 @@
 //! lived (one that is reconnecting gets its requests late, with their intended times, instead of
 //! a fresh schedule that skips the gap).
 //!
+//! With `[load] skew` request `k` goes to the connection [`Skew::connection`] gives instead: the
+//! hot connections get exactly `share` of every stretch of requests, round robin among them.
+//!
 //! Every thread walks the same sequence and keeps the requests of the connections it owns, so
 //! no two threads need to talk and together they send exactly the schedule. Walking costs a few
 //! nanoseconds per request of the whole load, far below sending one.
 
 use crate::protocol::Ramp;
+use crate::scenario::Skew;
 use std::time::Duration;
 
 /// One straight piece of the rate: from `a` to `b` requests/s over `len` seconds starting at
@@ -150,17 +154,25 @@ pub struct Schedule {
     integral: RateIntegral,
     connections: Ramp,
     owned: Owned,
+    skew: Option<Skew>,
     end_s: f64,
     k: u64,
     hint: usize,
 }
 
 impl Schedule {
-    pub fn new(rate: &Ramp, connections: &Ramp, owned: Owned, end: Duration) -> Self {
+    pub fn new(
+        rate: &Ramp,
+        connections: &Ramp,
+        owned: Owned,
+        end: Duration,
+        skew: Option<Skew>,
+    ) -> Self {
         Schedule {
             integral: RateIntegral::new(rate),
             connections: connections.clone(),
             owned,
+            skew,
             end_s: end.as_secs_f64(),
             k: 0,
             hint: 0,
@@ -180,7 +192,10 @@ impl Schedule {
             // With no connection wanted, the request belongs to connection 0, which is not
             // open: its owner counts it as not sent.
             let n = self.connections.at(at).round().max(1.0) as u64;
-            let connection = (k % n) as usize;
+            let connection = match self.skew {
+                Some(skew) => skew.connection(k, n),
+                None => k % n,
+            } as usize;
             if let Some(slot) = self.owned.slot(connection) {
                 return Some(Due {
                     at,
@@ -204,7 +219,7 @@ mod tests {
     }
 
     fn all(owned: Owned, rate: &Ramp, conns: &Ramp, end_s: u64) -> Vec<Due> {
-        let mut s = Schedule::new(rate, conns, owned, Duration::from_secs(end_s));
+        let mut s = Schedule::new(rate, conns, owned, Duration::from_secs(end_s), None);
         std::iter::from_fn(|| s.next_due()).collect()
     }
 
@@ -294,6 +309,31 @@ mod tests {
             parts.iter().map(key).collect::<Vec<_>>(),
             whole.iter().map(key).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_skew_gives_the_hot_connections_their_share_and_spreads_the_rest() {
+        let skew = Skew {
+            hot: 0.1,
+            share: 0.9,
+        };
+        let mut s = Schedule::new(
+            &Ramp::constant(10_000.0),
+            &Ramp::constant(100.0),
+            ONE,
+            Duration::from_secs(1),
+            Some(skew),
+        );
+        let mut per = [0u32; 100];
+        for d in std::iter::from_fn(|| s.next_due()) {
+            per[d.connection] += 1;
+        }
+        // 10,000 requests: 9,000 over the 10 hot connections, 1,000 over the 90 cold ones,
+        // each even within its kind (round robin).
+        assert_eq!(per[..10].iter().sum::<u32>(), 9000);
+        assert!(per[..10].iter().all(|&n| n == 900), "{per:?}");
+        assert!(per[10..].iter().all(|&n| (11..=12).contains(&n)), "{per:?}");
+        assert_eq!(per.iter().sum::<u32>(), 10_000);
     }
 
     #[test]

@@ -29,7 +29,8 @@ use super::sleep_cost;
 use crate::protocol::histograms::{new_histogram, record, LoadHistograms};
 use crate::protocol::{LoadBusy, LoadCounters, LoadErrors, LATE_SEND};
 use hdrhistogram::Histogram;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Write};
 use std::net::{IpAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -187,6 +188,11 @@ pub struct Worker {
     /// Waits shorter than this are spent awake, and the time so spent.
     spin_below: Duration,
     spun: Duration,
+    /// Closed model with `[load] skew`: cold connections thinking, by when their next request
+    /// goes out; and this thread's latencies so far (their mean sets the think time).
+    thinking: BinaryHeap<Reverse<(Instant, usize)>>,
+    latency_sum: Duration,
+    latency_count: u32,
     /// Open model: when the last sleep ended (the send window counts from it).
     woke: Option<Instant>,
     /// This thread's realtime-to-monotonic offset, for the kernel's receive stamps.
@@ -257,10 +263,19 @@ impl Worker {
             pending_until: now,
             spin_below: sleep_cost::spin_below(sleep_cost::measure()),
             spun: Duration::ZERO,
+            thinking: BinaryHeap::new(),
+            latency_sum: Duration::ZERO,
+            latency_count: 0,
             woke: None,
             clocks: arrival::Clocks::measure(),
             floor: None,
         })
+    }
+
+    /// With `[load] skew`: global connection `index` is one of the hot ones.
+    fn is_hot(&self, index: usize) -> bool {
+        let n = self.settings.open_connections.start.round() as u64;
+        (self.settings.skew).is_some_and(|k| k.is_hot(index as u64, n))
     }
 
     fn wanted(&self, i: usize, at: Instant) -> bool {
@@ -608,8 +623,15 @@ impl Worker {
         c.last_completion = Some(now);
         if self.clock.in_window(now) {
             self.counters.requests += 1;
+            if self.is_hot(self.conns[i].index) {
+                self.counters.hot_requests += 1;
+            }
         }
         let latency = arrived.saturating_duration_since(req.intended);
+        if self.latency_count < u32::MAX {
+            self.latency_sum += latency;
+            self.latency_count += 1;
+        }
         if self.pacer.counts_latency(req.intended, now, &self.clock) {
             // An answer cannot arrive before its request was due to go out (the instant taken
             // before the write; the send instant is taken after it, and on loopback the answer
@@ -653,11 +675,44 @@ impl Worker {
         }
         // The next request starts now, not at the instant the poll returned.
         if let Some(start) = self.pacer.own_request(Instant::now()) {
+            let think = self.think_time(i);
+            if !think.is_zero() {
+                self.thinking.push(Reverse((start + think, i)));
+                return;
+            }
             if self.clock.in_window(start) {
                 self.counters.resend_gap_sum_ns +=
                     start.saturating_duration_since(now).as_nanos() as u64;
             }
             self.enqueue(i, start, start);
+        }
+    }
+
+    /// Closed model with `[load] skew`: how long cold connection `i` thinks before its next
+    /// request ([`crate::scenario::Skew::think_time`] of this thread's mean latency); zero for a
+    /// hot one and without skew.
+    fn think_time(&self, i: usize) -> Duration {
+        let Some(skew) = self.settings.skew else {
+            return Duration::ZERO;
+        };
+        if self.is_hot(self.conns[i].index) || self.latency_count == 0 {
+            return Duration::ZERO;
+        }
+        let n = self.settings.open_connections.start.round() as u64;
+        skew.think_time(n, self.latency_sum / self.latency_count)
+    }
+
+    /// Sends the requests of the cold connections whose think time is over by `now`.
+    fn end_thinking(&mut self, now: Instant) {
+        while let Some(&Reverse((at, i))) = self.thinking.peek() {
+            if at > now {
+                return;
+            }
+            self.thinking.pop();
+            let c = &self.conns[i];
+            if c.state == State::Open && at < self.clock.end && self.wanted(i, at) {
+                self.enqueue(i, at, now);
+            }
         }
     }
 
@@ -788,6 +843,9 @@ impl Worker {
         if let Some(at) = self.next_send_wake(now) {
             wake = wake.min(at);
         }
+        if let Some(Reverse((at, _))) = self.thinking.peek() {
+            wake = wake.min(*at);
+        }
         if let Some(at) = next_ramp {
             wake = wake.min(at);
         }
@@ -862,6 +920,7 @@ impl Worker {
             // The schedule holds only requests due before the end; this runs after the end too,
             // for those due just before it.
             self.send_due(now);
+            self.end_thinking(now);
             let idle = self.queued == 0 && self.pacer.next_due().is_none();
             if now >= self.clock.end && (idle || now >= self.clock.drain_until) {
                 break;
@@ -1046,6 +1105,7 @@ mod tests {
             open_connections: Ramp::constant(1.0),
             rate: Some(Ramp::constant(3000.0)),
             requests_per_connection: None,
+            skew: None,
             send_window,
             connect_timeout: Duration::from_secs(1),
             warmup: Duration::from_secs(1),

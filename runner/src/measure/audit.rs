@@ -29,6 +29,17 @@
 //! - **Receive stamps**: every read of an answer should carry the kernel's receive stamp; one
 //!   without (stamping unavailable, or a realtime clock step) is timed when read, late by what
 //!   the generator slept or waited, which would otherwise be charged to the server unseen.
+//! - **Workload** (servers with the workload counters): the work the servers counted in the
+//!   window against the requests they did times what one request asks
+//!   (`Workload::per_request`): timers fired (and none may return before its time), fan-out
+//!   tasks spawned and joined, the fan-outs whose tasks overlapped (one that did not ran them
+//!   inline), blocking jobs and those run off the connection's thread, hop messages, and the
+//!   answer bytes (requests x response_bytes). The servers' requests against the client's
+//!   answers too. A request in flight at an edge has counted some parts and not others; a
+//!   server works on at most one request per connection at a time (the handler is sequential),
+//!   so at most one per established connection at each edge; plus the requests in flight on the
+//!   client at its edges, and 1% and 10 for the instants the two sides read at (as the echoes).
+//!   A plugin that skips a part misses by every request of the window.
 //! - **Load generator**: its busy fraction from wall time outside `epoll_wait` vs its thread CPU
 //!   time plus its run-queue wait (schedstat), within 0.15; and a wait for a CPU above 25% while
 //!   its own threads used less than 75% of the load CPUs (another process competed for them, or,
@@ -49,6 +60,8 @@ pub struct StepFacts {
     pub model: Model,
     /// What each request is (the size of an answer).
     pub workload: Workload,
+    /// `[load] skew`: the share of the requests the hot connections should carry.
+    pub skew: Option<crate::scenario::Skew>,
     /// Constant connections with no churn: the only case where Little's law has one `N`.
     pub steady_connections: bool,
     pub rate: Option<Ramp>,
@@ -96,6 +109,10 @@ pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> 
                 c.connections_ok
             ));
         }
+    }
+    workload_findings(f, c, window, &mut a.findings);
+    if let (Some(k), true) = (f.skew, c.requests > 0) {
+        skew_findings(f.model, k, c, &mut a.findings);
     }
     if let Some(echoed) = a.server_echoes {
         let slack = c.in_flight_at_window_start + c.in_flight_at_window_end + c.requests / 100 + 10;
@@ -185,6 +202,116 @@ pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> 
         ));
     }
     a
+}
+
+/// The servers' workload counters against requests x workload (see the module's doc).
+fn workload_findings(
+    f: &StepFacts,
+    c: &crate::protocol::LoadCounters,
+    window: &WindowReadings,
+    out: &mut Vec<String>,
+) {
+    let Some((a, b)) = window.own else { return };
+    let (Some(a), Some(b)) = (a.counts, b.counts) else {
+        return;
+    };
+    let d = |get: fn(&runbench_plugin_abi::ServeReport) -> u64| get(&b).saturating_sub(get(&a));
+    let requests = d(|r| r.requests);
+    let w = &f.workload;
+    if requests == 0 {
+        if w.needs() != 0 && d(|r| r.bytes_echoed) > 0 {
+            out.push(
+                "the server answered but counted no requests' work (a plugin without the workload \
+                 counters): its work per request is unchecked"
+                    .into(),
+            );
+        }
+        return;
+    }
+    let slack = 2 * c.connections_ok.max(c.open_at_window_start)
+        + c.in_flight_at_window_start
+        + c.in_flight_at_window_end
+        + c.requests / 100
+        + 10;
+    if requests.abs_diff(c.requests) > slack {
+        out.push(format!(
+            "requests: the server did the work of {requests} requests in the window, the client \
+             counted {} answers (allowed difference {slack})",
+            c.requests
+        ));
+    }
+    let per = w.per_request();
+    let mut part = |name: &str, counted: u64, per_request: u64| {
+        let want = requests * per_request;
+        let allowed = slack * per_request.max(1);
+        if counted.abs_diff(want) > allowed {
+            out.push(format!(
+                "{name}: the server counted {counted} in the window, {requests} requests x \
+                 {per_request} is {want} (allowed difference {allowed})"
+            ));
+        }
+    };
+    part("timers", d(|r| r.timers), per.timers);
+    part("tasks spawned", d(|r| r.tasks_spawned), per.tasks);
+    part("tasks joined", d(|r| r.tasks_joined), per.tasks);
+    part("blocking jobs", d(|r| r.blocking_jobs), per.blocking_jobs);
+    part("hop messages", d(|r| r.hop_messages), per.hop_messages);
+    if let Some(answer) = w.response_bytes() {
+        part("bytes answered", d(|r| r.bytes_echoed), answer);
+    }
+    let early = d(|r| r.timers_early);
+    if early > 0 {
+        out.push(format!(
+            "timer returned early: {early} of {} timer sleeps came back before their time",
+            d(|r| r.timers)
+        ));
+    }
+    let (checked, overlapped) = (d(|r| r.fanouts_checked), d(|r| r.fanouts_overlapped));
+    if checked > overlapped + slack {
+        out.push(format!(
+            "fanout ran inline: in {} of {checked} fan-outs no two tasks were in flight at once \
+             (the tasks ran one after another, not as tasks)",
+            checked - overlapped
+        ));
+    }
+    let (jobs, off) = (d(|r| r.blocking_jobs), d(|r| r.blocking_off_thread));
+    if jobs > off + slack {
+        out.push(format!(
+            "blocking work done inline: {} of {jobs} blocking jobs ran on the connection's own \
+             thread, not on a blocking pool",
+            jobs - off
+        ));
+    }
+}
+
+/// `[load] skew`: the hot connections' share of the answers in the window against the
+/// scenario's. Open: the schedule gives them exactly `share`; the answers in the window differ
+/// from the requests scheduled in it by those in flight at its edges, plus 1%. Closed: the cold
+/// connections' think time follows this thread's mean latency so far, which moves as the run
+/// does; within 0.1.
+fn skew_findings(
+    model: Model,
+    k: crate::scenario::Skew,
+    c: &crate::protocol::LoadCounters,
+    out: &mut Vec<String>,
+) {
+    let got = c.hot_requests as f64 / c.requests as f64;
+    let tolerance = match model {
+        Model::Open => {
+            (c.in_flight_at_window_start + c.in_flight_at_window_end) as f64 / c.requests as f64
+                + 0.01
+        }
+        Model::Closed => 0.1,
+    };
+    if (got - k.share).abs() > tolerance {
+        out.push(format!(
+            "skew: the hot connections carried {:.1}% of the answers, the scenario asks for \
+             {:.1}% (allowed difference {:.1} points)",
+            got * 100.0,
+            k.share * 100.0,
+            tolerance * 100.0
+        ));
+    }
 }
 
 /// Little's law in the closed model: every open connection has one request pending, so the
@@ -311,6 +438,7 @@ mod tests {
         StepFacts {
             model,
             workload: Workload::echo(100),
+            skew: None,
             steady_connections: true,
             rate: None,
             send_window: Duration::ZERO,
@@ -360,6 +488,7 @@ mod tests {
         let w = WindowReadings {
             proc: None,
             own: Some((snap(100, 0, 0.0), snap(100, 1_000_000, 0.5))),
+            spread: None,
         };
         let a = audit(&facts(Model::Closed), &load(10_000), &w);
         assert_eq!(a.column(), "ok", "{:?}", a.findings);
@@ -371,6 +500,7 @@ mod tests {
         let w = WindowReadings {
             proc: None,
             own: Some((snap(80, 0, 0.0), snap(100, 500_000, 0.5))),
+            spread: None,
         };
         let mut l = load(10_000);
         l.counters.stuck_through_window = 50; // half the connections stuck
@@ -469,6 +599,114 @@ mod tests {
         assert!(!text.contains("lateness"), "{text}");
         let text = audit(&f, &within, &WindowReadings::default()).column();
         assert!(text.contains("lateness shapes p50"), "{text}");
+    }
+
+    #[test]
+    fn each_workload_part_is_checked_against_requests_times_the_workload() {
+        use runbench_plugin_abi::{Dist, Fanout};
+        let mut f = facts(Model::Closed);
+        f.workload = Workload {
+            response_bytes: Some(1000),
+            sleep: Dist::Fixed(Duration::from_millis(1)),
+            fanout: Some(Fanout {
+                tasks: 4,
+                cpu: Duration::ZERO,
+                sleep: Duration::from_micros(100),
+            }),
+            blocking: Duration::from_micros(50),
+            hops: 2,
+            ..Workload::echo(100)
+        };
+        // 10,000 requests, each: 1 + 4 timers, 4 tasks, 1 blocking job, 2 hop messages, 1000 B.
+        let honest = ServeReport {
+            accepted: 100,
+            requests: 10_000,
+            bytes_echoed: 10_000_000,
+            timers: 50_000,
+            tasks_spawned: 40_000,
+            tasks_joined: 40_000,
+            fanouts_checked: 10_000,
+            fanouts_overlapped: 10_000,
+            blocking_jobs: 10_000,
+            blocking_off_thread: 10_000,
+            hop_messages: 20_000,
+            ..Default::default()
+        };
+        let window = |end: ServeReport| WindowReadings {
+            proc: None,
+            own: Some((
+                ServerSnapshot {
+                    counts: Some(ServeReport {
+                        accepted: 100,
+                        ..Default::default()
+                    }),
+                    ..snap(100, 0, 0.0)
+                },
+                ServerSnapshot {
+                    counts: Some(end),
+                    ..snap(100, 0, 0.5)
+                },
+            )),
+            spread: None,
+        };
+        let a = audit(&f, &load(10_000), &window(honest));
+        assert_eq!(a.column(), "ok", "{:?}", a.findings);
+        // Within the edges' slack (2 x 100 connections + 1% + 10 = 310 requests): still ok.
+        let edge = ServeReport {
+            timers: 50_000 - 5 * 300,
+            ..honest
+        };
+        assert_eq!(audit(&f, &load(10_000), &window(edge)).column(), "ok");
+        let cheat = ServeReport {
+            timers: 10_000,
+            timers_early: 7,
+            tasks_joined: 0,
+            fanouts_overlapped: 0,
+            blocking_off_thread: 0,
+            hop_messages: 0,
+            bytes_echoed: 9_000_000,
+            ..honest
+        };
+        let text = audit(&f, &load(10_000), &window(cheat)).column();
+        for part in [
+            "timers: the server counted 10000 in the window, 10000 requests x 5 is 50000",
+            "tasks joined: the server counted 0",
+            "hop messages: the server counted 0",
+            "bytes answered: the server counted 9000000",
+            "timer returned early: 7 of 10000",
+            "fanout ran inline: in 10000 of 10000 fan-outs",
+            "blocking work done inline: 10000 of 10000",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(!text.contains("tasks spawned"), "{text}");
+        // A server that answered and counted no requests' work is said to be unchecked.
+        let old = ServeReport {
+            requests: 0,
+            ..honest
+        };
+        let text = audit(&f, &load(10_000), &window(old)).column();
+        assert!(text.contains("counted no requests' work"), "{text}");
+    }
+
+    #[test]
+    fn the_hot_share_of_a_skewed_load_is_checked() {
+        let mut f = facts(Model::Open);
+        f.skew = Some(crate::scenario::Skew {
+            hot: 0.1,
+            share: 0.9,
+        });
+        let mut l = load(1000);
+        l.counters.scheduled = 1000;
+        l.counters.hot_requests = 895;
+        let w = WindowReadings::default();
+        assert!(!audit(&f, &l, &w).column().contains("skew"));
+        l.counters.hot_requests = 500;
+        let text = audit(&f, &l, &w).column();
+        assert!(
+            text.contains("skew: the hot connections carried 50.0% of the answers, the scenario asks for 90.0%"),
+            "{text}"
+        );
     }
 
     #[test]

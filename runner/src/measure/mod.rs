@@ -61,6 +61,44 @@ impl LoadMeasurement {
 pub struct WindowReadings {
     pub proc: Option<(ProcSample, ProcSample)>,
     pub own: Option<(ServerSnapshot, ServerSnapshot)>,
+    /// How the servers' threads shared the window's CPU (servers on this host).
+    pub spread: Option<ThreadSpread>,
+}
+
+/// Each server thread's CPU nanoseconds, keyed (pid, tid).
+pub type ThreadCpu = Vec<((u32, u32), u64)>;
+
+/// How evenly the server's threads shared its CPU in the window (the work-stealing question):
+/// each thread's CPU time in the window from /proc/<pid>/task/<tid>/schedstat at the edges.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ThreadSpread {
+    /// The busiest thread's share of the servers' CPU in the window: 1/k when k threads shared
+    /// it evenly, 1 when one thread did everything.
+    pub busiest_share: f64,
+    /// Threads that used at least a tenth of the busiest one's CPU.
+    pub busy_threads: u64,
+}
+
+impl ThreadSpread {
+    /// From each thread's CPU nanoseconds at the window's start (`a`) and end (`b`), keyed by
+    /// (pid, tid); a thread born in the window counts from zero, one that ended in it is not
+    /// seen (so the end is read just before the window's: see `ProcEdges`). `None` when no
+    /// thread ran.
+    pub fn between(a: &[((u32, u32), u64)], b: &[((u32, u32), u64)]) -> Option<ThreadSpread> {
+        let before: std::collections::HashMap<(u32, u32), u64> = a.iter().copied().collect();
+        let used: Vec<u64> = (b.iter())
+            .map(|(k, ns)| ns.saturating_sub(before.get(k).copied().unwrap_or(0)))
+            .collect();
+        let total: u64 = used.iter().sum();
+        let busiest = used.iter().copied().max()?;
+        if total == 0 {
+            return None;
+        }
+        Some(ThreadSpread {
+            busiest_share: busiest as f64 / total as f64,
+            busy_threads: used.iter().filter(|&&ns| ns * 10 >= busiest).count() as u64,
+        })
+    }
 }
 
 impl WindowReadings {
@@ -90,5 +128,26 @@ impl WindowReadings {
     /// Connections the servers had accepted when the window opened.
     pub fn accepted_at_start(&self) -> Option<u64> {
         Some(self.own?.0.counts?.accepted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ThreadSpread;
+
+    #[test]
+    fn the_spread_is_the_busiest_threads_share_of_the_window() {
+        let a = [((1, 10), 1_000), ((1, 11), 5_000), ((1, 12), 0)];
+        // Two threads busy evenly, one idle, one born in the window with a little work.
+        let b = [
+            ((1, 10), 101_000),
+            ((1, 11), 105_000),
+            ((1, 12), 0),
+            ((1, 13), 5_000),
+        ];
+        let s = ThreadSpread::between(&a, &b).unwrap();
+        assert!((s.busiest_share - 100.0 / 205.0).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.busy_threads, 2);
+        assert_eq!(ThreadSpread::between(&a, &a), None);
     }
 }

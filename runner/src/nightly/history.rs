@@ -213,6 +213,7 @@ pub(crate) mod tests {
             run_dir: format!("smoke/{night}"),
             capacity: None,
             max_connections: 0,
+            workload: String::new(),
             target_rate: None,
         }
     }

@@ -37,7 +37,8 @@ pub struct Overrides {
     /// Trials per runtime and point (overrides `[run] repeat`).
     #[arg(long)]
     pub repeat: Option<usize>,
-    /// Seed of the shuffled order (overrides `[run] seed`).
+    /// Seed of the shuffled order and of the workload's drawn durations (overrides `[run]
+    /// seed`).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Allow an external [target] that is not a loopback address.
@@ -129,7 +130,9 @@ impl Plan {
         if let Some(why) = self.workload(point).unsupported(l.workloads) {
             return Some(why);
         }
-        let peak = self.scenario.load.phases_peak(point.connections) as u64;
+        // The idle connections are the servers' to hold too.
+        let peak = (self.scenario.load.phases_peak(point.connections)
+            + self.scenario.load.idle_connections) as u64;
         if l.needs_tap && self.server_processes > 1 {
             let why = if self.scenario.server.processes_auto {
                 format!(
@@ -169,7 +172,10 @@ impl Plan {
 
     /// What each request is at `point`, and what the server does with it.
     pub fn workload(&self, point: &Point) -> Workload {
-        self.scenario.workload(point.payload_bytes)
+        Workload {
+            seed: self.seed,
+            ..self.scenario.workload(&point.workload, point.payload_bytes)
+        }
     }
 
     /// The connections and (open model) the rate over time at `point`: its values, then the
@@ -273,6 +279,9 @@ pub fn check(s: &Scenario, dir: &Path) -> anyhow::Result<Vec<String>> {
         ..Overrides::default()
     };
     let plan = plan(s, &overrides, dir)?;
+    // `run` writes each runtime's row skipped, with the reason; `validate` says at once that
+    // no row would run.
+    no_one_serves(s, &plan.subjects, &plan.limits)?;
     let mut notes: Vec<String> = remote_target(s)
         .map(|why| format!("{why}: `runbench run` refuses it without that option"))
         .into_iter()
@@ -404,13 +413,16 @@ pub fn points(s: &Scenario) -> Vec<Point> {
             for &rate in &rates {
                 for &threads in &s.server.threads {
                     for &max_connections in &s.server.max_connections {
-                        out.push(Point {
-                            connections,
-                            payload_bytes,
-                            rate,
-                            threads,
-                            max_connections,
-                        });
+                        for w in &s.workloads {
+                            out.push(Point {
+                                connections,
+                                payload_bytes,
+                                rate,
+                                threads,
+                                max_connections,
+                                workload: w.name.clone(),
+                            });
+                        }
                     }
                 }
             }
@@ -492,7 +504,10 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
     check_size(&scenario, subjects.len())?;
     let nofile_limit = crate::os::sys::raise_nofile()?;
     if scenario.server.processes_auto {
-        scenario.server.processes = auto_processes(scenario.load.peak_connections(), nofile_limit);
+        scenario.server.processes = auto_processes(
+            scenario.load.peak_connections() + scenario.load.idle_connections,
+            nofile_limit,
+        );
     }
     preflight(&scenario, nofile_limit)?;
     let limits = subjects.iter().map(SubjectLimits::of).collect();
@@ -511,6 +526,36 @@ pub fn plan(scenario: &Scenario, overrides: &Overrides, dir: &Path) -> anyhow::R
         steps,
         placement: Placement::local(),
     })
+}
+
+/// Refuses a workload that no runtime of the run serves (every row would be skipped), naming
+/// what each lacks.
+fn no_one_serves(
+    s: &Scenario,
+    subjects: &[Subject],
+    limits: &[SubjectLimits],
+) -> Result<(), PlanError> {
+    for w in &s.workloads {
+        let why: Vec<String> = (subjects.iter().zip(limits))
+            .filter_map(|(subject, l)| {
+                let reason = w.workload.unsupported(l.workloads)?;
+                Some(format!("`{}`: {reason}", subject.name()))
+            })
+            .collect();
+        if !subjects.is_empty() && why.len() == subjects.len() {
+            let which = match w.name.as_str() {
+                "" => String::new(),
+                name => format!(" `{name}`"),
+            };
+            return Err(PlanError::Preflight(format!(
+                "{}: no runtime of this run serves the workload{which} ({}); {}",
+                s.source.display(),
+                w.parts,
+                why.join("; ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `processes = "auto"`: the fewest server processes whose share of `connections` fits one
@@ -593,7 +638,17 @@ impl SubjectLimits {
 /// Checks descriptor and port budgets for the largest point of the scenario.
 pub fn preflight(s: &Scenario, nofile: u64) -> Result<(), PlanError> {
     let per_process = (nofile as usize).saturating_sub(FD_RESERVE);
-    let conns = s.load.peak_connections();
+    let idle = s.load.idle_connections;
+    if idle > per_process {
+        return Err(PlanError::Preflight(format!(
+            "scenario `{}` holds {idle} idle connections; runbench holds them open itself, and \
+             one process may open at most {nofile} files (RLIMIT_NOFILE hard limit) and keeps \
+             {FD_RESERVE} for itself: at most {per_process} idle connections",
+            s.name
+        )));
+    }
+    // The servers hold the idle connections beside the active ones.
+    let conns = s.load.peak_connections() + idle;
     let k = s.server.processes;
     let per_server = conns.div_ceil(k);
     if s.target.is_none() && per_server > per_process {

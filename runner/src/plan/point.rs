@@ -70,6 +70,9 @@ pub struct Point {
     pub threads: usize,
     /// 0 = no limit.
     pub max_connections: usize,
+    /// The workload's name in a `[[workload]]` sweep; empty for a scenario's only workload.
+    #[serde(default)]
+    pub workload: String,
 }
 
 impl Point {
@@ -96,6 +99,9 @@ impl Point {
         if let Some(r) = self.rate {
             s.push_str(&format!(" rate={r}/s"));
         }
+        if !self.workload.is_empty() {
+            s.push_str(&format!(" workload={}", self.workload));
+        }
         s
     }
 
@@ -108,6 +114,9 @@ impl Point {
         );
         if let Some(r) = self.rate {
             s.push_str(&format!(",target_rate={r}"));
+        }
+        if !self.workload.is_empty() {
+            s.push_str(&format!(",workload={}", self.workload));
         }
         s
     }
@@ -123,6 +132,9 @@ impl Point {
         }
         if let Some(r) = self.rate {
             s.push_str(&format!(", {r} req/s offered"));
+        }
+        if !self.workload.is_empty() {
+            s.push_str(&format!(", {}", self.workload));
         }
         s
     }

@@ -6,6 +6,7 @@
 
 mod capacity;
 mod hbars;
+pub mod heatmap;
 mod latency;
 pub mod palette;
 pub mod render;
@@ -69,6 +70,15 @@ pub fn draw_all(data: &RunData) -> Vec<Plot> {
             timeline::SIZE,
             data,
             timeline::draw,
+        ));
+    }
+    if heatmap::Grid::of(data).is_some() {
+        plots.push(plot(
+            "workloads.png",
+            "Requests per second by workload, relative to the best runtime at each",
+            heatmap::SIZE,
+            data,
+            heatmap::draw,
         ));
     }
     if data.capacity.is_some() {

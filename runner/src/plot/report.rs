@@ -52,6 +52,9 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
     if let Some(c) = data.capacity.as_deref() {
         md.push_str(&capacity_section(c));
     }
+    if let Some(grid) = crate::plot::heatmap::Grid::of(data) {
+        md.push_str(&workloads_section(&grid));
+    }
     md.push_str("## Results\n\n");
     md.push_str(&table(data));
     md.push('\n');
@@ -147,6 +150,21 @@ fn load_that_ran(data: &RunData) -> Option<String> {
     (!shapes.is_empty()).then(|| shapes.join("; "))
 }
 
+/// A `[[workload]]` sweep: per workload point, the answer first (which runtime served the
+/// most), then the others relative to it (the heatmap's cells, workloads.png).
+fn workloads_section(grid: &crate::plot::heatmap::Grid) -> String {
+    let mut md = String::from(
+        "## Workloads\n\nWho served the most requests/s at each workload, and every other \
+         runtime as a share of it (1.00 = as many; workloads.png draws the grid; ⚠: the row's \
+         audit flagged a figure, see Flags):\n\n",
+    );
+    for line in grid.answers() {
+        let _ = writeln!(md, "- {line}");
+    }
+    md.push('\n');
+    md
+}
+
 fn machine(data: &RunData) -> String {
     let m = &data.meta;
     let mut parts = Vec::new();
@@ -164,7 +182,8 @@ fn machine(data: &RunData) -> String {
 fn ordered(data: &RunData) -> Vec<&Summary> {
     let swept = data.swept();
     let mut rows: Vec<&Summary> = data.summary.iter().collect();
-    if swept.is_empty() {
+    let workloads = workload_order(data);
+    if swept.is_empty() && workloads.len() < 2 {
         rows.sort_by(|a, b| {
             b.row
                 .requests_per_sec
@@ -176,15 +195,33 @@ fn ordered(data: &RunData) -> Vec<&Summary> {
         rows.sort_by(|a, b| {
             let ia = order.iter().position(|r| r == a.runtime());
             let ib = order.iter().position(|r| r == b.runtime());
+            let wa = workloads.iter().position(|w| *w == a.row.workload);
+            let wb = workloads.iter().position(|w| *w == b.row.workload);
             ia.cmp(&ib)
                 .then_with(|| crate::results::read::cmp_point(&a.point(&swept), &b.point(&swept)))
+                .then(wa.cmp(&wb))
         });
     }
     rows
 }
 
+/// The workloads' names in the scenario's order (meta.json), then any it does not list.
+fn workload_order(data: &RunData) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for s in &data.summary {
+        if !names.contains(&s.row.workload.as_str()) {
+            names.push(&s.row.workload);
+        }
+    }
+    let order = &data.meta.workloads;
+    names.sort_by_key(|n| order.iter().position(|w| w == n).unwrap_or(usize::MAX));
+    names
+}
+
 /// Which optional columns the results table has.
 struct Columns {
+    /// A `[[workload]]` sweep: the workload's name after the runtime.
+    workloads: bool,
     swept: Vec<Param>,
     reference: bool,
     ci: bool,
@@ -193,6 +230,7 @@ struct Columns {
 
 fn table(data: &RunData) -> String {
     let cols = Columns {
+        workloads: workload_order(data).len() > 1,
         swept: data.swept(),
         reference: data
             .summary
@@ -210,7 +248,7 @@ fn table(data: &RunData) -> String {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            if i == 0 || h == "status" || h == "SLO" {
+            if i == 0 || h == "status" || h == "SLO" || h == "workload" {
                 "---"
             } else {
                 "---:"
@@ -226,6 +264,9 @@ fn table(data: &RunData) -> String {
 
 fn table_head(cols: &Columns) -> Vec<String> {
     let mut head: Vec<String> = vec!["runtime".into()];
+    if cols.workloads {
+        head.push("workload".into());
+    }
     head.extend(cols.swept.iter().map(|p| p.name().to_string()));
     let rps = if cols.ci {
         "requests/s [CI]"
@@ -247,6 +288,9 @@ fn table_head(cols: &Columns) -> Vec<String> {
 fn table_row(data: &RunData, cols: &Columns, r: &Summary) -> Vec<String> {
     // Runtime names come from plugin headers too: escaped like every cell.
     let mut c: Vec<String> = vec![format!("**{}**", cell(r.runtime()))];
+    if cols.workloads {
+        c.push(cell(&r.row.workload));
+    }
     for &p in &cols.swept {
         c.push(r.param(p).map_or("-".into(), |v| fmt_param(p, v)));
     }

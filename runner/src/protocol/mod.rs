@@ -196,6 +196,9 @@ pub struct LoadgenSpec {
     /// Open model: requests/s over all connections.
     pub rate: Option<Ramp>,
     pub requests_per_connection: Option<u64>,
+    /// Uneven load over the connections (`[load] skew`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skew: Option<crate::scenario::Skew>,
     /// Open model: the generator sleeps at most once per window of this many ns.
     #[serde(default)]
     pub send_window_ns: u64,
@@ -315,6 +318,10 @@ pub struct LoadCounters {
     pub loopback_floor_ns: u64,
     #[serde(default)]
     pub latency_below_floor: u64,
+    /// With `[load] skew`: answers in the window on the hot connections (the witness of the
+    /// share they carried).
+    #[serde(default)]
+    pub hot_requests: u64,
 }
 
 impl std::ops::AddAssign for LoadCounters {
@@ -347,6 +354,7 @@ impl std::ops::AddAssign for LoadCounters {
             (a, b) => a.min(b),
         };
         self.latency_below_floor += o.latency_below_floor;
+        self.hot_requests += o.hot_requests;
     }
 }
 

@@ -62,6 +62,10 @@ pub struct SummaryRow {
     /// Trials this row summarises.
     pub trials: u32,
     pub model: String,
+    /// What each request asked of the server (`[workload]` in words, e.g. `cpu 20us · sleep
+    /// 1ms`; `echo` for none); the point's `workload` column names it in a sweep.
+    #[serde(default)]
+    pub workload_parts: String,
     pub server_processes: usize,
     /// `[server] processes = "auto"` chose `server_processes` (the fewest the open-files limit
     /// allows).
@@ -124,6 +128,21 @@ pub struct SummaryRow {
     /// Messages the servers echoed in the window, by their own count (a witness of `requests`).
     pub server_echoes_window: Option<u64>,
     pub server_rss_peak_bytes: Option<u64>,
+    /// With `[load] idle_connections`: how many were held, and the servers' RSS per idle
+    /// connection: (RSS with them accepted - RSS before they connected) / their count.
+    pub idle_connections: Option<u64>,
+    pub server_rss_per_idle_connection_bytes: Option<f64>,
+    /// How evenly the server's threads shared its CPU in the window (the work-stealing
+    /// question): the busiest thread's share of the servers' CPU (1/k for k threads evenly
+    /// busy, 1 when one thread did all), and the threads that used at least a tenth of the
+    /// busiest one's CPU. From /proc/<pid>/task/*/schedstat at the window's start and a tenth
+    /// of it (at most 50 ms) before its end (a thread-per-connection server's threads end with
+    /// their connections at the window's end, taking their CPU time with them).
+    pub server_busiest_thread_share: Option<f64>,
+    pub server_busy_threads: Option<u64>,
+    /// With `[load] skew`: the share of the answers in the window that went to the hot
+    /// connections (the scenario's `share`, measured).
+    pub hot_share: Option<f64>,
     /// Least-squares slope of the server's sampled RSS over the measured window (timeline.csv),
     /// in MiB per minute; empty with fewer than 5 samples in the window.
     pub server_rss_growth_mib_per_min: Option<f64>,

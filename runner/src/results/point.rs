@@ -23,6 +23,9 @@ macro_rules! point_columns {
             /// 0 = no limit.
             #[serde(default, deserialize_with = "crate::results::point::lenient_count")]
             pub max_connections: usize,
+            /// The workload's name in a `[[workload]]` sweep (empty: the scenario's only one).
+            #[serde(default)]
+            pub workload: String,
         }
 
         impl $name {
@@ -34,6 +37,7 @@ macro_rules! point_columns {
                     rate: self.target_rate,
                     threads: self.server_threads,
                     max_connections: self.max_connections,
+                    workload: self.workload.clone(),
                 }
             }
             pub fn set_point(&mut self, p: &$crate::results::Point) {
@@ -42,6 +46,7 @@ macro_rules! point_columns {
                 self.target_rate = p.rate;
                 self.server_threads = p.threads;
                 self.max_connections = p.max_connections;
+                self.workload = p.workload.clone();
             }
 
             /// The value of one swept parameter.

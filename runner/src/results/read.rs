@@ -90,6 +90,8 @@ pub struct MetaView {
     pub shutdown_at_s: Option<f64>,
     /// Per-runtime caveats: meta.json `runtime_notes` {runtime: text} and `plugins[].note`.
     pub notes: BTreeMap<String, String>,
+    /// The scenario's workloads' names in its order (a `[[workload]]` sweep's columns).
+    pub workloads: Vec<String>,
 }
 
 impl MetaView {
@@ -128,7 +130,15 @@ impl MetaView {
             })
         };
         let known = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let workloads = (m.scenario.pointer("/workloads").and_then(|w| w.as_array()))
+            .map(|list| {
+                list.iter()
+                    .filter_map(|w| Some(w.get("name")?.as_str()?.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
         MetaView {
+            workloads,
             scenario: m.scenario_name(),
             description: m.scenario_text("/description").unwrap_or_default(),
             cpu_model: known(&m.host.cpu_model),

@@ -698,7 +698,12 @@ fn step_facts(plan: &Plan, point: &Point) -> audit::StepFacts {
     audit::StepFacts {
         model: s.load.model,
         workload: plan.workload(point),
-        steady_connections: s.load.phases.is_empty() && s.load.requests_per_connection.is_none(),
+        skew: s.load.skew,
+        // With skew the cold connections of a closed load think between requests: Little's
+        // law's N is not the connections open.
+        steady_connections: s.load.phases.is_empty()
+            && s.load.requests_per_connection.is_none()
+            && s.load.skew.is_none(),
         rate: plan.ramps(point).1,
         send_window: s.load.send_window,
         warmup: s.load.warmup,

@@ -26,6 +26,7 @@ pub(super) fn base_row(plan: &Plan, subject: usize, p: &Point, trial: usize) -> 
             Model::Closed => "closed".into(),
             Model::Open => "open".into(),
         },
+        workload_parts: crate::scenario::describe_workload(&plan.workload(p)),
         server_processes: plan.server_processes,
         server_processes_auto: s.server.processes_auto,
         duration_s: s.load.duration.as_secs_f64(),
@@ -110,6 +111,14 @@ pub(super) fn to_row(
         server_cpu_life_sys_s: servers.resources.then_some(servers.cpu_sys_s),
         server_echoes_window: audit.server_echoes,
         server_rss_peak_bytes: servers.resources.then_some(servers.rss_peak_bytes),
+        idle_connections: m.idle.map(|(n, _)| n),
+        server_rss_per_idle_connection_bytes: m.idle.map(|(_, per)| per),
+        server_busiest_thread_share: m.window.spread.map(|s| s.busiest_share),
+        server_busy_threads: m.window.spread.map(|s| s.busy_threads),
+        hot_share: facts
+            .skew
+            .filter(|_| c.requests > 0)
+            .map(|_| c.hot_requests as f64 / c.requests as f64),
         shutdown_ms: Some(servers.shutdown.as_secs_f64() * 1000.0),
         drain_ms: servers.drain_ms,
         shutdown_overrun: Some(servers.overran),

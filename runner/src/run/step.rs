@@ -42,6 +42,7 @@ fn loadgen_specs(
             open_connections: open_connections.clone(),
             rate: rate.clone(),
             requests_per_connection: s.load.requests_per_connection,
+            skew: s.load.skew,
             send_window_ns: s.load.send_window.as_nanos() as u64,
             interval_ms: s.run.interval.as_millis() as u64,
             signal_at_ms: s.shutdown.at.map(|d| d.as_millis() as u64),
@@ -77,19 +78,32 @@ pub(super) struct Measured {
     /// Across machines: load processes that failed (their agent was lost, or refused): the row
     /// fails with this, and what the others measured is kept in it.
     pub partial: Option<String>,
+    /// `[load] idle_connections`: how many were held, and the servers' RSS per one.
+    pub idle: Option<(u64, f64)>,
 }
 
 /// /proc samples of the servers at the window's two edges, taken by the runner.
 struct ProcEdges {
     at: [Instant; 2],
     taken: [Option<Option<ProcSample>>; 2],
+    /// Each server thread's CPU at the start and a little before the end: a thread that ends
+    /// between the two readings takes its CPU time with it, and a thread-per-connection server's
+    /// threads end as soon as the load generators close their connections at the window's end.
+    threads_at: [Instant; 2],
+    threads: [Option<Option<crate::measure::ThreadCpu>>; 2],
 }
+
+/// How long before the window's end the threads are read: a tenth of the window, at most this.
+const THREADS_EARLY: Duration = Duration::from_millis(50);
 
 impl ProcEdges {
     fn new(start: Instant, end: Instant) -> Self {
+        let early = ((end - start) / 10).min(THREADS_EARLY);
         ProcEdges {
             at: [start, end],
             taken: [None, None],
+            threads_at: [start, end - early],
+            threads: [None, None],
         }
     }
 
@@ -98,14 +112,29 @@ impl ProcEdges {
             if self.taken[k].is_none() && Instant::now() >= self.at[k] {
                 self.taken[k] = Some(sampler.all());
             }
+            if self.threads[k].is_none() && Instant::now() >= self.threads_at[k] {
+                self.threads[k] = Some(sampler.threads());
+            }
         }
+    }
+
+    /// How evenly the server's threads shared the window's CPU.
+    fn spread(&self) -> Option<crate::measure::ThreadSpread> {
+        let (Some(Some(a)), Some(Some(b))) = (&self.threads[0], &self.threads[1]) else {
+            return None;
+        };
+        crate::measure::ThreadSpread::between(a, b)
     }
 
     /// The next edge not yet sampled.
     fn next(&self) -> Option<Instant> {
-        (0..2)
+        let proc = (0..2)
             .find(|&k| self.taken[k].is_none())
-            .map(|k| self.at[k])
+            .map(|k| self.at[k]);
+        let threads = (0..2)
+            .find(|&k| self.threads[k].is_none())
+            .map(|k| self.threads_at[k]);
+        proc.into_iter().chain(threads).min()
     }
 
     fn readings(&self) -> Option<(ProcSample, ProcSample)> {
@@ -122,9 +151,14 @@ pub(super) fn measure(inp: &StepInputs, st: &mut StepState) -> Result<Measured, 
         Subject::Plugin(p) => tap_namespace(plan, &p.name, &p.path)?,
         Subject::External(_) => None,
     };
-    let (mut server, version, mut loadgens) = set_up(inp, st, netns.as_ref())?;
+    let (mut server, version, mut loadgens, idle) = set_up(inp, st, netns.as_ref())?;
     let driven = drive(inp, st, &mut server, &mut loadgens);
-    collect(inp, st, server, loadgens, driven, version)
+    // Held through the load, closed with it, before the servers are stopped (as the load
+    // generators close theirs): a server's drain measures the connections that carried load.
+    let idle = idle.map(|i| (i.count(), i.rss_per_connection()));
+    let mut measured = collect(inp, st, server, loadgens, driven, version)?;
+    measured.idle = idle;
+    Ok(measured)
 }
 
 /// Starts the servers, connects the load generators and waits until the servers accepted them.
@@ -132,7 +166,7 @@ fn set_up(
     inp: &StepInputs,
     st: &mut StepState,
     netns: Option<&crate::os::netns::TapNamespace>,
-) -> Result<(Server, String, Loadgens), StepEnd> {
+) -> Result<(Server, String, Loadgens, Option<Idle>), StepEnd> {
     let (plan, point, subject) = (inp.plan, inp.point, inp.subject);
     let (mut server, target, version) = start_server(
         plan,
@@ -145,6 +179,13 @@ fn set_up(
     .map_err(failed_or_interrupted)?;
     st.port = Some(target.port());
     st.progress.phase(Phase::Connecting);
+    let idle = match hold_idle(plan, &mut server, target, subject.name()) {
+        Ok(idle) => idle,
+        Err(e) => {
+            server.stop(plan.scenario.shutdown.grace);
+            return Err(StepEnd::Failed(e));
+        }
+    };
     let netns_name = netns.map(|ns| ns.name().to_string());
     let specs = loadgen_specs(plan, point, target, netns_name);
     let timeout = connect_timeout(point.connections) + Duration::from_secs(10);
@@ -166,8 +207,74 @@ fn set_up(
             connected.first_error.as_deref().unwrap_or("unknown reason")
         ));
     }
-    await_accepted(&mut server, connected.ok, timeout, subject.name());
-    Ok((server, version, loadgens))
+    let held = idle.as_ref().map_or(0, |i| i.streams.len() as u64);
+    await_accepted(&mut server, connected.ok + held, timeout, subject.name());
+    Ok((server, version, loadgens, idle))
+}
+
+/// `[load] idle_connections`, held open by the runner without traffic through the step, and
+/// the servers' RSS before they connected and once the servers had accepted them all.
+pub(super) struct Idle {
+    streams: Vec<std::net::TcpStream>,
+    pub rss_before: u64,
+    pub rss_after: u64,
+}
+
+impl Idle {
+    /// The servers' RSS per idle connection: (RSS with them - RSS before) / their count.
+    pub fn rss_per_connection(&self) -> f64 {
+        (self.rss_after as f64 - self.rss_before as f64) / self.streams.len().max(1) as f64
+    }
+
+    pub fn count(&self) -> u64 {
+        self.streams.len() as u64
+    }
+}
+
+/// Opens the idle connections before the load (the servers have accepted nothing else yet),
+/// waits until the servers accepted them all, and reads the RSS on either side.
+fn hold_idle(
+    plan: &Plan,
+    server: &mut Server,
+    target: SocketAddr,
+    runtime: &str,
+) -> Result<Option<Idle>, String> {
+    let n = plan.scenario.load.idle_connections;
+    if n == 0 {
+        return Ok(None);
+    }
+    if !plan.placement.is_local() {
+        return Err(
+            "idle_connections are held by runbench itself, which needs the servers on \
+                    this host (not in a run across machines)"
+                .into(),
+        );
+    }
+    let sampler = server.sampler();
+    let rss = || sampler.all().map(|s| s.rss_bytes);
+    let rss_before = rss().ok_or("the server exited before the idle connections")?;
+    let mut streams = Vec::with_capacity(n);
+    for k in 0..n {
+        match std::net::TcpStream::connect_timeout(&target, Duration::from_secs(10)) {
+            Ok(s) => streams.push(s),
+            Err(e) => {
+                return Err(format!(
+                    "idle connection {} of {n} to {target} failed: {e}",
+                    k + 1
+                ))
+            }
+        }
+    }
+    let limit = connect_timeout(n) + Duration::from_secs(10);
+    await_accepted(server, n as u64, limit, runtime);
+    // What the accept did to the memory settles once each connection's first read is posted;
+    // one reading after the count is complete sees it.
+    let rss_after = rss().ok_or("the server exited while the idle connections were accepted")?;
+    Ok(Some(Idle {
+        streams,
+        rss_before,
+        rss_after,
+    }))
 }
 
 /// How the load ended.
@@ -313,6 +420,7 @@ fn collect(
     let window = WindowReadings {
         proc: d.edges.readings(),
         own: exit.window,
+        spread: d.edges.spread(),
     };
     Ok(Measured {
         version,
@@ -320,6 +428,7 @@ fn collect(
         servers: exit,
         window,
         partial,
+        idle: None,
     })
 }
 

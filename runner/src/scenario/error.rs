@@ -119,6 +119,9 @@ const DURATION_KEYS: &[&str] = &[
     "interval",
     "work",
     "sleep",
+    "cpu",
+    "blocking",
+    "mean",
     "send_window",
     "p50",
     "p90",
@@ -127,7 +130,7 @@ const DURATION_KEYS: &[&str] = &[
     "max",
 ];
 /// Keys whose value is a plain count of bytes.
-const BYTE_KEYS: &[&str] = &["payload_bytes"];
+const BYTE_KEYS: &[&str] = &["payload_bytes", "request_bytes", "response_bytes"];
 
 /// How to write `field`'s value when `written` has the wrong form: a duration without its unit
 /// (`duration = 10`), a byte count with one (`payload_bytes = "64KB"`).

@@ -4,12 +4,17 @@
 mod error;
 mod objectives;
 pub mod raw;
+mod workload;
 
 pub use error::ScenarioError;
 pub use objectives::{ErrorBudget, Percentile, Search, Slo, MAX_PROBES};
+pub use workload::{
+    describe as describe_workload, WorkloadSpec, MAX_ANSWER_MEMORY, MAX_FANOUT_TASKS, MAX_HOPS,
+    MAX_PART_DURATION, MAX_RESPONSE_BYTES, MAX_TASKS_ALIVE,
+};
 
 use raw::{OneOrMany, RawScenario};
-use runbench_plugin_abi::{Dist, Workload};
+use runbench_plugin_abi::Workload;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -51,6 +56,9 @@ pub struct Scenario {
     pub target: Option<TargetSpec>,
     pub slo: Option<Slo>,
     pub search: Option<Search>,
+    /// What each request is and what the server does with it: one, or a sweep of named ones
+    /// (`[workload]`, with `[server] work`/`sleep` folded in).
+    pub workloads: Vec<WorkloadSpec>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -64,10 +72,6 @@ pub struct ServerSpec {
     pub processes: usize,
     /// `processes = "auto"`: the fewest the open-files limit allows.
     pub processes_auto: bool,
-    #[serde(with = "as_text")]
-    pub work: Duration,
-    #[serde(with = "as_text")]
-    pub sleep: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -89,6 +93,7 @@ pub struct Phase {
 pub struct LoadSpec {
     pub model: Model,
     pub connections: Vec<usize>,
+    /// Bytes per request (`[workload] request_bytes`, or its older name `payload_bytes`).
     pub payload_bytes: Vec<u64>,
     /// Open model only; empty for closed.
     pub rate: Vec<u64>,
@@ -104,16 +109,75 @@ pub struct LoadSpec {
     #[serde(with = "as_text")]
     pub send_window: Duration,
     pub phases: Vec<Phase>,
+    /// Uneven load over the connections; `None`: even (round robin, or every connection as
+    /// fast as it is answered).
+    pub skew: Option<Skew>,
+    /// Connections held open without traffic beside the active ones.
+    pub idle_connections: usize,
+}
+
+/// Uneven load: the first `hot` fraction of the connections carries `share` of the requests.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Skew {
+    pub hot: f64,
+    pub share: f64,
+}
+
+impl Skew {
+    /// The hot connections among `n` (n >= 2): the first `round(hot x n)`, at least one and at
+    /// most all but one.
+    pub fn hot_of(&self, n: u64) -> u64 {
+        ((self.hot * n as f64).round() as u64).clamp(1, n.saturating_sub(1).max(1))
+    }
+
+    /// Whether connection `c` of `n` is hot.
+    pub fn is_hot(&self, c: u64, n: u64) -> bool {
+        n >= 2 && c < self.hot_of(n)
+    }
+
+    /// Open model: the connection of request `k` among `n`. Request `k` is hot when
+    /// `floor((k+1)·share) > floor(k·share)` (exactly `share` of every stretch of requests, no
+    /// randomness, so every load thread computes the same), and goes round robin among the hot
+    /// connections or among the cold ones.
+    pub fn connection(&self, k: u64, n: u64) -> u64 {
+        if n < 2 {
+            return 0;
+        }
+        let h = self.hot_of(n);
+        let hot_before = |k: u64| (k as f64 * self.share).floor() as u64;
+        let hot_k = hot_before(k);
+        if hot_before(k + 1) > hot_k {
+            hot_k % h
+        } else {
+            h + (k - hot_k) % (n - h)
+        }
+    }
+
+    /// Closed model: how long a cold connection thinks after each answer, for answers that
+    /// take `latency`, so the hot connections (no think time) carry `share`. With H hot and C
+    /// cold connections, a hot one sends 1/L requests a second and a cold one 1/(L+T):
+    /// share = (H/L) / (H/L + C/(L+T)), so T = L·(C·share / (H·(1-share)) - 1), at least 0
+    /// (where the even load already gives the hot ones that share).
+    pub fn think_time(&self, n: u64, latency: Duration) -> Duration {
+        let h = self.hot_of(n) as f64;
+        let c = n as f64 - h;
+        let factor = c * self.share / (h * (1.0 - self.share)) - 1.0;
+        latency.mul_f64(factor.max(0.0))
+    }
 }
 
 impl Scenario {
-    /// The workload of a point that sends `request_bytes` per request: what the scenario's
-    /// server does with each request, and what answers it.
-    pub fn workload(&self, request_bytes: u64) -> Workload {
+    /// The workload named `name` (a point's) sending `request_bytes` per request: what the
+    /// server does with each request, and what answers it (seed 0: the plan sets the run's).
+    pub fn workload(&self, name: &str, request_bytes: u64) -> Workload {
+        let spec = self
+            .workloads
+            .iter()
+            .find(|w| w.name == name)
+            .unwrap_or(&self.workloads[0]);
         Workload {
-            cpu: Dist::Fixed(self.server.work),
-            sleep: Dist::Fixed(self.server.sleep),
-            ..Workload::echo(request_bytes)
+            request_bytes: Some(request_bytes),
+            ..spec.workload
         }
     }
 }
@@ -406,6 +470,12 @@ impl Checker<'_> {
         text: &str,
         allow_zero: bool,
     ) -> Result<Duration, ScenarioError> {
+        if text.trim().starts_with('-') {
+            return self.err(
+                field,
+                format!("`{text}` is negative; a duration is zero or more, e.g. \"500ms\""),
+            );
+        }
         let d = humantime::parse_duration(text.trim()).or_else(|e| {
             self.err(
                 field,
@@ -469,7 +539,10 @@ impl Checker<'_> {
         }
         let runtimes = self.runtimes(&raw.runtimes)?;
         let server = self.server(&raw.server)?;
-        let load = self.load(&raw.load, &server, raw.search.is_some())?;
+        let (request_bytes, workloads) = self.workloads(&raw)?;
+        let load = self.load(&raw.load, &server, raw.search.is_some(), request_bytes)?;
+        let listed = matches!(raw.workload, Some(raw::TableOrList::Many(_)));
+        self.workloads_fit(&workloads, listed, &load)?;
         let shutdown = self.shutdown(&raw.shutdown, &load)?;
         let run = self.run(&raw.run)?;
         let target = match &raw.target {
@@ -506,6 +579,7 @@ impl Checker<'_> {
             target,
             slo,
             search,
+            workloads,
         })
     }
 
@@ -695,8 +769,6 @@ impl Checker<'_> {
                 None => 1,
             },
             processes_auto: matches!(&s.processes, Some(raw::CountOrAuto::Word(w)) if w.trim() == "auto"),
-            work: self.opt_duration("server.work", &s.work, Duration::ZERO, true)?,
-            sleep: self.opt_duration("server.sleep", &s.sleep, Duration::ZERO, true)?,
             cpus,
         })
     }
@@ -706,6 +778,7 @@ impl Checker<'_> {
         l: &raw::RawLoad,
         server: &ServerSpec,
         searching: bool,
+        payload_bytes: Vec<u64>,
     ) -> Result<LoadSpec, ScenarioError> {
         let model = self.model(&l.model)?;
         let has_phases = l.phases.as_ref().is_some_and(|p| !p.is_empty());
@@ -720,12 +793,6 @@ impl Checker<'_> {
             .into_iter()
             .map(|n| n as usize)
             .collect();
-        let payload_bytes = self.ints(
-            "load.payload_bytes",
-            &l.payload_bytes,
-            1,
-            MAX_PAYLOAD_BYTES as i64,
-        )?;
         let rate = self.rate(&l.rate, model, searching)?;
         let warmup = self.opt_duration("load.warmup", &l.warmup, Duration::ZERO, true)?;
         let phases = self.phases(l.phases.as_deref().unwrap_or_default(), model)?;
@@ -735,6 +802,11 @@ impl Checker<'_> {
             self.window_of_phases(l, &phases, warmup, connections.len() > 1 || rate.len() > 1)?
         };
         let cpus = self.load_cpus(l, server)?;
+        let skew = self.skew(l, &connections, !phases.is_empty())?;
+        let idle_connections = match l.idle_connections {
+            Some(n) => self.int("load.idle_connections", n, 0, MAX_CONNECTIONS)? as usize,
+            None => 0,
+        };
         Ok(LoadSpec {
             model,
             connections,
@@ -752,8 +824,45 @@ impl Checker<'_> {
                 None => None,
             },
             send_window: self.send_window(&l.send_window, model)?,
+            skew,
+            idle_connections,
             phases,
         })
+    }
+
+    fn skew(
+        &self,
+        l: &raw::RawLoad,
+        connections: &[usize],
+        has_phases: bool,
+    ) -> Result<Option<Skew>, ScenarioError> {
+        let Some(k) = &l.skew else { return Ok(None) };
+        for (key, v) in [("hot", k.hot), ("share", k.share)] {
+            if !(v > 0.0 && v < 1.0) {
+                return self.err(
+                    &format!("load.skew.{key}"),
+                    format!("must be above 0 and below 1 (a fraction), got {v}"),
+                );
+            }
+        }
+        if has_phases {
+            return self.err(
+                "load.skew",
+                "cannot be combined with phases (the hot connections are a share of a \
+                 constant count)"
+                    .into(),
+            );
+        }
+        if let Some(&n) = connections.iter().find(|&&n| n < 2) {
+            return self.err(
+                "load.connections",
+                format!("skew needs at least 2 connections (hot and cold ones), got {n}"),
+            );
+        }
+        Ok(Some(Skew {
+            hot: k.hot,
+            share: k.share,
+        }))
     }
 
     fn send_window(&self, text: &Option<String>, model: Model) -> Result<Duration, ScenarioError> {

@@ -55,6 +55,137 @@ pub struct RawScenario {
     pub slo: Option<RawSlo>,
     /// Open model: find each runtime's highest rate that meets `[slo]`.
     pub search: Option<RawSearch>,
+    /// What each request is and what the server does with it: one `[workload]` table, or a
+    /// `[[workload]]` list of named ones (a sweep: every workload is a point of the plan).
+    pub workload: Option<TableOrList<RawWorkload>>,
+}
+
+/// One table, or a list of tables (`[[section]]`). Read by hand rather than as an untagged enum
+/// so an error inside a table keeps its own message and place.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(untagged)]
+pub enum TableOrList<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> TableOrList<T> {
+    pub fn to_vec(&self) -> Vec<T> {
+        match self {
+            TableOrList::One(v) => vec![v.clone()],
+            TableOrList::Many(v) => v.clone(),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for TableOrList<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = TableOrList<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table or a list of tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(TableOrList::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(TableOrList::Many)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A duration per request: `"20us"` (fixed), or drawn per request from the run's seeded
+/// sequence: `{ mean = "20us", dist = "exp" }`, `{ mean = "20us", dist = "lognormal", p99 =
+/// "100us" }`.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(untagged)]
+pub enum RawDist {
+    Fixed(String),
+    Drawn(RawDrawn),
+}
+
+impl<'de> Deserialize<'de> for RawDist {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawDist;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a duration such as \"20us\", or a table such as { mean = \"20us\", dist = \"exp\" }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawDist, E> {
+                Ok(RawDist::Fixed(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawDist, A::Error> {
+                RawDrawn::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawDist::Drawn)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrawn {
+    /// The mean duration, e.g. "20us".
+    pub mean: String,
+    /// "fixed" (default: always the mean), "exp" (exponential) or "lognormal" (needs `p99`).
+    pub dist: Option<String>,
+    /// Log-normal only: the 99th percentile, above the mean and at most 14.95 times it.
+    pub p99: Option<String>,
+}
+
+/// What one request is and what the server does with it, in this order: `cpu`, `sleep`, the
+/// `fanout`, the `blocking` job, the `hops`; then it answers `response_bytes`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    /// Names this workload in a `[[workload]]` list (rows, plots): 1 to 100 letters, digits,
+    /// `-`, `_`, `.`. Default: `cpu`, `sleep`, ... from its parts.
+    pub name: Option<String>,
+    /// Bytes the client sends per request (a list sweeps); `[load] payload_bytes` is the same
+    /// key under its older name.
+    pub request_bytes: Option<OneOrMany<i64>>,
+    /// Bytes the server answers per request (at most 1 MiB); default: the request's own bytes
+    /// (an echo).
+    pub response_bytes: Option<i64>,
+    /// Busy CPU time per request on the thread serving the connection (`[server] work` is the
+    /// same key under its older name).
+    pub cpu: Option<RawDist>,
+    /// Awaited per request on the runtime's own timer, a downstream call (`[server] sleep` is
+    /// the same key under its older name).
+    pub sleep: Option<RawDist>,
+    /// Spawn `tasks` tasks per request (at most 1024), each spinning `cpu` and awaiting `sleep`;
+    /// join them all, then answer.
+    pub fanout: Option<RawFanout>,
+    /// Busy CPU time per request handed to the runtime's blocking pool and awaited.
+    pub blocking: Option<String>,
+    /// The request crosses this many tasks through the runtime's channels and back (at most 64).
+    pub hops: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFanout {
+    /// Tasks spawned per request, 1 to 1024.
+    pub tasks: i64,
+    /// Busy CPU time in each task, e.g. "5us".
+    pub cpu: Option<String>,
+    /// Awaited on the runtime's timer in each task, e.g. "200us".
+    pub sleep: Option<String>,
 }
 
 /// Limits on latency (durations, e.g. "5ms"), errors and the achieved rate.
@@ -111,9 +242,11 @@ pub struct RawServer {
     /// Server processes sharing the port with SO_REUSEPORT, or "auto": the fewest the
     /// open-files limit allows for the connections (1 where it can). Default 1.
     pub processes: Option<CountOrAuto>,
-    /// CPU work per request: busy-spin this long before echoing, e.g. "50us".
+    /// CPU work per request: busy-spin this long before echoing, e.g. "50us" (the older name
+    /// of `[workload] cpu`).
     pub work: Option<String>,
-    /// Await the runtime's timer this long before echoing, e.g. "1ms".
+    /// Await the runtime's timer this long before echoing, e.g. "1ms" (the older name of
+    /// `[workload] sleep`).
     pub sleep: Option<String>,
 }
 
@@ -124,8 +257,9 @@ pub struct RawLoad {
     pub model: Option<String>,
     /// Concurrent connections (a list sweeps); with phases, the starting count.
     pub connections: OneOrMany<i64>,
-    /// Bytes per echo message (a list sweeps).
-    pub payload_bytes: OneOrMany<i64>,
+    /// Bytes the client sends per request (a list sweeps): the older name of `[workload]
+    /// request_bytes`.
+    pub payload_bytes: Option<OneOrMany<i64>>,
     /// Open model: requests/s over all connections (a list runs each step, in shuffled order).
     pub rate: Option<OneOrMany<i64>>,
     /// Excluded from the measurement, e.g. "1s".
@@ -146,6 +280,21 @@ pub struct RawLoad {
     pub phases: Option<Vec<RawPhase>>,
     /// Allow the load CPUs to overlap the server CPUs (the two then compete for cores).
     pub allow_shared_cpus: Option<bool>,
+    /// Uneven load: `{ hot = 0.1, share = 0.9 }`, the first 10% of the connections carry 90% of
+    /// the requests (open: by weight; closed: the others think between requests).
+    pub skew: Option<RawSkew>,
+    /// Connections established and accepted before the load and held open without traffic
+    /// beside the active ones (the server's memory per connection).
+    pub idle_connections: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSkew {
+    /// The fraction of the connections that are hot, above 0 and below 1.
+    pub hot: f64,
+    /// The fraction of the requests the hot connections carry, above 0 and below 1.
+    pub share: f64,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -173,7 +322,8 @@ pub struct RawShutdown {
 pub struct RawRun {
     /// Trials per runtime and point; the order of runtimes is shuffled per trial. Default 1.
     pub repeat: Option<i64>,
-    /// Seed of the shuffles and the bootstrap; default: random, recorded in meta.json.
+    /// Seed of the shuffles, the bootstrap and the workload's drawn durations; default: random,
+    /// recorded in meta.json.
     pub seed: Option<i64>,
     /// Timeline interval. Default "1s".
     pub interval: Option<String>,

@@ -32,6 +32,20 @@ impl ProcSampler {
         }
     }
 
+    /// CPU nanoseconds of every thread of every server process, keyed (pid, tid); `None` when
+    /// one is gone, and for servers on another host (not read there).
+    pub fn threads(&self) -> Option<crate::measure::ThreadCpu> {
+        let ProcSampler::Local(pids) = self else {
+            return None;
+        };
+        let mut out = Vec::new();
+        for &pid in pids {
+            let threads = crate::os::procfs::thread_cpu_ns(pid)?;
+            out.extend(threads.into_iter().map(|(tid, ns)| ((pid, tid), ns)));
+        }
+        Some(out)
+    }
+
     /// What the processes still there read (the timeline).
     pub fn present(&self) -> ProcSample {
         match self {
