@@ -2,7 +2,9 @@
 //! become readable or writable (edge-triggered: each drive goes on until the socket would block).
 
 use mio::net::TcpStream;
-use runbench_plugin_abi::{spin_for, Config, MessageTracker, Outcome, Serving, ECHO_BUFFER_BYTES};
+use runbench_plugin_abi::{
+    spin_for, Config, MessageTracker, Outcome, Protocol, Serving, ECHO_BUFFER_BYTES,
+};
 use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::time::Instant;
@@ -34,6 +36,8 @@ pub struct Conn<'a> {
     /// Holds one of the `max_connections` slots.
     pub has_slot: bool,
     sleep_until: Option<Instant>,
+    /// HTTP/1.1's state, when the workload's protocol is HTTP.
+    http: Option<Box<crate::http::Http>>,
 }
 
 impl<'a> Conn<'a> {
@@ -47,6 +51,7 @@ impl<'a> Conn<'a> {
             serving: None,
             has_slot: false,
             sleep_until: None,
+            http: None,
         }
     }
 
@@ -60,9 +65,13 @@ impl<'a> Conn<'a> {
 
     /// Starts serving (after any `max_connections` slot was granted). The buffer is allocated
     /// only now, so connections waiting for a slot cost no buffer.
-    pub fn start(&mut self, serving: Serving<'a>) -> io::Result<()> {
+    pub fn start(&mut self, serving: Serving<'a>, config: &Config) -> io::Result<()> {
         self.serving = Some(serving);
-        self.buf = vec![0u8; ECHO_BUFFER_BYTES].into_boxed_slice();
+        if config.workload.protocol == Protocol::Http1 {
+            self.http = Some(Box::new(crate::http::Http::new(&config.workload)));
+        } else {
+            self.buf = vec![0u8; ECHO_BUFFER_BYTES].into_boxed_slice();
+        }
         self.stream.set_nodelay(true)
     }
 
@@ -74,6 +83,10 @@ impl<'a> Conn<'a> {
                 return Step::Idle; // the timer heap already holds its wake-up
             }
             self.sleep_until = None;
+        }
+        if let Some(http) = &mut self.http {
+            let stream = &mut self.stream;
+            return http.drive(stream, config, stopping, echoed, &mut self.sleep_until);
         }
         for _ in 0..READS_PER_DRIVE {
             while !self.unsent.is_empty() {

@@ -22,6 +22,7 @@ use super::arrival;
 use super::connect::start_connect;
 use super::epoll::{Epoll, Ready};
 use super::exchange::Exchange;
+use super::http::{show, Parser};
 use super::pacer::{Clock, Pacer};
 use super::schedule::Owned;
 pub use super::settings::Settings;
@@ -98,6 +99,8 @@ enum Failure {
     ConnectFailed,
     ConnectTimeout,
     ClosedByServer,
+    /// HTTP: an answer that is not valid HTTP/1.1, or one cut short by the server's close.
+    Malformed,
     Io(io::ErrorKind),
 }
 
@@ -108,6 +111,7 @@ impl Failure {
             Failure::ConnectFailed => e.connect_failed += 1,
             Failure::ConnectTimeout => e.connect_timeout += 1,
             Failure::ClosedByServer => e.closed_by_server += 1,
+            Failure::Malformed => e.malformed += 1,
             Failure::Io(K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted) => e.reset += 1,
             Failure::Io(_) => e.other += 1,
         }
@@ -142,6 +146,8 @@ struct Conn {
     last_completion: Option<Instant>,
     /// A write stopped on a full socket buffer; epoll's writable event must not be slept through.
     write_blocked: bool,
+    /// HTTP: where the answer being read is.
+    parser: Parser,
 }
 
 /// The current timeline interval's tallies.
@@ -188,6 +194,8 @@ pub struct Worker {
     woke: Option<Instant>,
     /// This thread's realtime-to-monotonic offset, for the kernel's receive stamps.
     clocks: arrival::Clocks,
+    /// HTTP: the first malformed answer was logged (one line per worker, not one per answer).
+    malformed_logged: bool,
 }
 
 impl Worker {
@@ -218,10 +226,11 @@ impl Worker {
                 answered_here: 0,
                 last_completion: None,
                 write_blocked: false,
+                parser: Parser::new(),
             })
             .collect();
         Ok(Worker {
-            exchange: Exchange::of(&settings.workload),
+            exchange: Exchange::of(&settings.workload, settings.target),
             clock: Pacer::clock(now, &settings),
             pacer: Pacer::new(&settings),
             interval: Interval {
@@ -253,6 +262,7 @@ impl Worker {
             spun: Duration::ZERO,
             woke: None,
             clocks: arrival::Clocks::measure(),
+            malformed_logged: false,
         })
     }
 
@@ -410,6 +420,7 @@ impl Worker {
         c.written = 0;
         c.write_pos = 0;
         c.recv_pos = 0;
+        c.parser = Parser::new();
         c.state = state;
     }
 
@@ -445,6 +456,17 @@ impl Worker {
         let c = &self.conns[i];
         if c.state == State::Open && c.queue.len() - c.written == 1 {
             self.write_more(i);
+        }
+    }
+
+    /// The closed model's first requests on a connection just opened: `pipeline` of them (one
+    /// unless HTTP pipelines), each answer then sending the next.
+    fn own_requests(&mut self, i: usize, now: Instant) {
+        for _ in 0..self.settings.workload.pipeline() {
+            match self.pacer.own_request(now) {
+                Some(at) => self.enqueue(i, at, None),
+                None => return,
+            }
         }
     }
 
@@ -519,6 +541,9 @@ impl Worker {
     /// of the read that finished it. Reads no further than what was written (large messages
     /// echo while they are still being sent).
     fn read_more(&mut self, i: usize, scratch: &mut [u8], now: Instant) {
+        if self.exchange.is_http() {
+            return self.read_http(i, scratch, now);
+        }
         let answer_len = self.exchange.answer_len();
         loop {
             let c = &mut self.conns[i];
@@ -570,6 +595,108 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.lose(i, Failure::Io(e.kind()), now),
             }
+        }
+    }
+
+    /// HTTP: reads what has arrived and parses it answer by answer ([`Parser`]), completing the
+    /// oldest request at each answer's end (at the arrival stamp of the read that ended it),
+    /// counting non-2xx answers by class and the bytes of a 2xx body that differ from the right
+    /// one. A malformed answer, one with no request outstanding, or a close inside an answer
+    /// is an error naming the connection and the bytes; the connection is then replaced, as is
+    /// one the server closed, and the load goes on.
+    fn read_http(&mut self, i: usize, scratch: &mut [u8], now: Instant) {
+        loop {
+            let c = &mut self.conns[i];
+            let Some(stream) = c.stream.as_mut() else {
+                return;
+            };
+            let want = scratch.len();
+            match arrival::read(stream, &mut scratch[..want], &mut self.clocks) {
+                Ok(got) if got.n == 0 => {
+                    if self.conns[i].parser.between_answers() {
+                        return self.fail_http(i, Failure::ClosedByServer, got.read_at);
+                    }
+                    let why = "the server closed the connection inside an answer";
+                    return self.malformed(i, why, &[], got.read_at);
+                }
+                Ok(arrival::Got {
+                    n,
+                    arrived,
+                    read_at,
+                    stamped,
+                }) => {
+                    if self.clock.in_window(read_at) {
+                        self.counters.reads += 1;
+                        self.counters.reads_unstamped += u64::from(!stamped);
+                    }
+                    let mut pos = 0;
+                    while pos < n {
+                        let c = &mut self.conns[i];
+                        if c.written == 0 && c.parser.between_answers() {
+                            let why = "an answer with no request outstanding";
+                            return self.malformed(i, why, &scratch[pos..n], read_at);
+                        }
+                        let body_at = c.parser.body_pos;
+                        let fed = match c.parser.feed(&scratch[pos..n]) {
+                            Ok(fed) => fed,
+                            Err(why) => return self.malformed(i, why, &scratch[pos..n], read_at),
+                        };
+                        let status = c.parser.status();
+                        let body = &scratch[pos..n][fed.body.clone()];
+                        if (200..300).contains(&status) || fed.done.is_some_and(|s| s / 100 == 2) {
+                            self.counters.mismatched_bytes +=
+                                self.exchange.body_mismatches(body_at, body);
+                        }
+                        pos += fed.used;
+                        if let Some(status) = fed.done {
+                            let body_len = body_at + fed.body.len() as u64;
+                            if status / 100 == 2 {
+                                let right = self.exchange.body_len();
+                                self.counters.mismatched_bytes += right.saturating_sub(body_len);
+                            }
+                            self.counters.count_status(status);
+                            self.complete(i, arrived, read_at);
+                            if self.conns[i].state != State::Open {
+                                return;
+                            }
+                        }
+                    }
+                    if n < want {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.fail_http(i, Failure::Io(e.kind()), now),
+            }
+        }
+    }
+
+    /// HTTP: connection `i` got a malformed answer (`why`, in `bytes`): counted, the first of
+    /// this worker logged with the connection and the bytes, and the connection replaced.
+    fn malformed(&mut self, i: usize, why: &str, bytes: &[u8], now: Instant) {
+        if !self.malformed_logged {
+            self.malformed_logged = true;
+            eprintln!(
+                "connection {} (from {}) to {}: malformed HTTP answer: {why}: \"{}\"",
+                self.conns[i].index,
+                self.conns[i].source,
+                self.settings.target,
+                show(bytes)
+            );
+        }
+        self.fail_http(i, Failure::Malformed, now);
+    }
+
+    /// HTTP: connection `i` failed (counted as `why`, its requests given up); a new one takes
+    /// its place while the load still wants it (a server may close or botch a connection; the
+    /// run goes on).
+    fn fail_http(&mut self, i: usize, why: Failure, now: Instant) {
+        self.lose(i, why, now);
+        self.conns[i].state = State::Idle;
+        self.conns[i].last_completion = None;
+        if now < self.clock.end && self.wanted(i, now) {
+            self.begin_connect(i, now);
         }
     }
 
@@ -820,9 +947,7 @@ impl Worker {
         let wait_began = crate::os::procfs::thread_cpu_wait();
         for i in 0..self.conns.len() {
             if self.conns[i].state == State::Open {
-                if let Some(at) = self.pacer.own_request(began) {
-                    self.enqueue(i, at, None);
-                }
+                self.own_requests(i, began);
             }
         }
         let mut waiting = Duration::ZERO;
@@ -927,7 +1052,7 @@ impl Worker {
                     .then(|| self.pacer.own_request(Instant::now()))
                     .flatten();
                 if let Some(at) = own {
-                    self.enqueue(i, at, None);
+                    self.own_requests(i, at);
                 } else {
                     // Requests that fell due while it reconnected go out now, late, with their
                     // intended times.

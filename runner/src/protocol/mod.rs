@@ -218,11 +218,20 @@ pub struct LoadErrors {
     pub reset: u64,
     pub closed_by_server: u64,
     pub other: u64,
+    /// HTTP: answers that were not valid HTTP/1.1 (or cut short by a close), each ending its
+    /// connection.
+    #[serde(default)]
+    pub malformed: u64,
 }
 
 impl LoadErrors {
     pub fn total(&self) -> u64 {
-        self.connect_failed + self.connect_timeout + self.reset + self.closed_by_server + self.other
+        self.connect_failed
+            + self.connect_timeout
+            + self.reset
+            + self.closed_by_server
+            + self.other
+            + self.malformed
     }
 
     /// `kind=count` for every kind that happened, e.g. `reset=3 closed_by_server=1`.
@@ -233,6 +242,7 @@ impl LoadErrors {
             ("reset", self.reset),
             ("closed_by_server", self.closed_by_server),
             ("other", self.other),
+            ("malformed", self.malformed),
         ]
         .iter()
         .filter(|(_, n)| *n > 0)
@@ -249,6 +259,7 @@ impl std::ops::AddAssign for LoadErrors {
         self.reset += o.reset;
         self.closed_by_server += o.closed_by_server;
         self.other += o.other;
+        self.malformed += o.malformed;
     }
 }
 
@@ -307,6 +318,35 @@ pub struct LoadCounters {
     /// out: impossible, so a clock or stamping fault; recorded as zero, and counted.
     #[serde(default)]
     pub latency_clamped: u64,
+    /// HTTP: answers that were not 2xx, by class (1xx, 3xx, 4xx, 5xx); they complete their
+    /// request (as wrk counts them) and flag the row.
+    #[serde(default)]
+    pub non_2xx: [u64; 4],
+}
+
+impl LoadCounters {
+    /// Counts an HTTP answer's status by class.
+    pub fn count_status(&mut self, status: u16) {
+        let slot = match status / 100 {
+            1 => 0,
+            3 => 1,
+            4 => 2,
+            5 => 3,
+            _ => return,
+        };
+        self.non_2xx[slot] += 1;
+    }
+
+    /// HTTP: the non-2xx answers, `4xx=3 5xx=1`, empty when there were none.
+    pub fn non_2xx_kinds(&self) -> String {
+        ["1xx", "3xx", "4xx", "5xx"]
+            .iter()
+            .zip(self.non_2xx)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 impl std::ops::AddAssign for LoadCounters {
@@ -333,6 +373,9 @@ impl std::ops::AddAssign for LoadCounters {
         self.reads += o.reads;
         self.reads_unstamped += o.reads_unstamped;
         self.latency_clamped += o.latency_clamped;
+        for (a, b) in self.non_2xx.iter_mut().zip(o.non_2xx) {
+            *a += b;
+        }
     }
 }
 

@@ -9,7 +9,7 @@ pub use error::ScenarioError;
 pub use objectives::{ErrorBudget, Percentile, Search, Slo, MAX_PROBES};
 
 use raw::{OneOrMany, RawScenario};
-use runbench_plugin_abi::{Dist, Workload};
+use runbench_plugin_abi::{Dist, Protocol, Workload, MAX_HEADER_BYTES};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -46,12 +46,42 @@ pub struct Scenario {
     pub runtimes: Option<Vec<String>>,
     pub server: ServerSpec,
     pub load: LoadSpec,
+    /// `[workload]`'s protocol keys.
+    pub protocol: ProtocolSpec,
     pub shutdown: ShutdownSpec,
     pub run: RunSpec,
     pub target: Option<TargetSpec>,
     pub slo: Option<Slo>,
     pub search: Option<Search>,
 }
+
+/// What the bytes on a connection are, and how an HTTP client sends them.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ProtocolSpec {
+    #[serde(serialize_with = "protocol_name")]
+    pub protocol: Protocol,
+    /// Requests in flight per connection (closed model).
+    pub pipeline: u32,
+    /// An extra request header's bytes.
+    pub header_bytes: u32,
+}
+
+impl Default for ProtocolSpec {
+    fn default() -> Self {
+        ProtocolSpec {
+            protocol: Protocol::Echo,
+            pipeline: 1,
+            header_bytes: 0,
+        }
+    }
+}
+
+fn protocol_name<S: serde::Serializer>(p: &Protocol, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.name())
+}
+
+/// The most requests a connection may keep in flight (`[workload] pipeline`).
+pub const MAX_PIPELINE: i64 = 1024;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ServerSpec {
@@ -110,9 +140,18 @@ impl Scenario {
     /// The workload of a point that sends `request_bytes` per request: what the scenario's
     /// server does with each request, and what answers it.
     pub fn workload(&self, request_bytes: u64) -> Workload {
+        let p = self.protocol;
         Workload {
             cpu: Dist::Fixed(self.server.work),
             sleep: Dist::Fixed(self.server.sleep),
+            protocol: p.protocol,
+            pipeline: p.pipeline,
+            header_bytes: p.header_bytes,
+            // HTTP: the request's body (none: a GET).
+            request_bytes: match p.protocol {
+                Protocol::Http1 => (request_bytes > 0).then_some(request_bytes),
+                Protocol::Echo => Some(request_bytes),
+            },
             ..Workload::echo(request_bytes)
         }
     }
@@ -470,6 +509,7 @@ impl Checker<'_> {
         let runtimes = self.runtimes(&raw.runtimes)?;
         let server = self.server(&raw.server)?;
         let load = self.load(&raw.load, &server, raw.search.is_some())?;
+        let protocol = self.protocol(&raw.workload, &load)?;
         let shutdown = self.shutdown(&raw.shutdown, &load)?;
         let run = self.run(&raw.run)?;
         let target = match &raw.target {
@@ -501,6 +541,7 @@ impl Checker<'_> {
             runtimes,
             server,
             load,
+            protocol,
             shutdown,
             run,
             target,
@@ -592,6 +633,77 @@ impl Checker<'_> {
             return self.err("run.interval", "must be at least 100ms".into());
         }
         Ok(run)
+    }
+
+    /// `[workload]`'s protocol keys: `pipeline` and `header_bytes` are HTTP's, and
+    /// pipelining is the closed model's (the open model's schedule sends regardless).
+    fn protocol(
+        &self,
+        w: &raw::RawWorkload,
+        load: &LoadSpec,
+    ) -> Result<ProtocolSpec, ScenarioError> {
+        let protocol = match w.protocol.as_deref().map(str::trim) {
+            None | Some("echo") => Protocol::Echo,
+            Some("http1") => Protocol::Http1,
+            Some(other) => {
+                return self.err(
+                    "workload.protocol",
+                    format!("`{other}` is not a protocol; use \"echo\" (default) or \"http1\""),
+                )
+            }
+        };
+        let http = protocol == Protocol::Http1;
+        let mut spec = ProtocolSpec {
+            protocol,
+            ..ProtocolSpec::default()
+        };
+        if let Some(n) = w.pipeline {
+            if !http {
+                return self.err(
+                    "workload.pipeline",
+                    "pipelines HTTP requests; the echo protocol has no requests to pipeline \
+                     (set protocol = \"http1\", or leave pipeline out)"
+                        .into(),
+                );
+            }
+            spec.pipeline = self.int("workload.pipeline", n, 1, MAX_PIPELINE)? as u32;
+            if spec.pipeline > 1 && load.model == Model::Open {
+                return self.err(
+                    "workload.pipeline",
+                    "is the closed model's; the open model's schedule already sends without \
+                     waiting for answers (leave pipeline out, or use model = \"closed\")"
+                        .into(),
+                );
+            }
+        }
+        if let Some(n) = w.header_bytes {
+            if !http {
+                return self.err(
+                    "workload.header_bytes",
+                    "is an HTTP request header's size; the echo protocol has no headers \
+                     (set protocol = \"http1\", or leave header_bytes out)"
+                        .into(),
+                );
+            }
+            spec.header_bytes =
+                self.int("workload.header_bytes", n, 0, i64::from(MAX_HEADER_BYTES))? as u32;
+        }
+        if !http {
+            if let Some(i) = load.payload_bytes.iter().position(|&b| b == 0) {
+                let field = match &load.payload_bytes[..] {
+                    [_] => "load.payload_bytes".to_string(),
+                    _ => format!("load.payload_bytes.{i}"),
+                };
+                return self.err(
+                    &field,
+                    format!(
+                        "must be between 1 and {MAX_PAYLOAD_BYTES} for the echo protocol, got 0 \
+                         (0 is an HTTP GET: protocol = \"http1\")"
+                    ),
+                );
+            }
+        }
+        Ok(spec)
     }
 
     fn target(&self, t: &raw::RawTarget) -> Result<TargetSpec, ScenarioError> {
@@ -720,10 +832,11 @@ impl Checker<'_> {
             .into_iter()
             .map(|n| n as usize)
             .collect();
+        // 0 is an HTTP GET; the echo's messages need a byte (checked with the protocol).
         let payload_bytes = self.ints(
             "load.payload_bytes",
             &l.payload_bytes,
-            1,
+            0,
             MAX_PAYLOAD_BYTES as i64,
         )?;
         let rate = self.rate(&l.rate, model, searching)?;

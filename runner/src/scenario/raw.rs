@@ -45,11 +45,15 @@ pub struct RawScenario {
     #[serde(default)]
     pub server: RawServer,
     pub load: RawLoad,
+    /// What the bytes are and how the client sends them (the protocol, HTTP's pipelining).
+    #[serde(default)]
+    pub workload: RawWorkload,
     #[serde(default)]
     pub shutdown: RawShutdown,
     #[serde(default)]
     pub run: RawRun,
-    /// Benchmark an external echo server instead of the plugins.
+    /// Benchmark an external server (echo, or HTTP with `[workload] protocol = "http1"`) instead
+    /// of the plugins.
     pub target: Option<RawTarget>,
     /// Service-level objectives every row is judged against (pass / fail).
     pub slo: Option<RawSlo>,
@@ -124,7 +128,7 @@ pub struct RawLoad {
     pub model: Option<String>,
     /// Concurrent connections (a list sweeps); with phases, the starting count.
     pub connections: OneOrMany<i64>,
-    /// Bytes per echo message (a list sweeps).
+    /// Bytes per echo message (a list sweeps); HTTP: bytes of the request's body (0: a GET).
     pub payload_bytes: OneOrMany<i64>,
     /// Open model: requests/s over all connections (a list runs each step, in shuffled order).
     pub rate: Option<OneOrMany<i64>>,
@@ -146,6 +150,20 @@ pub struct RawLoad {
     pub phases: Option<Vec<RawPhase>>,
     /// Allow the load CPUs to overlap the server CPUs (the two then compete for cores).
     pub allow_shared_cpus: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    /// "echo" (fixed-size messages echoed, the default) or "http1" (HTTP/1.1 with keep-alive: a
+    /// GET, or a POST of `load.payload_bytes` when above 0, answered 200 `Hello, World!`).
+    pub protocol: Option<String>,
+    /// HTTP, closed model: requests in flight per connection (1 to 1024; default 1: the next
+    /// goes out when the last answer is in).
+    pub pipeline: Option<i64>,
+    /// HTTP: bytes of an extra request header (`X-Pad`) per request, 0 to 65536 (cookies,
+    /// tokens). Default 0.
+    pub header_bytes: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
