@@ -48,6 +48,8 @@ http_conformance! {
     tokio => "tokio";
     tokio_per_core => "tokio-per-core";
     epoll => "epoll";
+    smol => "smol";
+    async_std => "async-std";
 }
 
 mod cases {

@@ -21,6 +21,7 @@ use async_std::channel::{Receiver, Sender};
 use async_std::net::{TcpListener, TcpStream};
 use runbench_plugin_abi::{
     export_plugin, Config, Connection, FuturesIo, HostHandle, Plugin, Runtime, Server, Timer,
+    WORKLOAD_HTTP1, WORKLOAD_V1,
 };
 use std::future::Future;
 use std::io;
@@ -34,6 +35,8 @@ struct AsyncStd;
 impl Plugin for AsyncStd {
     const RUNTIME: &'static str = "async-std";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    /// HTTP/1.1 through smol-hyper's `FuturesIo` beside the echo's cpu and sleep.
+    const WORKLOADS: u32 = WORKLOAD_V1 | WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         // Must happen before the first async-std call in this process (a serve child calls
@@ -78,6 +81,10 @@ impl Runtime for Rt {
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.accept().await?.0))
+    }
+    /// smol-hyper's futures-io adapter on the stream itself.
+    fn http_io(&self, stream: Self::Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        Some(smol_hyper::rt::FuturesIo::new(stream.0))
     }
     fn tasks(&self) -> Self::Tasks {
         async_std::channel::bounded(1)

@@ -15,7 +15,7 @@
 
 use runbench_plugin_abi::{
     export_plugin, Config, Connection, FuturesIo, HostHandle, JoinHandles, Plugin, Runtime, Server,
-    Timer,
+    Timer, WORKLOAD_HTTP1, WORKLOAD_V1,
 };
 use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Task};
@@ -28,6 +28,8 @@ struct Smol;
 impl Plugin for Smol {
     const RUNTIME: &'static str = "smol";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    /// HTTP/1.1 through smol-hyper's `FuturesIo` beside the echo's cpu and sleep.
+    const WORKLOADS: u32 = WORKLOAD_V1 | WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let ex = Arc::new(Executor::new());
@@ -90,6 +92,10 @@ impl Runtime for Rt {
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.accept().await?.0))
+    }
+    /// smol-hyper's futures-io adapter on the stream itself.
+    fn http_io(&self, stream: Self::Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        Some(smol_hyper::rt::FuturesIo::new(stream.0))
     }
     fn tasks(&self) -> Self::Tasks {
         JoinHandles::default()

@@ -529,6 +529,10 @@ impl Worker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if self.exchange.is_http() => {
+                    self.fail_http(i, Failure::Io(e.kind()), Instant::now());
+                    return false;
+                }
                 Err(e) => {
                     self.lose(i, Failure::Io(e.kind()), Instant::now());
                     return false;
@@ -541,9 +545,6 @@ impl Worker {
     /// of the read that finished it. Reads no further than what was written (large messages
     /// echo while they are still being sent).
     fn read_more(&mut self, i: usize, scratch: &mut [u8], now: Instant) {
-        if self.exchange.is_http() {
-            return self.read_http(i, scratch, now);
-        }
         let answer_len = self.exchange.answer_len();
         loop {
             let c = &mut self.conns[i];
@@ -603,8 +604,9 @@ impl Worker {
     /// counting non-2xx answers by class and the bytes of a 2xx body that differ from the right
     /// one. A malformed answer, one with no request outstanding, or a close inside an answer
     /// is an error naming the connection and the bytes; the connection is then replaced, as is
-    /// one the server closed, and the load goes on.
-    fn read_http(&mut self, i: usize, scratch: &mut [u8], now: Instant) {
+    /// one the server closed, and the load goes on. `closed`: the event also said the peer
+    /// closed (its FIN may have come with the last bytes, and no later edge will report it).
+    fn read_http(&mut self, i: usize, scratch: &mut [u8], now: Instant, closed: bool) {
         loop {
             let c = &mut self.conns[i];
             let Some(stream) = c.stream.as_mut() else {
@@ -661,7 +663,8 @@ impl Worker {
                             }
                         }
                     }
-                    if n < want {
+                    if n < want && !closed {
+                        // A short read drained the socket; epoll reports the next arrival.
                         return;
                     }
                 }
@@ -1064,7 +1067,11 @@ impl Worker {
                     self.write_more(i);
                 }
                 if self.conns[i].state == State::Open && (r.readable || r.closed) {
-                    self.read_more(i, scratch, now);
+                    if self.exchange.is_http() {
+                        self.read_http(i, scratch, now, r.closed);
+                    } else {
+                        self.read_more(i, scratch, now);
+                    }
                 }
             }
             State::Idle | State::Dead => {}
