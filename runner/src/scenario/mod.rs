@@ -508,7 +508,9 @@ impl Checker<'_> {
         }
         let runtimes = self.runtimes(&raw.runtimes)?;
         let server = self.server(&raw.server)?;
-        let load = self.load(&raw.load, &server, raw.search.is_some())?;
+        // HTTP's GET has no body (payload_bytes = 0); an echo message needs a byte.
+        let http = raw.workload.protocol.as_deref().map(str::trim) == Some("http1");
+        let load = self.load(&raw.load, &server, raw.search.is_some(), i64::from(!http))?;
         let protocol = self.protocol(&raw.workload, &load)?;
         let shutdown = self.shutdown(&raw.shutdown, &load)?;
         let run = self.run(&raw.run)?;
@@ -688,21 +690,6 @@ impl Checker<'_> {
             spec.header_bytes =
                 self.int("workload.header_bytes", n, 0, i64::from(MAX_HEADER_BYTES))? as u32;
         }
-        if !http {
-            if let Some(i) = load.payload_bytes.iter().position(|&b| b == 0) {
-                let field = match &load.payload_bytes[..] {
-                    [_] => "load.payload_bytes".to_string(),
-                    _ => format!("load.payload_bytes.{i}"),
-                };
-                return self.err(
-                    &field,
-                    format!(
-                        "must be between 1 and {MAX_PAYLOAD_BYTES} for the echo protocol, got 0 \
-                         (0 is an HTTP GET: protocol = \"http1\")"
-                    ),
-                );
-            }
-        }
         Ok(spec)
     }
 
@@ -818,6 +805,7 @@ impl Checker<'_> {
         l: &raw::RawLoad,
         server: &ServerSpec,
         searching: bool,
+        min_payload: i64,
     ) -> Result<LoadSpec, ScenarioError> {
         let model = self.model(&l.model)?;
         let has_phases = l.phases.as_ref().is_some_and(|p| !p.is_empty());
@@ -832,11 +820,10 @@ impl Checker<'_> {
             .into_iter()
             .map(|n| n as usize)
             .collect();
-        // 0 is an HTTP GET; the echo's messages need a byte (checked with the protocol).
         let payload_bytes = self.ints(
             "load.payload_bytes",
             &l.payload_bytes,
-            0,
+            min_payload,
             MAX_PAYLOAD_BYTES as i64,
         )?;
         let rate = self.rate(&l.rate, model, searching)?;
