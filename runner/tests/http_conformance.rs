@@ -50,6 +50,9 @@ http_conformance! {
     epoll => "epoll";
     smol => "smol";
     async_std => "async-std";
+    glommio => "glommio";
+    compio => "compio";
+    monoio => "monoio";
 }
 
 mod cases {

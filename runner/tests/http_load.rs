@@ -164,7 +164,7 @@ fn pipelined_http_rows_run_and_a_plugin_without_http_is_skipped_with_the_reason(
         &[
             "runbench_plugin_tokio",
             "runbench_plugin_epoll",
-            "runbench_plugin_glommio",
+            "runbench_plugin_kimojio",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -184,7 +184,7 @@ fn pipelined_http_rows_run_and_a_plugin_without_http_is_skipped_with_the_reason(
             "{runtime}: server {server}, client {client}"
         );
     }
-    let without = &rows["glommio"];
+    let without = &rows["kimojio"];
     assert_eq!(without["status"], "skipped");
     assert!(
         without["error"].contains("does not serve the workload's protocol = \"http1\""),

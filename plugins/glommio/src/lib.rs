@@ -32,7 +32,7 @@ use glommio::sync::Gate;
 use glommio::{LocalExecutorBuilder, Placement};
 use runbench_plugin_abi::{
     export_plugin, start_per_core, Config, Connection, FuturesIo, HostHandle, PerCore, Plugin,
-    Runtime, Timer,
+    Runtime, Timer, WORKLOAD_HTTP1, WORKLOAD_V1,
 };
 use std::future::Future;
 use std::io;
@@ -45,6 +45,8 @@ struct Glommio;
 impl Plugin for Glommio {
     const RUNTIME: &'static str = "glommio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
+    /// HTTP/1.1 through smol-hyper's `FuturesIo` beside the echo's cpu and sleep.
+    const WORKLOADS: u32 = WORKLOAD_V1 | WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let io_memory = system::check_system(config.threads)?;
@@ -127,6 +129,10 @@ impl Runtime for Rt {
 
     async fn accept(&self, listener: &Listener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.inner.accept().await?))
+    }
+    /// smol-hyper's futures-io adapter on glommio's stream.
+    fn http_io(&self, stream: Self::Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        Some(smol_hyper::rt::FuturesIo::new(stream.0))
     }
     fn tasks(&self) -> Gate {
         Gate::new()
