@@ -298,6 +298,7 @@ fn wrk_rate(addr: std::net::SocketAddr, connections: usize, secs: u32) -> f64 {
         .expect("running wrk");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "wrk: {stdout}");
+    assert_wrk_clean(&stdout);
     stdout
         .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
@@ -355,13 +356,9 @@ fn runbench_and_wrk_agree_on_requests_per_second() {
         "runbench {ours:?} req/s, wrk {theirs:?} req/s, ratio {ratio:.3}; load average before \
          {load_before:.2}, runbench's load generator waited for a CPU {waits:?} of its time"
     );
-    // Gross disagreement (a miscount, a client that stalls) shows however loaded the machine.
-    assert!(
-        (0.5..=2.0).contains(&ratio),
-        "runbench {ours:?} vs wrk {theirs:?} req/s: ratio {ratio:.3}"
-    );
-    // ±5% needs a machine whose other load does not take the clients' CPU: one where
-    // runbench's load generator hardly waited for its CPU, after a quiet minute.
+    // ±5% (and any comparison of rates) needs a machine whose other load does not take the
+    // clients' CPU: one where runbench's load generator hardly waited for its CPU, after a
+    // quiet minute. On a busy one the rates move by multiples between runs of one client.
     let quiet = load_before < 1.5 && waits.iter().all(|&w| w < 0.05);
     if !quiet {
         eprintln!(
@@ -373,6 +370,14 @@ fn runbench_and_wrk_agree_on_requests_per_second() {
     assert!(
         (0.95..=1.05).contains(&ratio),
         "runbench {ours:?} vs wrk {theirs:?} req/s: ratio {ratio:.3} outside ±5%"
+    );
+}
+
+/// wrk saw only 2xx answers and no socket errors (its summary names either when there were).
+fn assert_wrk_clean(stdout: &str) {
+    assert!(
+        !stdout.contains("Non-2xx") && !stdout.contains("Socket errors"),
+        "wrk saw errors: {stdout}"
     );
 }
 
@@ -400,6 +405,7 @@ fn pinned_wrk(addr: std::net::SocketAddr, connections: usize, secs: u32) -> f64 
             .output()
             .expect("running wrk");
         let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_wrk_clean(&stdout);
         if let Some(rate) = stdout.lines().find_map(|l| l.strip_prefix("Requests/sec:")) {
             return rate.trim().parse().unwrap();
         }
