@@ -43,6 +43,8 @@ const CONNECT_WINDOW: usize = 256;
 pub use super::pacer::DRAIN;
 /// How often a ramp of the connection count is followed.
 const RAMP_EVERY: Duration = Duration::from_millis(10);
+/// HTTP: requests one `writev` carries at most.
+const HTTP_WRITE_BATCH: usize = 64;
 /// Open model: requests a worker keeps queued at most (~40 MB). A server far slower than the
 /// rate would otherwise grow the queues without bound; beyond this a due request is not sent
 /// (counted, and recorded as unanswered).
@@ -196,6 +198,9 @@ pub struct Worker {
     clocks: arrival::Clocks,
     /// HTTP: the first malformed answer was logged (one line per worker, not one per answer).
     malformed_logged: bool,
+    /// HTTP: the answers of one read are being taken; the requests they free go out together
+    /// after them (one `writev` per read, not one `write` per answer).
+    defer_writes: bool,
 }
 
 impl Worker {
@@ -263,6 +268,7 @@ impl Worker {
             woke: None,
             clocks: arrival::Clocks::measure(),
             malformed_logged: false,
+            defer_writes: false,
         })
     }
 
@@ -454,7 +460,7 @@ impl Worker {
         // With earlier requests still unwritten the socket is full (or the churn limit holds):
         // edge-triggered EPOLLOUT (or the reconnect) resumes writing, a write now would not.
         let c = &self.conns[i];
-        if c.state == State::Open && c.queue.len() - c.written == 1 {
+        if c.state == State::Open && c.queue.len() - c.written == 1 && !self.defer_writes {
             self.write_more(i);
         }
     }
@@ -489,6 +495,9 @@ impl Worker {
 
     /// Writes the queued requests the socket takes; true when it stopped on a full buffer.
     fn write_some(&mut self, i: usize) -> bool {
+        if self.exchange.is_http() {
+            return self.write_http(i);
+        }
         loop {
             let c = &self.conns[i];
             if c.state != State::Open || c.written >= c.queue.len() {
@@ -599,6 +608,88 @@ impl Worker {
         }
     }
 
+    /// HTTP: writes the queued requests the socket takes, as many as are waiting (up to
+    /// [`HTTP_WRITE_BATCH`], and as the churn limit allows) in one `writev`; true when it
+    /// stopped on a full buffer. Each request counts as sent when its first byte is written.
+    fn write_http(&mut self, i: usize) -> bool {
+        loop {
+            let c = &self.conns[i];
+            if c.state != State::Open || c.written >= c.queue.len() {
+                return false;
+            }
+            // Requests this write may begin: the one under way, then those the churn allows.
+            let waiting = (c.queue.len() - c.written).min(HTTP_WRITE_BATCH);
+            let under_way = usize::from(c.write_pos > 0);
+            let may_begin = (0..waiting - under_way)
+                .take_while(|&k| self.pacer.may_start(c.started_here + k as u64))
+                .count();
+            let count = under_way + may_begin;
+            if count == 0 {
+                return false;
+            }
+            let msg = self.exchange.message(c.index);
+            let mut slices = [io::IoSlice::new(&[]); HTTP_WRITE_BATCH];
+            slices[0] = io::IoSlice::new(&msg[c.write_pos..]);
+            for slice in &mut slices[1..count] {
+                *slice = io::IoSlice::new(msg);
+            }
+            let c = &mut self.conns[i];
+            let Some(stream) = c.stream.as_mut() else {
+                return false;
+            };
+            match stream.write_vectored(&slices[..count]) {
+                Ok(0) => {
+                    self.fail_http(i, Failure::ClosedByServer, Instant::now());
+                    return false;
+                }
+                Ok(mut n) => {
+                    let now = Instant::now();
+                    while n > 0 {
+                        let c = &mut self.conns[i];
+                        if c.write_pos == 0 {
+                            c.started_here += 1;
+                            self.outstanding += 1;
+                            let req = &mut c.queue[c.written];
+                            let sent = *req.sent.get_or_insert(now);
+                            if self.pacer.counts_send(req.intended, sent, &self.clock) {
+                                self.counters.sent += 1;
+                                if sent.saturating_duration_since(req.intended) > LATE_SEND {
+                                    self.counters.sent_late += 1;
+                                }
+                            }
+                        }
+                        let c = &mut self.conns[i];
+                        let take = n.min(msg.len() - c.write_pos);
+                        c.write_pos += take;
+                        n -= take;
+                        if c.write_pos == msg.len() {
+                            c.write_pos = 0;
+                            c.written += 1;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.fail_http(i, Failure::Io(e.kind()), Instant::now());
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// HTTP: takes what has arrived ([`Worker::read_answers`]), then writes in one go the
+    /// requests its answers freed (the closed model's next ones, `pipeline` deep).
+    fn read_http(&mut self, i: usize, scratch: &mut [u8], now: Instant, closed: bool) {
+        self.defer_writes = true;
+        self.read_answers(i, scratch, now, closed);
+        self.defer_writes = false;
+        let c = &self.conns[i];
+        if c.state == State::Open && c.written < c.queue.len() && !c.write_blocked {
+            self.write_more(i);
+        }
+    }
+
     /// HTTP: reads what has arrived and parses it answer by answer ([`Parser`]), completing the
     /// oldest request at each answer's end (at the arrival stamp of the read that ended it),
     /// counting non-2xx answers by class and the bytes of a 2xx body that differ from the right
@@ -606,7 +697,7 @@ impl Worker {
     /// is an error naming the connection and the bytes; the connection is then replaced, as is
     /// one the server closed, and the load goes on. `closed`: the event also said the peer
     /// closed (its FIN may have come with the last bytes, and no later edge will report it).
-    fn read_http(&mut self, i: usize, scratch: &mut [u8], now: Instant, closed: bool) {
+    fn read_answers(&mut self, i: usize, scratch: &mut [u8], now: Instant, closed: bool) {
         loop {
             let c = &mut self.conns[i];
             let Some(stream) = c.stream.as_mut() else {
