@@ -188,6 +188,25 @@ fn pipelined_http_rows_run_and_a_plugin_without_http_is_skipped_with_the_reason(
 }
 
 #[test]
+fn the_open_model_sends_http_requests_on_its_schedule() {
+    let _g = load_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = HTTP
+        .replace("pipeline = 4\n", "")
+        .replace("[load]\n", "[load]\nmodel = \"open\"\nrate = 1000\n");
+    let (run, out) = run_with(dir.path(), &scenario, &["runbench_plugin_tokio"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows = rows(&run);
+    let r = &rows["tokio"];
+    assert_eq!(r["status"], "ok", "{}", r["error"]);
+    // A schedule of 1,000/s over the 1 s window, every request answered.
+    assert_eq!(num(r, "scheduled"), 1000.0, "{r:?}");
+    assert_eq!(num(r, "unanswered"), 0.0, "{r:?}");
+    assert_eq!(num(r, "errors"), 0.0, "{}", r["error_kinds"]);
+    assert_eq!(num(r, "mismatched_bytes"), 0.0);
+}
+
+#[test]
 fn malformed_answers_500s_and_cut_answers_are_counted_flagged_and_the_run_goes_on() {
     let _g = load_lock();
     let dir = tempfile::tempdir().unwrap();
