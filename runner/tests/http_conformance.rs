@@ -53,6 +53,7 @@ http_conformance! {
     glommio => "glommio";
     compio => "compio";
     monoio => "monoio";
+    std_threads => "std-threads";
 }
 
 mod cases {

@@ -55,6 +55,8 @@ mod export;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod os;
+#[cfg(feature = "responder")]
+pub mod responder;
 mod runtime;
 mod stop;
 mod threads;

@@ -68,7 +68,7 @@ impl<'a> Conn<'a> {
     pub fn start(&mut self, serving: Serving<'a>, config: &Config) -> io::Result<()> {
         self.serving = Some(serving);
         if config.workload.protocol == Protocol::Http1 {
-            self.http = Some(Box::new(crate::http::Http::new(&config.workload)));
+            self.http = Some(Box::new(crate::http::Http::new(config)));
         } else {
             self.buf = vec![0u8; ECHO_BUFFER_BYTES].into_boxed_slice();
         }

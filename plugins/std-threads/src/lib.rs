@@ -27,6 +27,7 @@
 //! `max_connections` uses tokio's `sync::Semaphore` (FIFO-fair, runtime-independent; only
 //! tokio's `sync` feature is built): a waiting connection's thread blocks on it.
 
+mod http;
 mod kick;
 
 use runbench_plugin_abi::os::ThreadLimits;
@@ -57,6 +58,8 @@ impl Plugin for StdThreads {
     const RUNTIME: &'static str = "std-threads";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     const NEEDS: u32 = NEEDS_THREAD_PER_CONNECTION;
+    /// HTTP/1.1 by hand (the ABI crate's responder) beside the echo's cpu and sleep.
+    const WORKLOADS: u32 = runbench_plugin_abi::WORKLOAD_V1 | runbench_plugin_abi::WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let limits = ThreadLimits::read();
@@ -316,6 +319,10 @@ fn echo(mut stream: TcpStream, server: &Server, turns: &AtomicU64) -> Outcome {
         return Outcome::IoError;
     }
     let (config, host, flags) = (&server.config, &server.host, &server.flags);
+    if config.workload.protocol == runbench_plugin_abi::Protocol::Http1 {
+        let stop = (&flags.stopping, &flags.forced);
+        return http::serve(stream, config, host, stop, turns);
+    }
     let fd = stream.as_raw_fd();
     let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
     let mut tracker = MessageTracker::new(config.workload.request_bytes);
