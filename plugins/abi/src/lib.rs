@@ -35,6 +35,10 @@
 //!   [`PluginHeader::WORKLOADS_END`] bytes; an older plugin serves [`WORKLOAD_V1`]. The host
 //!   skips a runtime whose plugin lacks a part the scenario's workload has, with the reason,
 //!   instead of letting it answer without the work.
+//! - [`ServeConfig::protocol`] ([`Protocol`]): read only from a config of at least
+//!   [`ServeConfig::PROTOCOL_END`] bytes (an older host's config is an echo); a plugin serves
+//!   HTTP/1.1 only where its header declares [`WORKLOAD_HTTP1`], so an older plugin is skipped
+//!   with the reason, never asked for HTTP.
 //!
 //! # What a plugin does
 //! Implement [`Plugin`] and call [`export_plugin!`]. [`Plugin::serve`] runs an echo server until
@@ -48,7 +52,11 @@
 
 mod echo;
 mod export;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod os;
+#[cfg(feature = "responder")]
+pub mod responder;
 mod runtime;
 mod stop;
 mod sync_work;
@@ -77,9 +85,9 @@ pub use work::{
     Primitives, HOP_CHANNEL_CAPACITY,
 };
 pub use workload::{
-    Dist, Fanout, PerRequest, Rng, Workload, DIST_CLAMP, WORKLOAD_ALL, WORKLOAD_BLOCKING,
-    WORKLOAD_CPU, WORKLOAD_DIST, WORKLOAD_FANOUT, WORKLOAD_HOPS, WORKLOAD_RESPONSE, WORKLOAD_SLEEP,
-    WORKLOAD_V1,
+    Dist, Fanout, PerRequest, Protocol, Rng, Workload, DIST_CLAMP, MAX_HEADER_BYTES, PLAINTEXT,
+    WORKLOAD_ALL, WORKLOAD_BLOCKING, WORKLOAD_CPU, WORKLOAD_DIST, WORKLOAD_FANOUT, WORKLOAD_HOPS,
+    WORKLOAD_HTTP1, WORKLOAD_RESPONSE, WORKLOAD_SLEEP, WORKLOAD_V1,
 };
 
 /// `b"RUNBENCH"` as the first eight bytes of every header.
@@ -250,6 +258,9 @@ pub struct ServeConfig {
     pub hops: u64,
     /// [`Workload::seed`].
     pub seed: u64,
+    /// [`Workload::protocol`]: 0 echo, 1 HTTP/1.1 (read only where `size` covers it; an older
+    /// host's config is an echo).
+    pub protocol: u32,
 }
 
 impl ServeConfig {
@@ -257,6 +268,9 @@ impl ServeConfig {
     /// at least this many bytes has them all.
     pub const WORKLOAD_END: usize =
         std::mem::offset_of!(ServeConfig, seed) + std::mem::size_of::<u64>();
+    /// End of the `protocol` field.
+    pub const PROTOCOL_END: usize =
+        std::mem::offset_of!(ServeConfig, protocol) + std::mem::size_of::<u32>();
 
     /// A config of this version's size with every other field zero or empty (an echo on
     /// `127.0.0.1:0`); the host fills in what it has.
@@ -283,6 +297,7 @@ impl ServeConfig {
             blocking_ns: 0,
             hops: 0,
             seed: 0,
+            protocol: 0,
         }
     }
 }

@@ -111,6 +111,16 @@ pub trait Runtime: Primitives {
         let _ = (listener, pending);
         std::future::ready(None)
     }
+
+    /// The accepted stream as hyper's I/O, for [`crate::Protocol::Http1`] (feature `http`): the
+    /// runtime's own adapter (hyper-util's `TokioIo`, smol-hyper's `FuturesIo`, ...). `None`,
+    /// the default, for a plugin without an HTTP stack: it does not declare
+    /// [`crate::WORKLOAD_HTTP1`], so the host never asks it for HTTP.
+    #[cfg(feature = "http")]
+    fn http_io(&self, stream: Self::Stream) -> Option<impl crate::http::HttpIo> {
+        drop(stream);
+        None::<crate::http::NoHttp>
+    }
 }
 
 /// A FIFO-fair semaphore (see [`Runtime::Semaphore`]): a freed permit goes to the connection
@@ -280,9 +290,33 @@ impl<R: Runtime> Connection<R> {
             let (stopping, forced) = (stop.stopping(), stop.forced());
             let (stopping, forced) = (rt.cross_thread(stopping), rt.cross_thread(forced));
             let workload = &server.config.workload;
+            if workload.protocol == crate::Protocol::Http1 {
+                return serve_http(&rt, stream, ordinal, stopping, forced, host, workload).await;
+            }
             echo_stream(&mut stream, &rt, ordinal, stopping, forced, host, workload).await
         };
         let stopping = rt.cross_thread(stop.stopping());
         serve_connection(host, stopping, acquire, echo).await;
     }
+}
+
+/// HTTP/1.1 on `stream` through the runtime's adapter ([`Runtime::http_io`]); a plugin built
+/// without one (which the host never asks for HTTP) fails the connection, saying so.
+async fn serve_http<R: Runtime>(
+    rt: &R,
+    stream: R::Stream,
+    ordinal: u64,
+    stopping: impl Future<Output = ()>,
+    forced: impl Future<Output = ()>,
+    host: &HostHandle,
+    workload: &crate::Workload,
+) -> crate::Outcome {
+    #[cfg(feature = "http")]
+    if let Some(io) = rt.http_io(stream) {
+        return crate::http::serve_http(io, rt, ordinal, stopping, forced, host, workload).await;
+    }
+    #[cfg(not(feature = "http"))]
+    let _ = (rt, stream, ordinal, stopping, forced, workload);
+    host.warn("asked for HTTP/1.1, which this plugin does not serve (no WORKLOAD_HTTP1)");
+    crate::Outcome::IoError
 }

@@ -27,6 +27,10 @@ pub const WORKLOAD_BLOCKING: u32 = 1 << 5;
 /// [`crate::PluginHeader::workloads`] bit: the request crosses [`Workload::hops`] tasks through
 /// the runtime's channels and back.
 pub const WORKLOAD_HOPS: u32 = 1 << 6;
+/// [`crate::PluginHeader::workloads`] bit: the plugin serves [`Protocol::Http1`] (HTTP/1.1 with
+/// keep-alive, through [`crate::http`]); not part of [`WORKLOAD_ALL`], which is the per-request
+/// parts: a plugin declares it beside them once its runtime has an HTTP stack.
+pub const WORKLOAD_HTTP1: u32 = 1 << 7;
 /// Every part there is.
 pub const WORKLOAD_ALL: u32 = WORKLOAD_CPU
     | WORKLOAD_SLEEP
@@ -40,7 +44,7 @@ pub const WORKLOAD_ALL: u32 = WORKLOAD_CPU
 pub const WORKLOAD_V1: u32 = WORKLOAD_CPU | WORKLOAD_SLEEP;
 
 /// Every part, with the name a scenario gives it.
-const PARTS: [(u32, &str); 7] = [
+const PARTS: [(u32, &str); 8] = [
     (WORKLOAD_CPU, "cpu"),
     (WORKLOAD_SLEEP, "sleep"),
     (WORKLOAD_RESPONSE, "response_bytes"),
@@ -48,7 +52,55 @@ const PARTS: [(u32, &str); 7] = [
     (WORKLOAD_FANOUT, "fanout"),
     (WORKLOAD_BLOCKING, "blocking"),
     (WORKLOAD_HOPS, "hops"),
+    (WORKLOAD_HTTP1, "protocol = \"http1\""),
 ];
+
+/// The longest request header a scenario may ask the client to add ([`Workload::header_bytes`]):
+/// 64 KiB, beyond what servers accept by default (hyper's whole head is at most ~400 KiB,
+/// nginx's one header line 8 KiB), so a larger one is a mistake, not a load.
+pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
+
+/// TechEmpower's plaintext body, HTTP's default answer.
+pub const PLAINTEXT: &[u8] = b"Hello, World!";
+/// Its length.
+pub const PLAINTEXT_BYTES: u64 = PLAINTEXT.len() as u64;
+
+/// What the bytes on a connection are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Protocol {
+    /// Fixed-size messages, echoed or answered with `response_bytes` (the default).
+    #[default]
+    Echo,
+    /// HTTP/1.1 with keep-alive: a GET (a POST with `request_bytes` of body, when set) answered
+    /// 200 with TechEmpower's plaintext body (`Hello, World!`) or `response_bytes` of body.
+    Http1,
+}
+
+impl Protocol {
+    /// The name a scenario gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Echo => "echo",
+            Protocol::Http1 => "http1",
+        }
+    }
+
+    fn encode(self) -> u32 {
+        match self {
+            Protocol::Echo => 0,
+            Protocol::Http1 => 1,
+        }
+    }
+
+    fn decode(code: u32) -> Protocol {
+        match code {
+            1 => Protocol::Http1,
+            _ => Protocol::Echo,
+        }
+    }
+}
 
 /// The most a drawn duration may be, as a multiple of its mean: draws beyond are clamped, so a
 /// heavy tail cannot hold a connection for minutes.
@@ -233,6 +285,15 @@ pub struct Workload {
     pub hops: u32,
     /// Seed of the server's drawn durations ([`Rng`]).
     pub seed: u64,
+    /// What the bytes are: the echo's messages or HTTP/1.1.
+    pub protocol: Protocol,
+    /// HTTP: requests each connection keeps in flight in the closed model (1: the next goes out
+    /// when the last answer is in; more pipelines them). The client's alone: never sent to the
+    /// server.
+    pub pipeline: u32,
+    /// HTTP: bytes of an extra request header (`X-Pad`) the client sends with each request, at
+    /// most [`MAX_HEADER_BYTES`]; 0 = none. The client's alone.
+    pub header_bytes: u32,
 }
 
 impl Workload {
@@ -247,18 +308,39 @@ impl Workload {
             blocking: Duration::ZERO,
             hops: 0,
             seed: 0,
+            protocol: Protocol::Echo,
+            pipeline: 1,
+            header_bytes: 0,
         }
     }
 
-    /// Bytes of a correct answer to one request: `response_bytes`, or the request's own bytes
-    /// (an echo).
-    pub fn response_bytes(&self) -> Option<u64> {
-        self.response_bytes.or(self.request_bytes)
+    /// The HTTP/1.1 plaintext request (a GET answered `Hello, World!`), with no work.
+    pub const fn http1() -> Self {
+        Workload {
+            request_bytes: None,
+            protocol: Protocol::Http1,
+            ..Workload::echo(0)
+        }
     }
 
-    /// Whether the answer is the request's own bytes.
+    /// Requests in flight per connection in the closed model (at least 1).
+    pub fn pipeline(&self) -> u32 {
+        self.pipeline.max(1)
+    }
+
+    /// Bytes of a correct answer to one request: `response_bytes`, or the request's own bytes
+    /// (an echo). For HTTP: bytes of a correct answer's body (`response_bytes`, or the plaintext's 13).
+    pub fn response_bytes(&self) -> Option<u64> {
+        match self.protocol {
+            Protocol::Echo => self.response_bytes.or(self.request_bytes),
+            Protocol::Http1 => Some(self.response_bytes.unwrap_or(PLAINTEXT_BYTES)),
+        }
+    }
+
+    /// Whether the answer is the request's own bytes (never for HTTP).
     pub fn is_echo(&self) -> bool {
-        self.response_bytes.is_none() || self.response_bytes == self.request_bytes
+        self.protocol == Protocol::Echo
+            && (self.response_bytes.is_none() || self.response_bytes == self.request_bytes)
     }
 
     /// Byte `pos` of every sized (non-echo) answer: a fixed pattern both sides know, so the
@@ -293,6 +375,7 @@ impl Workload {
         config.blocking_ns = self.blocking.as_nanos() as u64;
         config.hops = u64::from(self.hops);
         config.seed = self.seed;
+        config.protocol = self.protocol.encode();
     }
 
     /// The workload a host wrote into `config` (the plugin's side of the ABI). Fields appended
@@ -318,6 +401,9 @@ impl Workload {
         w.blocking = Duration::from_nanos(config.blocking_ns);
         w.hops = config.hops.min(u64::from(u32::MAX)) as u32;
         w.seed = config.seed;
+        if (config.size as usize) >= ServeConfig::PROTOCOL_END {
+            w.protocol = Protocol::decode(config.protocol);
+        }
         w
     }
 
@@ -331,11 +417,15 @@ impl Workload {
         };
         need(!self.cpu.is_zero(), WORKLOAD_CPU);
         need(!self.sleep.is_zero(), WORKLOAD_SLEEP);
-        need(!self.is_echo(), WORKLOAD_RESPONSE);
+        need(
+            self.response_bytes.is_some() && !self.is_echo(),
+            WORKLOAD_RESPONSE,
+        );
         need(self.cpu.is_drawn() || self.sleep.is_drawn(), WORKLOAD_DIST);
         need(self.fanout().is_some(), WORKLOAD_FANOUT);
         need(!self.blocking.is_zero(), WORKLOAD_BLOCKING);
         need(self.hops > 0, WORKLOAD_HOPS);
+        need(self.protocol == Protocol::Http1, WORKLOAD_HTTP1);
         bits
     }
 
@@ -444,6 +534,10 @@ mod tests {
             blocking: Duration::from_micros(100),
             hops: 2,
             seed: 42,
+            protocol: Protocol::Http1,
+            // The client's alone: not carried.
+            pipeline: 1,
+            header_bytes: 0,
         };
         let mut c = ServeConfig::new();
         w.write_into(&mut c);
@@ -453,6 +547,31 @@ mod tests {
         let old = Workload::read_from(&c);
         assert_eq!(old.cpu, Dist::Fixed(Duration::from_micros(20)));
         assert_eq!(old.fanout, None);
+        // A host from before the protocol field: the echo.
+        c.size = ServeConfig::PROTOCOL_END as u32 - 4;
+        assert_eq!(Workload::read_from(&c).protocol, Protocol::Echo);
+        assert_eq!(Workload::read_from(&c).fanout, w.fanout);
+    }
+
+    #[test]
+    fn http_needs_its_bit_and_names_it() {
+        let w = Workload::http1();
+        assert_eq!(w.needs(), WORKLOAD_HTTP1);
+        assert!(!w.is_echo());
+        assert_eq!(
+            w.unsupported(WORKLOAD_ALL).as_deref(),
+            Some("the plugin does not serve the workload's protocol = \"http1\" per request")
+        );
+        let posted = Workload {
+            request_bytes: Some(64),
+            response_bytes: Some(64),
+            ..Workload::http1()
+        };
+        // The same size both ways is still an HTTP answer, not an echo.
+        assert_eq!(posted.needs(), WORKLOAD_HTTP1 | WORKLOAD_RESPONSE);
+        let mut c = ServeConfig::new();
+        posted.write_into(&mut c);
+        assert_eq!(c.response_bytes, 64);
     }
 
     #[test]

@@ -37,7 +37,8 @@ struct AsyncStd;
 impl Plugin for AsyncStd {
     const RUNTIME: &'static str = "async-std";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    const WORKLOADS: u32 = WORKLOAD_ALL;
+    /// HTTP/1.1 through smol-hyper's `FuturesIo`.
+    const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         // Must happen before the first async-std call in this process (a serve child calls
@@ -118,6 +119,10 @@ impl Runtime for Rt {
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.accept().await?.0))
+    }
+    /// smol-hyper's futures-io adapter on the stream itself.
+    fn http_io(&self, stream: Self::Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        Some(smol_hyper::rt::FuturesIo::new(stream.0))
     }
     fn tasks(&self) -> Self::Tasks {
         async_std::channel::bounded(1)

@@ -42,7 +42,8 @@ struct Compio;
 impl Plugin for Compio {
     const RUNTIME: &'static str = "compio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    const WORKLOADS: u32 = WORKLOAD_ALL;
+    /// HTTP/1.1 through compio's futures-io adapter and smol-hyper's `FuturesIo`.
+    const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         serve_per_core(config, host, "compio", |core| {
@@ -126,6 +127,12 @@ impl Runtime for Rt {
     }
     async fn join_all(&self, tasks: Self::Tasks) {
         tasks.join().await;
+    }
+    /// compio's futures-io adapter (pinned in a box: it holds its in-flight operations), then
+    /// smol-hyper's.
+    fn http_io(&self, stream: Self::Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        let stream = Box::pin(compio::io::compat::AsyncStream::new(stream.0));
+        Some(smol_hyper::rt::FuturesIo::new(stream))
     }
 }
 

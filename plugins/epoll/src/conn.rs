@@ -3,7 +3,8 @@
 
 use mio::net::TcpStream;
 use runbench_plugin_abi::{
-    Config, HostHandle, MessageTracker, Outcome, Serving, SizedAnswer, Steps, ECHO_BUFFER_BYTES,
+    Config, HostHandle, MessageTracker, Outcome, Protocol, Serving, SizedAnswer, Steps,
+    ECHO_BUFFER_BYTES,
 };
 use std::io::{self, Read, Write};
 use std::ops::Range;
@@ -59,6 +60,8 @@ pub struct Conn<'a> {
     pub has_slot: bool,
     /// The sleep in progress: when it started, how long, and how many requests' timers it is.
     sleeping: Option<(Instant, Duration, u64)>,
+    /// HTTP/1.1's state, when the workload's protocol is HTTP.
+    http: Option<Box<crate::http::Http>>,
 }
 
 impl<'a> Conn<'a> {
@@ -75,6 +78,7 @@ impl<'a> Conn<'a> {
             serving: None,
             has_slot: false,
             sleeping: None,
+            http: None,
         }
     }
 
@@ -88,9 +92,13 @@ impl<'a> Conn<'a> {
 
     /// Starts serving (after any `max_connections` slot was granted). The buffer is allocated
     /// only now, so connections waiting for a slot cost no buffer.
-    pub fn start(&mut self, serving: Serving<'a>) -> io::Result<()> {
+    pub fn start(&mut self, serving: Serving<'a>, config: &Config) -> io::Result<()> {
         self.serving = Some(serving);
-        self.buf = vec![0u8; ECHO_BUFFER_BYTES].into_boxed_slice();
+        if config.workload.protocol == Protocol::Http1 {
+            self.http = Some(Box::new(crate::http::Http::new(config)));
+        } else {
+            self.buf = vec![0u8; ECHO_BUFFER_BYTES].into_boxed_slice();
+        }
         self.stream.set_nodelay(true)
     }
 
@@ -111,6 +119,10 @@ impl<'a> Conn<'a> {
             }
             self.sleeping = None;
             Steps::fired(host, timers, started, d);
+        }
+        if let Some(http) = &mut self.http {
+            let (stream, steps, sleeping) = (&mut self.stream, &mut self.steps, &mut self.sleeping);
+            return http.drive(stream, config, (host, steps, sleeping), stopping, answered);
         }
         let workload = &config.workload;
         for _ in 0..READS_PER_DRIVE {
@@ -159,23 +171,42 @@ impl<'a> Conn<'a> {
                 Steps::done(host, requests);
                 continue;
             }
-            // Each request's cpu now, in order; their sleeps one after another, as one timer.
-            let mut nap = Duration::ZERO;
-            let mut timers = 0;
-            for _ in 0..requests {
-                let d = self.steps.begin(host, workload);
-                if !d.is_zero() {
-                    nap += d;
-                    timers += 1;
-                }
-            }
-            Steps::done(host, requests);
-            if timers > 0 {
-                let now = Instant::now();
-                self.sleeping = Some((now, nap, timers));
-                return Step::Sleeping(now + nap);
+            if let Some(step) = requests_done(
+                &mut self.steps,
+                &mut self.sleeping,
+                host,
+                workload,
+                requests,
+            ) {
+                return step;
             }
         }
         Step::Yielded
     }
+}
+
+/// The work of `requests` requests just read, in order: each one's cpu now, their sleeps one
+/// after another as one timer (`sleeping`, and the step that waits for it), counted.
+pub fn requests_done(
+    steps: &mut Steps,
+    sleeping: &mut Option<(Instant, Duration, u64)>,
+    host: &HostHandle,
+    workload: &runbench_plugin_abi::Workload,
+    requests: u64,
+) -> Option<Step> {
+    let mut nap = Duration::ZERO;
+    let mut timers = 0;
+    for _ in 0..requests {
+        let d = steps.begin(host, workload);
+        if !d.is_zero() {
+            nap += d;
+            timers += 1;
+        }
+    }
+    Steps::done(host, requests);
+    (timers > 0).then(|| {
+        let now = Instant::now();
+        *sleeping = Some((now, nap, timers));
+        Step::Sleeping(now + nap)
+    })
 }

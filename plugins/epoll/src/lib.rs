@@ -25,16 +25,19 @@
 //!
 //! Threads: exactly `threads` event-loop threads (`epoll-<i>`); the calling thread only joins.
 //!
+//! HTTP/1.1 (`http.rs`): a hand-written responder over httparse, the limit for the hyper rows.
+//!
 //! The version reported for this row is mio's, the only crate between this code and the kernel.
 
 mod conn;
+mod http;
 mod limit;
 mod worker;
 
 use limit::Limit;
 use runbench_plugin_abi::{
     export_plugin, serve_on_threads, Bound, Config, HostHandle, Plugin, WORKLOAD_DIST,
-    WORKLOAD_RESPONSE, WORKLOAD_V1,
+    WORKLOAD_HTTP1, WORKLOAD_RESPONSE, WORKLOAD_V1,
 };
 use std::sync::Arc;
 use worker::EventLoop;
@@ -44,7 +47,8 @@ struct Epoll;
 impl Plugin for Epoll {
     const RUNTIME: &'static str = "epoll";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    const WORKLOADS: u32 = WORKLOAD_V1 | WORKLOAD_RESPONSE | WORKLOAD_DIST;
+    /// HTTP/1.1 by hand over httparse (`http.rs`).
+    const WORKLOADS: u32 = WORKLOAD_V1 | WORKLOAD_RESPONSE | WORKLOAD_DIST | WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let limit = config.max_connections.map(|n| Arc::new(Limit::new(n)));

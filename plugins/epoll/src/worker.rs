@@ -188,7 +188,7 @@ impl<'a> EventLoop<'a> {
 
     fn start(&mut self, (key, id): ConnRef) {
         let serving = self.host.stats().serving();
-        if self.conns[key].start(serving).is_err() {
+        if self.conns[key].start(serving, self.config).is_err() {
             self.close((key, id), Outcome::IoError);
             return;
         }

@@ -48,7 +48,8 @@ struct Glommio;
 impl Plugin for Glommio {
     const RUNTIME: &'static str = "glommio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    const WORKLOADS: u32 = WORKLOAD_ALL;
+    /// HTTP/1.1 through smol-hyper's `FuturesIo`.
+    const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let io_memory = system::check_system(config.threads)?;
@@ -172,6 +173,10 @@ impl Runtime for Rt {
 
     async fn accept(&self, listener: &Listener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.inner.accept().await?))
+    }
+    /// smol-hyper's futures-io adapter on glommio's stream.
+    fn http_io(&self, stream: Self::Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        Some(smol_hyper::rt::FuturesIo::new(stream.0))
     }
     fn tasks(&self) -> Gate {
         Gate::new()

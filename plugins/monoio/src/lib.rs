@@ -43,7 +43,8 @@ struct Monoio;
 impl Plugin for Monoio {
     const RUNTIME: &'static str = "monoio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    const WORKLOADS: u32 = WORKLOAD_ALL;
+    /// HTTP/1.1 through monoio-compat and hyper-util's `TokioIo`.
+    const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         if !monoio::utils::detect_uring() {
@@ -128,6 +129,11 @@ impl Runtime for Rt {
     }
     async fn join_all(&self, tasks: Self::Tasks) {
         tasks.join().await;
+    }
+    /// monoio-compat's tokio-traits wrapper, then hyper-util's `TokioIo`.
+    fn http_io(&self, stream: Self::Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        let stream = monoio_compat::StreamWrapper::new(stream.0);
+        Some(hyper_util::rt::TokioIo::new(stream))
     }
 }
 

@@ -31,7 +31,8 @@ struct Smol;
 impl Plugin for Smol {
     const RUNTIME: &'static str = "smol";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    const WORKLOADS: u32 = WORKLOAD_ALL;
+    /// HTTP/1.1 through smol-hyper's `FuturesIo`.
+    const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let ex = Arc::new(Executor::new());
@@ -130,6 +131,10 @@ impl Runtime for Rt {
 
     async fn accept(&self, listener: &TcpListener) -> io::Result<Self::Stream> {
         Ok(FuturesIo(listener.accept().await?.0))
+    }
+    /// smol-hyper's futures-io adapter on the stream itself.
+    fn http_io(&self, stream: Self::Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        Some(smol_hyper::rt::FuturesIo::new(stream.0))
     }
     fn tasks(&self) -> Self::Tasks {
         JoinHandles::default()

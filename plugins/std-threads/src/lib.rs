@@ -36,6 +36,7 @@
 //! `max_connections` uses tokio's `sync::Semaphore` (FIFO-fair, runtime-independent; only
 //! tokio's `sync` feature is built): a waiting connection's thread blocks on it.
 
+mod http;
 mod kick;
 
 use runbench_plugin_abi::os::ThreadLimits;
@@ -68,7 +69,8 @@ impl Plugin for StdThreads {
     const RUNTIME: &'static str = "std-threads";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     const NEEDS: u32 = NEEDS_THREAD_PER_CONNECTION;
-    const WORKLOADS: u32 = WORKLOAD_ALL;
+    /// HTTP/1.1 by hand (the ABI crate's responder).
+    const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let limits = ThreadLimits::read();
@@ -359,6 +361,10 @@ fn answer(
     handler: &mut SyncHandler<Std>,
 ) -> Outcome {
     let (config, host, flags) = (&server.config, &server.host, &server.flags);
+    if config.workload.protocol == runbench_plugin_abi::Protocol::Http1 {
+        let stop = (&flags.stopping, &flags.forced);
+        return http::serve(stream, handler, config, host, stop, turns);
+    }
     let fd = stream.as_raw_fd();
     let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
     let sized = (!config.workload.is_echo()).then(|| SizedAnswer::new(&config.workload));
@@ -426,7 +432,7 @@ fn answer(
 
 /// std's primitives for the workload's parts (see the crate docs).
 #[derive(Clone)]
-struct Std {
+pub(crate) struct Std {
     pool: Option<Arc<Pool>>,
     host: HostHandle,
     /// Jobs whose thread could not start (the first is logged).

@@ -17,7 +17,7 @@ mod rt;
 
 use rt::Rt;
 use runbench_plugin_abi::{
-    export_plugin, serve_per_core, Config, HostHandle, Plugin, WORKLOAD_ALL,
+    export_plugin, serve_per_core, Config, HostHandle, Plugin, WORKLOAD_ALL, WORKLOAD_HTTP1,
 };
 use tokio::net::TcpListener;
 
@@ -26,7 +26,7 @@ struct TokioPerCore;
 impl Plugin for TokioPerCore {
     const RUNTIME: &'static str = "tokio-per-core";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    const WORKLOADS: u32 = WORKLOAD_ALL;
+    const WORKLOADS: u32 = WORKLOAD_ALL | WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         serve_per_core(config, host, "tokio-per-core", |core| {

@@ -7,7 +7,9 @@
 mod rt;
 
 use rt::Rt;
-use runbench_plugin_abi::{export_plugin, Config, HostHandle, Plugin, Server, WORKLOAD_ALL};
+use runbench_plugin_abi::{
+    export_plugin, Config, HostHandle, Plugin, Server, WORKLOAD_ALL, WORKLOAD_HTTP1,
+};
 use tokio::net::TcpListener;
 
 struct Tokio;
@@ -15,7 +17,7 @@ struct Tokio;
 impl Plugin for Tokio {
     const RUNTIME: &'static str = "tokio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    const WORKLOADS: u32 = WORKLOAD_ALL;
+    const WORKLOADS: u32 = WORKLOAD_ALL | WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()

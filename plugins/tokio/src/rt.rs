@@ -1,7 +1,7 @@
 //! tokio as runbench's shared request handling sees it (hyper-util's `rt/tokio.rs` in spirit):
 //! a `JoinSet` of connection tasks, tokio's FIFO-fair `Semaphore`, tokio's timer, and tokio's
 //! streams through `tokio-util`'s compat (tokio's I/O traits differ from futures-io's only in
-//! the read buffer type). Used by both tokio plugins; `tokio-per-core` includes this file.
+//! the read buffer type); HTTP/1.1 through hyper-util's `TokioIo`. Used by both tokio plugins; `tokio-per-core` includes this file.
 
 use runbench_plugin_abi::{BlockingJob, Connection, FuturesIo, Job, Primitives, Runtime, Timer};
 use std::future::Future;
@@ -60,5 +60,9 @@ impl Runtime for Rt {
     }
     async fn join_all(&self, mut tasks: JoinSet<()>) {
         while tasks.join_next().await.is_some() {}
+    }
+    /// hyper-util's `TokioIo` on the tokio stream itself (the compat layer is the echo's).
+    fn http_io(&self, stream: Self::Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        Some(hyper_util::rt::TokioIo::new(stream.0.into_inner()))
     }
 }

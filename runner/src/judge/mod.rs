@@ -47,6 +47,16 @@ pub fn problems(
             c.mismatched_bytes
         ));
     }
+    let non_2xx = c.non_2xx_kinds();
+    if !non_2xx.is_empty() {
+        problems.push(format!("HTTP answers that were not 2xx: {non_2xx}"));
+    }
+    if c.errors.malformed > 0 {
+        problems.push(format!(
+            "{} HTTP answers were malformed (the load generator's log names the first)",
+            c.errors.malformed
+        ));
+    }
     // With a lost agent its connections are missing from the count, and already said so.
     if c.connections_ok < base.connections as u64 && partial.is_none() {
         problems.push(format!(

@@ -7,8 +7,14 @@
 //! an echo answers with the same bytes, as they arrive. A sized answer
 //! ([`Workload::response_bytes`]) comes once per complete request, its byte `pos` being
 //! [`Workload::response_byte`]`(pos)`.
+//!
+//! HTTP/1.1 ([`Protocol::Http1`]): one request built once for every connection (a GET, or a
+//! POST with `request_bytes` of body; an `X-Pad` header of `header_bytes`), answered by a
+//! response whose body is the plaintext or `response_bytes` of the shared pattern, parsed by
+//! [`super::http::Parser`] and its body bytes checked here.
 
-use runbench_plugin_abi::Workload;
+use runbench_plugin_abi::{Protocol, Workload};
+use std::net::SocketAddr;
 
 /// Distinct starting offsets; connections sharing one still differ from their neighbours.
 const OFFSETS: usize = 251;
@@ -18,17 +24,74 @@ pub struct Exchange {
     payload: usize,
     /// Bytes of a sized answer; `None`: an echo.
     sized: Option<usize>,
+    /// HTTP: the request every connection sends, and the body of a right answer.
+    http: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Exchange {
-    /// The exchange of `workload` (its request size, an unknown size being one byte, and the
-    /// answer's).
-    pub fn of(workload: &Workload) -> Self {
+    /// The exchange of `workload` (its request size; an unknown size is one byte) with the
+    /// server at `target` (HTTP's `Host`).
+    pub fn of(workload: &Workload, target: SocketAddr) -> Self {
+        if workload.protocol == Protocol::Http1 {
+            return Exchange::http(workload, target);
+        }
         let mut x = Exchange::new(workload.request_bytes.unwrap_or(1).max(1) as usize);
         if !workload.is_echo() {
             x.sized = workload.response_bytes().map(|n| n.max(1) as usize);
         }
         x
+    }
+
+    fn http(workload: &Workload, target: SocketAddr) -> Self {
+        let body = workload.request_bytes.unwrap_or(0) as usize;
+        let mut request = Vec::with_capacity(128 + body + workload.header_bytes as usize);
+        let method = if body > 0 { "POST" } else { "GET" };
+        request.extend_from_slice(format!("{method} / HTTP/1.1\r\nHost: {target}\r\n").as_bytes());
+        if workload.header_bytes > 0 {
+            request.extend_from_slice(b"X-Pad: ");
+            request.resize(request.len() + workload.header_bytes as usize, b'p');
+            request.extend_from_slice(b"\r\n");
+        }
+        if body > 0 {
+            request.extend_from_slice(format!("Content-Length: {body}\r\n").as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        let pattern = Exchange::new(body.max(1));
+        request.extend_from_slice(&pattern.message(0)[..body]);
+        let answer = match workload.response_bytes {
+            None => runbench_plugin_abi::PLAINTEXT.to_vec(),
+            Some(n) => (0..n as usize).map(Workload::response_byte).collect(),
+        };
+        Exchange {
+            bytes: Vec::new(),
+            payload: request.len(),
+            sized: None,
+            http: Some((request, answer)),
+        }
+    }
+
+    /// Whether requests and answers are HTTP/1.1.
+    pub fn is_http(&self) -> bool {
+        self.http.is_some()
+    }
+
+    /// HTTP: the bytes of `got`, at position `pos` of an answer's body, that differ from the
+    /// right body (bytes beyond its end all differ).
+    pub fn body_mismatches(&self, pos: u64, got: &[u8]) -> u64 {
+        let Some((_, want)) = &self.http else {
+            return 0;
+        };
+        let pos = pos as usize;
+        let want = want.get(pos..).unwrap_or(&[]);
+        let beyond = got.len().saturating_sub(want.len()) as u64;
+        let want = &want[..got.len().min(want.len())];
+        let differ = want.iter().zip(got).filter(|(a, b)| a != b).count() as u64;
+        differ + beyond
+    }
+
+    /// HTTP: body bytes a right answer has.
+    pub fn body_len(&self) -> u64 {
+        self.http.as_ref().map_or(0, |(_, b)| b.len() as u64)
     }
 
     fn new(payload: usize) -> Self {
@@ -46,11 +109,15 @@ impl Exchange {
             bytes,
             payload,
             sized: None,
+            http: None,
         }
     }
 
     /// The request connection `conn` sends.
     pub fn message(&self, conn: usize) -> &[u8] {
+        if let Some((request, _)) = &self.http {
+            return request;
+        }
         let off = conn % OFFSETS;
         &self.bytes[off..off + self.payload]
     }
@@ -91,7 +158,7 @@ mod tests {
 
     #[test]
     fn neighbours_differ_and_mismatches_are_counted() {
-        let p = Exchange::of(&Workload::echo(64));
+        let p = Exchange::of(&Workload::echo(64), "127.0.0.1:9".parse().unwrap());
         assert_ne!(p.message(0), p.message(1));
         let msg = p.message(7).to_vec();
         assert_eq!(p.mismatches(7, 0, &msg), 0);
@@ -107,7 +174,7 @@ mod tests {
             response_bytes: Some(1000),
             ..Workload::echo(64)
         };
-        let x = Exchange::of(&w);
+        let x = Exchange::of(&w, "127.0.0.1:9".parse().unwrap());
         assert_eq!(x.answer_len(), 1000);
         // Half a request written: no answer is due yet; two whole ones: two answers.
         assert_eq!(x.answerable(0, 32), 0);
@@ -124,6 +191,38 @@ mod tests {
             response_bytes: Some(64),
             ..Workload::echo(64)
         };
-        assert_eq!(Exchange::of(&same).answerable(1, 5), 69);
+        let x = Exchange::of(&same, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(x.answerable(1, 5), 69);
+    }
+
+    #[test]
+    fn http_requests_are_built_once_and_bodies_checked() {
+        let target = "127.0.0.1:8080".parse().unwrap();
+        let x = Exchange::of(&Workload::http1(), target);
+        assert_eq!(
+            x.message(0),
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+        );
+        assert_eq!(x.message(0), x.message(7));
+        assert_eq!(x.body_mismatches(0, b"Hello, World!"), 0);
+        assert_eq!(x.body_mismatches(7, b"World!"), 0);
+        assert_eq!(x.body_mismatches(0, b"Hello, world!!"), 2);
+        let w = Workload {
+            request_bytes: Some(5),
+            response_bytes: Some(3),
+            header_bytes: 4,
+            ..Workload::http1()
+        };
+        let x = Exchange::of(&w, target);
+        let text = String::from_utf8_lossy(x.message(0)).into_owned();
+        assert!(
+            text.starts_with(
+                "POST / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Pad: pppp\r\n\
+                Content-Length: 5\r\n\r\n"
+            ),
+            "{text:?}"
+        );
+        assert_eq!(x.message(0).len(), text.find("\r\n\r\n").unwrap() + 4 + 5);
+        assert_eq!(x.body_len(), 3);
     }
 }

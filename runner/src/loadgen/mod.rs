@@ -10,6 +10,7 @@ mod arrival;
 mod connect;
 mod epoll;
 mod exchange;
+mod http;
 mod pacer;
 mod schedule;
 mod settings;

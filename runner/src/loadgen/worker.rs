@@ -22,6 +22,7 @@ use super::arrival;
 use super::connect::start_connect;
 use super::epoll::{Epoll, Ready};
 use super::exchange::Exchange;
+use super::http::{show, Parser};
 use super::pacer::{Clock, Pacer};
 use super::schedule::Owned;
 pub use super::settings::Settings;
@@ -43,6 +44,8 @@ const CONNECT_WINDOW: usize = 256;
 pub use super::pacer::DRAIN;
 /// How often a ramp of the connection count is followed.
 const RAMP_EVERY: Duration = Duration::from_millis(10);
+/// HTTP: requests one `writev` carries at most.
+const HTTP_WRITE_BATCH: usize = 64;
 /// Open model: requests a worker keeps queued at most (~56 MB). A server far slower than the
 /// rate would otherwise grow the queues without bound; beyond this a due request is not sent
 /// (counted, and recorded as unanswered).
@@ -99,6 +102,8 @@ enum Failure {
     ConnectFailed,
     ConnectTimeout,
     ClosedByServer,
+    /// HTTP: an answer that is not valid HTTP/1.1, or one cut short by the server's close.
+    Malformed,
     Io(io::ErrorKind),
 }
 
@@ -109,6 +114,7 @@ impl Failure {
             Failure::ConnectFailed => e.connect_failed += 1,
             Failure::ConnectTimeout => e.connect_timeout += 1,
             Failure::ClosedByServer => e.closed_by_server += 1,
+            Failure::Malformed => e.malformed += 1,
             Failure::Io(K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted) => e.reset += 1,
             Failure::Io(_) => e.other += 1,
         }
@@ -146,6 +152,8 @@ struct Conn {
     last_completion: Option<Instant>,
     /// A write stopped on a full socket buffer; epoll's writable event must not be slept through.
     write_blocked: bool,
+    /// HTTP: where the answer being read is.
+    parser: Parser,
 }
 
 /// The current timeline interval's tallies.
@@ -200,6 +208,11 @@ pub struct Worker {
     /// The shortest round trip loopback allows (measured before connecting): no answer comes
     /// sooner, so a latency below it is the client's timing fault and is counted.
     floor: Option<Duration>,
+    /// HTTP: the first malformed answer was logged (one line per worker, not one per answer).
+    malformed_logged: bool,
+    /// HTTP: the answers of one read are being taken; the requests they free go out together
+    /// after them (one `writev` per read, not one `write` per answer).
+    defer_writes: bool,
 }
 
 impl Worker {
@@ -230,10 +243,11 @@ impl Worker {
                 answered_here: 0,
                 last_completion: None,
                 write_blocked: false,
+                parser: Parser::new(),
             })
             .collect();
         Ok(Worker {
-            exchange: Exchange::of(&settings.workload),
+            exchange: Exchange::of(&settings.workload, settings.target),
             clock: Pacer::clock(now, &settings),
             pacer: Pacer::new(&settings),
             interval: Interval {
@@ -269,6 +283,8 @@ impl Worker {
             woke: None,
             clocks: arrival::Clocks::measure(),
             floor: None,
+            malformed_logged: false,
+            defer_writes: false,
         })
     }
 
@@ -439,6 +455,7 @@ impl Worker {
         c.written = 0;
         c.write_pos = 0;
         c.recv_pos = 0;
+        c.parser = Parser::new();
         c.state = state;
     }
 
@@ -474,8 +491,19 @@ impl Worker {
         // With earlier requests still unwritten the socket is full (or the churn limit holds):
         // edge-triggered EPOLLOUT (or the reconnect) resumes writing, a write now would not.
         let c = &self.conns[i];
-        if c.state == State::Open && c.queue.len() - c.written == 1 {
+        if c.state == State::Open && c.queue.len() - c.written == 1 && !self.defer_writes {
             self.write_more(i);
+        }
+    }
+
+    /// The closed model's first requests on a connection just opened: `pipeline` of them (one
+    /// unless HTTP pipelines), each answer then sending the next.
+    fn own_requests(&mut self, i: usize, now: Instant) {
+        for _ in 0..self.settings.workload.pipeline() {
+            match self.pacer.own_request(now) {
+                Some(at) => self.enqueue(i, at, at),
+                None => return,
+            }
         }
     }
 
@@ -498,6 +526,9 @@ impl Worker {
 
     /// Writes the queued requests the socket takes; true when it stopped on a full buffer.
     fn write_some(&mut self, i: usize) -> bool {
+        if self.exchange.is_http() {
+            return self.write_http(i);
+        }
         loop {
             let c = &self.conns[i];
             if c.state != State::Open || c.written >= c.queue.len() {
@@ -538,6 +569,10 @@ impl Worker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if self.exchange.is_http() => {
+                    self.fail_http(i, Failure::Io(e.kind()), Instant::now());
+                    return false;
+                }
                 Err(e) => {
                     self.lose(i, Failure::Io(e.kind()), Instant::now());
                     return false;
@@ -601,6 +636,192 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.lose(i, Failure::Io(e.kind()), now),
             }
+        }
+    }
+
+    /// HTTP: writes the queued requests the socket takes, as many as are waiting (up to
+    /// [`HTTP_WRITE_BATCH`], and as the churn limit allows) in one `writev`; true when it
+    /// stopped on a full buffer. Each request counts as sent when its first byte is written.
+    fn write_http(&mut self, i: usize) -> bool {
+        loop {
+            let c = &self.conns[i];
+            if c.state != State::Open || c.written >= c.queue.len() {
+                return false;
+            }
+            // Requests this write may begin: the one under way, then those the churn allows.
+            let waiting = (c.queue.len() - c.written).min(HTTP_WRITE_BATCH);
+            let under_way = usize::from(c.write_pos > 0);
+            let may_begin = (0..waiting - under_way)
+                .take_while(|&k| self.pacer.may_start(c.started_here + k as u64))
+                .count();
+            let count = under_way + may_begin;
+            if count == 0 {
+                return false;
+            }
+            let msg = self.exchange.message(c.index);
+            let mut slices = [io::IoSlice::new(&[]); HTTP_WRITE_BATCH];
+            slices[0] = io::IoSlice::new(&msg[c.write_pos..]);
+            for slice in &mut slices[1..count] {
+                *slice = io::IoSlice::new(msg);
+            }
+            let c = &mut self.conns[i];
+            let Some(stream) = c.stream.as_mut() else {
+                return false;
+            };
+            match stream.write_vectored(&slices[..count]) {
+                Ok(0) => {
+                    self.fail_http(i, Failure::ClosedByServer, Instant::now());
+                    return false;
+                }
+                Ok(mut n) => {
+                    let now = Instant::now();
+                    while n > 0 {
+                        let c = &mut self.conns[i];
+                        if c.write_pos == 0 {
+                            c.started_here += 1;
+                            self.outstanding += 1;
+                            let req = &mut c.queue[c.written];
+                            let sent = *req.sent.get_or_insert(now);
+                            if self.pacer.counts_send(req.intended, sent, &self.clock) {
+                                self.counters.sent += 1;
+                                if sent.saturating_duration_since(req.intended) > LATE_SEND {
+                                    self.counters.sent_late += 1;
+                                }
+                            }
+                        }
+                        let c = &mut self.conns[i];
+                        let take = n.min(msg.len() - c.write_pos);
+                        c.write_pos += take;
+                        n -= take;
+                        if c.write_pos == msg.len() {
+                            c.write_pos = 0;
+                            c.written += 1;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.fail_http(i, Failure::Io(e.kind()), Instant::now());
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// HTTP: takes what has arrived ([`Worker::read_answers`]), then writes in one go the
+    /// requests its answers freed (the closed model's next ones, `pipeline` deep).
+    fn read_http(&mut self, i: usize, scratch: &mut [u8], now: Instant, closed: bool) {
+        self.defer_writes = true;
+        self.read_answers(i, scratch, now, closed);
+        self.defer_writes = false;
+        let c = &self.conns[i];
+        if c.state == State::Open && c.written < c.queue.len() && !c.write_blocked {
+            self.write_more(i);
+        }
+    }
+
+    /// HTTP: reads what has arrived and parses it answer by answer ([`Parser`]), completing the
+    /// oldest request at each answer's end (at the arrival stamp of the read that ended it),
+    /// counting non-2xx answers by class and the bytes of a 2xx body that differ from the right
+    /// one. A malformed answer, one with no request outstanding, or a close inside an answer
+    /// is an error naming the connection and the bytes; the connection is then replaced, as is
+    /// one the server closed, and the load goes on. `closed`: the event also said the peer
+    /// closed (its FIN may have come with the last bytes, and no later edge will report it).
+    fn read_answers(&mut self, i: usize, scratch: &mut [u8], now: Instant, closed: bool) {
+        loop {
+            let c = &mut self.conns[i];
+            let Some(stream) = c.stream.as_mut() else {
+                return;
+            };
+            let want = scratch.len();
+            match arrival::read(stream, &mut scratch[..want], &mut self.clocks) {
+                Ok(got) if got.n == 0 => {
+                    if self.conns[i].parser.between_answers() {
+                        return self.fail_http(i, Failure::ClosedByServer, got.read_at);
+                    }
+                    let why = "the server closed the connection inside an answer";
+                    return self.malformed(i, why, &[], got.read_at);
+                }
+                Ok(arrival::Got {
+                    n,
+                    arrived,
+                    read_at,
+                    stamped,
+                }) => {
+                    if self.clock.in_window(read_at) {
+                        self.counters.reads += 1;
+                        self.counters.reads_unstamped += u64::from(!stamped);
+                    }
+                    let mut pos = 0;
+                    while pos < n {
+                        let c = &mut self.conns[i];
+                        if c.written == 0 && c.parser.between_answers() {
+                            let why = "an answer with no request outstanding";
+                            return self.malformed(i, why, &scratch[pos..n], read_at);
+                        }
+                        let body_at = c.parser.body_pos;
+                        let fed = match c.parser.feed(&scratch[pos..n]) {
+                            Ok(fed) => fed,
+                            Err(why) => return self.malformed(i, why, &scratch[pos..n], read_at),
+                        };
+                        let status = c.parser.status();
+                        let body = &scratch[pos..n][fed.body.clone()];
+                        if (200..300).contains(&status) || fed.done.is_some_and(|s| s / 100 == 2) {
+                            self.counters.mismatched_bytes +=
+                                self.exchange.body_mismatches(body_at, body);
+                        }
+                        pos += fed.used;
+                        if let Some(status) = fed.done {
+                            let body_len = body_at + fed.body.len() as u64;
+                            if status / 100 == 2 {
+                                let right = self.exchange.body_len();
+                                self.counters.mismatched_bytes += right.saturating_sub(body_len);
+                            }
+                            self.counters.count_status(status);
+                            self.complete(i, arrived, read_at);
+                            if self.conns[i].state != State::Open {
+                                return;
+                            }
+                        }
+                    }
+                    if n < want && !closed {
+                        // A short read drained the socket; epoll reports the next arrival.
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.fail_http(i, Failure::Io(e.kind()), now),
+            }
+        }
+    }
+
+    /// HTTP: connection `i` got a malformed answer (`why`, in `bytes`): counted, the first of
+    /// this worker logged with the connection and the bytes, and the connection replaced.
+    fn malformed(&mut self, i: usize, why: &str, bytes: &[u8], now: Instant) {
+        if !self.malformed_logged {
+            self.malformed_logged = true;
+            eprintln!(
+                "connection {} (from {}) to {}: malformed HTTP answer: {why}: \"{}\"",
+                self.conns[i].index,
+                self.conns[i].source,
+                self.settings.target,
+                show(bytes)
+            );
+        }
+        self.fail_http(i, Failure::Malformed, now);
+    }
+
+    /// HTTP: connection `i` failed (counted as `why`, its requests given up); a new one takes
+    /// its place while the load still wants it (a server may close or botch a connection; the
+    /// run goes on).
+    fn fail_http(&mut self, i: usize, why: Failure, now: Instant) {
+        self.lose(i, why, now);
+        self.conns[i].state = State::Idle;
+        self.conns[i].last_completion = None;
+        if now < self.clock.end && self.wanted(i, now) {
+            self.begin_connect(i, now);
         }
     }
 
@@ -902,9 +1123,7 @@ impl Worker {
         let wait_began = crate::os::procfs::thread_cpu_wait();
         for i in 0..self.conns.len() {
             if self.conns[i].state == State::Open {
-                if let Some(at) = self.pacer.own_request(began) {
-                    self.enqueue(i, at, at);
-                }
+                self.own_requests(i, began);
             }
         }
         let mut waiting = Duration::ZERO;
@@ -1010,7 +1229,7 @@ impl Worker {
                     .then(|| self.pacer.own_request(Instant::now()))
                     .flatten();
                 if let Some(at) = own {
-                    self.enqueue(i, at, at);
+                    self.own_requests(i, at);
                 } else {
                     // Requests that fell due while it reconnected go out now, late, with their
                     // intended times.
@@ -1022,7 +1241,11 @@ impl Worker {
                     self.write_more(i);
                 }
                 if self.conns[i].state == State::Open && (r.readable || r.closed) {
-                    self.read_more(i, scratch, now);
+                    if self.exchange.is_http() {
+                        self.read_http(i, scratch, now, r.closed);
+                    } else {
+                        self.read_more(i, scratch, now);
+                    }
                 }
             }
             State::Idle | State::Dead => {}

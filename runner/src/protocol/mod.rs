@@ -221,11 +221,20 @@ pub struct LoadErrors {
     pub reset: u64,
     pub closed_by_server: u64,
     pub other: u64,
+    /// HTTP: answers that were not valid HTTP/1.1 (or cut short by a close), each ending its
+    /// connection.
+    #[serde(default)]
+    pub malformed: u64,
 }
 
 impl LoadErrors {
     pub fn total(&self) -> u64 {
-        self.connect_failed + self.connect_timeout + self.reset + self.closed_by_server + self.other
+        self.connect_failed
+            + self.connect_timeout
+            + self.reset
+            + self.closed_by_server
+            + self.other
+            + self.malformed
     }
 
     /// `kind=count` for every kind that happened, e.g. `reset=3 closed_by_server=1`.
@@ -236,6 +245,7 @@ impl LoadErrors {
             ("reset", self.reset),
             ("closed_by_server", self.closed_by_server),
             ("other", self.other),
+            ("malformed", self.malformed),
         ]
         .iter()
         .filter(|(_, n)| *n > 0)
@@ -252,6 +262,7 @@ impl std::ops::AddAssign for LoadErrors {
         self.reset += o.reset;
         self.closed_by_server += o.closed_by_server;
         self.other += o.other;
+        self.malformed += o.malformed;
     }
 }
 
@@ -322,6 +333,35 @@ pub struct LoadCounters {
     /// share they carried).
     #[serde(default)]
     pub hot_requests: u64,
+    /// HTTP: answers that were not 2xx, by class (1xx, 3xx, 4xx, 5xx); they complete their
+    /// request (as wrk counts them) and flag the row.
+    #[serde(default)]
+    pub non_2xx: [u64; 4],
+}
+
+impl LoadCounters {
+    /// Counts an HTTP answer's status by class.
+    pub fn count_status(&mut self, status: u16) {
+        let slot = match status / 100 {
+            1 => 0,
+            3 => 1,
+            4 => 2,
+            5 => 3,
+            _ => return,
+        };
+        self.non_2xx[slot] += 1;
+    }
+
+    /// HTTP: the non-2xx answers, `4xx=3 5xx=1`, empty when there were none.
+    pub fn non_2xx_kinds(&self) -> String {
+        ["1xx", "3xx", "4xx", "5xx"]
+            .iter()
+            .zip(self.non_2xx)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 impl std::ops::AddAssign for LoadCounters {
@@ -355,6 +395,9 @@ impl std::ops::AddAssign for LoadCounters {
         };
         self.latency_below_floor += o.latency_below_floor;
         self.hot_requests += o.hot_requests;
+        for (a, b) in self.non_2xx.iter_mut().zip(o.non_2xx) {
+            *a += b;
+        }
     }
 }
 

@@ -14,7 +14,7 @@ pub use workload::{
 };
 
 use raw::{OneOrMany, RawScenario};
-use runbench_plugin_abi::Workload;
+use runbench_plugin_abi::{Protocol, Workload, MAX_HEADER_BYTES};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -51,6 +51,8 @@ pub struct Scenario {
     pub runtimes: Option<Vec<String>>,
     pub server: ServerSpec,
     pub load: LoadSpec,
+    /// `[workload]`'s protocol keys.
+    pub protocol: ProtocolSpec,
     pub shutdown: ShutdownSpec,
     pub run: RunSpec,
     pub target: Option<TargetSpec>,
@@ -60,6 +62,34 @@ pub struct Scenario {
     /// (`[workload]`, with `[server] work`/`sleep` folded in).
     pub workloads: Vec<WorkloadSpec>,
 }
+
+/// What the bytes on a connection are, and how an HTTP client sends them.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ProtocolSpec {
+    #[serde(serialize_with = "protocol_name")]
+    pub protocol: Protocol,
+    /// Requests in flight per connection (closed model).
+    pub pipeline: u32,
+    /// An extra request header's bytes.
+    pub header_bytes: u32,
+}
+
+impl Default for ProtocolSpec {
+    fn default() -> Self {
+        ProtocolSpec {
+            protocol: Protocol::Echo,
+            pipeline: 1,
+            header_bytes: 0,
+        }
+    }
+}
+
+fn protocol_name<S: serde::Serializer>(p: &Protocol, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.name())
+}
+
+/// The most requests a connection may keep in flight (`[workload] pipeline`).
+pub const MAX_PIPELINE: i64 = 1024;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ServerSpec {
@@ -175,8 +205,16 @@ impl Scenario {
             .iter()
             .find(|w| w.name == name)
             .unwrap_or(&self.workloads[0]);
+        let p = self.protocol;
         Workload {
-            request_bytes: Some(request_bytes),
+            protocol: p.protocol,
+            pipeline: p.pipeline,
+            header_bytes: p.header_bytes,
+            // HTTP: the request's body (none: a GET).
+            request_bytes: match p.protocol {
+                Protocol::Http1 => (request_bytes > 0).then_some(request_bytes),
+                Protocol::Echo => Some(request_bytes),
+            },
             ..spec.workload
         }
     }
@@ -539,7 +577,9 @@ impl Checker<'_> {
         }
         let runtimes = self.runtimes(&raw.runtimes)?;
         let server = self.server(&raw.server)?;
-        let (request_bytes, workloads) = self.workloads(&raw)?;
+        let protocol = self.protocol(&raw, &raw.load)?;
+        let http = protocol.protocol == Protocol::Http1;
+        let (request_bytes, workloads) = self.workloads(&raw, i64::from(!http))?;
         let load = self.load(&raw.load, &server, raw.search.is_some(), request_bytes)?;
         let listed = matches!(raw.workload, Some(raw::TableOrList::Many(_)));
         self.workloads_fit(&workloads, listed, &load)?;
@@ -574,6 +614,7 @@ impl Checker<'_> {
             runtimes,
             server,
             load,
+            protocol,
             shutdown,
             run,
             target,
@@ -666,6 +707,100 @@ impl Checker<'_> {
             return self.err("run.interval", "must be at least 100ms".into());
         }
         Ok(run)
+    }
+
+    /// `[workload]`'s protocol keys: `pipeline` and `header_bytes` are HTTP's, and
+    /// pipelining is the closed model's (the open model's schedule sends regardless).
+    fn protocol(
+        &self,
+        raw: &RawScenario,
+        load: &raw::RawLoad,
+    ) -> Result<ProtocolSpec, ScenarioError> {
+        let list: Vec<raw::RawWorkload> = raw
+            .workload
+            .as_ref()
+            .map(raw::TableOrList::to_vec)
+            .unwrap_or_default();
+        let listed = matches!(raw.workload, Some(raw::TableOrList::Many(_)));
+        let at = |i: usize, key: &str| match listed {
+            true => format!("workload.{i}.{key}"),
+            false => format!("workload.{key}"),
+        };
+        // One protocol for the whole scenario: the first table that says, and the others alike.
+        let mut first: Option<(usize, raw::RawWorkload)> = None;
+        for (i, w) in list.iter().enumerate() {
+            let says = w.protocol.is_some() || w.pipeline.is_some() || w.header_bytes.is_some();
+            match &first {
+                None if says => first = Some((i, w.clone())),
+                Some((j, f))
+                    if says
+                        && (f.protocol != w.protocol
+                            || f.pipeline != w.pipeline
+                            || f.header_bytes != w.header_bytes) =>
+                {
+                    return self.err(
+                        &at(i, "protocol"),
+                        format!(
+                            "differs from `{}`: the protocol (with pipeline and header_bytes) \
+                             is one for the whole scenario; write it once, in the first \
+                             [[workload]]",
+                            at(*j, "protocol")
+                        ),
+                    )
+                }
+                _ => {}
+            }
+        }
+        let (i, w) = first.unwrap_or_default();
+        let field = |key: &str| at(i, key);
+        let protocol = match w.protocol.as_deref().map(str::trim) {
+            None | Some("echo") => Protocol::Echo,
+            Some("http1") => Protocol::Http1,
+            Some(other) => {
+                return self.err(
+                    &field("protocol"),
+                    format!("`{other}` is not a protocol; use \"echo\" (default) or \"http1\""),
+                )
+            }
+        };
+        let http = protocol == Protocol::Http1;
+        let mut spec = ProtocolSpec {
+            protocol,
+            ..ProtocolSpec::default()
+        };
+        if let Some(n) = w.pipeline {
+            if !http {
+                return self.err(
+                    &field("pipeline"),
+                    "pipelines HTTP requests; the echo protocol has no requests to pipeline \
+                     (set protocol = \"http1\", or leave pipeline out)"
+                        .into(),
+                );
+            }
+            spec.pipeline = self.int(&field("pipeline"), n, 1, MAX_PIPELINE)? as u32;
+            let open = self.model(&load.model)? == Model::Open;
+            if spec.pipeline > 1 && open {
+                return self.err(
+                    &field("pipeline"),
+                    "is the closed model's; the open model's schedule already sends without \
+                     waiting for answers (leave pipeline out, or use model = \"closed\")"
+                        .into(),
+                );
+            }
+        }
+        if let Some(n) = w.header_bytes {
+            if !http {
+                return self.err(
+                    &field("header_bytes"),
+                    "is an HTTP request header's size; the echo protocol has no headers \
+                     (set protocol = \"http1\", or leave header_bytes out)"
+                        .into(),
+                );
+            }
+            spec.header_bytes =
+                self.int(&field("header_bytes"), n, 0, i64::from(MAX_HEADER_BYTES))? as u32;
+        }
+        Ok(spec)
     }
 
     fn target(&self, t: &raw::RawTarget) -> Result<TargetSpec, ScenarioError> {

@@ -49,7 +49,8 @@ pub struct RawScenario {
     pub shutdown: RawShutdown,
     #[serde(default)]
     pub run: RawRun,
-    /// Benchmark an external echo server instead of the plugins.
+    /// Benchmark an external server (echo, or HTTP with `[workload] protocol = "http1"`) instead
+    /// of the plugins.
     pub target: Option<RawTarget>,
     /// Service-level objectives every row is judged against (pass / fail).
     pub slo: Option<RawSlo>,
@@ -175,6 +176,16 @@ pub struct RawWorkload {
     pub blocking: Option<String>,
     /// The request crosses this many tasks through the runtime's channels and back (at most 64).
     pub hops: Option<i64>,
+    /// One for the whole scenario (in every `[[workload]]` alike): "echo" (fixed-size messages
+    /// echoed, the default) or "http1" (HTTP/1.1 with keep-alive: a
+    /// GET, or a POST of `request_bytes` when above 0, answered 200 `Hello, World!`).
+    pub protocol: Option<String>,
+    /// HTTP, closed model: requests in flight per connection (1 to 1024; default 1: the next
+    /// goes out when the last answer is in).
+    pub pipeline: Option<i64>,
+    /// HTTP: bytes of an extra request header (`X-Pad`) per request, 0 to 65536 (cookies,
+    /// tokens). Default 0.
+    pub header_bytes: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
@@ -258,7 +269,7 @@ pub struct RawLoad {
     /// Concurrent connections (a list sweeps); with phases, the starting count.
     pub connections: OneOrMany<i64>,
     /// Bytes the client sends per request (a list sweeps): the older name of `[workload]
-    /// request_bytes`.
+    /// request_bytes` (HTTP: the request's body; 0 is a GET).
     pub payload_bytes: Option<OneOrMany<i64>>,
     /// Open model: requests/s over all connections (a list runs each step, in shuffled order).
     pub rate: Option<OneOrMany<i64>>,

@@ -102,9 +102,11 @@ fn default_name(w: &Workload) -> String {
 impl Checker<'_> {
     /// The request sizes (the `payload_bytes` sweep) and the workloads, from `[workload]` and the
     /// older keys, which must agree with it where both are given.
+    /// `min_request`: the smallest request size (an HTTP GET has no body: 0; an echo 1).
     pub(super) fn workloads(
         &self,
         raw: &RawScenario,
+        min_request: i64,
     ) -> Result<(Vec<u64>, Vec<WorkloadSpec>), ScenarioError> {
         let list: Vec<raw::RawWorkload> = raw
             .workload
@@ -122,7 +124,7 @@ impl Checker<'_> {
             true => format!("workload.{i}.{key}"),
             false => format!("workload.{key}"),
         };
-        let request_bytes = self.request_bytes(raw, &list, &at)?;
+        let request_bytes = self.request_bytes(raw, &list, &at, min_request)?;
         let mut specs: Vec<WorkloadSpec> = Vec::new();
         for (i, w) in list.iter().enumerate() {
             let workload = self.one_workload(raw, w, &|key| at(i, key))?;
@@ -161,13 +163,14 @@ impl Checker<'_> {
         raw: &RawScenario,
         list: &[raw::RawWorkload],
         at: &dyn Fn(usize, &str) -> String,
+        min: i64,
     ) -> Result<Vec<u64>, ScenarioError> {
         let max = MAX_PAYLOAD_BYTES as i64;
         let mut from_workload: Option<(String, Vec<u64>)> = None;
         for (i, w) in list.iter().enumerate() {
             let Some(v) = &w.request_bytes else { continue };
             let field = at(i, "request_bytes");
-            let values = self.ints(&field, v, 1, max)?;
+            let values = self.ints(&field, v, min, max)?;
             match &from_workload {
                 Some((first, seen)) if *seen != values => {
                     return self.err(
@@ -183,7 +186,7 @@ impl Checker<'_> {
             }
         }
         let old = match &raw.load.payload_bytes {
-            Some(v) => Some(self.ints("load.payload_bytes", v, 1, max)?),
+            Some(v) => Some(self.ints("load.payload_bytes", v, min, max)?),
             None => None,
         };
         match (from_workload, old) {
@@ -237,6 +240,8 @@ impl Checker<'_> {
                 None => 0,
             },
             seed: 0,
+            // Scenario-wide (`Scenario::protocol`), set per point by `Scenario::workload`.
+            ..Workload::default()
         })
     }
 
