@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The runner's module graph, from its source text: which files import which, the import circles
 (strongly connected components of more than one file) and the dependencies that point from a
-lower layer up to a higher one (by the layer order below, the data flow of README's "How a run
+lower layer up to a higher one (by the layer order below, the data flow of docs/how-it-works.md's "How a run
 works"). Usage: deps.py [runner/src]  (prints the circles and the upward arrows, then counts).
 
 A file depends on another when it names a path of it (`crate::a::b`, `super::x`, `use` lists

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the timer primitives cost on this machine, in wall and thread-CPU microseconds: the facts
-# behind the load generator's cost per request (README, "Benchmarks of runbench itself").
+# behind the load generator's cost per request (docs/benchmarks.md).
 # primitives.c: clock_gettime, a syscall, timerfd re-arm and arm+disarm, epoll_wait(0),
 # sched_yield, a cross-CPU pipe round trip. sleep.c: N sleeps of D µs (mode 0 nanosleep, 1
 # epoll_wait timeout, 2 timerfd + epoll_wait), CPU per sleep.

@@ -3,7 +3,8 @@
 //! written into the row's `audit` column (and report.md's Flags). An audit never hides or
 //! changes a number; it says which ones a reader should not act on without a look.
 //!
-//! The witnesses and their tolerances (README, "Why the numbers can be trusted", says the same):
+//! The witnesses and their tolerances (docs/how-it-works.md, "Load models, and why the numbers
+//! can be trusted", says the same):
 //! - **Connections**: the client's established connections vs the connections the servers had
 //!   accepted when the window opened (the plugin's live counters). Fewer accepted means some
 //!   connections sat in the kernel's accept queue, never served: their traffic is not measured.
