@@ -538,6 +538,60 @@ duration = "1500ms"
     );
 }
 
+/// A server that stops answering 1.2 s into a 1 s + 2 s closed run, for 2.5 s: every
+/// connection's last request waits past the window's end, unrecorded. The row's percentiles are
+/// the answers before the stall (a few ms), and the audit says what they leave out; the same
+/// server's periodic 200 ms stalls (answered within the window, so in the spectrum) are not
+/// flagged so.
+#[test]
+fn waits_a_closed_window_leaves_out_are_flagged() {
+    let _g = load_lock();
+    let scenario = r#"name = "stall-end"
+[load]
+connections = 20
+payload_bytes = 64
+warmup = "1s"
+duration = "2s"
+
+[shutdown]
+grace = "5s"
+"#;
+    let run = |once: Option<&str>| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "s.toml", scenario);
+        let out_dir = dir.path().join("out");
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .arg("--plugin")
+        .arg(plugin_file("runbench_testplugin_stall"));
+        match once {
+            Some(v) => cmd.env("RUNBENCH_STALL_ONCE", v),
+            None => cmd.env_remove("RUNBENCH_STALL_ONCE"),
+        };
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        only_row(&out_dir.join("stall-end/latest"))
+    };
+    let stalled = run(Some("1200,2500"));
+    assert_eq!(stalled["status"], "ok", "{}", stalled["error"]);
+    assert!(
+        stalled["audit"].contains("still unanswered when the window closed"),
+        "{}",
+        stalled["audit"]
+    );
+    let periodic = run(None);
+    assert!(
+        !periodic["audit"].contains("still unanswered when the window closed"),
+        "{}",
+        periodic["audit"]
+    );
+}
+
 #[test]
 fn the_interval_log_starts_when_the_load_starts() {
     let _g = load_lock();

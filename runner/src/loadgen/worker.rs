@@ -1040,6 +1040,14 @@ impl Worker {
                 .flat_map(|c| c.queue.iter())
                 .filter(|r| r.intended < opened)
                 .count() as u64;
+            let waits = (self.conns.iter())
+                .flat_map(|c| c.queue.iter())
+                .map(|r| self.clock.end.saturating_duration_since(r.intended));
+            for wait in waits {
+                let c = &mut self.counters;
+                c.oldest_pending_at_end_ns = c.oldest_pending_at_end_ns.max(wait.as_nanos() as u64);
+                c.long_pending_at_end += u64::from(wait > crate::protocol::LONG_WAIT);
+            }
         }
         let signal = self.settings.signal_at.map(|d| self.clock.start + d);
         if !self.signalled && signal.is_some_and(|at| now >= at) {

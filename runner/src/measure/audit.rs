@@ -129,6 +129,9 @@ pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> 
     if f.model == Model::Closed && f.steady_connections && c.open_at_window_start > 0 {
         little(c, window_s, &mut a.findings);
     }
+    if f.model == Model::Closed {
+        a.findings.extend(waits_left_out(load));
+    }
     if f.model == Model::Open {
         schedule_findings(f, load, &mut a.findings);
         a.findings.extend(client_lateness(f, load));
@@ -342,6 +345,32 @@ fn little(c: &crate::protocol::LoadCounters, window_s: f64, out: &mut Vec<String
     }
 }
 
+/// Closed model: a request still unanswered when the window closed has no latency in the row
+/// (one is recorded when its answer comes), so a server that stopped answering near the end
+/// leaves percentiles made of the answers before it. Flagged when the oldest such wait is over
+/// [`crate::protocol::LONG_WAIT`] and more than twice the longest latency recorded: beyond
+/// what the spectrum shows, not a request that happened to be in flight.
+fn waits_left_out(load: &LoadMeasurement) -> Option<String> {
+    let c = &load.counters;
+    let oldest_us = c.oldest_pending_at_end_ns as f64 / 1000.0;
+    let max_us = if load.histograms.latency.is_empty() {
+        0.0
+    } else {
+        percentile_us(&load.histograms.latency, 100.0)
+    };
+    let long_us = crate::protocol::LONG_WAIT.as_secs_f64() * 1e6;
+    (oldest_us > long_us && oldest_us > 2.0 * max_us).then(|| {
+        format!(
+            "{} request(s) were still unanswered when the window closed, the oldest after {} \
+             (the longest latency recorded is {}): the percentiles leave out these waits (the \
+             server stopped answering, or answered very late, near the end)",
+            c.long_pending_at_end,
+            crate::console::format::duration_us(oldest_us),
+            crate::console::format::duration_us(max_us)
+        )
+    })
+}
+
 /// The percentiles a row reports, as the audit names them.
 const REPORTED: [(f64, &str); 4] = [(50.0, "p50"), (90.0, "p90"), (99.0, "p99"), (99.9, "p99.9")];
 /// The client's own lateness shapes a percentile when it makes up more than this share of it...
@@ -494,6 +523,27 @@ mod tests {
         let a = audit(&facts(Model::Closed), &load(10_000), &w);
         assert_eq!(a.column(), "ok", "{:?}", a.findings);
         assert_eq!(a.server_echoes, Some(10_000));
+    }
+
+    #[test]
+    fn waits_left_out_at_the_windows_end_are_flagged_beyond_the_spectrum_only() {
+        let mut l = load(10_000);
+        crate::protocol::histograms::record(&mut l.histograms.latency, Duration::from_millis(2));
+        l.counters.oldest_pending_at_end_ns = 1_500_000_000;
+        l.counters.long_pending_at_end = 22;
+        let text = waits_left_out(&l).expect("a 1.5 s wait beyond a 2 ms spectrum");
+        assert!(
+            text.starts_with("22 request(s) were still unanswered"),
+            "{text}"
+        );
+        assert!(text.contains("after 1.50 s"), "{text}");
+        // In flight a while, but within what the spectrum shows: not a finding.
+        crate::protocol::histograms::record(&mut l.histograms.latency, Duration::from_millis(900));
+        assert_eq!(waits_left_out(&l), None);
+        // Short waits never are.
+        let mut short = load(10_000);
+        short.counters.oldest_pending_at_end_ns = 50_000_000;
+        assert_eq!(waits_left_out(&short), None);
     }
 
     #[test]

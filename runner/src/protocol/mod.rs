@@ -266,6 +266,9 @@ impl std::ops::AddAssign for LoadErrors {
     }
 }
 
+/// A wait that counts as long in [`LoadCounters::long_pending_at_end`].
+pub const LONG_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What load generators count. Every field adds up from worker threads to processes to the run
 /// (one `+=`, in [`LoadCounters::add_assign`]), so a new counter is one field here.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -306,6 +309,14 @@ pub struct LoadCounters {
     /// Requests still unanswered when the window closed that were already pending when it
     /// opened: no answer in the whole window (stuck connections).
     pub stuck_through_window: u64,
+    /// Closed model: the longest a request still unanswered when the window closed had waited
+    /// (ns from its intended send time; merged as the largest), and how many had waited more
+    /// than [`LONG_WAIT`]: waits the window's percentiles leave out, since a latency is
+    /// recorded only when its answer comes.
+    #[serde(default)]
+    pub oldest_pending_at_end_ns: u64,
+    #[serde(default)]
+    pub long_pending_at_end: u64,
     /// Closed model, for Little's law: the time-integral of the requests pending over the
     /// window (request-ns), and the client's own time between an answer and the next request on
     /// that connection (ns).
@@ -383,6 +394,10 @@ impl std::ops::AddAssign for LoadCounters {
         self.in_flight_at_window_end += o.in_flight_at_window_end;
         self.open_at_window_start += o.open_at_window_start;
         self.stuck_through_window += o.stuck_through_window;
+        self.oldest_pending_at_end_ns = self
+            .oldest_pending_at_end_ns
+            .max(o.oldest_pending_at_end_ns);
+        self.long_pending_at_end += o.long_pending_at_end;
         self.pending_ns += o.pending_ns;
         self.resend_gap_sum_ns += o.resend_gap_sum_ns;
         self.reads += o.reads;
