@@ -270,12 +270,11 @@ cpus = [1]
 
 /// The client's lateness in the percentiles it reports: a generator that loses its CPU for
 /// 20 ms of every 100 sends a fifth of its requests up to 20 ms late, in bursts. The server
-/// answers them as fast as ever, so p99 is the client's: the audit names it. The same run
-/// without the hog (the generator at real-time priority on its own CPU) may still be late by a
-/// timer's wake-up, and on a virtual machine by what the hypervisor takes, so what is asserted
-/// of it is the mechanism: its median is on time, and its client share of p99 (p99 from the
-/// intended time less p99 from when the client got to the request) is a small fraction of the
-/// bursty run's.
+/// answers them as fast as ever, so p99 is the client's: the audit names it. That a quiet
+/// generator is not named is the unit test's (`audit::a_client_late_in_bursts_is_named_in_the_
+/// percentiles_it_shapes`, with made histograms): a run here cannot be guaranteed quiet (on CI
+/// one without the hog was late by 3 ms at p99 once), and a test must not depend on the
+/// machine's neighbours.
 #[test]
 fn the_audit_names_the_percentiles_a_client_late_in_bursts_shapes() {
     let _g = load_lock();
@@ -286,7 +285,6 @@ fn the_audit_names_the_percentiles_a_client_late_in_bursts_shapes() {
             .find(|f| f.contains("lateness shapes"))
             .map(str::to_string)
     };
-    let share = |row: &Row| num(row, "p99_us") - num(row, "p99_after_lag_us");
     let dir = tempfile::tempdir().unwrap();
     let bursty = {
         let _hog = Hog::start(1, ms(20), ms(100));
@@ -298,17 +296,6 @@ fn the_audit_names_the_percentiles_a_client_late_in_bursts_shapes() {
         num(&bursty, "send_lag_p999_us") >= 10_000.0,
         "the hog's bursts made sends 10 ms late: {}",
         bursty["send_lag_p999_us"]
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let quiet = run_realtime(dir.path(), LATENESS);
-    if let Some(finding) = lateness(&quiet) {
-        assert!(!finding.contains("p50 ("), "a quiet generator: {finding}");
-    }
-    assert!(
-        share(&quiet) * 10.0 < share(&bursty),
-        "the client's share of p99: {} µs quiet, {} µs with the hog",
-        share(&quiet),
-        share(&bursty)
     );
 }
 
@@ -540,9 +527,10 @@ duration = "1500ms"
 
 /// A server that stops answering 1.2 s into a 1 s + 2 s closed run, for 2.5 s: every
 /// connection's last request waits past the window's end, unrecorded. The row's percentiles are
-/// the answers before the stall (a few ms), and the audit says what they leave out; the same
-/// server's periodic 200 ms stalls (answered within the window, so in the spectrum) are not
-/// flagged so.
+/// the answers before the stall (a few ms), and the audit says what they leave out. That a wait
+/// within the recorded spectrum is not flagged is the unit test's
+/// (`audit::waits_left_out_at_the_windows_end_are_flagged_beyond_the_spectrum_only`): a run
+/// cannot promise the machine will not starve a server near a window's end.
 #[test]
 fn waits_a_closed_window_leaves_out_are_flagged() {
     let _g = load_lock();
@@ -556,7 +544,7 @@ duration = "2s"
 [shutdown]
 grace = "5s"
 "#;
-    let run = |once: Option<&str>| {
+    let run = |once: &str| {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path(), "s.toml", scenario);
         let out_dir = dir.path().join("out");
@@ -569,26 +557,17 @@ grace = "5s"
         ])
         .arg("--plugin")
         .arg(plugin_file("runbench_testplugin_stall"));
-        match once {
-            Some(v) => cmd.env("RUNBENCH_STALL_ONCE", v),
-            None => cmd.env_remove("RUNBENCH_STALL_ONCE"),
-        };
+        cmd.env("RUNBENCH_STALL_ONCE", once);
         let out = cmd.output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         only_row(&out_dir.join("stall-end/latest"))
     };
-    let stalled = run(Some("1200,2500"));
+    let stalled = run("1200,2500");
     assert_eq!(stalled["status"], "ok", "{}", stalled["error"]);
     assert!(
         stalled["audit"].contains("still unanswered when the window closed"),
         "{}",
         stalled["audit"]
-    );
-    let periodic = run(None);
-    assert!(
-        !periodic["audit"].contains("still unanswered when the window closed"),
-        "{}",
-        periodic["audit"]
     );
 }
 
