@@ -9,7 +9,7 @@ use std::mem::{offset_of, size_of};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Connection counters, shared by all of a plugin's threads and read live by the host (see
 /// [`HostApi::publish_counters`]): `#[repr(C)]`, append-only like every struct of the ABI, and
@@ -81,6 +81,14 @@ impl Stats {
     /// seeds the connection's draws ([`crate::Rng`]).
     pub fn accepted(&self) -> u64 {
         self.accepted.fetch_add(1, Relaxed)
+    }
+    /// Counts `timers` sleeps armed at `started` for `asked` as fired now, and as early when
+    /// `asked` has not passed (a timer that did not wait: the witness of the workload's sleeps).
+    pub(crate) fn timers_fired(&self, timers: u64, started: Instant, asked: Duration) {
+        Stats::add(&self.timers, timers);
+        if started.elapsed() < asked {
+            Stats::add(&self.timers_early, timers);
+        }
     }
     /// Adds `n` to one of the workload's witness counters.
     pub(crate) fn add(counter: &AtomicU64, n: u64) {

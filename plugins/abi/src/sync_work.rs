@@ -42,11 +42,7 @@ impl Steps {
     /// Counts `timers` timers armed at `started` to fire `d` later as fired now (early if `d`
     /// has not passed).
     pub fn fired(host: &HostHandle, timers: u64, started: Instant, d: Duration) {
-        let stats = host.stats();
-        Stats::add(&stats.timers, timers);
-        if started.elapsed() < d {
-            Stats::add(&stats.timers_early, timers);
-        }
+        host.stats().timers_fired(timers, started, d);
     }
 
     /// Counts `n` requests done.
@@ -135,10 +131,7 @@ impl<P: SyncPrimitives> SyncJob<P> {
 fn sleep(rt: &impl SyncPrimitives, stats: &Stats, d: Duration) {
     let start = Instant::now();
     rt.sleep(d);
-    Stats::add(&stats.timers, 1);
-    if start.elapsed() < d {
-        Stats::add(&stats.timers_early, 1);
-    }
+    stats.timers_fired(1, start, d);
 }
 
 /// One connection's request work on its own thread: [`crate::Handler`]'s parts in the same

@@ -199,10 +199,7 @@ pub(crate) fn spin(stats: &Stats, d: Duration) {
 async fn sleep(timer: &impl Timer, stats: &Stats, d: Duration) {
     let start = Instant::now();
     timer.sleep(d).await;
-    Stats::add(&stats.timers, 1);
-    if start.elapsed() < d {
-        Stats::add(&stats.timers_early, 1);
-    }
+    stats.timers_fired(1, start, d);
 }
 
 /// One connection's request work: its draws, its hop relays, its counters.
