@@ -57,9 +57,13 @@ fn the_search_finds_a_known_capacity_and_a_tighter_slo_a_lower_one() {
         cap < 10_000.0 && cap >= 0.7 * max,
         "capacity {cap}/s against a closed-loop maximum of {max}/s: {c:?}"
     );
+    // The bracket is within the resolution, unless the probes between its ends were
+    // inconclusive (the load generator could not tell the server's limit from its own on a
+    // loaded machine: "the load generator's ceiling at 4750/s (3 probes in a row
+    // inconclusive)" left 4,500-5,000 on CI), which the note must then say.
     assert!(
-        hi <= cap * 1.1 + 1.0,
-        "the bracket is within the resolution: {c:?}"
+        hi <= cap * 1.1 + 1.0 || c["note"].contains("inconclusive"),
+        "the bracket is within the resolution or the note says why not: {c:?}"
     );
     // Just above this server's rate (9,815/s answered at 10,000/s) a 600 ms probe's backlog
     // grows too slowly to break p99 <= 50 ms by its end (37-40 ms); the pace check is what fails

@@ -53,6 +53,7 @@ http_conformance! {
     glommio => "glommio";
     compio => "compio";
     monoio => "monoio";
+    kimojio => "kimojio";
     std_threads => "std-threads";
 }
 

@@ -164,7 +164,7 @@ fn pipelined_http_rows_run_and_a_plugin_without_http_is_skipped_with_the_reason(
         &[
             "runbench_plugin_tokio",
             "runbench_plugin_epoll",
-            "runbench_plugin_kimojio",
+            "runbench_plugin_embassy_executor",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -178,7 +178,7 @@ fn pipelined_http_rows_run_and_a_plugin_without_http_is_skipped_with_the_reason(
         // The servers counted answers in the window too (the audit compares the two).
         assert!(num(r, "server_echoes_window") > 0.0, "{runtime}");
     }
-    let without = &rows["kimojio"];
+    let without = &rows["embassy-executor"];
     assert_eq!(without["status"], "skipped");
     assert!(
         without["error"].contains("does not serve the workload's protocol = \"http1\""),

@@ -7,6 +7,9 @@
 //! kimojio starts no helper threads (io_uring may start kernel `iou-wrk` workers for operations
 //! it cannot complete inline; none show up for socket I/O here).
 //!
+//! HTTP/1.1: the ABI crate's hyper server over [`hyper_io`], this crate's adapter from
+//! kimojio's completion-based reads and writes to hyper's poll-based traits (kimojio has none).
+//!
 //! Workload parts: `spawn_task` for fan-out and the hops' relays, kimojio's timer and its
 //! runtime-local `async_channel` for hops. No `blocking`: kimojio has no blocking pool (its
 //! answer to blocking work is io_uring operations and other runtimes), so the header leaves the
@@ -31,6 +34,8 @@
 //! runtime-independent; only tokio's `sync` feature is built) shared by all runtimes, waited on
 //! through the relay. kimojio's own `AsyncSemaphore` is single-threaded.
 
+mod hyper_io;
+
 use kimojio::configuration::Configuration;
 use kimojio::operations::{self, TaskHandle};
 use kimojio::{OwnedFd, Runtime as KimojioRuntime};
@@ -40,6 +45,7 @@ use runbench_plugin_abi::{
 };
 use runbench_plugin_abi::{
     Channel, HopReceiver, HopSender, Job, Primitives, WORKLOAD_ALL, WORKLOAD_BLOCKING,
+    WORKLOAD_HTTP1,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -57,8 +63,8 @@ struct Kimojio;
 impl Plugin for Kimojio {
     const RUNTIME: &'static str = "kimojio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    /// Every part but `blocking`: kimojio has no blocking pool.
-    const WORKLOADS: u32 = WORKLOAD_ALL & !WORKLOAD_BLOCKING;
+    /// Every part but `blocking` (kimojio has no blocking pool), and HTTP/1.1.
+    const WORKLOADS: u32 = (WORKLOAD_ALL & !WORKLOAD_BLOCKING) | WORKLOAD_HTTP1;
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let (major, minor) = operations::kernel_version();
@@ -193,6 +199,10 @@ impl Runtime for Rt {
     }
     async fn join_all(&self, tasks: Self::Tasks) {
         tasks.join().await;
+    }
+    /// hyper over this crate's [`hyper_io::HyperIo`]: kimojio has no hyper layer of its own.
+    fn http_io(&self, stream: Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        Some(hyper_io::HyperIo::new(stream.0))
     }
     fn cross_thread<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
         self.0.relayed(Box::pin(fut))
