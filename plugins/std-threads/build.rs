@@ -12,4 +12,9 @@ fn main() {
         .nth(1)
         .expect("a version in rustc --version");
     println!("cargo:rustc-env=RUNTIME_VERSION={v}");
+    // What serves its HTTP, for the rows (`Plugin::HTTP_STACK`).
+    println!(
+        "cargo:rustc-env=HTTPARSE_VERSION={}",
+        runbench_plugin_abi::locked_version("httparse")
+    );
 }

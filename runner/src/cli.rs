@@ -369,6 +369,9 @@ fn list(dir: Option<PathBuf>) -> Result<Exit, Error> {
                     p.runtime_version(),
                     f.path.display()
                 );
+                if !p.http_stack().is_empty() {
+                    println!("{:<16} http: {}", "", p.http_stack());
+                }
                 if let Some(note) = crate::plugin::notes::runtime_note(p.name()) {
                     println!("{:<16} note: {note}", "");
                 }

@@ -55,6 +55,7 @@ http_conformance! {
     monoio => "monoio";
     kimojio => "kimojio";
     std_threads => "std-threads";
+    embassy_executor => "embassy-executor";
 }
 
 mod cases {

@@ -164,7 +164,9 @@ fn pipelined_http_rows_run_and_a_plugin_without_http_is_skipped_with_the_reason(
         &[
             "runbench_plugin_tokio",
             "runbench_plugin_epoll",
-            "runbench_plugin_embassy_executor",
+            // Every runtime on kernel sockets serves HTTP; this fixture (an echo) declares the
+            // workload parts but not `WORKLOAD_HTTP1`.
+            "runbench_testplugin_short_answer",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -178,7 +180,23 @@ fn pipelined_http_rows_run_and_a_plugin_without_http_is_skipped_with_the_reason(
         // The servers counted answers in the window too (the audit compares the two).
         assert!(num(r, "server_echoes_window") > 0.0, "{runtime}");
     }
-    let without = &rows["embassy-executor"];
+    // Each row says what served its HTTP, from the plugin's header.
+    assert!(
+        rows["tokio"]["http_stack"].starts_with("hyper 1."),
+        "{:?}",
+        rows["tokio"]
+    );
+    assert!(
+        rows["tokio"]["http_stack"].contains("TokioIo"),
+        "{:?}",
+        rows["tokio"]
+    );
+    assert!(
+        rows["epoll"]["http_stack"].contains("httparse"),
+        "{:?}",
+        rows["epoll"]
+    );
+    let without = &rows["short-answer"];
     assert_eq!(without["status"], "skipped");
     assert!(
         without["error"].contains("does not serve the workload's protocol = \"http1\""),

@@ -94,6 +94,8 @@ fn a_workload_with_every_part_runs_on_tokio_with_a_clean_audit() {
         "cpu exp(20us) · sleep 200us · fanout 4×(5us, 100us) · blocking 50us · 2 hops · 700 B \
          answers"
     );
+    // Not HTTP: no HTTP stack named, though the plugin has one.
+    assert_eq!(row["http_stack"], "");
 }
 
 #[test]

@@ -191,6 +191,10 @@ pub struct PluginHeader {
     /// The parts of a [`Workload`] the plugin serves ([`WORKLOAD_CPU`] bits). [`WORKLOAD_V1`]
     /// for a plugin whose header ends before this field.
     pub workloads: u32,
+    /// What serves [`Protocol::Http1`] (the HTTP library and the I/O adapter under it, e.g.
+    /// `hyper 1 + hyper-util TokioIo`), for the rows to record; empty for a plugin without HTTP
+    /// or whose header ends before this field.
+    pub http_stack: RStr,
 }
 
 impl PluginHeader {
@@ -206,6 +210,9 @@ impl PluginHeader {
     /// End of the `workloads` field.
     pub const WORKLOADS_END: usize =
         std::mem::offset_of!(PluginHeader, workloads) + std::mem::size_of::<u32>();
+    /// End of the `http_stack` field.
+    pub const HTTP_STACK_END: usize =
+        std::mem::offset_of!(PluginHeader, http_stack) + std::mem::size_of::<RStr>();
 }
 
 impl Default for ServeConfig {
@@ -448,6 +455,9 @@ pub trait Plugin {
     const CONNECTION_LIMIT: u64 = 0;
     /// The parts of a [`Workload`] the plugin serves with its runtime's own primitives.
     const WORKLOADS: u32 = WORKLOAD_V1;
+    /// What serves HTTP/1.1 where [`Plugin::WORKLOADS`] has [`WORKLOAD_HTTP1`]: the HTTP library
+    /// and the I/O adapter under it, recorded in each HTTP row (`http_stack`).
+    const HTTP_STACK: &'static str = "";
 
     /// Serve until stopped. The contract every plugin follows:
     /// - bind `config.addr` with [`os::reuseport_listener`] (one listener per thread for
@@ -496,6 +506,7 @@ macro_rules! export_plugin {
                 needs: <$plugin as $crate::Plugin>::NEEDS,
                 connection_limit: <$plugin as $crate::Plugin>::CONNECTION_LIMIT,
                 workloads: <$plugin as $crate::Plugin>::WORKLOADS,
+                http_stack: $crate::RStr::from_static(<$plugin as $crate::Plugin>::HTTP_STACK),
             };
             &HEADER
         }

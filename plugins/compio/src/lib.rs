@@ -44,6 +44,13 @@ impl Plugin for Compio {
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     /// HTTP/1.1 through compio's futures-io adapter and smol-hyper's `FuturesIo`.
     const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "hyper ",
+        env!("HYPER_VERSION"),
+        " + compio io-compat AsyncStream + smol-hyper ",
+        env!("SMOL_HYPER_VERSION"),
+        " FuturesIo"
+    );
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         serve_per_core(config, host, "compio", |core| {

@@ -33,6 +33,12 @@
 //! show the work missing, so the host's audit flags such a row rather than report it. Not
 //! `blocking`: embassy has no blocking pool (a device has no other thread), so that bit is off
 //! and the host skips such rows with that reason.
+//!
+//! # HTTP/1.1
+//! The ABI crate's hyper server over smol-hyper's `FuturesIo` on async-io's stream, the same
+//! stack as the `smol` row: this row is a host control, so its HTTP differs from the others'
+//! only by the executor. (On a device, embassy serves HTTP with a `no_std` server such as
+//! picoserve over embassy-net; that belongs to the `embassy` row.)
 
 // Shared with the `embassy` plugin, which includes the file.
 mod jobs;
@@ -46,7 +52,7 @@ use embassy_time::Timer as EmbassyTimer;
 use jobs::JOB_POOL;
 use runbench_plugin_abi::{
     export_plugin, Config, Connection, FuturesIo, HostHandle, Job, Outcome, Plugin, Primitives,
-    Runtime, Server, Timer, WORKLOAD_ALL, WORKLOAD_BLOCKING,
+    Runtime, Server, Timer, WORKLOAD_ALL, WORKLOAD_BLOCKING, WORKLOAD_HTTP1,
 };
 use static_cell::StaticCell;
 use std::cell::Cell;
@@ -67,8 +73,15 @@ struct EmbassyExecutor;
 impl Plugin for EmbassyExecutor {
     const RUNTIME: &'static str = "embassy-executor";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    /// Every part but `blocking`: embassy has no blocking pool.
-    const WORKLOADS: u32 = WORKLOAD_ALL & !WORKLOAD_BLOCKING;
+    /// Every part but `blocking` (embassy has no blocking pool), and HTTP/1.1.
+    const WORKLOADS: u32 = (WORKLOAD_ALL & !WORKLOAD_BLOCKING) | WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "hyper ",
+        env!("HYPER_VERSION"),
+        " + smol-hyper ",
+        env!("SMOL_HYPER_VERSION"),
+        " FuturesIo over async-io"
+    );
     // Connections beyond the static task pool wait, in the accept queue, for a task to end.
     const CONNECTION_LIMIT: u64 = TASK_POOL as u64;
 
@@ -212,6 +225,11 @@ impl Runtime for Rt {
         // task's slot is free once its body has returned, which is before `live` is read.
         self.tasks.until(|t| t.live.get() < TASK_POOL).await;
         Ok(FuturesIo(listener.accept().await?.0))
+    }
+    /// smol-hyper's futures-io adapter on async-io's stream, as the smol row: the same hyper
+    /// server on a kernel socket, so against a one-thread tokio the difference is the executor.
+    fn http_io(&self, stream: Self::Stream) -> Option<impl runbench_plugin_abi::http::HttpIo> {
+        Some(smol_hyper::rt::FuturesIo::new(stream.0))
     }
     fn tasks(&self) {}
     fn spawn(&self, _: &mut (), connection: Connection<Self>) {

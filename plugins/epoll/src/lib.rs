@@ -49,6 +49,11 @@ impl Plugin for Epoll {
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     /// HTTP/1.1 by hand over httparse (`http.rs`).
     const WORKLOADS: u32 = WORKLOAD_V1 | WORKLOAD_RESPONSE | WORKLOAD_DIST | WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "runbench responder over httparse ",
+        env!("HTTPARSE_VERSION"),
+        " in epoll loops"
+    );
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let limit = config.max_connections.map(|n| Arc::new(Limit::new(n)));

@@ -50,6 +50,13 @@ impl Plugin for Glommio {
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     /// HTTP/1.1 through smol-hyper's `FuturesIo`.
     const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "hyper ",
+        env!("HYPER_VERSION"),
+        " + smol-hyper ",
+        env!("SMOL_HYPER_VERSION"),
+        " FuturesIo over glommio TcpStream"
+    );
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let io_memory = system::check_system(config.threads)?;

@@ -65,6 +65,11 @@ impl Plugin for Kimojio {
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     /// Every part but `blocking` (kimojio has no blocking pool), and HTTP/1.1.
     const WORKLOADS: u32 = (WORKLOAD_ALL & !WORKLOAD_BLOCKING) | WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "hyper ",
+        env!("HYPER_VERSION"),
+        " + runbench HyperIo over kimojio io_uring reads and writes"
+    );
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let (major, minor) = operations::kernel_version();

@@ -45,6 +45,15 @@ impl Plugin for Monoio {
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     /// HTTP/1.1 through monoio-compat and hyper-util's `TokioIo`.
     const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "hyper ",
+        env!("HYPER_VERSION"),
+        " + monoio-compat ",
+        env!("MONOIO_COMPAT_VERSION"),
+        " StreamWrapper + hyper-util ",
+        env!("HYPER_UTIL_VERSION"),
+        " TokioIo"
+    );
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         if !monoio::utils::detect_uring() {

@@ -33,6 +33,13 @@ impl Plugin for Smol {
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     /// HTTP/1.1 through smol-hyper's `FuturesIo`.
     const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "hyper ",
+        env!("HYPER_VERSION"),
+        " + smol-hyper ",
+        env!("SMOL_HYPER_VERSION"),
+        " FuturesIo"
+    );
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let ex = Arc::new(Executor::new());

@@ -71,6 +71,11 @@ impl Plugin for StdThreads {
     const NEEDS: u32 = NEEDS_THREAD_PER_CONNECTION;
     /// HTTP/1.1 by hand (the ABI crate's responder).
     const WORKLOADS: u32 = WORKLOAD_ALL | runbench_plugin_abi::WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "runbench responder over httparse ",
+        env!("HTTPARSE_VERSION"),
+        " on blocking threads"
+    );
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let limits = ThreadLimits::read();

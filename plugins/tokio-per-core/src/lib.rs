@@ -27,6 +27,13 @@ impl Plugin for TokioPerCore {
     const RUNTIME: &'static str = "tokio-per-core";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     const WORKLOADS: u32 = WORKLOAD_ALL | WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "hyper ",
+        env!("HYPER_VERSION"),
+        " + hyper-util ",
+        env!("HYPER_UTIL_VERSION"),
+        " TokioIo"
+    );
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         serve_per_core(config, host, "tokio-per-core", |core| {

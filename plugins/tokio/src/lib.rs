@@ -18,6 +18,13 @@ impl Plugin for Tokio {
     const RUNTIME: &'static str = "tokio";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
     const WORKLOADS: u32 = WORKLOAD_ALL | WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "hyper ",
+        env!("HYPER_VERSION"),
+        " + hyper-util ",
+        env!("HYPER_UTIL_VERSION"),
+        " TokioIo"
+    );
 
     fn serve(config: &Config, host: &HostHandle) -> Result<(), String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -602,6 +602,9 @@ pub struct SubjectLimits {
     pub connection_limit: Option<u64>,
     /// Serves each connection on a thread of its own.
     pub thread_per_connection: bool,
+    /// What serves its HTTP (the plugin header's `http_stack`); empty where it has none or says
+    /// nothing (an external server).
+    pub http_stack: &'static str,
 }
 
 impl Default for SubjectLimits {
@@ -613,6 +616,7 @@ impl Default for SubjectLimits {
             needs_tap: false,
             connection_limit: None,
             thread_per_connection: false,
+            http_stack: "",
         }
     }
 }
@@ -627,6 +631,7 @@ impl SubjectLimits {
                     needs_tap: l.needs_tap(),
                     connection_limit: l.connection_limit(),
                     thread_per_connection: l.thread_per_connection(),
+                    http_stack: l.http_stack(),
                 },
                 Err(_) => SubjectLimits::default(),
             },

@@ -112,6 +112,20 @@ impl LoadedPlugin {
         // SAFETY: the plugin's own header_size says its static header extends over the field.
         unsafe { std::ptr::addr_of!((*self.header).workloads).read() }
     }
+    /// [`PluginHeader::http_stack`]: what serves its HTTP; empty for a plugin without HTTP or
+    /// built before the field existed.
+    pub fn http_stack(&self) -> &'static str {
+        if self.header_size < PluginHeader::HTTP_STACK_END {
+            return "";
+        }
+        // SAFETY: the plugin's own header_size says its static header extends over the field,
+        // which points at a static string inside the never-unloaded library.
+        unsafe {
+            std::ptr::addr_of!((*self.header).http_stack)
+                .read()
+                .as_str()
+        }
+    }
 }
 
 /// Why `dlopen` refused `path`. glibc's own message for a library of another architecture is

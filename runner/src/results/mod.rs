@@ -63,7 +63,7 @@ pub struct SummaryRow {
     pub trials: u32,
     pub model: String,
     /// What each request asked of the server (`[workload]` in words, e.g. `cpu 20us · sleep
-    /// 1ms`; `echo` for none); the point's `workload` column names it in a sweep.
+    /// 1ms`, led by `http1` for HTTP; `echo` for none); the point's `workload` column names it in a sweep.
     #[serde(default)]
     pub workload_parts: String,
     pub server_processes: usize,
@@ -183,6 +183,9 @@ pub struct SummaryRow {
     /// sides) or `tap` (the plugin's own TCP/IP stack behind a TAP device, where the kernel's
     /// work splits differently between client and server: such a row is ranked apart).
     pub network: String,
+    /// HTTP rows: what served the HTTP (the plugin's `http_stack`: the HTTP library and the I/O
+    /// adapter under it); empty for an echo, or an external server.
+    pub http_stack: String,
     /// What ran as the load: processes (one per shard of the open-files limit, or per load
     /// agent) and their threads over all of them (`[load] threads` is per process).
     pub load_processes: Option<u64>,

@@ -27,6 +27,10 @@ pub(super) fn base_row(plan: &Plan, subject: usize, p: &Point, trial: usize) -> 
             Model::Open => "open".into(),
         },
         workload_parts: crate::scenario::describe_workload(&plan.workload(p)),
+        http_stack: match plan.workload(p).protocol {
+            runbench_plugin_abi::Protocol::Http1 => plan.limits[subject].http_stack.into(),
+            runbench_plugin_abi::Protocol::Echo => String::new(),
+        },
         server_processes: plan.server_processes,
         server_processes_auto: s.server.processes_auto,
         duration_s: s.load.duration.as_secs_f64(),

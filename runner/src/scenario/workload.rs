@@ -4,7 +4,7 @@
 
 use super::raw::{self, RawDist, RawScenario, TableOrList};
 use super::{Checker, ScenarioError, MAX_PAYLOAD_BYTES};
-use runbench_plugin_abi::{Dist, Fanout, Workload};
+use runbench_plugin_abi::{Dist, Fanout, Protocol, Workload};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ pub struct WorkloadSpec {
 }
 
 /// `cpu 20µs · sleep exp(1ms) · fanout 8×(5µs, 200µs) · blocking 100µs · 2 hops · 1024 B
-/// answers`, or `echo`.
+/// answers` (led by `http1`, with its `pipeline` when deeper than 1, for HTTP), or `echo`.
 pub fn describe(w: &Workload) -> String {
     let t = |d: Duration| humantime::format_duration(d).to_string();
     let dist = |d: &Dist| match *d {
@@ -48,6 +48,12 @@ pub fn describe(w: &Workload) -> String {
         Dist::LogNormal { mean, p99 } => format!("lognormal({}, p99 {})", t(mean), t(p99)),
     };
     let mut parts = Vec::new();
+    if w.protocol == Protocol::Http1 {
+        parts.push(match w.pipeline() {
+            1 => "http1".to_string(),
+            n => format!("http1 pipeline {n}"),
+        });
+    }
     if !w.cpu.is_zero() {
         parts.push(format!("cpu {}", dist(&w.cpu)));
     }
@@ -81,12 +87,13 @@ pub fn describe(w: &Workload) -> String {
 fn default_name(w: &Workload) -> String {
     let mut parts = Vec::new();
     for (yes, name) in [
+        (w.protocol == Protocol::Http1, "http1"),
         (!w.cpu.is_zero(), "cpu"),
         (!w.sleep.is_zero(), "sleep"),
         (w.fanout().is_some(), "fanout"),
         (!w.blocking.is_zero(), "blocking"),
         (w.hops > 0, "hops"),
-        (!w.is_echo(), "sized"),
+        (w.response_bytes.is_some() && !w.is_echo(), "sized"),
     ] {
         if yes {
             parts.push(name);
@@ -428,5 +435,33 @@ fn show_list(v: &[u64]) -> String {
     match v {
         [one] => one.to_string(),
         _ => format!("{v:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_http_workload_is_named_and_described_as_http_not_as_an_echo() {
+        let http = Workload {
+            protocol: Protocol::Http1,
+            ..Workload::default()
+        };
+        assert_eq!(describe(&Workload::default()), "echo");
+        assert_eq!(default_name(&Workload::default()), "echo");
+        assert_eq!(describe(&http), "http1");
+        assert_eq!(default_name(&http), "http1");
+        let deep = Workload {
+            pipeline: 16,
+            cpu: Dist::Fixed(Duration::from_micros(20)),
+            response_bytes: Some(1024),
+            ..http
+        };
+        assert_eq!(
+            describe(&deep),
+            "http1 pipeline 16 · cpu 20us · 1024 B answers"
+        );
+        assert_eq!(default_name(&deep), "http1-cpu-sized");
     }
 }
