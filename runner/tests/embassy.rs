@@ -558,13 +558,13 @@ fn without_ip_the_embassy_row_fails_and_tokio_still_runs() {
 /// on loopback in tests/workload_parts.rs.
 #[test]
 fn embassy_serves_its_workload_parts_and_declares_no_blocking() {
-    use runbench_plugin_abi::{Dist, Fanout, Rng, WORKLOAD_ALL, WORKLOAD_BLOCKING};
+    use runbench_plugin_abi::{Dist, Fanout, Rng, WORKLOAD_ALL, WORKLOAD_BLOCKING, WORKLOAD_HTTP1};
     let has = runbench::plugin::load(&Which::Embassy.plugin())
         .expect("loading the embassy plugin")
         .workloads();
     assert_eq!(
         has,
-        WORKLOAD_ALL & !WORKLOAD_BLOCKING,
+        (WORKLOAD_ALL & !WORKLOAD_BLOCKING) | WORKLOAD_HTTP1,
         "embassy's header: {has:#b}"
     );
     let blocking = Workload {

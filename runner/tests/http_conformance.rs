@@ -5,11 +5,16 @@
 //! pipelined requests answered in order (GET and HEAD interleaved: only a GET's answer has a
 //! body), a POST with `request_bytes` of body answered with `response_bytes`, and a malformed
 //! request answered 400 or closed cleanly. A failing test is named `<runtime>::<case>`.
+//!
+//! `embassy` (its own TCP stack on a TAP device) serves inside a network namespace each case
+//! creates; its clients' sockets are opened from a thread that joined it (needs root, as
+//! tests/embassy.rs).
 
 mod common;
 mod support;
 
 use common::*;
+use runbench::os::netns::TapNamespace;
 use runbench_plugin_abi::Workload;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -56,6 +61,7 @@ http_conformance! {
     kimojio => "kimojio";
     std_threads => "std-threads";
     embassy_executor => "embassy-executor";
+    embassy => "embassy";
 }
 
 mod cases {
@@ -64,16 +70,58 @@ mod cases {
     const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: runbench\r\n\r\n";
     const HEAD: &[u8] = b"HEAD / HTTP/1.1\r\nHost: runbench\r\n\r\n";
 
-    fn start(runtime: &str, workload: Workload) -> Server {
-        Server::start(
+    /// A started server and where its clients connect from. Fields drop in order: the server
+    /// is killed before its namespace is deleted.
+    pub struct Target {
+        server: Server,
+        ns: Option<TapNamespace>,
+    }
+
+    impl Target {
+        /// A client connection: from a thread in the server's namespace where it has one (the
+        /// socket stays in that namespace whichever thread uses it).
+        fn connect(&self) -> TcpStream {
+            let addr = self.server.addr;
+            match &self.ns {
+                None => connect(addr),
+                Some(ns) => {
+                    let name = ns.name().to_string();
+                    std::thread::scope(|s| {
+                        s.spawn(move || {
+                            runbench::os::netns::enter(&name).expect("entering the namespace");
+                            connect(addr)
+                        })
+                        .join()
+                        .expect("the connecting thread")
+                    })
+                }
+            }
+        }
+
+        fn finish(self) -> Finished {
+            let Target { server, ns } = self;
+            let finished = server.finish();
+            drop(ns);
+            finished
+        }
+    }
+
+    fn start(runtime: &str, workload: Workload) -> Target {
+        let ns = (runtime == "embassy")
+            .then(|| TapNamespace::create().expect("creating the test's network namespace"));
+        let server = Server::start(
             runtime,
             Options {
                 threads: 2,
                 cpus: vec![0, 1],
                 workload: Some(workload),
+                netns: ns
+                    .as_ref()
+                    .map(|ns| (ns.name().to_string(), ns.server_addr())),
                 ..Options::default()
             },
-        )
+        );
+        Target { server, ns }
     }
 
     /// One parsed answer: status, headers (lower-case names), body.
@@ -155,7 +203,7 @@ mod cases {
     pub fn plaintext_answers_are_valid(runtime: &str) {
         let _serial = serial();
         let server = start(runtime, Workload::http1());
-        let mut c = connect(server.addr);
+        let mut c = server.connect();
         let mut pending = Vec::new();
         c.write_all(GET).unwrap();
         assert_plaintext(runtime, &read_answer(&mut c, &mut pending, false));
@@ -169,7 +217,7 @@ mod cases {
     pub fn keep_alive_serves_many_requests_on_one_connection(runtime: &str) {
         let _serial = serial();
         let server = start(runtime, Workload::http1());
-        let mut c = connect(server.addr);
+        let mut c = server.connect();
         let mut pending = Vec::new();
         for _ in 0..50 {
             c.write_all(GET).unwrap();
@@ -190,7 +238,7 @@ mod cases {
     pub fn pipelined_requests_are_answered_in_order(runtime: &str) {
         let _serial = serial();
         let server = start(runtime, Workload::http1());
-        let mut c = connect(server.addr);
+        let mut c = server.connect();
         // 16 at once, in one write: GET, HEAD, GET, GET, HEAD, ... (a HEAD every third).
         let kinds: Vec<bool> = (0..16).map(|i| i % 3 == 1).collect();
         let mut burst = Vec::new();
@@ -230,7 +278,7 @@ mod cases {
             ..Workload::http1()
         };
         let server = start(runtime, w);
-        let mut c = connect(server.addr);
+        let mut c = server.connect();
         let mut req = b"POST / HTTP/1.1\r\nHost: runbench\r\nContent-Length: 300\r\n\r\n".to_vec();
         req.extend_from_slice(&[7u8; 300]);
         let want: Vec<u8> = (0..1000).map(Workload::response_byte).collect();
@@ -252,7 +300,7 @@ mod cases {
     pub fn malformed_request_is_refused(runtime: &str) {
         let _serial = serial();
         let server = start(runtime, Workload::http1());
-        let mut c = connect(server.addr);
+        let mut c = server.connect();
         c.write_all(b"NOT HTTP AT ALL\x01\x02\r\n\r\n").unwrap();
         let mut got = Vec::new();
         match c.read_to_end(&mut got) {
@@ -268,7 +316,7 @@ mod cases {
             );
         }
         // The server still serves others.
-        let mut c = connect(server.addr);
+        let mut c = server.connect();
         c.write_all(GET).unwrap();
         assert_plaintext(runtime, &read_answer(&mut c, &mut Vec::new(), false));
     }

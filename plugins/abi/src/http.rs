@@ -21,9 +21,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 
-pub use crate::PLAINTEXT;
-/// The `Server` header of every answer.
-pub const SERVER_NAME: &str = "runbench";
+pub use crate::{PLAINTEXT, SERVER_NAME};
 
 /// What hyper needs of a connection's byte stream: its `rt::Read` and `rt::Write`.
 pub trait HttpIo: hyper::rt::Read + hyper::rt::Write + Unpin {}

@@ -64,6 +64,8 @@ pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
 pub const PLAINTEXT: &[u8] = b"Hello, World!";
 /// Its length.
 pub const PLAINTEXT_BYTES: u64 = PLAINTEXT.len() as u64;
+/// The `Server` header of every HTTP answer.
+pub const SERVER_NAME: &str = "runbench";
 
 /// What the bytes on a connection are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,15 +1,15 @@
 //! One slot of the socket pool: listen, serve the connection that arrives, close it, listen
 //! again, until the stop signal.
 
-use crate::{jobs, Shared, SOCKET_RX_BYTES, SOCKET_TX_BYTES};
+use crate::{http, jobs, Shared, SOCKET_RX_BYTES, SOCKET_TX_BYTES};
 use embassy_executor::Spawner;
 use embassy_net::tcp::TcpSocket;
 use embassy_net::Stack;
 use embassy_sync::semaphore::Semaphore;
 use embassy_time::Timer as EmbassyTimer;
 use runbench_plugin_abi::{
-    echo_stream, race, serve_connection, EchoStream, Either, Job, Outcome, Primitives, StopWait,
-    Timer, ACCEPT_BACKOFF,
+    echo_stream, race, serve_connection, EchoStream, Either, Job, Outcome, Primitives, Protocol,
+    StopWait, Timer, ACCEPT_BACKOFF,
 };
 use std::future::Future;
 use std::io;
@@ -62,8 +62,9 @@ pub async fn pool_slot(stack: Stack<'static>, shared: &'static Shared, spawner: 
 }
 
 /// Serves one connection with the ABI crate's shared pieces (the permit and outcome counting of
-/// `serve_connection`, the echo loop of `echo_stream`), then closes the socket as its outcome
-/// says: a FIN after a clean end, a reset after a cut.
+/// `serve_connection`, the echo loop of `echo_stream`) or, for HTTP/1.1, with picoserve
+/// ([`http::serve`]), then closes the socket as its outcome says: a FIN after a clean end, a
+/// reset after a cut.
 async fn connection(
     socket: &mut TcpSocket<'_>,
     ticks: Ticks,
@@ -79,19 +80,36 @@ async fn connection(
     let workload = &shared.config.workload;
     let mut stream = Socket(&mut *socket);
     let _ = stream.set_nodelay();
-    let echo = echo_stream(
-        &mut stream,
-        &ticks,
-        ordinal,
-        stopping,
-        &mut *forced,
-        host,
-        workload,
-    );
-    let outcome = serve_connection(host, host.stop().stopping(), acquire, echo).await;
+    let outcome = if workload.protocol == Protocol::Http1 {
+        // Boxed: picoserve's future is deep and large, and the pool's task storage is static.
+        let http = Box::pin(http::serve(
+            &mut *socket,
+            &ticks,
+            ordinal,
+            stopping,
+            &mut *forced,
+            host,
+            workload,
+        ));
+        serve_connection(host, host.stop().stopping(), acquire, http).await
+    } else {
+        let echo = echo_stream(
+            &mut stream,
+            &ticks,
+            ordinal,
+            stopping,
+            &mut *forced,
+            host,
+            workload,
+        );
+        serve_connection(host, host.stop().stopping(), acquire, echo).await
+    };
     match outcome {
         Outcome::Clean | Outcome::PeerClosed => close(socket, forced).await,
         Outcome::Cut => cut(socket).await,
+        // A malformed HTTP request was answered 400: that answer leaves before the FIN. (On a
+        // socket that failed there is nothing left to send, and closing it returns at once.)
+        Outcome::IoError if workload.protocol == Protocol::Http1 => close(socket, forced).await,
         Outcome::IoError => {}
     }
 }

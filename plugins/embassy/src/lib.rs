@@ -68,6 +68,7 @@
 //! [`ECHO_BUFFER_BYTES`]: runbench_plugin_abi::ECHO_BUFFER_BYTES
 
 mod conn;
+mod http;
 // The embassy-executor plugin's job pool and hop channel.
 #[path = "../../embassy-executor/src/jobs.rs"]
 mod jobs;
@@ -81,7 +82,7 @@ use embassy_sync::semaphore::FairSemaphore;
 use embassy_sync::signal::Signal;
 use runbench_plugin_abi::{
     export_plugin, Config, HostHandle, Job, Plugin, NEEDS_TAP, TAP_DEVICE, TAP_PREFIX_LEN,
-    WORKLOAD_ALL, WORKLOAD_BLOCKING,
+    WORKLOAD_ALL, WORKLOAD_BLOCKING, WORKLOAD_HTTP1,
 };
 use static_cell::StaticCell;
 use std::cell::Cell;
@@ -103,8 +104,15 @@ struct Embassy;
 impl Plugin for Embassy {
     const RUNTIME: &'static str = "embassy";
     const RUNTIME_VERSION: &'static str = env!("RUNTIME_VERSION");
-    /// Every part but `blocking`: embassy has no blocking pool.
-    const WORKLOADS: u32 = WORKLOAD_ALL & !WORKLOAD_BLOCKING;
+    /// Every part but `blocking` (embassy has no blocking pool), and HTTP/1.1.
+    const WORKLOADS: u32 = (WORKLOAD_ALL & !WORKLOAD_BLOCKING) | WORKLOAD_HTTP1;
+    const HTTP_STACK: &'static str = concat!(
+        "picoserve ",
+        env!("PICOSERVE_VERSION"),
+        " over embassy-net ",
+        env!("EMBASSY_NET_VERSION"),
+        " (smoltcp) on the TAP"
+    );
     const NEEDS: u32 = NEEDS_TAP;
     const CONNECTION_LIMIT: u64 = POOL_SIZE as u64;
 

@@ -67,6 +67,9 @@ pub struct Options {
     /// The whole workload, when a case needs more than `message_bytes`, `work` and `sleep`
     /// (which it then replaces).
     pub workload: Option<Workload>,
+    /// The network namespace and address the server serves in (a TAP plugin's), instead of a
+    /// fresh loopback address.
+    pub netns: Option<(String, SocketAddr)>,
 }
 
 impl Default for Options {
@@ -80,6 +83,7 @@ impl Default for Options {
             work: Duration::ZERO,
             sleep: Duration::ZERO,
             workload: None,
+            netns: None,
         }
     }
 }
@@ -114,7 +118,10 @@ impl Server {
     /// [`Server::start`] with the plugin library at `plugin` (a test fixture's), named `runtime`
     /// in messages.
     pub fn start_plugin(runtime: &str, plugin: PathBuf, options: Options) -> Server {
-        let addr = fresh_addr();
+        let addr = options
+            .netns
+            .as_ref()
+            .map_or_else(fresh_addr, |(_, addr)| *addr);
         let spec = ServeSpec {
             plugin,
             addr,
@@ -128,7 +135,7 @@ impl Server {
                 sleep: Dist::Fixed(options.sleep),
                 ..Workload::default()
             }),
-            netns: None,
+            netns: options.netns.as_ref().map(|(name, _)| name.clone()),
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_runbench"))
             .arg("serve")
