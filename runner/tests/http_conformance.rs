@@ -3,8 +3,9 @@
 //! valid plaintext answers (200, `Server`, `Date`, `Content-Type: text/plain`,
 //! `Content-Length: 13`, `Hello, World!`), keep-alive (many requests, one connection),
 //! pipelined requests answered in order (GET and HEAD interleaved: only a GET's answer has a
-//! body), a POST with `request_bytes` of body answered with `response_bytes`, and a malformed
-//! request answered 400 or closed cleanly. A failing test is named `<runtime>::<case>`.
+//! body), a POST with `request_bytes` of body answered with `response_bytes`, a malformed
+//! request answered 400 or closed cleanly, and the workload's parts done (and counted) per
+//! request. A failing test is named `<runtime>::<case>`.
 //!
 //! `embassy` (its own TCP stack on a TAP device) serves inside a network namespace each case
 //! creates; its clients' sockets are opened from a thread that joined it (needs root, as
@@ -15,9 +16,10 @@ mod support;
 
 use common::*;
 use runbench::os::netns::TapNamespace;
-use runbench_plugin_abi::Workload;
+use runbench_plugin_abi::{Dist, Workload};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::time::Duration;
 
 macro_rules! http_conformance {
     ($($module:ident => $runtime:literal;)*) => {$(
@@ -44,6 +46,10 @@ macro_rules! http_conformance {
             #[test]
             fn malformed_request_is_refused() {
                 cases::malformed_request_is_refused(RUNTIME);
+            }
+            #[test]
+            fn the_workload_is_done_per_request() {
+                cases::the_workload_is_done_per_request(RUNTIME);
             }
         }
     )*};
@@ -295,6 +301,35 @@ mod cases {
         drop(c);
         let counts = server.finish().counts;
         assert_eq!(counts.bytes_echoed, 3000, "{runtime}: {counts:?}");
+    }
+
+    /// The workload's parts apply per HTTP request as per echo: each GET's busy time and its
+    /// wait on the runtime's timer, counted by the server (a plugin that answered without the
+    /// work would count neither).
+    pub fn the_workload_is_done_per_request(runtime: &str) {
+        let _serial = serial();
+        let w = Workload {
+            cpu: Dist::Fixed(Duration::from_micros(200)),
+            sleep: Dist::Fixed(Duration::from_millis(2)),
+            ..Workload::http1()
+        };
+        let server = start(runtime, w);
+        let mut c = server.connect();
+        let mut pending = Vec::new();
+        let started = std::time::Instant::now();
+        for _ in 0..5 {
+            c.write_all(GET).unwrap();
+            assert_plaintext(runtime, &read_answer(&mut c, &mut pending, false));
+        }
+        // Each answer waited for its 2 ms timer at least.
+        assert!(started.elapsed() >= Duration::from_millis(10), "{runtime}");
+        drop(c);
+        let c = server.finish().counts;
+        assert_eq!(
+            (c.requests, c.spun_ns, c.timers, c.timers_early),
+            (5, 5 * 200_000, 5, 0),
+            "{runtime}: {c:?}"
+        );
     }
 
     pub fn malformed_request_is_refused(runtime: &str) {

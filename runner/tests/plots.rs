@@ -364,7 +364,7 @@ fn a_sweep_over_connections_gets_sweep_connections_png() {
     check_png(&dir.path().join("throughput.png"), THROUGHPUT);
     check_png(&dir.path().join("latency.png"), LATENCY);
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
-    assert!(md.contains("Requests per second per runtime at 1000 connections"));
+    assert!(md.contains("Requests per second per runtime at 1,000 connections"));
     assert!(md.contains("| runtime | connections | requests/s |"));
     assert!(md.contains("(sweep-connections.png)"));
 }

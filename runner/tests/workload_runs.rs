@@ -22,6 +22,13 @@ fn scenario(name: &str, load: &str, workload: &str) -> String {
 /// Runs `text` against the plugin `lib` with `RUNBENCH_CHEAT` set to `cheat` (when given);
 /// returns its one row.
 fn run(dir: &Path, text: &str, lib: &str, cheat: Option<&str>) -> Row {
+    let (code, row, log) = run_any(dir, text, lib, cheat);
+    assert_eq!(code, Some(0), "{log}");
+    row
+}
+
+/// [`run`] for a run that may fail: its exit code, its one row and its output.
+fn run_any(dir: &Path, text: &str, lib: &str, cheat: Option<&str>) -> (Option<i32>, Row, String) {
     let _g = support::load_lock();
     let name = text
         .lines()
@@ -45,8 +52,8 @@ fn run(dir: &Path, text: &str, lib: &str, cheat: Option<&str>) -> Row {
         None => cmd.env_remove("RUNBENCH_CHEAT"),
     };
     let result = cmd.output().expect("runbench runs");
-    assert_eq!(result.status.code(), Some(0), "{}", support::text(&result));
-    support::only_row(&out.join(&name).join("latest"))
+    let row = support::only_row(&out.join(&name).join("latest"));
+    (result.status.code(), row, support::text(&result))
 }
 
 /// The audit's findings about the workload and the skew (the others, about the load generator
@@ -134,6 +141,35 @@ fn the_audit_names_the_part_a_plugin_skips() {
         let found = workload_findings(&honest);
         assert!(found.is_empty(), "{cheat} served honestly: {found:?}");
     }
+}
+
+/// A plugin that answers a byte short of what it counts (the `short-answer` cheat: its
+/// `bytes_echoed` claims 1,000 bytes an answer, the client gets 999) is caught by the client,
+/// the witness the server cannot write: no answer is ever complete, so the row fails with the
+/// requests left pending, and the run says some runtime failed.
+#[test]
+fn a_plugin_that_answers_short_fails_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let workload = "[workload]\nrequest_bytes = 64\nresponse_bytes = 1000\n";
+    let text = scenario("short-answer", "connections = 4", workload);
+    let lib = "runbench_testplugin_cheat_workload";
+    let (code, row, log) = run_any(dir.path(), &text, lib, Some("short-answer"));
+    assert_eq!(code, Some(1), "{log}");
+    assert_eq!(row["status"], "failed", "{row:?}");
+    assert!(row["error"].contains("no request completed"), "{row:?}");
+    assert!(
+        row["audit"].contains("pending through the whole window without an answer"),
+        "{row:?}"
+    );
+    // Served honestly, the same workload's row is clean.
+    let honest = run(
+        dir.path(),
+        &scenario("short-answer-honest", "connections = 4", workload),
+        lib,
+        None,
+    );
+    assert_eq!(honest["status"], "ok", "{honest:?}");
+    assert_eq!(honest["mismatched_bytes"], "0");
 }
 
 #[test]

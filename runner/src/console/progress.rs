@@ -96,17 +96,18 @@ impl RunProgress {
         match &self.bar {
             Some(bar) => {
                 bar.set_position(elapsed.min(self.load_total).as_millis() as u64);
-                bar.set_message(format!("{} {:>10.0} req/s", self.phase.label(), rate));
+                let rate = super::format::thousands(rate);
+                bar.set_message(format!("{} {rate:>10} req/s", self.phase.label()));
             }
             None if self.last_plain.elapsed() >= Duration::from_secs(5) => {
                 self.last_plain = Instant::now();
                 eprintln!(
-                    "[{}] {} {:.0}s/{:.0}s {:.0} req/s",
+                    "[{}] {} {:.0}s/{:.0}s {} req/s",
                     self.runtime,
                     self.phase.label(),
                     elapsed.as_secs_f64(),
                     self.load_total.as_secs_f64(),
-                    rate
+                    super::format::thousands(rate)
                 );
             }
             None => {}

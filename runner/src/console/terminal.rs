@@ -238,7 +238,9 @@ pub fn final_table_fitted(rows: &[SummaryRow], colour: bool, width: Option<usize
     let mut out = String::new();
     for point in points {
         let mut group: Vec<&SummaryRow> = rows.iter().filter(|r| r.point == point).collect();
-        group.sort_by(|a, b| rps(b).total_cmp(&rps(a)));
+        // Measured rows fastest first, then the lower bounds (the client was their limit):
+        // a bound is not ranked above a measurement it may not reach.
+        group.sort_by(|a, b| bound(a).cmp(&bound(b)).then(rps(b).total_cmp(&rps(a))));
         if !point.is_empty() {
             let _ = writeln!(out, "{point}:");
         }
@@ -265,10 +267,16 @@ fn rps(r: &SummaryRow) -> f64 {
     }
 }
 
+/// Whether the row's requests/s is a lower bound: the load generator was its limit.
+fn bound(r: &SummaryRow) -> bool {
+    r.loadgen_saturated == Some(true)
+}
+
 fn point_table(group: &[&SummaryRow], colour: bool, width: Option<usize>) -> String {
+    // The limit the others are a share of, where it was measured: a lower bound is no limit.
     let reference = group
         .iter()
-        .find(|r| r.runtime == REFERENCE_RUNTIME && rps(r) > 0.0)
+        .find(|r| r.runtime == REFERENCE_RUNTIME && rps(r) > 0.0 && !bound(r))
         .map(|r| rps(r));
     let trials = group.iter().any(|r| r.requests_per_sec_ci_low.is_some());
     let mut s = format!("  {:<16} {:>12}", "runtime", "req/s");
@@ -286,7 +294,10 @@ fn point_table(group: &[&SummaryRow], colour: bool, width: Option<usize>) -> Str
             s,
             "  {:<16} {:>12}",
             r.runtime,
-            cell(r.requests_per_sec, thousands)
+            match r.requests_per_sec {
+                Some(v) if bound(r) => format!("≥ {}", thousands(v)),
+                v => cell(v, thousands),
+            }
         );
         if trials {
             let ci = match (r.requests_per_sec_ci_low, r.requests_per_sec_ci_high) {
@@ -302,7 +313,10 @@ fn point_table(group: &[&SummaryRow], colour: bool, width: Option<usize>) -> Str
             cell(r.p99_us, micros)
         );
         if let Some(e) = reference {
-            let share = (rps(r) > 0.0 && !on_tap(r)).then(|| format!("{:.0}%", rps(r) / e * 100.0));
+            let share = (rps(r) > 0.0 && !on_tap(r)).then(|| {
+                let at_least = if bound(r) { "≥ " } else { "" };
+                format!("{at_least}{:.0}%", rps(r) / e * 100.0)
+            });
             let _ = write!(s, " {:>9}", share.unwrap_or_else(|| "-".into()));
         }
         let text = status(r, 60);
@@ -413,6 +427,36 @@ mod tests {
             trials: if cv.is_some() { 5 } else { 1 },
             ..Default::default()
         }
+    }
+
+    /// The client was the limit of tokio's row and epoll's: their figures are lower bounds,
+    /// listed after the measured row with `≥`, and epoll's is no limit to give shares of.
+    #[test]
+    fn lower_bounds_follow_the_measured_rows_and_a_bounded_epoll_gives_no_shares() {
+        let bounded = |runtime: &str, rps: f64| SummaryRow {
+            loadgen_saturated: Some(true),
+            ..row(runtime, rps, None)
+        };
+        let rows = vec![
+            bounded("tokio", 90_000.0),
+            row("smol", 50_000.0, None),
+            bounded("epoll", 80_000.0),
+        ];
+        let t = final_table(&rows, false);
+        let order: Vec<&str> = t
+            .lines()
+            .skip(1)
+            .take(3)
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(order, ["smol", "tokio", "epoll"], "{t}");
+        assert!(t.contains("≥ 90,000") && t.contains("≥ 80,000"), "{t}");
+        assert!(!t.contains("vs epoll"), "{t}");
+
+        let rows = vec![bounded("tokio", 90_000.0), row("epoll", 120_000.0, None)];
+        let t = final_table(&rows, false);
+        let tokio = t.lines().find(|l| l.contains("tokio")).unwrap();
+        assert!(tokio.contains("≥ 75%"), "{t}");
     }
 
     #[test]
@@ -589,7 +633,7 @@ mod tests {
             !t.contains("glommio ran") && !t.contains("than glommio"),
             "{t}"
         );
-        assert!(t.contains("not ranked: monoio, glommio"), "{t}");
+        assert!(t.contains("not ranked: glommio, monoio"), "{t}");
     }
 
     #[test]

@@ -148,9 +148,10 @@ fn plural(v: f64) -> &'static str {
     }
 }
 
+/// A parameter's value for people, as the terminal writes counts (`50,000`).
 fn fmt_num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
+        crate::console::format::thousands(v)
     } else {
         format!("{v}")
     }

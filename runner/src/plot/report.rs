@@ -58,6 +58,9 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
     md.push_str("## Results\n\n");
     md.push_str(&table(data));
     md.push('\n');
+    if let Some(said) = one_trial(data) {
+        md.push_str(&said);
+    }
 
     md.push_str("## Flags\n\n");
     let flags = flags(data, plots);
@@ -178,17 +181,20 @@ fn machine(data: &RunData) -> String {
     parts.join(", ")
 }
 
-/// Rows in reading order: fastest first; in a sweep, by runtime then point.
+/// Rows in reading order: measured rows fastest first, then the lower bounds (a bound is not
+/// ranked above a measurement it may not reach); in a sweep, by runtime then point.
 fn ordered(data: &RunData) -> Vec<&Summary> {
     let swept = data.swept();
     let mut rows: Vec<&Summary> = data.summary.iter().collect();
     let workloads = workload_order(data);
     if swept.is_empty() && workloads.len() < 2 {
         rows.sort_by(|a, b| {
-            b.row
-                .requests_per_sec
-                .unwrap_or(-1.0)
-                .total_cmp(&a.row.requests_per_sec.unwrap_or(-1.0))
+            a.lower_bound().cmp(&b.lower_bound()).then(
+                b.row
+                    .requests_per_sec
+                    .unwrap_or(-1.0)
+                    .total_cmp(&a.row.requests_per_sec.unwrap_or(-1.0)),
+            )
         });
     } else {
         let order = data.runtimes();
@@ -303,11 +309,15 @@ fn table_row(data: &RunData, cols: &Columns, r: &Summary) -> Vec<String> {
     ));
     if cols.reference {
         let ratio = match (data.reference_for(r), r.row.requests_per_sec) {
-            (Some(e), Some(v)) => e
-                .row
-                .requests_per_sec
-                .filter(|&e| e > 0.0)
-                .map_or("-".into(), |e| format!("{:.0}%", v / e * 100.0)),
+            (Some(e), Some(v)) => {
+                e.row
+                    .requests_per_sec
+                    .filter(|&e| e > 0.0)
+                    .map_or("-".into(), |e| {
+                        let at_least = if r.lower_bound() { "≥ " } else { "" };
+                        format!("{at_least}{:.0}%", v / e * 100.0)
+                    })
+            }
             _ => "-".into(),
         };
         c.push(ratio);
@@ -501,6 +511,18 @@ fn client_limit(data: &RunData) -> Option<String> {
     ))
 }
 
+/// Under the table of a run whose rows have one trial each (no noise estimate): that its order
+/// is no ranking, as the terminal says.
+fn one_trial(data: &RunData) -> Option<String> {
+    let measured: Vec<&Summary> = data.summary.iter().filter(|r| r.ok()).collect();
+    let single = measured.iter().any(|r| r.row.requests_per_sec_cv.is_none());
+    (measured.len() > 1 && single).then(|| {
+        "One trial each: the table's order is no ranking and its differences no ratios, since \
+         one trial has no noise estimate (rerun with `--repeat 5`).\n\n"
+            .to_string()
+    })
+}
+
 /// Per-runtime notes for the runtimes in this run: standing ones first, then the run's own.
 fn notes(data: &RunData) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -579,6 +601,77 @@ mod tests {
         assert_eq!(
             load_that_ran(&data).as_deref(),
             Some("3 processes with 3 thread(s) in all; 1 process with 1 thread(s) in all")
+        );
+    }
+
+    fn run_of(rows: &[(&str, f64, bool, Option<f64>)]) -> RunData {
+        let summary = rows
+            .iter()
+            .map(|&(runtime, rps, bound, cv)| Summary {
+                row: crate::results::SummaryRow {
+                    runtime: runtime.into(),
+                    requests_per_sec: Some(rps),
+                    requests_per_sec_cv: cv,
+                    loadgen_saturated: Some(bound),
+                    network: "kernel".into(),
+                    ..crate::results::SummaryRow::default()
+                },
+                extra: Default::default(),
+            })
+            .collect();
+        RunData {
+            dir: std::path::PathBuf::new(),
+            meta: Default::default(),
+            summary,
+            percentiles: Vec::new(),
+            percentiles_have_point: true,
+            trials: None,
+            timeline: None,
+            capacity: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Issue 26's 50k run: a lower bound is not ranked above a measurement, and a share of an
+    /// epoll row that is itself a lower bound is not given (it would be a share of no limit).
+    #[test]
+    fn lower_bounds_follow_the_measured_rows_and_a_bounded_epoll_is_no_limit() {
+        let data = run_of(&[
+            ("tokio", 90_000.0, true, None),
+            ("smol", 50_000.0, false, None),
+            ("epoll", 80_000.0, true, None),
+        ]);
+        let order: Vec<&str> = ordered(&data).iter().map(|r| r.runtime()).collect();
+        assert_eq!(order, ["smol", "tokio", "epoll"]);
+        assert!(data.reference_for(&data.summary[0]).is_none());
+        let t = table(&data);
+        assert!(!t.contains("% |"), "no share of a bounded epoll:\n{t}");
+
+        // A measured epoll is the limit; a bounded row's share is at least what it shows.
+        let data = run_of(&[
+            ("tokio", 90_000.0, true, None),
+            ("epoll", 120_000.0, false, None),
+        ]);
+        let t = table(&data);
+        assert!(t.contains("| ≥ 75% |"), "{t}");
+        assert!(t.contains("| 100% |"), "{t}");
+    }
+
+    #[test]
+    fn one_trial_is_said_to_be_no_ranking_and_trials_are_not() {
+        let data = run_of(&[
+            ("tokio", 90_000.0, false, None),
+            ("smol", 80_000.0, false, None),
+        ]);
+        assert!(one_trial(&data).unwrap().contains("no ranking"));
+        let data = run_of(&[
+            ("tokio", 90_000.0, false, Some(0.01)),
+            ("smol", 80_000.0, false, Some(0.02)),
+        ]);
+        assert_eq!(one_trial(&data), None);
+        assert_eq!(
+            one_trial(&run_of(&[("tokio", 90_000.0, false, None)])),
+            None
         );
     }
 

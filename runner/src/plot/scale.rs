@@ -167,43 +167,6 @@ pub fn spaced(mut ticks: Vec<f64>, gap: f64) -> Vec<f64> {
 
 pub use crate::console::format::Unit;
 
-/// Short labels: 950, 12.5k, 1.25M; at most three significant digits.
-pub fn si(v: f64) -> String {
-    let a = v.abs();
-    let (x, suffix) = if a >= 1e9 {
-        (v / 1e9, "G")
-    } else if a >= 1e6 {
-        (v / 1e6, "M")
-    } else if a >= 1e3 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    format!("{}{suffix}", sig3(x))
-}
-
-fn sig3(x: f64) -> String {
-    if x == 0.0 {
-        return "0".into();
-    }
-    let a = x.abs();
-    let decimals = if a >= 100.0 {
-        0
-    } else if a >= 10.0 {
-        1
-    } else if a >= 1.0 {
-        2
-    } else {
-        3
-    };
-    let s = format!("{x:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,16 +222,6 @@ mod tests {
         );
         assert_eq!(spaced(vec![0.0, 0.3, 0.6, 0.9], 0.5), vec![0.0, 0.6]);
         assert!(spaced(Vec::new(), 1.0).is_empty());
-    }
-
-    #[test]
-    fn si_labels() {
-        assert_eq!(si(0.0), "0");
-        assert_eq!(si(950.0), "950");
-        assert_eq!(si(12_500.0), "12.5k");
-        assert_eq!(si(1_250_000.0), "1.25M");
-        assert_eq!(si(0.5), "0.5");
-        assert_eq!(si(20.000000000000004), "20");
     }
 }
 

@@ -32,15 +32,18 @@ pub fn per_runtime(data: &RunData) -> View<'_> {
             .collect();
         focus = Some(parts.join(", "));
     }
+    // Measured rows fastest first, then the lower bounds (the client was their limit).
     rows.sort_by(|a, b| {
-        match (a.row.requests_per_sec, b.row.requests_per_sec) {
-            (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        }
-        .then_with(|| a.runtime().cmp(b.runtime()))
-        .then_with(|| a.row.trial.cmp(&b.row.trial))
+        let bounds = a.lower_bound().cmp(&b.lower_bound());
+        bounds
+            .then(match (a.row.requests_per_sec, b.row.requests_per_sec) {
+                (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            })
+            .then_with(|| a.runtime().cmp(b.runtime()))
+            .then_with(|| a.row.trial.cmp(&b.row.trial))
     });
     View { rows, focus }
 }

@@ -183,7 +183,7 @@ fn panel(
         xa.values.iter().filter_map(|&v| x.pos(v)).collect(),
         (x.range.end - x.range.start) / 12.0,
     );
-    let x_fmt = |v: &f64| scale::si(x.value(*v));
+    let x_fmt = |v: &f64| Unit::Count.label(x.value(*v));
     let y_fmt = |v: &f64| unit.label(y.value(*v));
     // A little room left and right so end markers are not cut by the axes.
     let pad = (x.range.end - x.range.start) * 0.03;

@@ -18,10 +18,11 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
     if view.rows.is_empty() {
         return style::no_data(&area, "summary.csv has no rows");
     }
+    // The limit line where epoll measured the server: a lower bound is no limit.
     let reference = view
         .rows
         .iter()
-        .find(|r| r.runtime() == REFERENCE_RUNTIME && r.ok())
+        .find(|r| r.runtime() == REFERENCE_RUNTIME && r.ok() && !r.lower_bound())
         .and_then(|r| r.row.requests_per_sec);
     let bars: Vec<Bar> = view
         .rows
@@ -80,7 +81,11 @@ fn bar(data: &RunData, view: &select::View, r: &Summary, reference: Option<f64>)
     };
     if let (Some(v), Some(e)) = (rps, reference) {
         if r.runtime() != REFERENCE_RUNTIME && e > 0.0 && r.row.network != "tap" {
-            text.push_str(&format!("  ({:.0}% of {REFERENCE_RUNTIME})", v / e * 100.0));
+            let at_least = if r.lower_bound() { "≥ " } else { "" };
+            text.push_str(&format!(
+                "  ({at_least}{:.0}% of {REFERENCE_RUNTIME})",
+                v / e * 100.0
+            ));
         }
     }
     let mut text_colour = style::TEXT;

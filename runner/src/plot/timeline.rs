@@ -2,7 +2,7 @@
 //! interval for every runtime, on one time axis: the warmup shaded, the stop signal marked when
 //! it came during the load.
 
-use super::scale::{self, Axis, Unit};
+use super::scale::{Axis, Unit};
 use super::{palette, style, Area};
 use crate::results::read::{RunData, Summary, TimelineRow};
 use plotters::prelude::*;
@@ -91,7 +91,7 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
         } else {
             "p99 latency"
         },
-        Some("time since load start (s)"),
+        Some("time since load start"),
         false,
     )
 }
@@ -144,7 +144,8 @@ fn panel(
     x_desc: Option<&str>,
     label_marks: bool,
 ) -> anyhow::Result<()> {
-    let x_fmt = |v: &f64| scale::si(*v);
+    // Seconds on the axis, labelled as every duration is (500 ms, 2 s).
+    let x_fmt = |v: &f64| Unit::Micros.label(*v * 1e6);
     let y_fmt = |v: &f64| unit.label(y.value(*v));
     let mut chart = ChartBuilder::on(area)
         .x_label_area_size(if x_desc.is_some() { 64 } else { 34 })

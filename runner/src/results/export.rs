@@ -101,33 +101,44 @@ impl SummaryJson {
     }
 }
 
-/// `run --export-markdown`: the rows as a Markdown table, fastest first per point.
+/// `run --export-markdown`: the rows as a Markdown table for people, per point the measured
+/// rows fastest first and then the lower bounds (`≥`: the client was the limit), numbers as the
+/// terminal and report.md write them (`52,346`, `1.23 ms`).
 pub fn summary_markdown(rows: &[SummaryRow]) -> String {
+    use crate::console::format::{duration_us, thousands};
     let mut s = String::from(
-        "| runtime | point | status | req/s | p50 µs | p99 µs | server CPU µs/req | audit |\n\
+        "| runtime | point | status | req/s | p50 | p99 | server CPU/req | audit |\n\
          |---|---|---|---:|---:|---:|---:|---|\n",
     );
+    let bound = |r: &SummaryRow| r.loadgen_saturated == Some(true);
     let mut sorted: Vec<&SummaryRow> = rows.iter().collect();
     sorted.sort_by(|a, b| {
-        (a.point.as_str(), b.requests_per_sec.unwrap_or(-1.0))
-            .partial_cmp(&(b.point.as_str(), a.requests_per_sec.unwrap_or(-1.0)))
-            .unwrap_or(std::cmp::Ordering::Equal)
+        (a.point.as_str().cmp(b.point.as_str()))
+            .then(bound(a).cmp(&bound(b)))
+            .then(
+                (b.requests_per_sec.unwrap_or(-1.0)).total_cmp(&a.requests_per_sec.unwrap_or(-1.0)),
+            )
     });
-    let num = |v: Option<f64>, d: usize| v.map_or("-".into(), |v| format!("{v:.d$}"));
+    let time = |v: Option<f64>| v.map_or("-".into(), duration_us);
     for r in sorted {
         let status = match r.status {
             super::RowStatus::Ok => "ok".to_string(),
             other => format!("{}: {}", status_word(other), r.error.replace('|', "\\|")),
+        };
+        let rps = match r.requests_per_sec {
+            Some(v) if bound(r) => format!("≥ {}", thousands(v)),
+            Some(v) => thousands(v),
+            None => "-".into(),
         };
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.runtime,
             r.point,
             status,
-            num(r.requests_per_sec, 0),
-            num(r.p50_us, 1),
-            num(r.p99_us, 1),
-            num(r.server_cpu_us_per_request, 2),
+            rps,
+            time(r.p50_us),
+            time(r.p99_us),
+            time(r.server_cpu_us_per_request),
             r.audit.replace('|', "\\|"),
         ));
     }
@@ -150,6 +161,32 @@ pub fn percentiles_csv(rows: &[PercentileRow]) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Markdown export is for people: numbers as the terminal writes them (issue 26's
+    /// `p50 µs 414449.7`), lower bounds marked and after the measured rows.
+    #[test]
+    fn the_markdown_export_writes_numbers_as_the_terminal_does() {
+        let row = |runtime: &str, rps: f64, bound: bool| SummaryRow {
+            runtime: runtime.into(),
+            status: super::super::RowStatus::Ok,
+            requests_per_sec: Some(rps),
+            loadgen_saturated: Some(bound),
+            p50_us: Some(414_449.7),
+            p99_us: Some(5_484.5),
+            server_cpu_us_per_request: Some(12.5),
+            ..SummaryRow::default()
+        };
+        let md = summary_markdown(&[row("tokio", 70_571.0, true), row("smol", 52_346.0, false)]);
+        let lines: Vec<&str> = md.lines().skip(2).collect();
+        assert_eq!(
+            lines,
+            [
+                "| smol |  | ok | 52,346 | 414 ms | 5.48 ms | 12.5 µs |  |",
+                "| tokio |  | ok | ≥ 70,571 | 414 ms | 5.48 ms | 12.5 µs |  |",
+            ],
+            "{md}"
+        );
+    }
 
     #[test]
     fn csv_numbers_carry_no_binary_noise() {

@@ -56,6 +56,11 @@ impl Summary {
         self.row.status == RowStatus::Ok
     }
 
+    /// Whether its requests/s is a lower bound: the load generator was the limit.
+    pub fn lower_bound(&self) -> bool {
+        self.row.loadgen_saturated == Some(true)
+    }
+
     pub fn param(&self, p: Param) -> Option<f64> {
         self.row.param(p)
     }
@@ -449,18 +454,22 @@ impl RunData {
         out
     }
 
-    /// The row of the reference runtime (`epoll`) at the same point as `row`, if it was run;
-    /// none for a row measured on another network path (a TAP device), whose share of the
-    /// kernel-socket limit would compare unlike with unlike.
+    /// The row of the reference runtime (`epoll`) at the same point as `row`, if it was run and
+    /// measured the server (a lower bound, where the client was the limit, is no limit to be a
+    /// share of); none for a row measured on another network path (a TAP device), whose share
+    /// of the kernel-socket limit would compare unlike with unlike.
     pub fn reference_for(&self, row: &Summary) -> Option<&Summary> {
         if row.row.network == "tap" {
             return None;
         }
         let swept = self.swept();
         let point = row.point(&swept);
-        self.summary
-            .iter()
-            .find(|s| s.runtime() == REFERENCE_RUNTIME && s.ok() && s.point(&swept) == point)
+        self.summary.iter().find(|s| {
+            s.runtime() == REFERENCE_RUNTIME
+                && s.ok()
+                && !s.lower_bound()
+                && s.point(&swept) == point
+        })
     }
 }
 
