@@ -240,7 +240,7 @@ pub fn final_table_fitted(rows: &[SummaryRow], colour: bool, width: Option<usize
         let mut group: Vec<&SummaryRow> = rows.iter().filter(|r| r.point == point).collect();
         // Measured rows fastest first, then the lower bounds (the client was their limit):
         // a bound is not ranked above a measurement it may not reach.
-        group.sort_by(|a, b| bound(a).cmp(&bound(b)).then(rps(b).total_cmp(&rps(a))));
+        group.sort_by(|a, b| class(a).cmp(&class(b)).then(rps(b).total_cmp(&rps(a))));
         if !point.is_empty() {
             let _ = writeln!(out, "{point}:");
         }
@@ -270,6 +270,16 @@ fn rps(r: &SummaryRow) -> f64 {
 /// Whether the row's requests/s is a lower bound: the load generator was its limit.
 fn bound(r: &SummaryRow) -> bool {
     r.loadgen_saturated == Some(true)
+}
+
+/// Where a row goes in the table: measured rows, then lower bounds, then rows without a figure
+/// (skipped, failed, interrupted).
+fn class(r: &SummaryRow) -> u8 {
+    match (rps(r) > 0.0, bound(r)) {
+        (true, false) => 0,
+        (true, true) => 1,
+        (false, _) => 2,
+    }
 }
 
 fn point_table(group: &[&SummaryRow], colour: bool, width: Option<usize>) -> String {
@@ -430,14 +440,22 @@ mod tests {
     }
 
     /// The client was the limit of tokio's row and epoll's: their figures are lower bounds,
-    /// listed after the measured row with `≥`, and epoll's is no limit to give shares of.
+    /// listed after the measured row with `≥` (and before a row without a figure), and
+    /// epoll's is no limit to give shares of.
     #[test]
     fn lower_bounds_follow_the_measured_rows_and_a_bounded_epoll_gives_no_shares() {
         let bounded = |runtime: &str, rps: f64| SummaryRow {
             loadgen_saturated: Some(true),
             ..row(runtime, rps, None)
         };
+        let interrupted = SummaryRow {
+            runtime: "glommio".into(),
+            status: RowStatus::Interrupted,
+            error: "interrupted (SIGINT)".into(),
+            ..Default::default()
+        };
         let rows = vec![
+            interrupted,
             bounded("tokio", 90_000.0),
             row("smol", 50_000.0, None),
             bounded("epoll", 80_000.0),
@@ -446,10 +464,11 @@ mod tests {
         let order: Vec<&str> = t
             .lines()
             .skip(1)
-            .take(3)
+            .take(4)
             .map(|l| l.split_whitespace().next().unwrap())
             .collect();
-        assert_eq!(order, ["smol", "tokio", "epoll"], "{t}");
+        // A row without a figure (interrupted here) after the lower bounds.
+        assert_eq!(order, ["smol", "tokio", "epoll", "glommio"], "{t}");
         assert!(t.contains("≥ 90,000") && t.contains("≥ 80,000"), "{t}");
         assert!(!t.contains("vs epoll"), "{t}");
 

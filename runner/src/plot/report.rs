@@ -54,6 +54,9 @@ pub fn markdown(data: &RunData, plots: &[Plot]) -> String {
     }
     if let Some(grid) = crate::plot::heatmap::Grid::of(data) {
         md.push_str(&workloads_section(&grid));
+        if let Some(said) = one_trial(data) {
+            md.push_str(&said);
+        }
     }
     md.push_str("## Results\n\n");
     md.push_str(&table(data));
@@ -188,8 +191,10 @@ fn ordered(data: &RunData) -> Vec<&Summary> {
     let mut rows: Vec<&Summary> = data.summary.iter().collect();
     let workloads = workload_order(data);
     if swept.is_empty() && workloads.len() < 2 {
+        // Rows without a figure (skipped, failed, interrupted) last.
+        let class = |r: &Summary| (r.row.requests_per_sec.is_none(), r.lower_bound());
         rows.sort_by(|a, b| {
-            a.lower_bound().cmp(&b.lower_bound()).then(
+            class(a).cmp(&class(b)).then(
                 b.row
                     .requests_per_sec
                     .unwrap_or(-1.0)
@@ -511,14 +516,14 @@ fn client_limit(data: &RunData) -> Option<String> {
     ))
 }
 
-/// Under the table of a run whose rows have one trial each (no noise estimate): that its order
-/// is no ranking, as the terminal says.
+/// Under the tables of a run whose rows have one trial each (no noise estimate): that their
+/// order is no ranking, as the terminal says.
 fn one_trial(data: &RunData) -> Option<String> {
     let measured: Vec<&Summary> = data.summary.iter().filter(|r| r.ok()).collect();
     let single = measured.iter().any(|r| r.row.requests_per_sec_cv.is_none());
     (measured.len() > 1 && single).then(|| {
-        "One trial each: the table's order is no ranking and its differences no ratios, since \
-         one trial has no noise estimate (rerun with `--repeat 5`).\n\n"
+        "One trial each: no order here is a ranking and no difference a ratio, since one \
+         trial has no noise estimate (rerun with `--repeat 5`).\n\n"
             .to_string()
     })
 }
@@ -663,7 +668,9 @@ mod tests {
             ("tokio", 90_000.0, false, None),
             ("smol", 80_000.0, false, None),
         ]);
-        assert!(one_trial(&data).unwrap().contains("no ranking"));
+        assert!(one_trial(&data)
+            .unwrap()
+            .contains("no order here is a ranking"));
         let data = run_of(&[
             ("tokio", 90_000.0, false, Some(0.01)),
             ("smol", 80_000.0, false, Some(0.02)),

@@ -34,7 +34,9 @@ pub fn per_runtime(data: &RunData) -> View<'_> {
     }
     // Measured rows fastest first, then the lower bounds (the client was their limit).
     rows.sort_by(|a, b| {
-        let bounds = a.lower_bound().cmp(&b.lower_bound());
+        // Rows without a figure last, after the lower bounds.
+        let class = |r: &Summary| (r.row.requests_per_sec.is_none(), r.lower_bound());
+        let bounds = class(a).cmp(&class(b));
         bounds
             .then(match (a.row.requests_per_sec, b.row.requests_per_sec) {
                 (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal),

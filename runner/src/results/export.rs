@@ -111,10 +111,11 @@ pub fn summary_markdown(rows: &[SummaryRow]) -> String {
          |---|---|---|---:|---:|---:|---:|---|\n",
     );
     let bound = |r: &SummaryRow| r.loadgen_saturated == Some(true);
+    let class = |r: &SummaryRow| (r.requests_per_sec.is_none(), bound(r));
     let mut sorted: Vec<&SummaryRow> = rows.iter().collect();
     sorted.sort_by(|a, b| {
         (a.point.as_str().cmp(b.point.as_str()))
-            .then(bound(a).cmp(&bound(b)))
+            .then(class(a).cmp(&class(b)))
             .then(
                 (b.requests_per_sec.unwrap_or(-1.0)).total_cmp(&a.requests_per_sec.unwrap_or(-1.0)),
             )
