@@ -274,7 +274,8 @@ fn workload_findings(
     if checked > overlapped + slack {
         out.push(format!(
             "fanout ran inline: in {} of {checked} fan-outs no two tasks were in flight at once \
-             (the tasks ran one after another, not as tasks)",
+             (they ran one after another: run inline, or each started only after the one before \
+             it ended, as threads that take longer to start than a task takes do)",
             checked - overlapped
         ));
     }
