@@ -205,8 +205,9 @@ pub struct Worker {
     woke: Option<Instant>,
     /// This thread's realtime-to-monotonic offset, for the kernel's receive stamps.
     clocks: arrival::Clocks,
-    /// The shortest round trip loopback allows (measured before connecting): no answer comes
-    /// sooner, so a latency below it is the client's timing fault and is counted.
+    /// The least time a loopback answer takes once its request is in (measured before
+    /// connecting, [`arrival::loopback_floor`]): no answer comes sooner, so a latency below it
+    /// is the client's timing fault and is counted.
     floor: Option<Duration>,
     /// HTTP: the first malformed answer was logged (one line per worker, not one per answer).
     malformed_logged: bool,

@@ -155,10 +155,10 @@ pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> 
     let unclamped_below = c.latency_below_floor.saturating_sub(c.latency_clamped);
     if unclamped_below > 0 {
         a.findings.push(format!(
-            "{unclamped_below} latencies were shorter than the loopback floor of {} (the shortest \
-             round trip this machine allowed, measured before the load), which no server can \
-             answer within: a fault of the client's timing, so the low percentiles are not to \
-             be trusted",
+            "{unclamped_below} latencies were shorter than the loopback floor of {} (the least \
+             time this machine took to read a request on loopback and write its answer back, \
+             measured before the load), which no server can answer within: a fault of the \
+             client's timing, so the low percentiles are not to be trusted",
             us(c.loopback_floor_ns as f64 / 1000.0)
         ));
     }

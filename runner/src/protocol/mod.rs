@@ -332,8 +332,9 @@ pub struct LoadCounters {
     /// out: impossible, so a clock or stamping fault; recorded as zero, and counted.
     #[serde(default)]
     pub latency_clamped: u64,
-    /// The shortest round trip loopback allows, measured by each load thread before the load
-    /// (`arrival::loopback_floor`; merged as the smallest; 0: not measured), and the latencies
+    /// The least time a loopback answer takes once its request is in, measured by each load
+    /// thread before the load (`arrival::loopback_floor`; merged as the smallest; 0: not
+    /// measured), and the latencies
     /// recorded in the window below their thread's floor (the clamped ones among them): no
     /// server can answer faster, so each is a fault of the client's timing.
     #[serde(default)]

@@ -198,8 +198,8 @@ pub struct SummaryRow {
     /// Latencies whose answer was stamped at or before its request went out (impossible: a
     /// clock or stamping fault; recorded as zero; the audit flags any).
     pub latency_clamped: Option<u64>,
-    /// The shortest round trip loopback allows, measured by each load thread before the load
-    /// (the smallest), and the latencies below it (the clamped ones among them: no server
+    /// The least time a loopback answer takes once its request is in, measured by each load
+    /// thread before the load (the smallest), and the latencies below it (the clamped ones among them: no server
     /// answers faster, so each is a fault of the client's timing; the audit flags any).
     pub loopback_floor_us: Option<f64>,
     pub latency_below_floor: Option<u64>,
