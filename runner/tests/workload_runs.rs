@@ -103,6 +103,8 @@ fn a_workload_with_every_part_runs_on_tokio_with_a_clean_audit() {
     );
     // Not HTTP: no HTTP stack named, though the plugin has one.
     assert_eq!(row["http_stack"], "");
+    // The timers' lateness is measured (a figure, not a blank), never negative.
+    assert!(support::num(&row, "server_timer_late_us") >= 0.0, "{row:?}");
 }
 
 #[test]

@@ -37,6 +37,8 @@ pub struct Stats {
     pub(crate) blocking_jobs: AtomicU64,
     pub(crate) blocking_off_thread: AtomicU64,
     pub(crate) hop_messages: AtomicU64,
+    /// Appended: how long the timers slept past their time, summed.
+    pub(crate) timers_late_ns: AtomicU64,
 }
 
 /// Held while a connection is being served (after any `max_connections` permit).
@@ -72,6 +74,7 @@ impl Default for Stats {
             blocking_jobs: AtomicU64::new(0),
             blocking_off_thread: AtomicU64::new(0),
             hop_messages: AtomicU64::new(0),
+            timers_late_ns: AtomicU64::new(0),
         }
     }
 }
@@ -84,10 +87,16 @@ impl Stats {
     }
     /// Counts `timers` sleeps armed at `started` for `asked` as fired now, and as early when
     /// `asked` has not passed (a timer that did not wait: the witness of the workload's sleeps).
+    /// `timers` sleeps of `asked` (one timer's wait, or one wait that stood for several) that
+    /// began at `started` have ended: counted, and how early or late they came back.
     pub(crate) fn timers_fired(&self, timers: u64, started: Instant, asked: Duration) {
         Stats::add(&self.timers, timers);
-        if started.elapsed() < asked {
+        let took = started.elapsed();
+        if took < asked {
             Stats::add(&self.timers_early, timers);
+        } else {
+            let late = u64::try_from((took - asked).as_nanos()).unwrap_or(u64::MAX);
+            Stats::add(&self.timers_late_ns, late.saturating_mul(timers));
         }
     }
     /// Adds `n` to one of the workload's witness counters.
@@ -138,6 +147,7 @@ impl Stats {
             blocking_jobs: self.blocking_jobs.load(Relaxed),
             blocking_off_thread: self.blocking_off_thread.load(Relaxed),
             hop_messages: self.hop_messages.load(Relaxed),
+            timers_late_ns: self.timers_late_ns.load(Relaxed),
         }
     }
 }
@@ -392,4 +402,25 @@ pub fn locked_version_matching(krate: &str, prefix: &str) -> String {
         "{krate} (version {prefix}*) not found in {}",
         lock.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A timer's wait is counted with how late it came back (or that it came back early):
+    /// a sleep of 1 ms begun 3 ms ago is at least 2 ms late; one of 10 ms is early, not late.
+    #[test]
+    fn timers_are_counted_with_their_lateness() {
+        let stats = Stats::default();
+        let started = Instant::now() - Duration::from_millis(3);
+        stats.timers_fired(2, started, Duration::from_millis(1));
+        let r = stats.report();
+        assert_eq!((r.timers, r.timers_early), (2, 0));
+        assert!(r.timers_late_ns >= 2 * 2_000_000, "{r:?}");
+        let before = r.timers_late_ns;
+        stats.timers_fired(1, started, Duration::from_millis(10));
+        let r = stats.report();
+        assert_eq!((r.timers, r.timers_early, r.timers_late_ns), (3, 1, before));
+    }
 }

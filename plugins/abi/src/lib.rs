@@ -388,6 +388,10 @@ pub struct ServeReport {
     pub blocking_off_thread: u64,
     /// Messages the hop tasks received (out and back).
     pub hop_messages: u64,
+    // ---- appended: zero from older plugins ----
+    /// Nanoseconds the timers slept past their time, summed over `timers` (the timer's own
+    /// lateness with the wake-up's: a millisecond wheel rounds a 1 ms sleep up to about 2 ms).
+    pub timers_late_ns: u64,
 }
 
 impl ServeReport {
@@ -413,6 +417,7 @@ impl ServeReport {
         self.blocking_jobs += o.blocking_jobs;
         self.blocking_off_thread += o.blocking_off_thread;
         self.hop_messages += o.hop_messages;
+        self.timers_late_ns += o.timers_late_ns;
     }
 }
 

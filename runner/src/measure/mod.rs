@@ -125,6 +125,17 @@ impl WindowReadings {
         Some(bytes / workload.response_bytes()?.max(1))
     }
 
+    /// How late the servers' timers came back in the window, on average: microseconds past
+    /// the time each asked for (the timer and the wake-up after it). `None` without timers or
+    /// live counters.
+    pub fn timer_late_us(&self) -> Option<f64> {
+        let (a, b) = self.own?;
+        let (a, b) = (a.counts?, b.counts?);
+        let timers = b.timers.saturating_sub(a.timers);
+        let late_ns = b.timers_late_ns.saturating_sub(a.timers_late_ns);
+        (timers > 0).then(|| late_ns as f64 / timers as f64 / 1000.0)
+    }
+
     /// Connections the servers had accepted when the window opened.
     pub fn accepted_at_start(&self) -> Option<u64> {
         Some(self.own?.0.counts?.accepted)

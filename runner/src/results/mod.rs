@@ -140,6 +140,10 @@ pub struct SummaryRow {
     /// their connections at the window's end, taking their CPU time with them).
     pub server_busiest_thread_share: Option<f64>,
     pub server_busy_threads: Option<u64>,
+    /// How late the server's timers came back in the window, on average, in µs past the time
+    /// each asked for (the workload's `sleep` and fan-out timers; the wake-up after the timer
+    /// included); empty without timers.
+    pub server_timer_late_us: Option<f64>,
     /// With `[load] skew`: the share of the answers in the window that went to the hot
     /// connections (the scenario's `share`, measured).
     pub hot_share: Option<f64>,

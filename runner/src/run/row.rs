@@ -119,6 +119,7 @@ pub(super) fn to_row(
         server_rss_per_idle_connection_bytes: m.idle.map(|(_, per)| per),
         server_busiest_thread_share: m.window.spread.map(|s| s.busiest_share),
         server_busy_threads: m.window.spread.map(|s| s.busy_threads),
+        server_timer_late_us: m.window.timer_late_us(),
         hot_share: facts
             .skew
             .filter(|_| c.requests > 0)
