@@ -1,13 +1,8 @@
 fn main() {
-    let v = runbench_plugin_abi::locked_version("embassy-executor");
-    println!("cargo:rustc-env=RUNTIME_VERSION={v}");
-    // What serves its HTTP, for the rows (`Plugin::HTTP_STACK`).
-    println!(
-        "cargo:rustc-env=HYPER_VERSION={}",
-        runbench_plugin_abi::locked_version("hyper")
-    );
-    println!(
-        "cargo:rustc-env=SMOL_HYPER_VERSION={}",
-        runbench_plugin_abi::locked_version("smol-hyper")
-    );
+    // The runtime's version, and what serves its HTTP (`Plugin::HTTP_STACK`), for the rows.
+    runbench_plugin_abi::export_locked_versions(&[
+        ("RUNTIME_VERSION", "embassy-executor"),
+        ("HYPER_VERSION", "hyper"),
+        ("SMOL_HYPER_VERSION", "smol-hyper"),
+    ]);
 }

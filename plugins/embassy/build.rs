@@ -1,12 +1,8 @@
 fn main() {
-    let v = runbench_plugin_abi::locked_version("embassy-executor");
-    println!("cargo:rustc-env=RUNTIME_VERSION={v}");
-    // What serves its HTTP, for the rows (`Plugin::HTTP_STACK`).
-    for (var, krate) in [
+    // The runtime's version, and what serves its HTTP (`Plugin::HTTP_STACK`), for the rows.
+    runbench_plugin_abi::export_locked_versions(&[
+        ("RUNTIME_VERSION", "embassy-executor"),
         ("PICOSERVE_VERSION", "picoserve"),
         ("EMBASSY_NET_VERSION", "embassy-net"),
-    ] {
-        let v = runbench_plugin_abi::locked_version(krate);
-        println!("cargo:rustc-env={var}={v}");
-    }
+    ]);
 }

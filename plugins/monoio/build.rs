@@ -1,17 +1,9 @@
 fn main() {
-    let v = runbench_plugin_abi::locked_version("monoio");
-    println!("cargo:rustc-env=RUNTIME_VERSION={v}");
-    // What serves its HTTP, for the rows (`Plugin::HTTP_STACK`).
-    println!(
-        "cargo:rustc-env=HYPER_VERSION={}",
-        runbench_plugin_abi::locked_version("hyper")
-    );
-    println!(
-        "cargo:rustc-env=MONOIO_COMPAT_VERSION={}",
-        runbench_plugin_abi::locked_version("monoio-compat")
-    );
-    println!(
-        "cargo:rustc-env=HYPER_UTIL_VERSION={}",
-        runbench_plugin_abi::locked_version("hyper-util")
-    );
+    // The runtime's version, and what serves its HTTP (`Plugin::HTTP_STACK`), for the rows.
+    runbench_plugin_abi::export_locked_versions(&[
+        ("RUNTIME_VERSION", "monoio"),
+        ("HYPER_VERSION", "hyper"),
+        ("MONOIO_COMPAT_VERSION", "monoio-compat"),
+        ("HYPER_UTIL_VERSION", "hyper-util"),
+    ]);
 }

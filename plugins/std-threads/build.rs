@@ -12,9 +12,6 @@ fn main() {
         .nth(1)
         .expect("a version in rustc --version");
     println!("cargo:rustc-env=RUNTIME_VERSION={v}");
-    // What serves its HTTP, for the rows (`Plugin::HTTP_STACK`).
-    println!(
-        "cargo:rustc-env=HTTPARSE_VERSION={}",
-        runbench_plugin_abi::locked_version("httparse")
-    );
+    // What serves its HTTP (`Plugin::HTTP_STACK`), for the rows.
+    runbench_plugin_abi::export_locked_versions(&[("HTTPARSE_VERSION", "httparse")]);
 }

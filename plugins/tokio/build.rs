@@ -1,13 +1,8 @@
 fn main() {
-    let v = runbench_plugin_abi::locked_version("tokio");
-    println!("cargo:rustc-env=RUNTIME_VERSION={v}");
-    // What serves its HTTP, for the rows (`Plugin::HTTP_STACK`).
-    println!(
-        "cargo:rustc-env=HYPER_VERSION={}",
-        runbench_plugin_abi::locked_version("hyper")
-    );
-    println!(
-        "cargo:rustc-env=HYPER_UTIL_VERSION={}",
-        runbench_plugin_abi::locked_version("hyper-util")
-    );
+    // The runtime's version, and what serves its HTTP (`Plugin::HTTP_STACK`), for the rows.
+    runbench_plugin_abi::export_locked_versions(&[
+        ("RUNTIME_VERSION", "tokio"),
+        ("HYPER_VERSION", "hyper"),
+        ("HYPER_UTIL_VERSION", "hyper-util"),
+    ]);
 }

@@ -376,6 +376,24 @@ pub fn locked_version(krate: &str) -> String {
 /// Like [`locked_version`], for a crate locked at several versions (mio 0.8 for monoio, mio 1
 /// for others): the first locked version that starts with `prefix`, e.g. `"1."`.
 pub fn locked_version_matching(krate: &str, prefix: &str) -> String {
+    let (lock, text) = read_lock();
+    find_locked(&lock, &text, krate, prefix)
+}
+
+/// For plugin build scripts: sets each `(VAR, crate)`'s environment variable for the crate's
+/// compilation to the crate's version in Cargo.lock (`env!("VAR")`), reading the lock once:
+/// the runtime's version (`RUNTIME_VERSION`) and those of what serves its HTTP
+/// (`Plugin::HTTP_STACK`).
+pub fn export_locked_versions(vars: &[(&str, &str)]) {
+    let (lock, text) = read_lock();
+    for (var, krate) in vars {
+        let v = find_locked(&lock, &text, krate, "");
+        println!("cargo:rustc-env={var}={v}");
+    }
+}
+
+/// The workspace's Cargo.lock (its path and text), with `rerun-if-changed` emitted for it.
+fn read_lock() -> (std::path::PathBuf, String) {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("run from a build script");
     let lock = std::path::Path::new(&dir)
         .ancestors()
@@ -384,6 +402,11 @@ pub fn locked_version_matching(krate: &str, prefix: &str) -> String {
         .expect("Cargo.lock above the plugin");
     println!("cargo:rerun-if-changed={}", lock.display());
     let text = std::fs::read_to_string(&lock).expect("reading Cargo.lock");
+    (lock, text)
+}
+
+/// The first version of `krate` in the lock's `text` that starts with `prefix`.
+fn find_locked(lock: &std::path::Path, text: &str, krate: &str, prefix: &str) -> String {
     let wanted = format!("name = \"{krate}\"");
     let mut lines = text.lines();
     while let Some(line) = lines.next() {

@@ -72,7 +72,8 @@ pub use echo::{
     SizedAnswer,
 };
 pub use export::{
-    locked_version, locked_version_matching, serve_entry, HostHandle, Serving, Stats,
+    export_locked_versions, locked_version, locked_version_matching, serve_entry, HostHandle,
+    Serving, Stats,
 };
 pub use runtime::{Connection, FairSemaphore, JoinHandles, Runtime, Server, Timer};
 pub use stop::{race, Either, StopToken, StopWait};
