@@ -140,9 +140,32 @@ pub fn thousands(v: f64) -> String {
     }
 }
 
+/// A count that may be a lower bound (the client was the limit): `52,346`, or `≥ 70,571`.
+pub fn at_least(v: f64, bound: bool) -> String {
+    if bound {
+        format!("≥ {}", thousands(v))
+    } else {
+        thousands(v)
+    }
+}
+
+/// `part` as a share of `whole`: `75%`, or `≥ 75%` when `part` is a lower bound.
+pub fn share(part: f64, whole: f64, bound: bool) -> String {
+    let at_least = if bound { "≥ " } else { "" };
+    format!("{at_least}{:.0}%", part / whole * 100.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lower_bound_and_its_share_read_at_least() {
+        assert_eq!(at_least(70_571.0, true), "≥ 70,571");
+        assert_eq!(at_least(52_346.0, false), "52,346");
+        assert_eq!(share(90_000.0, 120_000.0, true), "≥ 75%");
+        assert_eq!(share(120_000.0, 120_000.0, false), "100%");
+    }
 
     #[test]
     fn unit_labels_read_like_the_terminal() {

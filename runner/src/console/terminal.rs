@@ -7,7 +7,7 @@
 //!
 //! The texts are pure functions of the rows, so they are tested without a terminal.
 
-use super::format::{duration_us as micros, paint, thousands, Look};
+use super::format::{at_least, duration_us as micros, paint, share, thousands, Look};
 use crate::plan::budget;
 use crate::plan::Plan;
 use crate::results::read::REFERENCE_RUNTIME;
@@ -267,15 +267,10 @@ fn rps(r: &SummaryRow) -> f64 {
     }
 }
 
-/// Whether the row's requests/s is a lower bound: the load generator was its limit.
-fn bound(r: &SummaryRow) -> bool {
-    r.loadgen_saturated == Some(true)
-}
-
 /// Where a row goes in the table: measured rows, then lower bounds, then rows without a figure
 /// (skipped, failed, interrupted).
 fn class(r: &SummaryRow) -> u8 {
-    match (rps(r) > 0.0, bound(r)) {
+    match (rps(r) > 0.0, r.lower_bound()) {
         (true, false) => 0,
         (true, true) => 1,
         (false, _) => 2,
@@ -286,7 +281,7 @@ fn point_table(group: &[&SummaryRow], colour: bool, width: Option<usize>) -> Str
     // The limit the others are a share of, where it was measured: a lower bound is no limit.
     let reference = group
         .iter()
-        .find(|r| r.runtime == REFERENCE_RUNTIME && rps(r) > 0.0 && !bound(r))
+        .find(|r| r.runtime == REFERENCE_RUNTIME && rps(r) > 0.0 && !r.lower_bound())
         .map(|r| rps(r));
     let trials = group.iter().any(|r| r.requests_per_sec_ci_low.is_some());
     let mut s = format!("  {:<16} {:>12}", "runtime", "req/s");
@@ -304,10 +299,7 @@ fn point_table(group: &[&SummaryRow], colour: bool, width: Option<usize>) -> Str
             s,
             "  {:<16} {:>12}",
             r.runtime,
-            match r.requests_per_sec {
-                Some(v) if bound(r) => format!("≥ {}", thousands(v)),
-                v => cell(v, thousands),
-            }
+            (r.requests_per_sec).map_or("-".into(), |v| at_least(v, r.lower_bound()))
         );
         if trials {
             let ci = match (r.requests_per_sec_ci_low, r.requests_per_sec_ci_high) {
@@ -323,10 +315,7 @@ fn point_table(group: &[&SummaryRow], colour: bool, width: Option<usize>) -> Str
             cell(r.p99_us, micros)
         );
         if let Some(e) = reference {
-            let share = (rps(r) > 0.0 && !on_tap(r)).then(|| {
-                let at_least = if bound(r) { "≥ " } else { "" };
-                format!("{at_least}{:.0}%", rps(r) / e * 100.0)
-            });
+            let share = (rps(r) > 0.0 && !on_tap(r)).then(|| share(rps(r), e, r.lower_bound()));
             let _ = write!(s, " {:>9}", share.unwrap_or_else(|| "-".into()));
         }
         let text = status(r, 60);
@@ -418,7 +407,7 @@ fn on_tap(r: &SummaryRow) -> bool {
 /// generator was its limit (its requests/s is a lower bound).
 fn stands_apart(r: &SummaryRow) -> bool {
     let audited = r.audit.is_empty() || r.audit == "ok";
-    !audited || r.loadgen_saturated == Some(true)
+    !audited || r.lower_bound()
 }
 
 #[cfg(test)]
@@ -442,6 +431,13 @@ mod tests {
     /// The client was the limit of tokio's row and epoll's: their figures are lower bounds,
     /// listed after the measured row with `≥` (and before a row without a figure), and
     /// epoll's is no limit to give shares of.
+    /// The runtimes of a table's first `n` rows, in order.
+    fn first_words(table: &str, n: usize) -> Vec<&str> {
+        (table.lines().skip(1).take(n))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect()
+    }
+
     #[test]
     fn lower_bounds_follow_the_measured_rows_and_a_bounded_epoll_gives_no_shares() {
         let bounded = |runtime: &str, rps: f64| SummaryRow {
@@ -461,12 +457,7 @@ mod tests {
             bounded("epoll", 80_000.0),
         ];
         let t = final_table(&rows, false);
-        let order: Vec<&str> = t
-            .lines()
-            .skip(1)
-            .take(4)
-            .map(|l| l.split_whitespace().next().unwrap())
-            .collect();
+        let order = first_words(&t, 4);
         // A row without a figure (interrupted here) after the lower bounds.
         assert_eq!(order, ["smol", "tokio", "epoll", "glommio"], "{t}");
         assert!(t.contains("≥ 90,000") && t.contains("≥ 80,000"), "{t}");
@@ -493,12 +484,7 @@ mod tests {
             row("tokio", 112_000.0, Some(0.02)),
         ];
         let t = final_table(&rows, false);
-        let order: Vec<&str> = t
-            .lines()
-            .skip(1)
-            .take(4)
-            .map(|l| l.split_whitespace().next().unwrap())
-            .collect();
+        let order = first_words(&t, 4);
         assert_eq!(order, ["epoll", "tokio", "smol", "monoio"], "{t}");
         assert!(t.contains("vs epoll"), "{t}");
         let tokio = t

@@ -33,7 +33,7 @@ pub fn verdict(row: &SummaryRow, slo: Option<&Slo>) -> Probe {
     }
     let not_sent = row.not_sent.unwrap_or(0);
     let lag_us = row.send_lag_p99_us.unwrap_or(0.0);
-    let saturated = row.loadgen_saturated == Some(true);
+    let saturated = row.lower_bound();
     let client = || {
         format!(
             "load generator busy {:.2}, CPU {:.2}, send lag p99 {lag_us:.0} µs, {not_sent} \

@@ -2,7 +2,7 @@
 //! per runtime, what to distrust about them, and the plots. A pure function of the data read
 //! back from the folder, like the plots.
 
-use crate::console::format::{duration_us, thousands};
+use crate::console::format::{at_least, duration_us, share, thousands};
 use crate::plot::Plot;
 use crate::results::read::{Param, RunData, Summary, REFERENCE_RUNTIME};
 use crate::results::RowStatus;
@@ -314,15 +314,9 @@ fn table_row(data: &RunData, cols: &Columns, r: &Summary) -> Vec<String> {
     ));
     if cols.reference {
         let ratio = match (data.reference_for(r), r.row.requests_per_sec) {
-            (Some(e), Some(v)) => {
-                e.row
-                    .requests_per_sec
-                    .filter(|&e| e > 0.0)
-                    .map_or("-".into(), |e| {
-                        let at_least = if r.lower_bound() { "≥ " } else { "" };
-                        format!("{at_least}{:.0}%", v / e * 100.0)
-                    })
-            }
+            (Some(e), Some(v)) => (e.row.requests_per_sec)
+                .filter(|&e| e > 0.0)
+                .map_or("-".into(), |e| share(v, e, r.lower_bound())),
             _ => "-".into(),
         };
         c.push(ratio);
@@ -351,10 +345,7 @@ fn table_row(data: &RunData, cols: &Columns, r: &Summary) -> Vec<String> {
 
 /// Requests/s with `≥` for a lower bound and the interval over trials with its coverage.
 fn rps_cell(r: &Summary) -> String {
-    let mut rps = r.row.requests_per_sec.map_or("-".into(), thousands);
-    if r.row.loadgen_saturated == Some(true) && r.row.requests_per_sec.is_some() {
-        rps = format!("≥ {rps}");
-    }
+    let mut rps = (r.row.requests_per_sec).map_or("-".into(), |v| at_least(v, r.lower_bound()));
     if let (Some(lo), Some(hi)) = (
         r.row.requests_per_sec_ci_low,
         r.row.requests_per_sec_ci_high,
@@ -465,7 +456,7 @@ fn row_flags(r: &Summary) -> Vec<String> {
             cell(&r.row.audit)
         ));
     }
-    if r.row.loadgen_saturated == Some(true) {
+    if r.lower_bound() {
         out.push(
             "the load generator was saturated, so requests/s is a lower bound: the server may \
              be faster than measured."
@@ -498,7 +489,7 @@ fn row_flags(r: &Summary) -> Vec<String> {
 fn client_limit(data: &RunData) -> Option<String> {
     let measured: Vec<&Summary> = data.summary.iter().filter(|r| r.ok()).collect();
     let bounded: Vec<String> = (measured.iter())
-        .filter(|r| r.row.loadgen_saturated == Some(true))
+        .filter(|r| r.lower_bound())
         .map(|r| format!("**{}**", cell(r.runtime())))
         .collect();
     if bounded.is_empty() {
@@ -592,17 +583,7 @@ mod tests {
             },
             extra: Default::default(),
         };
-        let data = RunData {
-            dir: std::path::PathBuf::new(),
-            meta: Default::default(),
-            summary: vec![row(3, 3), row(3, 3), row(1, 1)],
-            percentiles: Vec::new(),
-            percentiles_have_point: true,
-            trials: None,
-            timeline: None,
-            capacity: None,
-            warnings: Vec::new(),
-        };
+        let data = run_with(vec![row(3, 3), row(3, 3), row(1, 1)]);
         assert_eq!(
             load_that_ran(&data).as_deref(),
             Some("3 processes with 3 thread(s) in all; 1 process with 1 thread(s) in all")
@@ -624,6 +605,11 @@ mod tests {
                 extra: Default::default(),
             })
             .collect();
+        run_with(summary)
+    }
+
+    /// A run of these summary rows and nothing else.
+    fn run_with(summary: Vec<Summary>) -> RunData {
         RunData {
             dir: std::path::PathBuf::new(),
             meta: Default::default(),

@@ -39,7 +39,7 @@ pub fn draw(root: &Area, data: &RunData, param: Param) -> anyhow::Result<()> {
     let x = Axis::for_values(xs.iter().copied(), xs.iter().all(|&v| v > 0.0));
     let entries: Vec<(String, RGBColor)> =
         lines.iter().map(|l| (l.label.clone(), l.colour)).collect();
-    let notes: Vec<String> = if all.iter().any(|r| r.row.loadgen_saturated == Some(true)) {
+    let notes: Vec<String> = if all.iter().any(|r| r.lower_bound()) {
         vec![
             "○ load generator".into(),
             "   saturated:".into(),
@@ -211,7 +211,7 @@ fn panel(
             .filter_map(|r| {
                 let px = x.pos(r.param(param)?)?;
                 let py = y.pos(value(r)?)?;
-                Some(((px, py), r.row.loadgen_saturated == Some(true)))
+                Some(((px, py), r.lower_bound()))
             })
             .collect();
         chart.draw_series(LineSeries::new(

@@ -4,7 +4,7 @@
 
 use super::hbars::{self, Bar, Reference};
 use super::{palette, scale, select, style, Area};
-use crate::console::format::thousands;
+use crate::console::format::{at_least, share, thousands};
 use crate::results::read::{RunData, Summary, REFERENCE_RUNTIME};
 use crate::results::RowStatus;
 use plotters::style::RGBColor;
@@ -33,11 +33,7 @@ pub fn draw(root: &Area, data: &RunData) -> anyhow::Result<()> {
         &area,
         &hbars::Panel {
             bars: &bars,
-            x_desc: if view
-                .rows
-                .iter()
-                .any(|r| r.row.loadgen_saturated == Some(true))
-            {
+            x_desc: if view.rows.iter().any(|r| r.lower_bound()) {
                 "requests per second (higher is better; ≥ = load generator saturated, a lower bound)"
             } else {
                 "requests per second (higher is better)"
@@ -69,23 +65,13 @@ fn bar(data: &RunData, view: &select::View, r: &Summary, reference: Option<f64>)
         .filter_map(|t| t.row.requests_per_sec)
         .collect();
     let mut text = match rps {
-        Some(v) => {
-            let bound = if r.row.loadgen_saturated == Some(true) {
-                "≥ "
-            } else {
-                ""
-            };
-            format!("{bound}{} req/s", thousands(v))
-        }
+        Some(v) => format!("{} req/s", at_least(v, r.lower_bound())),
         None => String::new(),
     };
     if let (Some(v), Some(e)) = (rps, reference) {
         if r.runtime() != REFERENCE_RUNTIME && e > 0.0 && r.row.network != "tap" {
-            let at_least = if r.lower_bound() { "≥ " } else { "" };
-            text.push_str(&format!(
-                "  ({at_least}{:.0}% of {REFERENCE_RUNTIME})",
-                v / e * 100.0
-            ));
+            let share = share(v, e, r.lower_bound());
+            text.push_str(&format!("  ({share} of {REFERENCE_RUNTIME})"));
         }
     }
     let mut text_colour = style::TEXT;

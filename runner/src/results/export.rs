@@ -105,13 +105,12 @@ impl SummaryJson {
 /// rows fastest first and then the lower bounds (`≥`: the client was the limit), numbers as the
 /// terminal and report.md write them (`52,346`, `1.23 ms`).
 pub fn summary_markdown(rows: &[SummaryRow]) -> String {
-    use crate::console::format::{duration_us, thousands};
+    use crate::console::format::{at_least, duration_us};
     let mut s = String::from(
         "| runtime | point | status | req/s | p50 | p99 | server CPU/req | audit |\n\
          |---|---|---|---:|---:|---:|---:|---|\n",
     );
-    let bound = |r: &SummaryRow| r.loadgen_saturated == Some(true);
-    let class = |r: &SummaryRow| (r.requests_per_sec.is_none(), bound(r));
+    let class = |r: &SummaryRow| (r.requests_per_sec.is_none(), r.lower_bound());
     let mut sorted: Vec<&SummaryRow> = rows.iter().collect();
     sorted.sort_by(|a, b| {
         (a.point.as_str().cmp(b.point.as_str()))
@@ -126,11 +125,7 @@ pub fn summary_markdown(rows: &[SummaryRow]) -> String {
             super::RowStatus::Ok => "ok".to_string(),
             other => format!("{}: {}", status_word(other), r.error.replace('|', "\\|")),
         };
-        let rps = match r.requests_per_sec {
-            Some(v) if bound(r) => format!("≥ {}", thousands(v)),
-            Some(v) => thousands(v),
-            None => "-".into(),
-        };
+        let rps = (r.requests_per_sec).map_or("-".into(), |v| at_least(v, r.lower_bound()));
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.runtime,

@@ -223,6 +223,11 @@ pub struct SummaryRow {
 }
 
 impl SummaryRow {
+    /// Whether requests/s is a lower bound: the load generator was the limit.
+    pub fn lower_bound(&self) -> bool {
+        self.loadgen_saturated == Some(true)
+    }
+
     /// Open model: the answers' rate in the window over the offered rate.
     pub fn achieved_fraction(&self) -> Option<f64> {
         match (self.requests_per_sec, self.target_rate) {

@@ -58,7 +58,7 @@ impl Summary {
 
     /// Whether its requests/s is a lower bound: the load generator was the limit.
     pub fn lower_bound(&self) -> bool {
-        self.row.loadgen_saturated == Some(true)
+        self.row.lower_bound()
     }
 
     pub fn param(&self, p: Param) -> Option<f64> {
