@@ -191,16 +191,7 @@ fn ordered(data: &RunData) -> Vec<&Summary> {
     let mut rows: Vec<&Summary> = data.summary.iter().collect();
     let workloads = workload_order(data);
     if swept.is_empty() && workloads.len() < 2 {
-        // Rows without a figure (skipped, failed, interrupted) last.
-        let class = |r: &Summary| (r.row.requests_per_sec.is_none(), r.lower_bound());
-        rows.sort_by(|a, b| {
-            class(a).cmp(&class(b)).then(
-                b.row
-                    .requests_per_sec
-                    .unwrap_or(-1.0)
-                    .total_cmp(&a.row.requests_per_sec.unwrap_or(-1.0)),
-            )
-        });
+        rows.sort_by(|a, b| a.row.reading_order(&b.row));
     } else {
         let order = data.runtimes();
         rows.sort_by(|a, b| {

@@ -2,7 +2,6 @@
 //! that says under what load they were measured.
 
 use crate::results::read::{cmp_point, Param, RunData, Summary};
-use std::cmp::Ordering;
 
 /// The rows of one chart: one per runtime at one load point.
 pub struct View<'a> {
@@ -32,18 +31,8 @@ pub fn per_runtime(data: &RunData) -> View<'_> {
             .collect();
         focus = Some(parts.join(", "));
     }
-    // Measured rows fastest first, then the lower bounds (the client was their limit).
     rows.sort_by(|a, b| {
-        // Rows without a figure last, after the lower bounds.
-        let class = |r: &Summary| (r.row.requests_per_sec.is_none(), r.lower_bound());
-        let bounds = class(a).cmp(&class(b));
-        bounds
-            .then(match (a.row.requests_per_sec, b.row.requests_per_sec) {
-                (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            })
+        (a.row.reading_order(&b.row))
             .then_with(|| a.runtime().cmp(b.runtime()))
             .then_with(|| a.row.trial.cmp(&b.row.trial))
     });

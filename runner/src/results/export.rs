@@ -110,15 +110,8 @@ pub fn summary_markdown(rows: &[SummaryRow]) -> String {
         "| runtime | point | status | req/s | p50 | p99 | server CPU/req | audit |\n\
          |---|---|---|---:|---:|---:|---:|---|\n",
     );
-    let class = |r: &SummaryRow| (r.requests_per_sec.is_none(), r.lower_bound());
     let mut sorted: Vec<&SummaryRow> = rows.iter().collect();
-    sorted.sort_by(|a, b| {
-        (a.point.as_str().cmp(b.point.as_str()))
-            .then(class(a).cmp(&class(b)))
-            .then(
-                (b.requests_per_sec.unwrap_or(-1.0)).total_cmp(&a.requests_per_sec.unwrap_or(-1.0)),
-            )
-    });
+    sorted.sort_by(|a, b| (a.point.as_str().cmp(b.point.as_str())).then(a.reading_order(b)));
     let time = |v: Option<f64>| v.map_or("-".into(), duration_us);
     for r in sorted {
         let status = match r.status {

@@ -228,6 +228,15 @@ impl SummaryRow {
         self.loadgen_saturated == Some(true)
     }
 
+    /// The order people read rows in: the measured ones fastest first, then the lower bounds
+    /// (the client was their limit) fastest first, then the rows without a figure (skipped,
+    /// failed before measuring, interrupted).
+    pub fn reading_order(&self, other: &SummaryRow) -> std::cmp::Ordering {
+        let group = |r: &SummaryRow| (r.requests_per_sec.is_none(), r.lower_bound());
+        let rps = |r: &SummaryRow| r.requests_per_sec.unwrap_or(-1.0);
+        (group(self).cmp(&group(other))).then(rps(other).total_cmp(&rps(self)))
+    }
+
     /// Open model: the answers' rate in the window over the offered rate.
     pub fn achieved_fraction(&self) -> Option<f64> {
         match (self.requests_per_sec, self.target_rate) {
