@@ -19,8 +19,8 @@ use picoserve::response::{Content, IntoResponse, Response, ResponseWriter, Statu
 use picoserve::routing::{get_service, RequestHandlerService};
 use picoserve::{request::Request, ResponseSent};
 use runbench_plugin_abi::{race, Either, Handler, HostHandle, Outcome, StopWait, Workload};
-use std::cell::{Cell, RefCell};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::cell::RefCell;
+use std::time::SystemTime;
 
 /// picoserve's buffer for one request's head (and a body that fits; a larger one is read
 /// through it): the load generator's largest head is 64 KiB of `X-Pad` plus the request line.
@@ -47,7 +47,6 @@ pub async fn serve(
         handler: RefCell::new(Some(Handler::new(ticks, host, workload, ordinal))),
         host,
         answer: &answer,
-        date: Date::default(),
     };
     let app = picoserve::Router::new().route("/", get_service(Svc(&ctx)).post_service(Svc(&ctx)));
     let config = picoserve::Config::new(picoserve::Timeouts {
@@ -80,7 +79,6 @@ struct Ctx<'a> {
     handler: RefCell<Option<Handler<Ticks>>>,
     host: &'a HostHandle,
     answer: &'a Answer,
-    date: Date,
 }
 
 #[derive(Clone, Copy)]
@@ -111,7 +109,8 @@ impl RequestHandlerService<(), ()> for Svc<'_> {
         }
         Response::new(StatusCode::OK, ctx.answer)
             .with_header("Server", runbench_plugin_abi::SERVER_NAME)
-            .with_header("Date", ctx.date.now())
+            // Written into the answer as it goes out: no text kept or allocated per request.
+            .with_header("Date", httpdate::HttpDate::from(SystemTime::now()))
             .write_to(connection, response_writer)
             .await
     }
@@ -147,25 +146,6 @@ impl Content for &Answer {
     }
     async fn write_content<W: Write>(self, mut writer: W) -> Result<(), W::Error> {
         writer.write_all(&self.body).await
-    }
-}
-
-/// The `Date` header's text, formatted once a second (what hyper does too).
-#[derive(Default)]
-struct Date {
-    second: Cell<u64>,
-    text: RefCell<String>,
-}
-
-impl Date {
-    fn now(&self) -> String {
-        let now = SystemTime::now();
-        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if second != self.second.get() || self.text.borrow().is_empty() {
-            self.second.set(second);
-            *self.text.borrow_mut() = httpdate::fmt_http_date(now);
-        }
-        self.text.borrow().clone()
     }
 }
 
