@@ -450,7 +450,8 @@ impl Config {
 pub trait Plugin {
     /// Short name, e.g. `"tokio"`.
     const RUNTIME: &'static str;
-    /// The runtime crate's version (use [`locked_version`] from a build script).
+    /// The runtime crate's version (from a build script: [`export_locked_versions`], or
+    /// [`locked_version`] for one).
     const RUNTIME_VERSION: &'static str;
     /// What the plugin needs from the host ([`NEEDS_TAP`] bits); most need nothing. A
     /// [`NEEDS_TAP`] plugin does not bind a kernel listener: its own stack takes `config.addr`
