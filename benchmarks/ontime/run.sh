@@ -16,6 +16,8 @@
 #   benchmarks/ontime/run.sh                 # 20,000 50,000 100,000/s, 3 rounds
 #   ROUNDS=5 benchmarks/ontime/run.sh 100000 # other rates, more rounds
 #   RUNBENCH=path/to/runbench ...            # another build (default: cargo build --release)
+#   BEFORE=path/to/older/runbench ...        # a fourth client, runbench-before, in the same
+#                                            # rotation: before and after under the same noise
 #   SERVER_CPU=0 CLIENT_CPU=1 PORT=7310      # where things run
 #   NICE=-20 benchmarks/ontime/run.sh         # server and clients at nice -20, and this
 #                                            # session's autogroup too (root): on a shared
@@ -95,8 +97,9 @@ PY
 run_c_epoll() { run_c "$1" "$2" epoll; }
 run_c_sleep() { run_c "$1" "$2" sleep; }
 
-run_runbench() { # rate round
-    local name="ontime-$1-$2" before
+run_runbench() { # rate round [binary label]
+    local bin=${3:-$RUNBENCH} label=${4:-runbench}
+    local name="ontime-$label-$1-$2" before
     cat > "$dir/$name.toml" <<TOML
 name = "$name"
 [target]
@@ -113,40 +116,39 @@ cpus = [$CLIENT_CPU]
 threads = 1
 TOML
     before=$(load)
-    if ! ${prio[@]+"${prio[@]}"} "$RUNBENCH" run "$dir/$name.toml" --out "$dir/out" > "$dir/$name.log" 2>&1; then
+    if ! ${prio[@]+"${prio[@]}"} "$bin" run "$dir/$name.toml" --out "$dir/out" > "$dir/$name.log" 2>&1; then
         # A row the audit flagged exits non-zero too; only a missing summary is a failure here.
         [ -f "$dir/out/$name/latest/summary.csv" ] || { cat "$dir/$name.log" >&2; exit 1; }
     fi
-    python3 - "$dir/out/$name/latest/summary.csv" "$1" "$2" "$before" "$(load)" "$WARMUP" "$DURATION" >> "$results" <<'PY'
+    python3 - "$dir/out/$name/latest/summary.csv" "$1" "$2" "$before" "$(load)" "$WARMUP" "$DURATION" "$label" >> "$results" <<'PY'
 import csv, sys
-path, rate, rnd, l0, l1, warmup, duration = sys.argv[1:]
+path, rate, rnd, l0, l1, warmup, duration, label = sys.argv[1:]
 r = next(csv.DictReader(open(path)))
 if r["status"] != "ok" or not r.get("loadgen_cpu_s"):
     # Left out of the medians (nan), with the reason.
-    print("\t".join(["runbench", rate, rnd, f"{l0}/{l1}"] + ["nan"] * 7 + [f"{r['status']}: {r['error']}"]))
+    print("\t".join([label, rate, rnd, f"{l0}/{l1}"] + ["nan"] * 7 + [f"{r['status']}: {r['error']}"]))
     sys.exit(0)
 # Requests sent over the process's life: the schedule over warmup + window.
 sent = float(rate) * (float(warmup) + float(duration))
 cpu = float(r["loadgen_cpu_s"]) * 1e6 / sent
 lag999 = r.get("send_lag_p999_us") or "-"
-print("\t".join(["runbench", rate, rnd, f"{l0}/{l1}", f"{cpu:.2f}", r["p50_us"], r["p99_us"], r["sent_late"],
+print("\t".join([label, rate, rnd, f"{l0}/{l1}", f"{cpu:.2f}", r["p50_us"], r["p99_us"], r["sent_late"],
                  r["send_lag_p99_us"], lag999, r.get("p99_after_lag_us") or "-", r["audit"].replace("\t", " ")]))
 PY
 }
 
 echo "runs (load average before/after each; µs; nice ${NICE:-0}; $(uname -r)):"
-printf "%-9s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s  %s\n" client rate round load cpu/req p50 p99 late lag_p99 lag_p99.9 p99_after note
+printf "%-15s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s  %s\n" client rate round load cpu/req p50 p99 late lag_p99 lag_p99.9 p99_after note
+run_before() { run_runbench "$1" "$2" "$BEFORE" runbench-before; }
+clients=(run_c_epoll run_c_sleep run_runbench)
+if [ -n "${BEFORE:-}" ]; then clients+=(run_before); fi
 for round in $(seq "$ROUNDS"); do
     for rate in "${rates[@]}"; do
-        # The three clients in turn, the first moving on each round.
-        case $((round % 3)) in
-            1) order="run_c_epoll run_c_sleep run_runbench" ;;
-            2) order="run_c_sleep run_runbench run_c_epoll" ;;
-            0) order="run_runbench run_c_epoll run_c_sleep" ;;
-        esac
-        for client in $order; do
+        # The clients in turn, the first moving on each round.
+        for k in "${!clients[@]}"; do
+            client=${clients[$(((k + round - 1) % ${#clients[@]}))]}
             "$client" "$rate" "$round"
-            tail -1 "$results" | awk -F'\t' '{printf "%-9s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s  %s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12}'
+            tail -1 "$results" | awk -F'\t' '{printf "%-15s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s  %s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12}'
         done
     done
 done
@@ -166,7 +168,7 @@ for r in rows:
     by.setdefault((int(r[1]), r[0]), []).append(r)
 for rate in sorted({k[0] for k in by}):
     m = {}
-    for client in ("c-epoll", "c-sleep", "runbench"):
+    for client in ("c-epoll", "c-sleep", "runbench", "runbench-before"):
         rs = by.get((rate, client), [])
         if not rs:
             continue
@@ -174,9 +176,12 @@ for rate in sorted({k[0] for k in by}):
         loads = [float(x) for r in rs for x in r[3].split("/")]
         print(f"| {rate:>8,} | {client:<9} | {m[client][0]:8.2f} µs | {m[client][1]:9.1f} | {m[client][2]:9.1f} | "
               f"{m[client][3]:10.0f} | {min(loads):.2f}-{max(loads):.2f} |")
-    if "runbench" in m and "c-epoll" in m and "c-sleep" in m:
-        rb, ce, cs = m["runbench"], m["c-epoll"], m["c-sleep"]
+    if "c-epoll" in m and "c-sleep" in m:
+        ce, cs = m["c-epoll"], m["c-sleep"]
         cheaper = min(ce[0], cs[0])
-        print(f"| {rate:>8,} | runbench / C | {rb[0] / cheaper:.2f}x the cheaper | {rb[1] / ce[1]:.2f}x epoll | "
-              f"{rb[2] / ce[2]:.2f}x epoll, {rb[2] / cs[2]:.2f}x sleep | | |")
+        for client in ("runbench", "runbench-before"):
+            if client in m:
+                rb = m[client]
+                print(f"| {rate:>8,} | {client} / C | {rb[0] / cheaper:.2f}x the cheaper | {rb[1] / ce[1]:.2f}x epoll | "
+                      f"{rb[2] / ce[2]:.2f}x epoll, {rb[2] / cs[2]:.2f}x sleep | | |")
 PY

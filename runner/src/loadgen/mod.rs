@@ -14,7 +14,6 @@ mod http;
 mod pacer;
 mod schedule;
 mod settings;
-mod sleep_cost;
 mod worker;
 
 pub use schedule::RateIntegral;
