@@ -174,8 +174,9 @@ pub struct SummaryRow {
     pub reconnects: Option<u64>,
     pub connect_p50_us: Option<f64>,
     pub connect_p99_us: Option<f64>,
-    /// The load generator's work as fractions of the run: wall time outside epoll_wait (busiest
-    /// thread), CPU (busiest thread, or all threads over the load CPUs they share), and time
+    /// The load generator's work as fractions of the run: wall time outside its waits (busiest
+    /// thread), CPU outside its waits (a short sleep's own CPU counts as waiting; busiest
+    /// thread, or all threads over the load CPUs they share), and time
     /// runnable but waiting for a CPU (busiest thread). Saturated when busy or CPU is above 0.9
     /// or (open model) the p99 send lag is above 1 ms.
     pub loadgen_busy: Option<f64>,
