@@ -1202,9 +1202,10 @@ impl Worker {
     /// awake keeps sends on time to the microsecond where nothing else wants the machine, but
     /// the generator usually shares it with the server, and on the 2-vCPU VMs here it made the
     /// tail it was meant to protect: at 100,000/s against the C echo server, a client polling
-    /// through its waits had sends more than 1 ms late in nearly every run and a p99 2-5 times a
-    /// sleeping one's, the on-time C client as much as runbench (docs/benchmarks.md, "Waiting
-    /// awake"). A sleep's cost where sends are close together is bounded by
+    /// through its waits had sends more than 1 ms late in nearly every run and a p99 1.2-10
+    /// times a sleeping one's (medians of 8-10 alternating rounds), the on-time C client as much
+    /// as runbench (docs/benchmarks.md, "Waiting awake made the tail"). A sleep's cost where
+    /// sends are close together is bounded by
     /// [`Worker::send_due`], which sends what fell due while it sent before the loop waits again.
     ///
     /// A short sleep is not all off the CPU: on a VM arming its timer exits to the hypervisor,
