@@ -50,7 +50,12 @@ const HTTP_WRITE_BATCH: usize = 64;
 const MAX_QUEUED: usize = 1_000_000;
 /// Open model: scheduled requests handed out between two looks at the sockets.
 const SEND_BATCH: usize = 1024;
-/// One sleep in this many has its CPU time measured (see [`Worker::wait`]).
+/// A short sleep is not all off the CPU: on a VM arming its timer exits to the hypervisor, and a
+/// sleep of a few µs can be over before the thread is switched out. What the sleeps cost the CPU
+/// counts as waiting, not work (at 100,000/s on this VM the loop was on the CPU 0.99 of the time
+/// and in its waits 0.25, and at a higher rate it waits less, not works less). Reading the
+/// thread's CPU clock is a system call (0.52 µs here), so one sleep in this many is measured and
+/// stands for the others.
 const WAIT_CPU_SAMPLE: u32 = 8;
 /// Open model: the longest the loop sleeps through arriving answers (stamped on arrival, see
 /// [`arrival`]) before a send; it bounds how late a lost connection or an error is noticed.
@@ -193,8 +198,6 @@ pub struct Worker {
     pending_intervals: Vec<IntervalSample>,
     /// Up to when `counters.pending_ns` has integrated the queued requests.
     pending_until: Instant,
-    /// Sleeps so far (every [`WAIT_CPU_SAMPLE`]th has its CPU time measured).
-    sleeps: u32,
     /// Closed model with `[load] skew`: cold connections thinking, by when their next request
     /// goes out; and this thread's latencies so far (their mean sets the think time).
     thinking: BinaryHeap<Reverse<(Instant, usize)>>,
@@ -275,7 +278,6 @@ impl Worker {
             first_error: None,
             pending_intervals: Vec::new(),
             pending_until: now,
-            sleeps: 0,
             thinking: BinaryHeap::new(),
             latency_sum: Duration::ZERO,
             latency_count: 0,
@@ -1142,7 +1144,7 @@ impl Worker {
                 self.own_requests(i, began);
             }
         }
-        let (mut waiting, mut waiting_cpu) = (Duration::ZERO, Duration::ZERO);
+        let (mut waiting, mut waiting_cpu, mut sleeps) = (Duration::ZERO, Duration::ZERO, 0u64);
         self.pending_until = began;
         loop {
             let now = Instant::now();
@@ -1167,11 +1169,20 @@ impl Worker {
                 }
             }
             let wake = self.next_wake(now, next_ramp);
-            let timeout = wake.saturating_duration_since(Instant::now());
             let before = Instant::now();
-            let n = self.wait(now, wake, timeout, &mut waiting_cpu)?;
+            let timeout = wake.saturating_duration_since(before);
+            // A zero timeout is a look at the sockets, not a sleep.
+            let sleeping = !timeout.is_zero();
+            sleeps += u64::from(sleeping);
+            let sampled = sleeping && sleeps % u64::from(WAIT_CPU_SAMPLE) == 0;
+            let cpu_before = sampled.then(crate::os::sys::thread_cpu_time);
+            let n = self.wait(now, wake, timeout)?;
             let now = Instant::now();
             waiting += now - before;
+            if let Some(cpu) = cpu_before {
+                let spent = crate::os::sys::thread_cpu_time().saturating_sub(cpu);
+                waiting_cpu += spent * WAIT_CPU_SAMPLE;
+            }
             self.integrate_pending(now);
             for e in 0..n {
                 let r = self.epoll.ready(e);
@@ -1205,28 +1216,13 @@ impl Worker {
     /// through its waits had sends more than 1 ms late in nearly every run and a p99 1.2-10
     /// times a sleeping one's (medians of 8-10 alternating rounds), the on-time C client as much
     /// as runbench (docs/benchmarks.md, "Waiting awake made the tail"). A sleep's cost where
-    /// sends are close together is bounded by
-    /// [`Worker::send_due`], which sends what fell due while it sent before the loop waits again.
-    ///
-    /// A short sleep is not all off the CPU: on a VM arming its timer exits to the hypervisor,
-    /// and a sleep of a few µs can be over before the thread is switched out. What the sleeps
-    /// cost the CPU is added to `cpu`, to be counted as waiting, not work: at 100,000/s on this
-    /// VM the loop was on the CPU 0.99 of the time and in its waits 0.25, and at a higher rate
-    /// it waits less, not works less. Reading the thread's CPU clock is a system call (0.52 µs
-    /// here), so one sleep in [`WAIT_CPU_SAMPLE`] is measured and stands for the others.
-    fn wait(
-        &mut self,
-        now: Instant,
-        wake: Instant,
-        timeout: Duration,
-        cpu: &mut Duration,
-    ) -> io::Result<usize> {
+    /// sends are close together is bounded by [`Worker::send_due`], which sends what fell due
+    /// while it sent before the loop waits again; what a sleep costs the CPU counts as waiting
+    /// ([`WAIT_CPU_SAMPLE`]).
+    fn wait(&mut self, now: Instant, wake: Instant, timeout: Duration) -> io::Result<usize> {
         if timeout.is_zero() {
             return self.epoll.wait(Duration::ZERO);
         }
-        self.sleeps = self.sleeps.wrapping_add(1);
-        let sampled = self.sleeps % WAIT_CPU_SAMPLE == 0;
-        let cpu_before = sampled.then(crate::os::sys::thread_cpu_time);
         let n = if self.may_read_late(now, wake) {
             // Answers are stamped by the kernel on arrival: sleeping through them until the
             // send costs nothing in accuracy and saves a wake-up per request.
@@ -1236,10 +1232,6 @@ impl Worker {
             self.epoll.wait(timeout)
         }?;
         self.woke = Some(Instant::now());
-        if let Some(before) = cpu_before {
-            let spent = crate::os::sys::thread_cpu_time().saturating_sub(before);
-            *cpu += spent * WAIT_CPU_SAMPLE;
-        }
         Ok(n)
     }
 
