@@ -2,6 +2,13 @@
 // TCP_NODELAY, every byte echoed in order. A write the socket does not take in full keeps the
 // rest and stops reading that connection until EPOLLOUT (no spinning on EAGAIN).
 // Usage: echo_server PORT   (binds 127.0.0.1:PORT; prints "ready" once listening)
+//
+// Its own witness of how long requests waited for it: every read's age, from the kernel's receive
+// stamp of the bytes (SO_TIMESTAMPNS: when the client's write put them in this socket) to the
+// read, which holds the server's wake-up and the requests served before it in the same batch.
+// When the last connection of a run closes it prints one line, "run reads=N wait_p50_us=..
+// wait_p99_us=.. wait_p999_us=..", over that run's reads (warmup included), and starts again:
+// the same figure under every client, taken by the side the clients do not control.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,7 +19,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "hist.h"
 
 #define MAX_FD 65536
 #define BUF 65536
@@ -23,11 +34,46 @@ struct pend {
 };
 static struct pend pending[MAX_FD];
 
+// This run's reads' ages, and the connections open.
+static struct hist waited;
+static int open_conns;
+
+static uint64_t realtime_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+// Reads like read(2) and records the age of what it read (the stamp is CLOCK_REALTIME).
+static ssize_t read_stamped(int fd, char *buf, size_t cap) {
+    struct iovec iov = {.iov_base = buf, .iov_len = cap};
+    uint64_t control[8];
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    ssize_t r = recvmsg(fd, &msg, 0);
+    if (r <= 0) return r;
+    uint64_t now = realtime_ns();
+    for (struct cmsghdr *m = CMSG_FIRSTHDR(&msg); m; m = CMSG_NXTHDR(&msg, m)) {
+        if (m->cmsg_level == SOL_SOCKET && m->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(m), sizeof ts);
+            uint64_t at = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+            record(&waited, now > at ? now - at : 0);
+        }
+    }
+    return r;
+}
+
 static void drop(int ep, int fd) {
     epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
     free(pending[fd].data);
     pending[fd] = (struct pend){0};
+    if (--open_conns == 0 && waited.total > 0) {
+        printf("run reads=%llu wait_p50_us=%.1f wait_p99_us=%.1f wait_p999_us=%.1f\n", (unsigned long long)waited.total,
+               pct_us(&waited, 50), pct_us(&waited, 99), pct_us(&waited, 99.9));
+        fflush(stdout);
+        memset(&waited, 0, sizeof waited);
+    }
 }
 
 // Writes what is pending on fd; 1 when all of it went out, 0 when the socket is full, -1 on error.
@@ -80,6 +126,8 @@ int main(int argc, char **argv) {
                         continue;
                     }
                     setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    setsockopt(c, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+                    open_conns++;
                     struct epoll_event ce = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.fd = c};
                     epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
                 }
@@ -94,7 +142,7 @@ int main(int argc, char **argv) {
                 if (f == 0) continue; // still full: EPOLLOUT resumes, reading waits
             }
             for (;;) {
-                ssize_t r = read(fd, buf, sizeof buf);
+                ssize_t r = read_stamped(fd, buf, sizeof buf);
                 if (r > 0) {
                     ssize_t off = 0;
                     while (off < r) {

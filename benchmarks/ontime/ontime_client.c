@@ -14,7 +14,12 @@
 //
 // Usage: ontime_client PORT CONNECTIONS PAYLOAD RATE WARMUP_S DURATION_S [epoll|sleep]
 // Prints one line of key=value: the window's counts, latency and send-lag percentiles (µs), sends
-// more than 1 ms late, and the process's CPU (getrusage, whole life) per request sent.
+// more than 1 ms late, the process's CPU (getrusage, whole life) per request sent, and how many
+// times the loop waited (a sleep or an epoll_pwait2 with a timeout) with the requests sent per
+// wait: where every wait costs CPU, a client near its core's limit sends in larger batches.
+//
+// ONTIME_EXTRA_NS=N adds N ns of busy work (on the clock) after each send: what a client that
+// does more per request (bookkeeping, histograms) would cost, to see how the tail answers it.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -62,41 +67,7 @@ static void measure_offset(void) {
     }
 }
 
-// Log-bucketed histogram of nanoseconds: exact below 64, then 64 buckets per power of two
-// (within 1.6%). A value reads back as its bucket's highest value, like HdrHistogram.
-#define SUB 64
-#define BUCKETS (SUB + 58 * SUB)
-struct hist {
-    uint64_t n[BUCKETS];
-    uint64_t total;
-};
-static int bucket(uint64_t v) {
-    if (v < SUB) return (int)v;
-    int e = 63 - __builtin_clzll(v); // >= 6
-    uint64_t m = v >> (e - 6);       // 64..127
-    return SUB + (e - 6) * SUB + (int)(m - SUB);
-}
-static uint64_t bucket_top(int i) {
-    if (i < SUB) return (uint64_t)i;
-    int e = (i - SUB) / SUB + 6;
-    uint64_t m = (uint64_t)((i - SUB) % SUB + SUB);
-    return ((m + 1) << (e - 6)) - 1;
-}
-static void record(struct hist *h, uint64_t v) {
-    h->n[bucket(v)]++;
-    h->total++;
-}
-static double pct_us(const struct hist *h, double p) {
-    if (h->total == 0) return 0;
-    uint64_t want = (uint64_t)(p / 100.0 * (double)h->total + 0.999999);
-    if (want == 0) want = 1;
-    uint64_t seen = 0;
-    for (int i = 0; i < BUCKETS; i++) {
-        seen += h->n[i];
-        if (seen >= want) return (double)bucket_top(i) / 1000.0;
-    }
-    return 0;
-}
+#include "hist.h"
 
 struct conn {
     int fd;
@@ -112,6 +83,7 @@ static uint64_t scheduled, sent, late, answered, mismatched, unanswered;
 static size_t payload;
 static char *pattern;
 static int sleep_mode;
+static uint64_t extra_ns, waits;
 
 static void die(const char *what) {
     perror(what);
@@ -206,6 +178,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     measure_offset();
+    const char *extra = getenv("ONTIME_EXTRA_NS");
+    if (extra) extra_ns = strtoull(extra, NULL, 10);
     signal(SIGPIPE, SIG_IGN); // a write to a reset connection fails with EPIPE instead
     // Timeouts exact to the nanosecond: the default 50 µs timer slack would make every wait late
     // (runbench's generator sets the same).
@@ -263,6 +237,11 @@ int main(int argc, char **argv) {
                 record(&lag, now - due);
             }
             if (idle) write_more(c);
+            if (extra_ns) {
+                uint64_t until = mono() + extra_ns;
+                while (mono() < until) {
+                }
+            }
             k++;
             now = mono();
         }
@@ -279,6 +258,9 @@ int main(int argc, char **argv) {
             while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR) {
             }
             left = 0;
+            waits++;
+        } else if (left > 0) {
+            waits++;
         }
         struct timespec ts = {.tv_sec = (time_t)(left / 1000000000ull), .tv_nsec = (long)(left % 1000000000ull)};
         int n = (int)syscall(SYS_epoll_pwait2, ep, evs, 256, &ts, NULL, (size_t)8);
@@ -309,11 +291,12 @@ int main(int argc, char **argv) {
     printf("mode=%s rate=%.0f scheduled=%llu sent=%llu answered=%llu unanswered=%llu mismatched=%llu late_1ms=%llu "
            "p0_us=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
            "lag_p50_us=%.1f lag_p99_us=%.1f lag_p999_us=%.1f lag_max_us=%.1f "
-           "cpu_s=%.3f sent_total=%llu cpu_us_per_request=%.2f\n",
+           "cpu_s=%.3f sent_total=%llu cpu_us_per_request=%.2f waits=%llu requests_per_wait=%.2f extra_ns=%llu\n",
            sleep_mode ? "sleep" : "epoll", rate, (unsigned long long)scheduled, (unsigned long long)sent, (unsigned long long)answered,
            (unsigned long long)unanswered, (unsigned long long)mismatched, (unsigned long long)late,
            pct_us(&latency, 0), pct_us(&latency, 50), pct_us(&latency, 99), pct_us(&latency, 99.9),
            pct_us(&latency, 100), pct_us(&lag, 50), pct_us(&lag, 99), pct_us(&lag, 99.9), pct_us(&lag, 100), cpu,
-           (unsigned long long)k, cpu * 1e6 / (double)(k ? k : 1));
+           (unsigned long long)k, cpu * 1e6 / (double)(k ? k : 1), (unsigned long long)waits,
+           (double)k / (double)(waits ? waits : 1), (unsigned long long)extra_ns);
     return 0;
 }

@@ -11,13 +11,20 @@
 # late, and runbench's audit; and runbench's CPU over the cheaper C client's, its p50 over
 # c-epoll's and its p99 over both. Each run's line has the send lag's p99 and p99.9 and, for
 # runbench, p99_after (its p99 counted from when it got to each request: without its own
-# lateness); p99 far above p99_after means the client's lateness made the tail.
+# lateness); p99 far above p99_after means the client's lateness made the tail. Every run also
+# has the server's own witness (echo_server.c): the p99 of how long the requests it read had
+# waited in its sockets (from the kernel's receive stamp to its read), over that run: a client
+# that sends in larger batches makes the server's queue, and this, longer. The C clients' notes
+# say how many requests they sent per wait (per_wait).
 #
 #   benchmarks/ontime/run.sh                 # 20,000 50,000 100,000/s, 3 rounds
 #   ROUNDS=5 benchmarks/ontime/run.sh 100000 # other rates, more rounds
 #   RUNBENCH=path/to/runbench ...            # another build (default: cargo build --release)
 #   BEFORE=path/to/older/runbench ...        # a fourth client, runbench-before, in the same
 #                                            # rotation: before and after under the same noise
+#   EXTRA_NS="300 600" ...                   # more clients: c-sleep doing that many ns of busy
+#                                            # work more per request (c-sleep+300ns, ...): how
+#                                            # the tail answers a client's cost per request
 #   SERVER_CPU=0 CLIENT_CPU=1 PORT=7310      # where things run
 #   NICE=-20 benchmarks/ontime/run.sh         # server and clients at nice -20, and this
 #                                            # session's autogroup too (root): on a shared
@@ -81,21 +88,38 @@ grep -q ready "$dir/server.out" || { echo "the echo server did not say ready in 
 results="$dir/results.tsv"
 : > "$results"
 load() { cut -d, -f1 /proc/loadavg | awk '{print $1}'; }
+# The echo server's "run" lines so far, and the wait p99 of the next one (it prints one when the
+# last connection of a run closes).
+server_runs() { grep -c '^run ' "$dir/server.out" || true; }
+server_wait_p99() { # runs seen before the client ran
+    for _ in $(seq 50); do
+        if [ "$(server_runs)" -gt "$1" ]; then
+            grep '^run ' "$dir/server.out" | tail -1 | tr ' ' '\n' | sed -n 's/^wait_p99_us=//p'
+            return
+        fi
+        sleep 0.1
+    done
+    echo "the echo server did not report the run within 5 s" >&2
+    echo nan
+}
 
-run_c() { # rate round mode
+run_c() { # rate round mode [extra ns of work per request]
     local before out
     before=$(load)
-    out=$(${prio[@]+"${prio[@]}"} taskset -c "$CLIENT_CPU" "$bin/ontime_client" "$PORT" "$CONNECTIONS" "$PAYLOAD" "$1" "$WARMUP" "$DURATION" "$3")
+    out=$(ONTIME_EXTRA_NS=${4:-0} ${prio[@]+"${prio[@]}"} taskset -c "$CLIENT_CPU" "$bin/ontime_client" "$PORT" "$CONNECTIONS" "$PAYLOAD" "$1" "$WARMUP" "$DURATION" "$3")
     python3 - "$1" "$2" "$before" "$(load)" "$out" >> "$results" <<'PY'
 import sys
 rate, rnd, l0, l1, line = sys.argv[1:]
 f = dict(kv.split("=") for kv in line.split())
-print("\t".join([f"c-{f['mode']}", rate, rnd, f"{l0}/{l1}", f["cpu_us_per_request"], f["p50_us"], f["p99_us"],
-                 f["late_1ms"], f["lag_p99_us"], f["lag_p999_us"], "-", f"answered={f['answered']}/{f['scheduled']}"]))
+label = f"c-{f['mode']}" + (f"+{f['extra_ns']}ns" if f["extra_ns"] != "0" else "")
+print("\t".join([label, rate, rnd, f"{l0}/{l1}", f["cpu_us_per_request"], f["p50_us"], f["p99_us"],
+                 f["late_1ms"], f["lag_p99_us"], f["lag_p999_us"], "-",
+                 f"answered={f['answered']}/{f['scheduled']} per_wait={f['requests_per_wait']}"]))
 PY
 }
 run_c_epoll() { run_c "$1" "$2" epoll; }
 run_c_sleep() { run_c "$1" "$2" sleep; }
+run_c_sleep_extra() { run_c "$2" "$3" sleep "$1"; } # extra rate round
 
 run_runbench() { # rate round [binary label]
     local bin=${3:-$RUNBENCH} label=${4:-runbench}
@@ -138,17 +162,20 @@ PY
 }
 
 echo "runs (load average before/after each; µs; nice ${NICE:-0}; $(uname -r)):"
-printf "%-15s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s  %s\n" client rate round load cpu/req p50 p99 late lag_p99 lag_p99.9 p99_after note
+printf "%-15s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s %9s  %s\n" client rate round load cpu/req p50 p99 late lag_p99 lag_p99.9 p99_after srv_wait_p99 note
 run_before() { run_runbench "$1" "$2" "$BEFORE" runbench-before; }
 clients=(run_c_epoll run_c_sleep run_runbench)
 if [ -n "${BEFORE:-}" ]; then clients+=(run_before); fi
+for ns in ${EXTRA_NS:-}; do clients+=("run_c_sleep_extra $ns"); done
 for round in $(seq "$ROUNDS"); do
     for rate in "${rates[@]}"; do
         # The clients in turn, the first moving on each round.
         for k in "${!clients[@]}"; do
             client=${clients[$(((k + round - 1) % ${#clients[@]}))]}
-            "$client" "$rate" "$round"
-            tail -1 "$results" | awk -F'\t' '{printf "%-15s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s  %s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12}'
+            seen=$(server_runs)
+            $client "$rate" "$round"
+            sed -i "\$ s/\$/\t$(server_wait_p99 "$seen")/" "$results"
+            tail -1 "$results" | awk -F'\t' '{printf "%-15s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s %9s  %s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$13,$12}'
         done
     done
 done
@@ -161,27 +188,32 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 def med(xs):
     v = [float(x) for x in xs if x not in ("nan", "-")]
     return statistics.median(v) if v else float("nan")
-print(f"| {'rate':>8} | {'client':<9} | {'CPU/request':>11} | {'p50 µs':>9} | {'p99 µs':>9} | {'late sends':>10} | {'load avg':>17} |")
-print("| ---: | --- | ---: | ---: | ---: | ---: | --- |")
+print(f"| {'rate':>8} | {'client':<9} | {'CPU/request':>11} | {'p50 µs':>9} | {'p99 µs':>9} | {'late sends':>10} | "
+      f"{'server wait p99 µs':>18} | {'load avg':>17} |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
 by = {}
 for r in rows:
     by.setdefault((int(r[1]), r[0]), []).append(r)
+clients = list(dict.fromkeys(r[0] for r in rows))
+order = ["c-epoll", "c-sleep", "runbench", "runbench-before"]
+clients.sort(key=lambda c: (order.index(c) if c in order else len(order), c))
 for rate in sorted({k[0] for k in by}):
     m = {}
-    for client in ("c-epoll", "c-sleep", "runbench", "runbench-before"):
+    for client in clients:
         rs = by.get((rate, client), [])
         if not rs:
             continue
-        m[client] = (med(r[4] for r in rs), med(r[5] for r in rs), med(r[6] for r in rs), med(r[7] for r in rs))
+        m[client] = (med(r[4] for r in rs), med(r[5] for r in rs), med(r[6] for r in rs), med(r[7] for r in rs),
+                     med(r[12] for r in rs))
         loads = [float(x) for r in rs for x in r[3].split("/")]
         print(f"| {rate:>8,} | {client:<9} | {m[client][0]:8.2f} µs | {m[client][1]:9.1f} | {m[client][2]:9.1f} | "
-              f"{m[client][3]:10.0f} | {min(loads):.2f}-{max(loads):.2f} |")
+              f"{m[client][3]:10.0f} | {m[client][4]:18.1f} | {min(loads):.2f}-{max(loads):.2f} |")
     if "c-epoll" in m and "c-sleep" in m:
         ce, cs = m["c-epoll"], m["c-sleep"]
         cheaper = min(ce[0], cs[0])
-        for client in ("runbench", "runbench-before"):
+        for client in ("runbench", "runbench-before") + tuple(c for c in clients if "+" in c):
             if client in m:
                 rb = m[client]
                 print(f"| {rate:>8,} | {client} / C | {rb[0] / cheaper:.2f}x the cheaper | {rb[1] / ce[1]:.2f}x epoll | "
-                      f"{rb[2] / ce[2]:.2f}x epoll, {rb[2] / cs[2]:.2f}x sleep | | |")
+                      f"{rb[2] / ce[2]:.2f}x epoll, {rb[2] / cs[2]:.2f}x sleep | | {rb[4] / cs[4]:.2f}x sleep | |")
 PY
