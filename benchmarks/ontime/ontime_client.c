@@ -14,9 +14,10 @@
 //
 // Usage: ontime_client PORT CONNECTIONS PAYLOAD RATE WARMUP_S DURATION_S [epoll|sleep]
 // Prints one line of key=value: the window's counts, latency and send-lag percentiles (µs), sends
-// more than 1 ms late, the process's CPU (getrusage, whole life) per request sent, and how many
-// times the loop waited (a sleep or an epoll_pwait2 with a timeout) with the requests sent per
-// wait: where every wait costs CPU, a client near its core's limit sends in larger batches.
+// more than 1 ms late, the process's CPU (getrusage, whole life) per request sent, and the
+// window's requests per batch (a pass of the loop that sent: what was due when it looked, and
+// what fell due while it sent that): where a wait costs more than the time between sends, a
+// client sends in batches of several (runbench's loadgen_sends_per_batch is the same figure).
 //
 // ONTIME_EXTRA_NS=N adds N ns of busy work (on the clock) after each send: what a client that
 // does more per request (bookkeeping, histograms) would cost, to see how the tail answers it.
@@ -83,7 +84,7 @@ static uint64_t scheduled, sent, late, answered, mismatched, unanswered;
 static size_t payload;
 static char *pattern;
 static int sleep_mode;
-static uint64_t extra_ns, waits;
+static uint64_t extra_ns, batches;
 
 static void die(const char *what) {
     perror(what);
@@ -221,7 +222,7 @@ int main(int argc, char **argv) {
         uint64_t due;
         // At most SEND_BATCH sends between two looks at the sockets: a client that fell behind
         // still reads its answers.
-        int batch = 0;
+        int batch = 0, of_window = 0;
         while (batch < SEND_BATCH && k < total && (due = t0 + (uint64_t)((double)k * ns_per)) <= now) {
             batch++;
             struct conn *c = &conns[k % (uint64_t)nconn];
@@ -234,6 +235,7 @@ int main(int argc, char **argv) {
             c->tail++;
             if (due >= window_from && due < window_end) {
                 scheduled++;
+                of_window = 1;
                 record(&lag, now - due);
             }
             if (idle) write_more(c);
@@ -245,6 +247,7 @@ int main(int argc, char **argv) {
             k++;
             now = mono();
         }
+        batches += (uint64_t)of_window;
         outstanding = 0;
         if (k >= total) {
             for (int i = 0; i < nconn; i++) outstanding += conns[i].tail - conns[i].head;
@@ -258,9 +261,6 @@ int main(int argc, char **argv) {
             while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR) {
             }
             left = 0;
-            waits++;
-        } else if (left > 0) {
-            waits++;
         }
         struct timespec ts = {.tv_sec = (time_t)(left / 1000000000ull), .tv_nsec = (long)(left % 1000000000ull)};
         int n = (int)syscall(SYS_epoll_pwait2, ep, evs, 256, &ts, NULL, (size_t)8);
@@ -291,12 +291,12 @@ int main(int argc, char **argv) {
     printf("mode=%s rate=%.0f scheduled=%llu sent=%llu answered=%llu unanswered=%llu mismatched=%llu late_1ms=%llu "
            "p0_us=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
            "lag_p50_us=%.1f lag_p99_us=%.1f lag_p999_us=%.1f lag_max_us=%.1f "
-           "cpu_s=%.3f sent_total=%llu cpu_us_per_request=%.2f waits=%llu requests_per_wait=%.2f extra_ns=%llu\n",
+           "cpu_s=%.3f sent_total=%llu cpu_us_per_request=%.2f batches=%llu per_batch=%.2f extra_ns=%llu\n",
            sleep_mode ? "sleep" : "epoll", rate, (unsigned long long)scheduled, (unsigned long long)sent, (unsigned long long)answered,
            (unsigned long long)unanswered, (unsigned long long)mismatched, (unsigned long long)late,
            pct_us(&latency, 0), pct_us(&latency, 50), pct_us(&latency, 99), pct_us(&latency, 99.9),
            pct_us(&latency, 100), pct_us(&lag, 50), pct_us(&lag, 99), pct_us(&lag, 99.9), pct_us(&lag, 100), cpu,
-           (unsigned long long)k, cpu * 1e6 / (double)(k ? k : 1), (unsigned long long)waits,
-           (double)k / (double)(waits ? waits : 1), (unsigned long long)extra_ns);
+           (unsigned long long)k, cpu * 1e6 / (double)(k ? k : 1), (unsigned long long)batches,
+           (double)scheduled / (double)(batches ? batches : 1), (unsigned long long)extra_ns);
     return 0;
 }

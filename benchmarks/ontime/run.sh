@@ -14,8 +14,8 @@
 # lateness); p99 far above p99_after means the client's lateness made the tail. Every run also
 # has the server's own witness (echo_server.c): the p99 of how long the requests it read had
 # waited in its sockets (from the kernel's receive stamp to its read), over that run: a client
-# that sends in larger batches makes the server's queue, and this, longer. The C clients' notes
-# say how many requests they sent per wait (per_wait).
+# that sends in larger batches makes the server's queue, and this, longer; per_batch is how
+# many requests each client sent per batch (runbench's loadgen_sends_per_batch).
 #
 #   benchmarks/ontime/run.sh                 # 20,000 50,000 100,000/s, 3 rounds
 #   ROUNDS=5 benchmarks/ontime/run.sh 100000 # other rates, more rounds
@@ -113,8 +113,8 @@ rate, rnd, l0, l1, line = sys.argv[1:]
 f = dict(kv.split("=") for kv in line.split())
 label = f"c-{f['mode']}" + (f"+{f['extra_ns']}ns" if f["extra_ns"] != "0" else "")
 print("\t".join([label, rate, rnd, f"{l0}/{l1}", f["cpu_us_per_request"], f["p50_us"], f["p99_us"],
-                 f["late_1ms"], f["lag_p99_us"], f["lag_p999_us"], "-",
-                 f"answered={f['answered']}/{f['scheduled']} per_wait={f['requests_per_wait']}"]))
+                 f["late_1ms"], f["lag_p99_us"], f["lag_p999_us"], "-", f["per_batch"],
+                 f"answered={f['answered']}/{f['scheduled']}"]))
 PY
 }
 run_c_epoll() { run_c "$1" "$2" epoll; }
@@ -150,19 +150,20 @@ path, rate, rnd, l0, l1, warmup, duration, label = sys.argv[1:]
 r = next(csv.DictReader(open(path)))
 if r["status"] != "ok" or not r.get("loadgen_cpu_s"):
     # Left out of the medians (nan), with the reason.
-    print("\t".join([label, rate, rnd, f"{l0}/{l1}"] + ["nan"] * 7 + [f"{r['status']}: {r['error']}"]))
+    print("\t".join([label, rate, rnd, f"{l0}/{l1}"] + ["nan"] * 8 + [f"{r['status']}: {r['error']}"]))
     sys.exit(0)
 # Requests sent over the process's life: the schedule over warmup + window.
 sent = float(rate) * (float(warmup) + float(duration))
 cpu = float(r["loadgen_cpu_s"]) * 1e6 / sent
 lag999 = r.get("send_lag_p999_us") or "-"
 print("\t".join([label, rate, rnd, f"{l0}/{l1}", f"{cpu:.2f}", r["p50_us"], r["p99_us"], r["sent_late"],
-                 r["send_lag_p99_us"], lag999, r.get("p99_after_lag_us") or "-", r["audit"].replace("\t", " ")]))
+                 r["send_lag_p99_us"], lag999, r.get("p99_after_lag_us") or "-",
+                 f"{float(r['loadgen_sends_per_batch']):.2f}" if r.get("loadgen_sends_per_batch") else "-", r["audit"].replace("\t", " ")]))
 PY
 }
 
 echo "runs (load average before/after each; µs; nice ${NICE:-0}; $(uname -r)):"
-printf "%-15s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s %9s  %s\n" client rate round load cpu/req p50 p99 late lag_p99 lag_p99.9 p99_after srv_wait_p99 note
+printf "%-15s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s %9s %9s  %s\n" client rate round load cpu/req p50 p99 late lag_p99 lag_p99.9 p99_after per_batch srv_wait_p99 note
 run_before() { run_runbench "$1" "$2" "$BEFORE" runbench-before; }
 clients=(run_c_epoll run_c_sleep run_runbench)
 if [ -n "${BEFORE:-}" ]; then clients+=(run_before); fi
@@ -175,7 +176,7 @@ for round in $(seq "$ROUNDS"); do
             seen=$(server_runs)
             $client "$rate" "$round"
             sed -i "\$ s/\$/\t$(server_wait_p99 "$seen")/" "$results"
-            tail -1 "$results" | awk -F'\t' '{printf "%-15s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s %9s  %s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$13,$12}'
+            tail -1 "$results" | awk -F'\t' '{printf "%-15s %7s %5s %11s %8s %10s %10s %7s %9s %10s %10s %9s %9s  %s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$14,$13}'
         done
     done
 done
@@ -189,8 +190,8 @@ def med(xs):
     v = [float(x) for x in xs if x not in ("nan", "-")]
     return statistics.median(v) if v else float("nan")
 print(f"| {'rate':>8} | {'client':<9} | {'CPU/request':>11} | {'p50 µs':>9} | {'p99 µs':>9} | {'late sends':>10} | "
-      f"{'server wait p99 µs':>18} | {'load avg':>17} |")
-print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+      f"{'per batch':>9} | {'server wait p99 µs':>18} | {'load avg':>17} |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 by = {}
 for r in rows:
     by.setdefault((int(r[1]), r[0]), []).append(r)
@@ -204,10 +205,10 @@ for rate in sorted({k[0] for k in by}):
         if not rs:
             continue
         m[client] = (med(r[4] for r in rs), med(r[5] for r in rs), med(r[6] for r in rs), med(r[7] for r in rs),
-                     med(r[12] for r in rs))
+                     med(r[13] for r in rs), med(r[11] for r in rs))
         loads = [float(x) for r in rs for x in r[3].split("/")]
         print(f"| {rate:>8,} | {client:<9} | {m[client][0]:8.2f} µs | {m[client][1]:9.1f} | {m[client][2]:9.1f} | "
-              f"{m[client][3]:10.0f} | {m[client][4]:18.1f} | {min(loads):.2f}-{max(loads):.2f} |")
+              f"{m[client][3]:10.0f} | {m[client][5]:9.2f} | {m[client][4]:18.1f} | {min(loads):.2f}-{max(loads):.2f} |")
     if "c-epoll" in m and "c-sleep" in m:
         ce, cs = m["c-epoll"], m["c-sleep"]
         cheaper = min(ce[0], cs[0])
@@ -215,5 +216,5 @@ for rate in sorted({k[0] for k in by}):
             if client in m:
                 rb = m[client]
                 print(f"| {rate:>8,} | {client} / C | {rb[0] / cheaper:.2f}x the cheaper | {rb[1] / ce[1]:.2f}x epoll | "
-                      f"{rb[2] / ce[2]:.2f}x epoll, {rb[2] / cs[2]:.2f}x sleep | | {rb[4] / cs[4]:.2f}x sleep | |")
+                      f"{rb[2] / ce[2]:.2f}x epoll, {rb[2] / cs[2]:.2f}x sleep | | | {rb[4] / cs[4]:.2f}x sleep | |")
 PY

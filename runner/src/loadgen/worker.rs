@@ -946,7 +946,7 @@ impl Worker {
     /// again and what fell due meanwhile goes too, in this turn rather than after another look
     /// at the sockets (at 100,000/s that look cost one `epoll_wait` per send, 5% of the core).
     fn send_due(&mut self, mut now: Instant) {
-        let mut handed = 0;
+        let (mut handed, mut of_window) = (0, false);
         while handed < SEND_BATCH {
             let Some((at, due)) = self.pacer.take_due(now, &self.clock) else {
                 let fresh = Instant::now();
@@ -955,12 +955,13 @@ impl Worker {
                         now = fresh;
                         continue;
                     }
-                    _ => return,
+                    _ => break,
                 }
             };
             handed += 1;
             let i = due.slot;
             if self.clock.in_window(at) {
+                of_window = true;
                 self.counters.scheduled += 1;
                 record(
                     &mut self.histograms.send_lag,
@@ -993,6 +994,7 @@ impl Worker {
                 State::Connecting | State::Open => self.enqueue(i, at, now),
             }
         }
+        self.counters.send_batches += u64::from(of_window);
     }
 
     /// Opens connections a ramp now wants and retires those it no longer wants.

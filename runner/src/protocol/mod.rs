@@ -328,6 +328,10 @@ pub struct LoadCounters {
     pub reads: u64,
     #[serde(default)]
     pub reads_unstamped: u64,
+    /// Open model: turns of the loop that handed out requests of the window, each a batch: what
+    /// was due when it looked, and what fell due while it sent that.
+    #[serde(default)]
+    pub send_batches: u64,
     /// Latencies recorded in the window whose answer was stamped at or before its request went
     /// out: impossible, so a clock or stamping fault; recorded as zero, and counted.
     #[serde(default)]
@@ -403,6 +407,7 @@ impl std::ops::AddAssign for LoadCounters {
         self.resend_gap_sum_ns += o.resend_gap_sum_ns;
         self.reads += o.reads;
         self.reads_unstamped += o.reads_unstamped;
+        self.send_batches += o.send_batches;
         self.latency_clamped += o.latency_clamped;
         self.loopback_floor_ns = match (self.loopback_floor_ns, o.loopback_floor_ns) {
             (0, b) => b,
@@ -421,10 +426,10 @@ impl std::ops::AddAssign for LoadCounters {
 pub const LATE_SEND: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// How hard the load generator worked, measured independently three ways per thread: wall
-/// time outside `epoll_wait`, CPU time, and time runnable but waiting for a CPU (schedstat).
-/// Waits too short to sleep through, spent polling, count as waits in both (`cpu_s` keeps them:
-/// it is what the load cost). Fractions merge as the busiest thread (the one that limits the
-/// load); seconds add up.
+/// time outside its waits, CPU time outside them (what a sleep itself costs the CPU counts as
+/// waiting; `cpu_s` keeps it: it is what the load cost), and time runnable but waiting for a CPU
+/// (schedstat). Fractions merge as the busiest thread (the one that limits the load); seconds
+/// add up.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LoadBusy {
     pub wall: f64,

@@ -184,6 +184,14 @@ pub struct SummaryRow {
     pub loadgen_cpu_wait: Option<f64>,
     pub loadgen_saturated: Option<bool>,
     pub loadgen_cpu_s: Option<f64>,
+    /// Open model: the window's requests per batch the generator sent them in (one turn of its
+    /// loop: what was due when it looked, and what fell due while it sent that), over all its
+    /// threads. 1 where each send has a wake-up of its own; more where a wait costs more than
+    /// the time between sends (a sleep costs about 15 µs of CPU on the 2-vCPU VMs here: about 5
+    /// at 100,000/s). The server then gets requests in bursts of about this many, each late by
+    /// up to the burst's length (`send_lag_*` says how late). The on-time C client's
+    /// `per_batch` (benchmarks/ontime) is the same figure for a client that only sends.
+    pub loadgen_sends_per_batch: Option<f64>,
     /// The network path the row was measured on: `kernel` (the kernel's TCP stack on both
     /// sides) or `tap` (the plugin's own TCP/IP stack behind a TAP device, where the kernel's
     /// work splits differently between client and server: such a row is ranked apart).

@@ -144,6 +144,8 @@ pub(super) fn to_row(
         loadgen_cpu_wait: Some(load.busy.cpu_wait),
         loadgen_saturated: Some(saturated),
         loadgen_cpu_s: Some(load.busy.cpu_s),
+        loadgen_sends_per_batch: (open && c.send_batches > 0)
+            .then(|| c.scheduled as f64 / c.send_batches as f64),
         load_processes: Some(facts.load_processes as u64),
         load_threads: Some(facts.load_threads as u64),
         reads: Some(c.reads),
