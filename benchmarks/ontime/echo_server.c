@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hist.h"
+#include "common.h"
 
 #define MAX_FD 65536
 #define BUF 65536
@@ -38,12 +38,6 @@ static struct pend pending[MAX_FD];
 static struct hist waited;
 static int open_conns;
 
-static uint64_t realtime_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 // Reads like read(2) and records the age of what it read (the stamp is CLOCK_REALTIME).
 static ssize_t read_stamped(int fd, char *buf, size_t cap) {
     struct iovec iov = {.iov_base = buf, .iov_len = cap};
@@ -51,15 +45,8 @@ static ssize_t read_stamped(int fd, char *buf, size_t cap) {
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
     ssize_t r = recvmsg(fd, &msg, 0);
     if (r <= 0) return r;
-    uint64_t now = realtime_ns();
-    for (struct cmsghdr *m = CMSG_FIRSTHDR(&msg); m; m = CMSG_NXTHDR(&msg, m)) {
-        if (m->cmsg_level == SOL_SOCKET && m->cmsg_type == SCM_TIMESTAMPNS) {
-            struct timespec ts;
-            memcpy(&ts, CMSG_DATA(m), sizeof ts);
-            uint64_t at = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-            record(&waited, now > at ? now - at : 0);
-        }
-    }
+    uint64_t now = read_clock(CLOCK_REALTIME), at = receive_stamp(&msg);
+    if (at) record(&waited, now > at ? now - at : 0);
     return r;
 }
 

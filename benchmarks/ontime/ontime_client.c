@@ -40,16 +40,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define RING 8192 // requests in flight per connection at most
 #define LATE_NS 1000000ull
 #define DRAIN_NS 1000000000ull
 #define SEND_BATCH 1024
 
-static uint64_t read_clock(clockid_t id) {
-    struct timespec t;
-    clock_gettime(id, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
 static uint64_t mono(void) { return read_clock(CLOCK_MONOTONIC); }
 
 // Realtime minus monotonic, from the tightest of 5 pairs (monotonic, realtime, monotonic), and
@@ -67,8 +64,6 @@ static void measure_offset(void) {
         }
     }
 }
-
-#include "hist.h"
 
 struct conn {
     int fd;
@@ -134,14 +129,9 @@ static void read_more(struct conn *c, char *buf, size_t cap) {
         if (sleep_mode) {
             // The answer arrived at the kernel's stamp, not when this loop got round to it.
             if (now - offset_at > 10000000ull) measure_offset();
-            for (struct cmsghdr *m = CMSG_FIRSTHDR(&msg); m; m = CMSG_NXTHDR(&msg, m)) {
-                if (m->cmsg_level == SOL_SOCKET && m->cmsg_type == SCM_TIMESTAMPNS) {
-                    struct timespec ts;
-                    memcpy(&ts, CMSG_DATA(m), sizeof ts);
-                    int64_t at = (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec - real_minus_mono;
-                    if (at > 0 && (uint64_t)at < now) now = (uint64_t)at;
-                }
-            }
+            uint64_t stamp = receive_stamp(&msg);
+            int64_t at = (int64_t)stamp - real_minus_mono;
+            if (stamp && at > 0 && (uint64_t)at < now) now = (uint64_t)at;
         }
         for (ssize_t pos = 0; pos < r;) {
             size_t take = payload - c->recv_pos;

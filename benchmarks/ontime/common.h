@@ -1,6 +1,28 @@
-// The on-time benchmark's histogram, shared by the client and the echo server.
+// What the on-time client and its echo server share: a clock read, the kernel's receive stamp
+// of a read, and the histogram.
 #pragma once
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static uint64_t read_clock(clockid_t id) {
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+// The SO_TIMESTAMPNS stamp (CLOCK_REALTIME, ns) a recvmsg put in `msg`'s control data, or 0.
+static uint64_t receive_stamp(struct msghdr *msg) {
+    for (struct cmsghdr *m = CMSG_FIRSTHDR(msg); m; m = CMSG_NXTHDR(msg, m)) {
+        if (m->cmsg_level == SOL_SOCKET && m->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(m), sizeof ts);
+            return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        }
+    }
+    return 0;
+}
 
 // Log-bucketed histogram of nanoseconds: exact below 64, then 64 buckets per power of two
 // (within 1.6%). A value reads back as its bucket's highest value, like HdrHistogram.
