@@ -123,15 +123,48 @@ duration = "1500ms"
 "#,
         "runbench_plugin_tokio",
     );
-    assert_eq!(num(&row, "latency_clamped"), 0.0, "{}", row["audit"]);
-    assert!(
-        !row["audit"].contains("stamped at or before"),
-        "{}",
-        row["audit"]
+    if at_or_above_the_floor(&run, &row) {
+        assert_eq!(num(&row, "latency_clamped"), 0.0, "{}", row["audit"]);
+        assert!(
+            !row["audit"].contains("stamped at or before"),
+            "{}",
+            row["audit"]
+        );
+        // A loopback round trip through a server takes microseconds, never nothing.
+        assert!(p0(&run) >= 1.0, "p0 {} µs", p0(&run));
+    }
+}
+
+/// Whether this machine's clocks held together through the run, by the row's evidence that the
+/// generator's own timing cannot produce: stamps later than their reads (taken by a CPU whose
+/// clock is ahead of the reader's; the old fault, a preemption between two clock reads, placed
+/// arrivals early, never late) and steps of the realtime clock. CI once measured 6,508 stamps
+/// after their reads and 9 answers stamped before their requests in one 100,000/s run that
+/// passes on other machines. Where the clocks did not hold, no latency can be checked against
+/// the floor (a stamp from a CPU whose clock is behind comes out early by the difference), and
+/// what is checked instead is that the row says so, every fault it counted.
+fn clocks_held(row: &Row) -> bool {
+    let (rejected, steps) = (num(row, "reads_stamp_rejected"), num(row, "clock_steps"));
+    if rejected == 0.0 && steps == 0.0 {
+        return true;
+    }
+    eprintln!(
+        "this machine's clocks disagreed during the run ({rejected} stamps later than their \
+         reads, {steps} steps of the realtime clock): checking that the row says so, not the \
+         latencies against the floor"
     );
-    // A loopback round trip through a server takes microseconds, never nothing.
-    assert!(p0(&run) >= 1.0, "p0 {} µs", p0(&run));
-    at_or_above_the_floor(&run, &row);
+    let audit = &row["audit"];
+    let clamped = num(row, "latency_clamped");
+    let below = num(row, "latency_below_floor") - clamped;
+    for (count, says) in [
+        (rejected, "later than the read itself"),
+        (steps, "was stepped"),
+        (clamped, "stamped at or before their request"),
+        (below, "shorter than the loopback floor"),
+    ] {
+        assert_eq!(count > 0.0, audit.contains(says), "{says}: {audit}");
+    }
+    false
 }
 
 /// The shortest latency of the run (percentiles.csv's p0), µs.
@@ -144,13 +177,18 @@ fn p0(run: &std::path::Path) -> f64 {
 }
 
 /// No latency below the loopback round trip the load threads measured before the load: none
-/// counted below it, none flagged, and the run's p0 at or above it.
-fn at_or_above_the_floor(run: &std::path::Path, row: &Row) {
+/// counted below it, none flagged, and the run's p0 at or above it. False where the machine's
+/// clocks did not hold and the row said so instead ([`clocks_held`]): nothing was checked.
+fn at_or_above_the_floor(run: &std::path::Path, row: &Row) -> bool {
     let floor = num(row, "loopback_floor_us");
     assert!(floor > 0.0, "a floor was measured: {row:?}");
+    if !clocks_held(row) {
+        return false;
+    }
     assert_eq!(num(row, "latency_below_floor"), 0.0, "{}", row["audit"]);
     assert!(!row["audit"].contains("loopback floor"), "{}", row["audit"]);
     assert!(p0(run) >= floor, "p0 {} µs, floor {floor} µs", p0(run));
+    true
 }
 
 /// The open model at 100,000/s (a debug build's generator may fall behind on a 2-core VM: late

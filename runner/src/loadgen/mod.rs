@@ -16,6 +16,7 @@ mod schedule;
 mod settings;
 mod worker;
 
+pub use arrival::REMEASURE as CLOCKS_REMEASURED;
 pub use schedule::RateIntegral;
 pub use worker::DRAIN;
 

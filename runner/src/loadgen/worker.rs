@@ -597,18 +597,11 @@ impl Worker {
             if want == 0 {
                 return;
             }
-            match arrival::read(stream, &mut scratch[..want], &mut self.clocks) {
+            let not_before = c.queue.front().map(|r| r.intended);
+            match arrival::read(stream, &mut scratch[..want], &mut self.clocks, not_before) {
                 Ok(got) if got.n == 0 => return self.lose(i, Failure::ClosedByServer, got.read_at),
-                Ok(arrival::Got {
-                    n,
-                    arrived,
-                    read_at,
-                    stamped,
-                }) => {
-                    if self.clock.in_window(read_at) {
-                        self.counters.reads += 1;
-                        self.counters.reads_unstamped += u64::from(!stamped);
-                    }
+                Ok(got) => {
+                    let (n, arrived, read_at) = self.count_read(got);
                     let mut pos = 0;
                     while pos < n {
                         let c = &mut self.conns[i];
@@ -736,7 +729,8 @@ impl Worker {
                 return;
             };
             let want = scratch.len();
-            match arrival::read(stream, &mut scratch[..want], &mut self.clocks) {
+            let not_before = c.queue.front().map(|r| r.intended);
+            match arrival::read(stream, &mut scratch[..want], &mut self.clocks, not_before) {
                 Ok(got) if got.n == 0 => {
                     if self.conns[i].parser.between_answers() {
                         return self.fail_http(i, Failure::ClosedByServer, got.read_at);
@@ -744,16 +738,8 @@ impl Worker {
                     let why = "the server closed the connection inside an answer";
                     return self.malformed(i, why, &[], got.read_at);
                 }
-                Ok(arrival::Got {
-                    n,
-                    arrived,
-                    read_at,
-                    stamped,
-                }) => {
-                    if self.clock.in_window(read_at) {
-                        self.counters.reads += 1;
-                        self.counters.reads_unstamped += u64::from(!stamped);
-                    }
+                Ok(got) => {
+                    let (n, arrived, read_at) = self.count_read(got);
                     let mut pos = 0;
                     while pos < n {
                         let c = &mut self.conns[i];
@@ -824,6 +810,20 @@ impl Worker {
         if now < self.clock.end && self.wanted(i, now) {
             self.begin_connect(i, now);
         }
+    }
+
+    /// Counts a read of answers in the window (how its answers were timed, and a step of the
+    /// realtime clock, the kernel's stamps', its measurement of the clocks found); its bytes,
+    /// when they arrived and when they were read.
+    fn count_read(&mut self, got: arrival::Got) -> (usize, Instant, Instant) {
+        if self.clock.in_window(got.read_at) {
+            let c = &mut self.counters;
+            c.reads += 1;
+            c.reads_unstamped += u64::from(got.timed == arrival::Timed::Unstamped);
+            c.reads_stamp_rejected += u64::from(got.timed == arrival::Timed::StampRejected);
+            c.clock_steps += u64::from(got.stepped);
+        }
+        (got.n, got.arrived, got.read_at)
     }
 
     /// The oldest request of connection `i` was answered: it `arrived` (its latency ends there)

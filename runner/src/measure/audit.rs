@@ -144,6 +144,29 @@ pub fn audit(f: &StepFacts, load: &LoadMeasurement, window: &WindowReadings) -> 
             c.reads_unstamped, c.reads
         ));
     }
+    if c.reads_stamp_rejected > 0 {
+        a.findings.push(format!(
+            "{} of {} reads of answers in the window carried a kernel receive stamp later than \
+             the read itself, even by the clocks' offset measured again: the realtime clock was \
+             stepped back between stamp and read, or the clock of the CPU that stamped them \
+             (the one that sent the answer) is ahead of the reading CPU's, and then answers \
+             stamped by a CPU whose clock is behind come out early; those reads were timed \
+             when read",
+            c.reads_stamp_rejected, c.reads
+        ));
+    }
+    if c.clock_steps > 0 {
+        let times = match c.clock_steps {
+            1 => "once".to_string(),
+            n => format!("{n} times"),
+        };
+        a.findings.push(format!(
+            "the realtime clock, which the kernel stamps answers by, was stepped {times} in the \
+             window: answers read between a step and the next measurement of the two clocks \
+             (within {}) may be placed off by the step's size",
+            us(crate::loadgen::CLOCKS_REMEASURED.as_secs_f64() * 1e6)
+        ));
+    }
     if c.latency_clamped > 0 {
         a.findings.push(format!(
             "{} answers were stamped at or before their request went out, which cannot be: \
@@ -574,6 +597,16 @@ mod tests {
             text.contains("7 of 10000 reads of answers in the window had no kernel receive stamp")
         );
         assert!(!text.contains("stamped at or before"), "{text}");
+        assert!(!text.contains("later than the read"), "{text}");
+        assert!(!text.contains("stepped"), "{text}");
+        l.counters.reads_stamp_rejected = 4;
+        l.counters.clock_steps = 2;
+        let text = audit(&facts(Model::Closed), &l, &w).column();
+        assert!(
+            text.contains("4 of 10000 reads of answers in the window carried a kernel receive stamp later than the read"),
+            "{text}"
+        );
+        assert!(text.contains("was stepped 2 times in the window"), "{text}");
         l.counters.latency_clamped = 3;
         let text = audit(&facts(Model::Closed), &l, &w).column();
         assert!(

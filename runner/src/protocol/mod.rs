@@ -322,12 +322,19 @@ pub struct LoadCounters {
     /// that connection (ns).
     pub pending_ns: u64,
     pub resend_gap_sum_ns: u64,
-    /// Reads of answers in the window, and those without a usable kernel receive stamp (timed
-    /// when read instead: late by whatever the generator slept or waited).
+    /// Reads of answers in the window, and those timed when read instead (late by whatever the
+    /// generator slept or waited): without a kernel receive stamp, or with one the reading
+    /// thread's clocks could not place (after the read: the stamping CPU's clock disagrees).
     #[serde(default)]
     pub reads: u64,
     #[serde(default)]
     pub reads_unstamped: u64,
+    #[serde(default)]
+    pub reads_stamp_rejected: u64,
+    /// Steps of the realtime clock (the stamps' clock) against the monotonic one that the
+    /// load threads' measurements of the two found in the window.
+    #[serde(default)]
+    pub clock_steps: u64,
     /// Open model: turns of the loop that handed out requests of the window, each a batch: what
     /// was due when it looked, and what fell due while it sent that.
     #[serde(default)]
@@ -407,6 +414,8 @@ impl std::ops::AddAssign for LoadCounters {
         self.resend_gap_sum_ns += o.resend_gap_sum_ns;
         self.reads += o.reads;
         self.reads_unstamped += o.reads_unstamped;
+        self.reads_stamp_rejected += o.reads_stamp_rejected;
+        self.clock_steps += o.clock_steps;
         self.send_batches += o.send_batches;
         self.latency_clamped += o.latency_clamped;
         self.loopback_floor_ns = match (self.loopback_floor_ns, o.loopback_floor_ns) {

@@ -203,11 +203,16 @@ pub struct SummaryRow {
     /// agent) and their threads over all of them (`[load] threads` is per process).
     pub load_processes: Option<u64>,
     pub load_threads: Option<u64>,
-    /// Reads of answers in the window (several answers a read when the kernel coalesced them),
-    /// and those without the kernel's receive stamp (timed when read instead; the audit flags
-    /// any).
+    /// Reads of answers in the window (several answers a read when the kernel coalesced them);
+    /// those without the kernel's receive stamp, and those whose stamp the clocks could not
+    /// place (later than the read: the stamping CPU's clock disagrees with the reader's), both
+    /// timed when read instead (the audit flags any).
     pub reads: Option<u64>,
     pub reads_unstamped: Option<u64>,
+    pub reads_stamp_rejected: Option<u64>,
+    /// Steps of the realtime clock, which the kernel stamps answers by, found in the window
+    /// (the audit flags any: stamps around a step are placed off by its size).
+    pub clock_steps: Option<u64>,
     /// Latencies whose answer was stamped at or before its request went out (impossible: a
     /// clock or stamping fault; recorded as zero; the audit flags any).
     pub latency_clamped: Option<u64>,

@@ -150,6 +150,8 @@ pub(super) fn to_row(
         load_threads: Some(facts.load_threads as u64),
         reads: Some(c.reads),
         reads_unstamped: Some(c.reads_unstamped),
+        reads_stamp_rejected: Some(c.reads_stamp_rejected),
+        clock_steps: Some(c.clock_steps),
         latency_clamped: Some(c.latency_clamped),
         loopback_floor_us: (c.loopback_floor_ns > 0).then(|| c.loopback_floor_ns as f64 / 1000.0),
         latency_below_floor: Some(c.latency_below_floor),
