@@ -370,26 +370,28 @@ mod tests {
     /// forward, after its read; back, before its request went out. Either way the offset is
     /// measured again at once, the step counted, and the stamp placed by the new offset. A
     /// stamp no offset can place (from the future: another CPU's clock ahead) is rejected, and
-    /// no step is counted for it.
+    /// no step is counted for it. Each step is the time from `sent` to the read plus a margin,
+    /// so a preemption between them cannot leave the stale placement inside that span.
     #[test]
     fn a_stamp_where_it_cannot_be_is_placed_by_an_offset_measured_again() {
-        for step in [Duration::from_millis(5), Duration::from_micros(300)] {
-            let truth = Clocks::measure();
-            let forward = Clocks {
-                real: truth.real - step,
-                ..truth
-            };
-            let back = Clocks {
-                real: truth.real + step,
-                ..truth
-            };
-            for mut stale in [forward, back] {
+        for margin in [Duration::from_millis(5), Duration::from_micros(300)] {
+            for forward in [true, false] {
                 let sent = Instant::now();
                 let stamp = SystemTime::now();
                 let read_at = Instant::now();
+                let truth = Clocks::measure();
+                let step = read_at - sent + margin;
+                let mut stale = Clocks {
+                    real: if forward {
+                        truth.real - step
+                    } else {
+                        truth.real + step
+                    },
+                    ..truth
+                };
                 let (at, stepped) = stale.place(stamp, read_at, Some(sent));
                 let at = at.expect("placed by the offset measured again");
-                assert!(stepped);
+                assert!(stepped, "forward {forward}, step {step:?}");
                 let slack = stale.gap + Duration::from_micros(1);
                 assert!(
                     at + slack >= sent && at <= read_at,

@@ -324,7 +324,8 @@ pub struct LoadCounters {
     pub resend_gap_sum_ns: u64,
     /// Reads of answers in the window, and those timed when read instead (late by whatever the
     /// generator slept or waited): without a kernel receive stamp, or with one the reading
-    /// thread's clocks could not place (after the read: the stamping CPU's clock disagrees).
+    /// thread's clocks could not place, even by an offset measured again (after the read:
+    /// a step back between stamp and read, or the stamping CPU's clock ahead of the reader's).
     #[serde(default)]
     pub reads: u64,
     #[serde(default)]

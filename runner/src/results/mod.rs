@@ -205,7 +205,8 @@ pub struct SummaryRow {
     pub load_threads: Option<u64>,
     /// Reads of answers in the window (several answers a read when the kernel coalesced them);
     /// those without the kernel's receive stamp, and those whose stamp the clocks could not
-    /// place (later than the read: the stamping CPU's clock disagrees with the reader's), both
+    /// place even by an offset measured again (later than the read: a step back between stamp
+    /// and read, or the stamping CPU's clock ahead of the reader's), both
     /// timed when read instead (the audit flags any).
     pub reads: Option<u64>,
     pub reads_unstamped: Option<u64>,
